@@ -1,0 +1,385 @@
+"""Case files: YAML data describing a transmission system, its feeders, DER and EV fleets.
+
+A case is data, validated on load: every error names the element and the bad value, and is raised
+before any model is built (``CaseError``). ``load_case`` returns a frozen ``CaseSpec`` tree; building
+the numeric model from it is ``orchestrator.system.build_system``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+CASES_DIR = Path(__file__).resolve().parent / "cases"
+
+
+class CaseError(ValueError):
+    """A case file is malformed; the message names the element and the value."""
+
+
+@dataclass(frozen=True)
+class WindSpec:
+    bus: int
+    capacity_mw: float
+    profile: str
+
+
+@dataclass(frozen=True)
+class TransmissionSpec:
+    network: str
+    cost_scale: float
+    ramp_frac_per_h: float
+    losses: bool
+    load_profile: str
+    wind: tuple[WindSpec, ...]
+    wind_curtail_usd_per_mwh: float
+    dr_max_share: float
+    dr_cost_usd_per_mwh: float
+
+
+@dataclass(frozen=True)
+class PvSpec:
+    node: int
+    capacity_mw: float
+    s_mva: float
+
+
+@dataclass(frozen=True)
+class MicroturbineSpec:
+    node: int
+    p_max_mw: float
+    p_min_mw: float
+    q_max_mvar: float
+    ramp_mw_per_h: float
+    c1_usd_per_mwh: float
+    c2_usd_per_mw2h: float
+
+
+@dataclass(frozen=True)
+class StationSpec:
+    station_id: str
+    node: int
+    p_max_kw: float
+
+
+@dataclass(frozen=True)
+class EvInlineSpec:
+    """One EV written out in the case file (for small studies and for tests)."""
+
+    ev_id: str
+    arrival_h: float
+    departure_h: float
+    energy_need_kwh: float
+    capacity_kwh: float
+    soc_arrival_kwh: float
+    p_charge_kw: float
+    p_discharge_kw: float
+    efficiency: float
+    station: str
+
+
+@dataclass(frozen=True)
+class FeederSpec:
+    feeder_id: str
+    bus: int
+    network: str  # "case33bw" or "inline"
+    branches: tuple[Mapping[str, float], ...]
+    loads: tuple[Mapping[str, float], ...]
+    base_kv: float
+    load_scale: float
+    load_profile: str
+    pv_profile: str
+    pv: tuple[PvSpec, ...]
+    microturbines: tuple[MicroturbineSpec, ...]
+    stations: tuple[StationSpec, ...]
+    ev_count: int
+    ev_seed: int
+    v2g_share: float
+    ev_list: tuple[EvInlineSpec, ...]
+
+
+@dataclass(frozen=True)
+class CaseSpec:
+    name: str
+    description: str
+    periods: int
+    dt_h: float
+    pv_curtail_usd_per_mwh: float
+    loss_cost_usd_per_mwh: float
+    transmission: TransmissionSpec
+    feeders: tuple[FeederSpec, ...]
+    source: str = field(default="", compare=False)
+
+
+# --------------------------------------------------------------------------------------------------
+# small typed readers: each names the path of the value it reads
+
+
+class _Reader:
+    def __init__(self, data: Any, path: str) -> None:
+        if not isinstance(data, Mapping):
+            raise CaseError(f"{path}: expected a mapping, got {type(data).__name__}")
+        self.data = data
+        self.path = path
+        self.used: set[str] = set()
+
+    def _get(self, key: str, default: Any) -> Any:
+        self.used.add(key)
+        if key not in self.data:
+            if default is _REQUIRED:
+                raise CaseError(f"{self.path}: missing required field '{key}'")
+            return default
+        return self.data[key]
+
+    def num(self, key: str, default: Any = None, *, min_: float | None = None, positive: bool = False,
+            max_: float | None = None) -> float:
+        value = self._get(key, _REQUIRED if default is None else default)
+        where = f"{self.path}.{key}"
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise CaseError(f"{where}={value!r} is not a number")
+        value = float(value)
+        if not math.isfinite(value):
+            raise CaseError(f"{where}={value} is not finite")
+        if positive and value <= 0:
+            raise CaseError(f"{where}={value} must be > 0")
+        if min_ is not None and value < min_:
+            raise CaseError(f"{where}={value} must be >= {min_}")
+        if max_ is not None and value > max_:
+            raise CaseError(f"{where}={value} must be <= {max_}")
+        return value
+
+    def int_(self, key: str, default: Any = None, *, min_: int | None = None) -> int:
+        value = self._get(key, _REQUIRED if default is None else default)
+        where = f"{self.path}.{key}"
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise CaseError(f"{where}={value!r} is not an integer")
+        if min_ is not None and value < min_:
+            raise CaseError(f"{where}={value} must be >= {min_}")
+        return value
+
+    def str_(self, key: str, default: Any = None) -> str:
+        value = self._get(key, _REQUIRED if default is None else default)
+        if not isinstance(value, str) or not value:
+            raise CaseError(f"{self.path}.{key}={value!r} is not a non-empty string")
+        return value
+
+    def bool_(self, key: str, default: bool) -> bool:
+        value = self._get(key, default)
+        if not isinstance(value, bool):
+            raise CaseError(f"{self.path}.{key}={value!r} is not true/false")
+        return value
+
+    def list_(self, key: str) -> list[Any]:
+        value = self._get(key, [])
+        if not isinstance(value, list):
+            raise CaseError(f"{self.path}.{key} must be a list, got {type(value).__name__}")
+        return value
+
+    def sub(self, key: str, default: Any = None) -> _Reader:
+        return _Reader(self._get(key, _REQUIRED if default is None else default), f"{self.path}.{key}")
+
+    def done(self) -> None:
+        unknown = sorted(set(self.data) - self.used)
+        if unknown:
+            raise CaseError(f"{self.path}: unknown field(s) {', '.join(map(repr, unknown))}")
+
+
+_REQUIRED = object()
+
+KNOWN_TRANSMISSION = {"case30": 30, "case118": 118}
+KNOWN_FEEDERS = {"case33bw": 33}
+
+
+def _parse_transmission(r: _Reader, profiles: set[str]) -> TransmissionSpec:
+    network = r.str_("network")
+    if network not in KNOWN_TRANSMISSION:
+        raise CaseError(f"{r.path}.network={network!r} is unknown (known: {', '.join(KNOWN_TRANSMISSION)})")
+    n_bus = KNOWN_TRANSMISSION[network]
+    load_profile = _profile(r, "load_profile", profiles)
+    wind = []
+    for i, w in enumerate(r.list_("wind")):
+        wr = _Reader(w, f"{r.path}.wind[{i}]")
+        bus = wr.int_("bus", min_=1)
+        if bus > n_bus:
+            raise CaseError(f"{wr.path}.bus={bus} is an unknown bus ({network} has buses 1..{n_bus})")
+        wind.append(WindSpec(bus, wr.num("capacity_mw", min_=0.0), _profile(wr, "profile", profiles)))
+        wr.done()
+    dr = r.sub("demand_response", {"max_share": 0.0, "cost_usd_per_mwh": 0.0})
+    spec = TransmissionSpec(
+        network=network,
+        cost_scale=r.num("cost_scale", 1.0, positive=True),
+        ramp_frac_per_h=r.num("ramp_frac_per_h", 1.0, positive=True),
+        losses=r.bool_("losses", True),
+        load_profile=load_profile,
+        wind=tuple(wind),
+        wind_curtail_usd_per_mwh=r.num("wind_curtail_usd_per_mwh", 0.0, min_=0.0),
+        dr_max_share=dr.num("max_share", min_=0.0, max_=1.0),
+        dr_cost_usd_per_mwh=dr.num("cost_usd_per_mwh", min_=0.0),
+    )
+    dr.done()
+    r.done()
+    return spec
+
+
+def _profile(r: _Reader, key: str, profiles: set[str]) -> str:
+    name = r.str_(key)
+    if name not in profiles:
+        raise CaseError(f"{r.path}.{key}={name!r} is not a bundled profile (known: {', '.join(sorted(profiles))})")
+    return name
+
+
+def _parse_feeder(r: _Reader, profiles: set[str], n_tso_bus: int, tso_network: str) -> FeederSpec:
+    fid = r.str_("id")
+    r.path = f"{r.path} '{fid}'"
+    bus = r.int_("bus", min_=1)
+    if bus > n_tso_bus:
+        raise CaseError(f"{r.path}.bus={bus} is an unknown bus ({tso_network} has buses 1..{n_tso_bus})")
+    network = r.str_("network", "case33bw")
+    branches: list[Mapping[str, float]] = []
+    loads: list[Mapping[str, float]] = []
+    if network == "inline":
+        branches = [dict(b) for b in r.list_("branches")]
+        loads = [dict(x) for x in r.list_("loads")]
+        if not branches:
+            raise CaseError(f"{r.path}: network 'inline' needs a non-empty 'branches' list")
+        n_nodes = 1 + len(branches)
+    elif network in KNOWN_FEEDERS:
+        n_nodes = KNOWN_FEEDERS[network]
+    else:
+        raise CaseError(f"{r.path}.network={network!r} is unknown (known: inline, {', '.join(KNOWN_FEEDERS)})")
+
+    def node_of(rr: _Reader, key: str = "node") -> int:
+        node = rr.int_(key, min_=1)
+        if node > n_nodes:
+            raise CaseError(f"{rr.path}.{key}={node} is an unknown node (feeder has nodes 1..{n_nodes})")
+        return node
+
+    pv = []
+    for i, p in enumerate(r.list_("pv")):
+        pr = _Reader(p, f"{r.path}.pv[{i}]")
+        cap = pr.num("capacity_mw", min_=0.0)
+        pv.append(PvSpec(node_of(pr), cap, pr.num("s_mva", round(1.1 * cap, 6), min_=cap)))
+        pr.done()
+    mts = []
+    for i, m in enumerate(r.list_("microturbines")):
+        mr = _Reader(m, f"{r.path}.microturbines[{i}]")
+        p_max = mr.num("p_max_mw", min_=0.0)
+        mts.append(MicroturbineSpec(
+            node=node_of(mr), p_max_mw=p_max, p_min_mw=mr.num("p_min_mw", 0.0, min_=0.0, max_=p_max),
+            q_max_mvar=mr.num("q_max_mvar", 0.0, min_=0.0), ramp_mw_per_h=mr.num("ramp_mw_per_h", p_max, min_=0.0),
+            c1_usd_per_mwh=mr.num("c1_usd_per_mwh", min_=0.0), c2_usd_per_mw2h=mr.num("c2_usd_per_mw2h", 0.0, min_=0.0),
+        ))
+        mr.done()
+    stations = []
+    for i, s in enumerate(r.list_("stations")):
+        sr = _Reader(s, f"{r.path}.stations[{i}]")
+        stations.append(StationSpec(sr.str_("id"), node_of(sr), sr.num("p_max_kw", 1e9, positive=True)))
+        sr.done()
+    ids = [s.station_id for s in stations]
+    dup = {x for x in ids if ids.count(x) > 1}
+    if dup:
+        raise CaseError(f"{r.path}.stations: duplicate station id(s) {sorted(dup)}")
+    evs = r.sub("evs", {"count": 0, "seed": 0})
+    ev_count = evs.int_("count", 0, min_=0)
+    ev_seed = evs.int_("seed", 0, min_=0)
+    v2g = evs.num("v2g_share", 0.0, min_=0.0, max_=1.0)
+    ev_list = []
+    for i, e in enumerate(evs.list_("list")):
+        er = _Reader(e, f"{evs.path}.list[{i}]")
+        ev_list.append(EvInlineSpec(
+            ev_id=er.str_("id"), arrival_h=er.num("arrival_h"), departure_h=er.num("departure_h"),
+            energy_need_kwh=er.num("energy_need_kwh"), capacity_kwh=er.num("capacity_kwh", 50.0),
+            soc_arrival_kwh=er.num("soc_arrival_kwh", 0.0), p_charge_kw=er.num("p_charge_kw", 7.0),
+            p_discharge_kw=er.num("p_discharge_kw", 0.0), efficiency=er.num("efficiency", 0.95),
+            station=er.str_("station"),
+        ))
+        er.done()
+    evs.done()
+    if (ev_count or ev_list) and not stations:
+        raise CaseError(f"{r.path}: EVs are given but the feeder has no charging stations")
+    for ev in ev_list:
+        if ev.station not in ids:
+            raise CaseError(f"{r.path}: EV '{ev.ev_id}': station={ev.station!r} is not a station of this feeder "
+                            f"(known: {', '.join(ids)})")
+    spec = FeederSpec(
+        feeder_id=fid, bus=bus, network=network, branches=tuple(branches), loads=tuple(loads),
+        base_kv=r.num("base_kv", 12.66, positive=True), load_scale=r.num("load_scale", 1.0, min_=0.0),
+        load_profile=_profile(r, "load_profile", profiles), pv_profile=_profile(r, "pv_profile", profiles),
+        pv=tuple(pv), microturbines=tuple(mts), stations=tuple(stations), ev_count=ev_count, ev_seed=ev_seed,
+        v2g_share=v2g, ev_list=tuple(ev_list),
+    )
+    r.done()
+    return spec
+
+
+def parse_case(data: Any, source: str = "<memory>") -> CaseSpec:
+    """Validate a case given as plain data (the parsed YAML) and return its spec."""
+    from orchestrator.profiles import profile_names
+
+    profiles = set(profile_names())
+    r = _Reader(data, "case")
+    name = r.str_("name")
+    r.path = f"case '{name}'"
+    periods = r.int_("periods", 24, min_=1)
+    dt_h = r.num("dt_h", 24.0 / periods, positive=True)
+    if abs(periods * dt_h - 24.0) > 1e-9:
+        raise CaseError(f"{r.path}: periods * dt_h = {periods * dt_h} h, a day-ahead case covers 24 h")
+    if (dt_h * 4) != int(dt_h * 4):
+        raise CaseError(f"{r.path}.dt_h={dt_h} must be a multiple of 0.25 h (the profiles' resolution)")
+    tr = r.sub("transmission")
+    tspec = _parse_transmission(tr, profiles)
+    feeders = []
+    for i, f in enumerate(r.list_("feeders")):
+        feeders.append(_parse_feeder(_Reader(f, f"{r.path}.feeders[{i}]"), profiles,
+                                     KNOWN_TRANSMISSION[tspec.network], tspec.network))
+    ids = [f.feeder_id for f in feeders]
+    for fid in ids:
+        if ids.count(fid) > 1:
+            raise CaseError(f"{r.path}.feeders: duplicate feeder id {fid!r}")
+    all_stations = [s.station_id for f in feeders for s in f.stations]
+    for sid in all_stations:
+        if all_stations.count(sid) > 1:
+            raise CaseError(f"{r.path}: station id {sid!r} is used by more than one feeder")
+    spec = CaseSpec(
+        name=name, description=str(r._get("description", "")), periods=periods, dt_h=dt_h,
+        pv_curtail_usd_per_mwh=r.num("pv_curtail_usd_per_mwh", 0.0, min_=0.0),
+        loss_cost_usd_per_mwh=r.num("loss_cost_usd_per_mwh", 0.0, min_=0.0),
+        transmission=tspec, feeders=tuple(feeders), source=source,
+    )
+    r.done()
+    return spec
+
+
+def list_cases() -> list[str]:
+    """Names of the bundled cases."""
+    return sorted(p.stem for p in CASES_DIR.glob("*.yaml"))
+
+
+def load_case(name_or_path: str | Path) -> CaseSpec:
+    """Load a bundled case by name, or a YAML case file by path."""
+    path = Path(name_or_path)
+    if not path.suffix and not path.exists():
+        path = CASES_DIR / f"{name_or_path}.yaml"
+        if not path.exists():
+            raise CaseError(f"unknown case {str(name_or_path)!r} (bundled: {', '.join(list_cases())}; "
+                            "or give a path to a .yaml case file)")
+    if not path.exists():
+        raise CaseError(f"case file {str(path)!r} does not exist")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise CaseError(f"case file {str(path)!r} is not valid YAML: {exc}") from exc
+    return parse_case(data, source=str(path))
+
+
+def describe(spec: CaseSpec) -> str:
+    """One line summarising a case (for `gridcoord cases`)."""
+    n_ev = sum(f.ev_count + len(f.ev_list) for f in spec.feeders)
+    return (f"{spec.name}: {spec.transmission.network} + {len(spec.feeders)} feeders, {n_ev} EVs, "
+            f"{spec.periods} x {spec.dt_h:g} h — {spec.description}")
+

@@ -1,0 +1,110 @@
+"""``gridcoord`` command line: run, cases, compare, bench."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+DEFAULT_CASE = "ieee30-3x33"
+DEFAULT_STRATEGY = "centralized"
+
+
+class UsageError(ValueError):
+    """Bad command-line input (a missing directory, an unreadable summary)."""
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from orchestrator.results import format_summary, summarize, write_run
+    from orchestrator.strategies import RunOptions, get_strategy
+    from orchestrator.system import build_system
+
+    strategy = get_strategy(args.strategy)
+    t0 = time.perf_counter()
+    system = build_system(args.case)
+    build_s = time.perf_counter() - t0
+    options = RunOptions(solver=args.solver, ray_address=args.ray_address, services_file=args.services)
+    result = strategy.run(system, options)
+    summary = summarize(system, result, ac=not args.no_ac_check)
+    summary["build_s"] = build_s
+    out = Path(args.out or f"runs/{system.spec.name}-{strategy.name}")
+    written = write_run(out, system, result, summary)
+    print(format_summary(summary))
+    print(f"wrote {len(written)} files under {out}/ (summary.json, timeseries/, plots)")
+    return 0
+
+
+def _cmd_cases(args: argparse.Namespace) -> int:
+    from orchestrator.case import describe, list_cases, load_case
+
+    for name in list_cases():
+        print(describe(load_case(name)))
+    return 0
+
+
+def _cmd_compare(args: argparse.Namespace) -> int:
+    from orchestrator.compare import compare_runs
+
+    table = compare_runs([Path(d) for d in args.dirs])
+    print(table)
+    if args.md:
+        Path(args.md).write_text(table + "\n")
+        print(f"wrote {args.md}")
+    return 0
+
+
+def _cmd_bench(args: argparse.Namespace) -> int:
+    from orchestrator.bench import bench_foundation
+
+    print(bench_foundation(args.case, repeat=args.repeat, solver=args.solver))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="gridcoord", description="TSO-DSO-EV aggregator coordination")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="coordinate a case with a strategy and write the results")
+    run.add_argument("--case", default=DEFAULT_CASE, help="bundled case name or path to a case YAML")
+    run.add_argument("--strategy", default=DEFAULT_STRATEGY, help="isolated | centralized")
+    run.add_argument("--out", default=None, help="output directory (default runs/CASE-STRATEGY)")
+    run.add_argument("--services", default=None, help="YAML mapping operator id -> host:port")
+    run.add_argument("--ray-address", default=None, help="existing Ray cluster address")
+    run.add_argument("--solver", default="CLARABEL")
+    run.add_argument("--no-ac-check", action="store_true", help="skip the pandapower AC validation")
+    run.set_defaults(func=_cmd_run)
+
+    cases = sub.add_parser("cases", help="list the bundled cases")
+    cases.set_defaults(func=_cmd_cases)
+
+    cmp_ = sub.add_parser("compare", help="side-by-side table of run summaries")
+    cmp_.add_argument("dirs", nargs="+", help="run directories (each with summary.json)")
+    cmp_.add_argument("--md", default="comparison.md", help="also write the table as Markdown here ('' = no)")
+    cmp_.set_defaults(func=_cmd_compare)
+
+    bench = sub.add_parser("bench", help="benchmarks that print comparable figures")
+    bench.add_argument("--case", default=DEFAULT_CASE)
+    bench.add_argument("--repeat", type=int, default=5)
+    bench.add_argument("--solver", default="CLARABEL")
+    bench.set_defaults(func=_cmd_bench)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    from orchestrator.errors import exit_code_for
+
+    try:
+        return int(args.func(args))
+    except Exception as exc:  # noqa: BLE001 - mapped to a one-line message; unknown errors re-raised
+        code = exit_code_for(exc)
+        if code is None:
+            raise
+        print(f"gridcoord: error: {exc}", file=sys.stderr)
+        return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

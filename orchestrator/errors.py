@@ -1,0 +1,20 @@
+"""Which exceptions are user-facing (one-line message, non-zero exit) and with which exit code."""
+
+from __future__ import annotations
+
+#: exit 2: the input is wrong (case file, CLI argument, fleet data); exit 3: an optimisation failed.
+EXIT_BAD_INPUT = 2
+EXIT_SOLVE_FAILED = 3
+
+
+def exit_code_for(exc: BaseException) -> int | None:
+    """Exit code for an expected error, or None for a bug (which keeps its traceback)."""
+    from dso.problem import SolveError as DsoSolveError
+    from orchestrator.strategies.solve import StrategySolveError
+    from tso.problem import SolveError as TsoSolveError
+
+    if isinstance(exc, StrategySolveError | DsoSolveError | TsoSolveError):
+        return EXIT_SOLVE_FAILED
+    if isinstance(exc, ValueError | FileNotFoundError | KeyError):
+        return EXIT_BAD_INPUT
+    return None

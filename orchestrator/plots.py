@@ -1,0 +1,126 @@
+"""PNG plots of a run: prices, feeder load curves with EV charging, voltages, PV use, convergence."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from orchestrator.strategies.base import RunResult  # noqa: E402
+from orchestrator.system import System  # noqa: E402
+
+
+def _hours(system: System) -> np.ndarray:
+    return np.arange(system.n_periods) * system.dt_h
+
+
+def plot_run(out: Path, system: System, result: RunResult) -> list[Path]:
+    """Write the run's plots into ``out``; return their paths."""
+    paths = [_prices(out, system, result), _feeder_loads(out, system, result), _voltages(out, system, result),
+             _pv(out, system, result)]
+    if result.convergence:
+        paths.append(_convergence(out, result))
+    return paths
+
+
+def _prices(out: Path, system: System, result: RunResult) -> Path:
+    h = _hours(system)
+    fig, ax = plt.subplots(figsize=(8, 4))
+    for k in system.feeder_ids:
+        ax.step(h, result.boundary_price_usd_per_mwh[k], where="post", label=f"{k} boundary")
+    ax.set_xlabel("hour")
+    ax.set_ylabel("clearing price [$/MWh]")
+    ax.set_title(f"{system.spec.name} — {result.strategy}: boundary clearing prices")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    path = out / "prices.png"
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def _feeder_loads(out: Path, system: System, result: RunResult) -> Path:
+    h = _hours(system)
+    n = len(system.feeders)
+    fig, axes = plt.subplots(n, 1, figsize=(8, 2.8 * n), sharex=True, squeeze=False)
+    for ax, f in zip(axes[:, 0], system.feeders, strict=True):
+        d = result.feeders[f.feeder_id]
+        ev = d.ev_p_mw.sum(axis=0)
+        ax.step(h, f.inputs.p_load_mw.sum(axis=0), where="post", label="base load", color="0.4")
+        ax.step(h, d.p_import_mw, where="post", label="import from TSO", color="C0", lw=2)
+        ax.bar(h, np.clip(ev, 0, None), width=0.8 * system.dt_h, align="edge", color="C2", alpha=0.6,
+               label="EV charging")
+        ax.bar(h, np.clip(ev, None, 0), width=0.8 * system.dt_h, align="edge", color="C3", alpha=0.6,
+               label="EV discharging")
+        ax.step(h, d.pv_p_mw.sum(axis=0), where="post", label="PV used", color="C1")
+        ax.set_ylabel(f"{f.feeder_id} [MW]")
+        ax.grid(alpha=0.3)
+    axes[0, 0].legend(ncol=3, fontsize=8)
+    axes[0, 0].set_title(f"{system.spec.name} — {result.strategy}: feeder load curves")
+    axes[-1, 0].set_xlabel("hour")
+    path = out / "feeder_loads.png"
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def _voltages(out: Path, system: System, result: RunResult) -> Path:
+    n = len(system.feeders)
+    fig, axes = plt.subplots(1, n, figsize=(4.2 * n, 4), squeeze=False)
+    vmin = min(float(result.feeders[k].v_pu.min()) for k in system.feeder_ids)
+    for ax, f in zip(axes[0], system.feeders, strict=True):
+        v = result.feeders[f.feeder_id].v_pu
+        im = ax.imshow(v, aspect="auto", origin="lower", cmap="viridis", vmin=min(vmin, 0.95), vmax=1.05,
+                       extent=(0, system.n_periods * system.dt_h, 0.5, f.data.n_nodes + 0.5))
+        ax.set_title(f"{f.feeder_id}: |V| [p.u.]")
+        ax.set_xlabel("hour")
+        ax.set_ylabel("node")
+    fig.colorbar(im, ax=axes[0].tolist(), shrink=0.85)
+    path = out / "voltages.png"
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def _pv(out: Path, system: System, result: RunResult) -> Path:
+    h = _hours(system)
+    fig, ax = plt.subplots(figsize=(8, 4))
+    for i, f in enumerate(system.feeders):
+        ax.plot(h, f.inputs.pv_avail_mw.sum(axis=0), ls="--", color=f"C{i}", label=f"{f.feeder_id} available")
+        ax.plot(h, result.feeders[f.feeder_id].pv_p_mw.sum(axis=0), color=f"C{i}", label=f"{f.feeder_id} used")
+    ax.set_xlabel("hour")
+    ax.set_ylabel("PV [MW]")
+    ax.set_title(f"{system.spec.name} — {result.strategy}: PV used vs available")
+    ax.grid(alpha=0.3)
+    ax.legend(ncol=2, fontsize=8)
+    path = out / "pv.png"
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def _convergence(out: Path, result: RunResult) -> Path:
+    rows = result.convergence
+    fig, ax = plt.subplots(figsize=(7, 4))
+    r = [row["round"] for row in rows]
+    gap = [max(abs(row.get("gap_to_best_known", np.nan)), 1e-12) for row in rows]
+    ax.semilogy(r, gap, marker="o", label="|gap to best known|")
+    if "primal_residual_mw" in rows[0]:
+        ax.semilogy(r, [max(row["primal_residual_mw"], 1e-12) for row in rows], marker="s",
+                    label="primal residual [MW]")
+    ax.set_xlabel("round")
+    ax.grid(alpha=0.3, which="both")
+    ax.legend()
+    ax.set_title(f"{result.strategy}: convergence")
+    path = out / "convergence.png"
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path

@@ -1,0 +1,35 @@
+"""Bundled 24-hour shapes (load, PV, wind) extracted from SimBench; see data/PROVENANCE.md."""
+
+from __future__ import annotations
+
+from functools import cache
+from pathlib import Path
+
+import numpy as np
+
+PROFILE_FILE = Path(__file__).resolve().parent / "data" / "profiles_simbench.csv"
+STEP_H = 0.25  # the bundled profiles are quarter-hour values
+
+
+@cache
+def _table() -> dict[str, np.ndarray]:
+    header, *rows = PROFILE_FILE.read_text().strip().splitlines()
+    names = header.split(",")
+    values = np.array([[float(x) for x in row.split(",")] for row in rows])
+    return {name: values[:, j] for j, name in enumerate(names) if name not in ("step", "hour")}
+
+
+def profile_names() -> list[str]:
+    return sorted(_table())
+
+
+def profile(name: str, dt_h: float) -> np.ndarray:
+    """Mean of the quarter-hour values over each period of ``dt_h`` hours (dimensionless, (T,))."""
+    table = _table()
+    if name not in table:
+        raise KeyError(f"unknown profile {name!r} (known: {', '.join(sorted(table))})")
+    per = round(dt_h / STEP_H)
+    if per < 1 or abs(per * STEP_H - dt_h) > 1e-9:
+        raise ValueError(f"dt_h={dt_h} is not a multiple of the profiles' {STEP_H} h step")
+    series = table[name]
+    return series.reshape(-1, per).mean(axis=1)

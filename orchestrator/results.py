@@ -1,0 +1,194 @@
+"""Metrics of a run and the run contract's files (``summary.json``, ``timeseries/*.csv``).
+
+Cost accounting (all strategies alike, so ``objective_usd`` compares directly):
+- TSO cost = generation + wind curtailment + demand response - revenue from energy sold to DSOs.
+- DSO cost = microturbine fuel + PV curtailment + loss cost + purchase (price x import).
+- objective_usd = TSO cost + sum of DSO costs: purchases cancel against revenue, so it is the total
+  system cost of the day.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from aggregator.flex import disaggregate
+from dso.acpf import ac_check
+from orchestrator.strategies.base import RunResult
+from orchestrator.system import FeederSystem, System
+
+SUMMARY_FIELDS = (
+    "case", "strategy", "objective_usd", "tso_cost_usd", "dso_cost_usd", "transmission_loss_mwh",
+    "distribution_loss_mwh", "distribution_loss_rate", "pv_utilization", "wind_utilization",
+    "ev_energy_mwh", "ev_unmet_mwh", "peak_valley_mw", "voltage_deviation_pu", "rounds",
+    "subspace_solves", "messages", "bytes", "wall_s", "converged", "ac_check", "nodes",
+)
+
+
+@dataclass(frozen=True)
+class EvOutcome:
+    """Per-EV result of a run for one feeder: schedules (n_ev, T) in kW and unmet energy (kWh)."""
+
+    p_kw: np.ndarray
+    unmet_kwh: np.ndarray
+
+
+def ev_outcome(feeder: FeederSystem, result: RunResult) -> EvOutcome:
+    """Per-EV schedules behind a feeder's dispatch: disaggregated from the envelope dispatch when EVs
+    were controlled, the charge-on-arrival schedule otherwise; unmet energy computed from them."""
+    T, dt = feeder.inputs.p_load_mw.shape[1], feeder.inputs.dt_h
+    fleet = list(feeder.fleet)
+    if not fleet:
+        return EvOutcome(np.zeros((0, T)), np.zeros(0))
+    if result.ev_controlled:
+        d = result.feeders[feeder.feeder_id]
+        dis = disaggregate(fleet, feeder.flex, d.ev_p_ch_mw, d.ev_p_dis_mw, dt, T)
+    else:
+        from aggregator.flex import uncontrolled_schedules
+
+        dis = uncontrolled_schedules(fleet, list(feeder.stations), dt, T)
+    return EvOutcome(np.asarray(dis.p_kw), np.asarray(dis.unmet_kwh))
+
+
+def summarize(system: System, result: RunResult, *, ac: bool = True) -> dict[str, Any]:
+    """The run contract's summary (every field present; unused ones are 0 or empty)."""
+    dt = system.dt_h
+    tso = result.tso
+    tso_terms = sum(float(v) for v in tso.cost_usd.values())
+    revenue = 0.0
+    dso_cost: dict[str, float] = {}
+    loss_mwh = 0.0
+    energy_in_mwh = 0.0
+    pv_used = pv_avail = 0.0
+    ev_mwh = unmet_mwh = 0.0
+    peak_valley: dict[str, float] = {}
+    vdev: list[np.ndarray] = []
+    local_terms = 0.0
+    v_err = 0.0
+    loss_err = 0.0
+    ac_ok = True
+    for f in system.feeders:
+        d = result.feeders[f.feeder_id]
+        price = result.boundary_price_usd_per_mwh[f.feeder_id]
+        purchase = float(np.sum(price * d.p_import_mw) * dt)
+        local = sum(float(v) for v in d.cost_usd.values())
+        local_terms += local
+        revenue += purchase
+        dso_cost[f.feeder_id] = local + purchase
+        loss_mwh += float(np.sum(d.loss_mw) * dt)
+        energy_in_mwh += float((np.sum(d.p_import_mw) + np.sum(d.pv_p_mw) + np.sum(d.mt_p_mw)) * dt)
+        pv_used += float(np.sum(d.pv_p_mw) * dt)
+        pv_avail += float(np.sum(f.inputs.pv_avail_mw) * dt)
+        ev_mwh += float(np.sum(d.ev_p_mw) * dt)
+        outcome = ev_outcome(f, result)
+        unmet_mwh += float(np.sum(outcome.unmet_kwh)) / 1000.0
+        peak_valley[f.feeder_id] = float(np.max(d.p_import_mw) - np.min(d.p_import_mw))
+        vdev.append(np.abs(d.v_pu - 1.0).ravel())
+        if ac:
+            inputs = f.inputs if result.ev_controlled else f.inputs_uncontrolled
+            chk = ac_check(f.data, inputs, d)
+            v_err = max(v_err, float(chk.max_voltage_error_pu))
+            loss_err = max(loss_err, float(chk.loss_error_rel))
+            ac_ok = ac_ok and bool(chk.converged)
+    wind_avail = float(np.sum(tso.wind_avail_mw) * dt)
+    summary: dict[str, Any] = {
+        "case": system.spec.name,
+        "strategy": result.strategy,
+        "objective_usd": tso_terms + local_terms,
+        "tso_cost_usd": tso_terms - revenue,
+        "dso_cost_usd": dso_cost,
+        "transmission_loss_mwh": float(tso.transmission_loss_mwh),
+        "distribution_loss_mwh": loss_mwh,
+        "distribution_loss_rate": loss_mwh / energy_in_mwh if energy_in_mwh > 0 else 0.0,
+        "pv_utilization": pv_used / pv_avail if pv_avail > 0 else 1.0,
+        "wind_utilization": float(np.sum(tso.wind_p_mw) * dt) / wind_avail if wind_avail > 0 else 1.0,
+        "ev_energy_mwh": ev_mwh,
+        "ev_unmet_mwh": unmet_mwh,
+        "peak_valley_mw": peak_valley,
+        "voltage_deviation_pu": float(np.mean(np.concatenate(vdev))) if vdev else 0.0,
+        "rounds": result.counters.rounds,
+        "subspace_solves": result.counters.subspace_solves,
+        "messages": result.counters.messages,
+        "bytes": result.counters.bytes,
+        "wall_s": result.wall_s,
+        "converged": result.converged,
+        "ac_check": {"max_voltage_error_pu": v_err, "loss_error_rel": loss_err, "converged": ac_ok,
+                     "checked": ac},
+        "nodes": list(result.nodes),
+        # beyond the contract: cost terms, so a reader can see where the money goes
+        "cost_terms_usd": {
+            "tso": {k: float(v) for k, v in tso.cost_usd.items()},
+            "dso": {f.feeder_id: {k: float(v) for k, v in result.feeders[f.feeder_id].cost_usd.items()}
+                    for f in system.feeders},
+            "energy_sold_to_dsos": revenue,
+        },
+        "max_soc_gap_mva2": max((float(result.feeders[k].soc_gap_mva2) for k in system.feeder_ids), default=0.0),
+        "notes": list(result.notes),
+    }
+    return summary
+
+
+def write_run(out: Path, system: System, result: RunResult, summary: dict[str, Any]) -> list[Path]:
+    """Write summary.json, timeseries CSVs and plots under ``out``; return the paths written."""
+    out.mkdir(parents=True, exist_ok=True)
+    ts = out / "timeseries"
+    ts.mkdir(exist_ok=True)
+    written = [out / "summary.json", ts / "boundary.csv", ts / "dso_nodes.csv"]
+    (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    dt = system.dt_h
+    with open(ts / "boundary.csv", "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["hour", "dso", "p_mw", "q_mvar", "price_usd_per_mwh"])
+        for t in range(system.n_periods):
+            for k in system.feeder_ids:
+                d = result.feeders[k]
+                w.writerow([f"{t * dt:g}", k, f"{d.p_import_mw[t]:.6f}", f"{d.q_import_mvar[t]:.6f}",
+                            f"{result.boundary_price_usd_per_mwh[k][t]:.4f}"])
+    with open(ts / "dso_nodes.csv", "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["dso", "hour", "node", "p_load_mw", "q_load_mvar", "p_gen_mw", "q_gen_mvar", "p_ev_mw", "v_pu"])
+        for f in system.feeders:
+            d = result.feeders[f.feeder_id]
+            for t in range(system.n_periods):
+                for n in range(f.data.n_nodes):
+                    w.writerow([f.feeder_id, f"{t * dt:g}", n + 1, f"{f.inputs.p_load_mw[n, t]:.6f}",
+                                f"{f.inputs.q_load_mvar[n, t]:.6f}", f"{d.p_gen_mw[n, t]:.6f}",
+                                f"{d.q_gen_mvar[n, t]:.6f}", f"{d.ev_p_mw[n, t]:.6f}", f"{d.v_pu[n, t]:.6f}"])
+    if result.convergence:
+        keys = list(result.convergence[0])
+        with open(out / "convergence.csv", "w", newline="") as fh:
+            w = csv.DictWriter(fh, fieldnames=keys)
+            w.writeheader()
+            w.writerows(result.convergence)
+        written.append(out / "convergence.csv")
+    from orchestrator.plots import plot_run
+
+    written.extend(plot_run(out, system, result))
+    return written
+
+
+def format_summary(summary: dict[str, Any]) -> str:
+    """A short human-readable block for the terminal."""
+    lines = [
+        f"case {summary['case']}  strategy {summary['strategy']}  converged={summary['converged']}",
+        f"  objective (total system cost)   {summary['objective_usd']:>14,.2f} $/day",
+        f"  TSO cost / DSO costs             {summary['tso_cost_usd']:>14,.2f} $ / "
+        + ", ".join(f"{k} {v:,.0f} $" for k, v in summary["dso_cost_usd"].items()),
+        f"  transmission losses              {summary['transmission_loss_mwh']:>14.3f} MWh",
+        f"  distribution losses              {summary['distribution_loss_mwh']:>14.3f} MWh "
+        f"(loss rate {100 * summary['distribution_loss_rate']:.2f} %)",
+        f"  PV / wind utilisation            {100 * summary['pv_utilization']:>13.1f} % / "
+        f"{100 * summary['wind_utilization']:.1f} %",
+        f"  EV energy / unmet                {summary['ev_energy_mwh']:>14.3f} MWh / {summary['ev_unmet_mwh']:.6f} MWh",
+        f"  mean |V - 1|                     {summary['voltage_deviation_pu']:>14.4f} p.u.",
+        f"  AC check: max |dV| {summary['ac_check']['max_voltage_error_pu']:.2e} p.u., "
+        f"loss error {100 * summary['ac_check']['loss_error_rel']:.3f} %",
+        f"  rounds {summary['rounds']}, subspace solves {summary['subspace_solves']}, messages "
+        f"{summary['messages']}, bytes {summary['bytes']:,}, wall {summary['wall_s']:.2f} s",
+    ]
+    return "\n".join(lines)

@@ -1,0 +1,20 @@
+"""Coordination strategies behind one interface (``Strategy.run(system, options) -> RunResult``)."""
+
+from __future__ import annotations
+
+from orchestrator.strategies.base import Counters, RunOptions, RunResult, Strategy
+from orchestrator.strategies.centralized import Centralized
+from orchestrator.strategies.isolated import Isolated
+
+STRATEGIES: dict[str, type[Strategy]] = {cls.name: cls for cls in (Isolated, Centralized)}
+
+
+def get_strategy(name: str) -> Strategy:
+    """The strategy called ``name``; ``ValueError`` naming the known ones otherwise."""
+    try:
+        return STRATEGIES[name]()
+    except KeyError:
+        raise ValueError(f"unknown strategy {name!r} (known: {', '.join(STRATEGIES)})") from None
+
+
+__all__ = ["Counters", "RunOptions", "RunResult", "Strategy", "STRATEGIES", "get_strategy"]

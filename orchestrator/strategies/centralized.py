@@ -1,0 +1,63 @@
+"""``centralized``: one joint problem with everyone's private data — the optimum J* that every
+distributed strategy is measured against (gap = (J - J*) / |J*|)."""
+
+from __future__ import annotations
+
+import time
+
+import cvxpy as cp
+
+from dso.model import build_feeder_model
+from orchestrator.strategies.base import Counters, RunOptions, RunResult, Strategy, array_bytes
+from orchestrator.strategies.solve import solve_or_raise
+from orchestrator.system import System
+from tso.model import build_tso_model
+
+
+class Centralized(Strategy):
+    name = "centralized"
+
+    def build(self, system: System) -> tuple[cp.Problem, object, dict[str, object]]:
+        """The joint TSO + DSOs + EV problem; returns (problem, tso_model, feeder_models)."""
+        tso = build_tso_model(system.tso_data, system.tso_inputs, losses=system.spec.transmission.losses)
+        feeders = {f.feeder_id: build_feeder_model(f.data, f.inputs) for f in system.feeders}
+        imports = cp.vstack([m.p_import_mw for m in feeders.values()])
+        constraints = list(tso.constraints.values())
+        for m in feeders.values():
+            constraints.extend(m.constraints.values())
+        constraints.append(tso.p_dso_mw == imports)
+        cost = tso.cost_usd() + cp.sum(cp.hstack([m.local_cost_usd() for m in feeders.values()]))
+        return cp.Problem(cp.Minimize(cost), constraints), tso, feeders
+
+    def run(self, system: System, options: RunOptions) -> RunResult:
+        t0 = time.perf_counter()
+        problem, tso, feeders = self.build(system)
+        solve_or_raise(problem, options.solver, "centralized joint problem")
+        tso_dispatch = tso.extract()  # type: ignore[attr-defined]
+        dispatches = {k: m.extract() for k, m in feeders.items()}  # type: ignore[attr-defined]
+        prices = {k: tso_dispatch.price_dso_usd_per_mwh[i] for i, k in enumerate(system.feeder_ids)}
+        counters = Counters(rounds=1, subspace_solves=1)
+        # every operator uploads its private model once: count the arrays it has to send
+        counters.exchange(1 + len(system.feeders), _private_bytes(system))
+        return RunResult(strategy=self.name, tso=tso_dispatch, feeders=dispatches,
+                         boundary_price_usd_per_mwh=prices, counters=counters, converged=True,
+                         wall_s=time.perf_counter() - t0)
+
+
+def _private_bytes(system: System) -> int:
+    import dataclasses
+
+    import numpy as np
+
+    def size(obj: object) -> int:
+        total = 0
+        for f in dataclasses.fields(obj):  # type: ignore[arg-type]
+            v = getattr(obj, f.name)
+            if isinstance(v, np.ndarray):
+                total += array_bytes(v)
+            elif dataclasses.is_dataclass(v):
+                total += size(v)
+        return total
+
+    return size(system.tso_data) + size(system.tso_inputs) + sum(
+        size(f.data) + size(f.inputs) for f in system.feeders)

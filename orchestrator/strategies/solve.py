@@ -1,0 +1,24 @@
+"""Solving a cvxpy problem and refusing anything but an optimal status."""
+
+from __future__ import annotations
+
+import cvxpy as cp
+
+
+class StrategySolveError(RuntimeError):
+    """A strategy's optimisation did not reach an optimal solution; nothing is written as a result."""
+
+    def __init__(self, what: str, status: str) -> None:
+        super().__init__(f"{what}: solver status '{status}' — no result written")
+        self.status = status
+
+
+def solve_or_raise(problem: cp.Problem, solver: str, what: str) -> float:
+    """Solve ``problem``; raise ``StrategySolveError`` unless the status is optimal."""
+    try:
+        problem.solve(solver=solver)
+    except cp.error.SolverError as exc:
+        raise StrategySolveError(what, f"solver error: {exc}") from exc
+    if problem.status != cp.OPTIMAL:
+        raise StrategySolveError(what, str(problem.status))
+    return float(problem.value)
