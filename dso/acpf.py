@@ -1,0 +1,79 @@
+"""AC power-flow check of a DistFlow dispatch with pandapower (Newton-Raphson, one run per period)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from dso.model import FeederDispatch, FeederInputs
+from dso.network import FeederData
+
+__all__ = ["AcCheck", "ac_check", "node_net_withdrawal"]
+
+
+@dataclass(frozen=True)
+class AcCheck:
+    max_voltage_error_pu: float  # max over nodes and periods of |V_ac - V_model|
+    loss_error_rel: float  # |loss_ac - loss_model| / loss_ac, energy over the day
+    voltage_error_pu: np.ndarray  # (T,) max over nodes per period
+    loss_ac_mw: np.ndarray  # (T,)
+    loss_model_mw: np.ndarray  # (T,)
+    p_import_ac_mw: np.ndarray  # (T,) slack injection in the AC solution
+    v_ac_pu: np.ndarray  # (N,T)
+    converged: bool  # every period's power flow converged
+
+
+def node_net_withdrawal(inputs: FeederInputs, dispatch: FeederDispatch) -> tuple[np.ndarray, np.ndarray]:
+    """(N,T) net withdrawal: P = load + EV - PV - MT [MW], Q = load - PV q - MT q [MVAr]."""
+    p = inputs.p_load_mw + dispatch.ev_p_mw - dispatch.p_gen_mw
+    q = inputs.q_load_mvar - dispatch.q_gen_mvar
+    return p, q
+
+
+def ac_check(data: FeederData, inputs: FeederInputs, dispatch: FeederDispatch) -> AcCheck:
+    """Run pandapower.runpp per period at the dispatched injections and compare with the model."""
+    import pandapower as pp
+
+    p_wd, q_wd = node_net_withdrawal(inputs, dispatch)
+    n, t = p_wd.shape
+    net = pp.create_empty_network(name=data.name, sn_mva=1.0)
+    buses = [pp.create_bus(net, vn_kv=data.base_kv, name=str(k + 1)) for k in range(n)]
+    pp.create_ext_grid(net, bus=buses[0], vm_pu=inputs.v_sub_pu, va_degree=0.0)
+    for b in range(data.n_branches):
+        pp.create_line_from_parameters(
+            net, from_bus=buses[int(data.from_idx[b])], to_bus=buses[int(data.to_idx[b])], length_km=1.0,
+            r_ohm_per_km=float(data.r_ohm[b]), x_ohm_per_km=float(data.x_ohm[b]), c_nf_per_km=0.0,
+            max_i_ka=1e5, name=data.branch_label(b),
+        )
+    load_idx = [pp.create_load(net, bus=buses[k], p_mw=0.0, q_mvar=0.0) for k in range(n)]
+    v_ac = np.full((n, t), np.nan)
+    loss_ac = np.full(t, np.nan)
+    p_imp = np.full(t, np.nan)
+    converged = True
+    for h in range(t):
+        net.load.loc[load_idx, "p_mw"] = p_wd[:, h]
+        net.load.loc[load_idx, "q_mvar"] = q_wd[:, h]
+        try:
+            pp.runpp(net, algorithm="nr", calculate_voltage_angles=True, init="flat", tolerance_mva=1e-10,
+                     numba=False)
+        except pp.LoadflowNotConverged:
+            converged = False
+            continue
+        v_ac[:, h] = net.res_bus.vm_pu.loc[buses].to_numpy()
+        loss_ac[h] = float(net.res_line.pl_mw.sum())
+        p_imp[h] = float(net.res_ext_grid.p_mw.iloc[0])
+    v_err = np.abs(v_ac - dispatch.v_pu).max(axis=0)
+    loss_model = dispatch.loss_mw
+    e_ac = float(np.sum(loss_ac))
+    rel = abs(e_ac - float(np.sum(loss_model))) / e_ac if e_ac > 0 else float("nan")
+    return AcCheck(
+        max_voltage_error_pu=float(np.max(v_err)),
+        loss_error_rel=rel,
+        voltage_error_pu=v_err,
+        loss_ac_mw=loss_ac,
+        loss_model_mw=loss_model,
+        p_import_ac_mw=p_imp,
+        v_ac_pu=v_ac,
+        converged=converged,
+    )

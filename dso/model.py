@@ -1,0 +1,485 @@
+"""Multi-period DistFlow (branch flow model) SOC relaxation of a radial feeder.
+
+Branch flow model (Baran & Wu 1989; Farivar & Low 2013, DOI 10.1109/TPWRS.2013.2255317), per branch
+b = (i -> j) and period t, with P, Q the sending-end flows, l = |I|^2 and w = |V|^2:
+
+    w_j = w_i - 2 (r P + x Q) + (r^2 + x^2) l                     "voltage.drop"
+    sum_{b into j} (P_b - r l_b) - sum_{b out of j} P_b = d_j      "balance.p"  (d = net withdrawal)
+    P^2 + Q^2 <= w_i l   (relaxation of "=")                       "soc.branch"
+
+Per-unit base used internally: S_base = 1 MVA, V_base = the feeder's line-to-line base_kv,
+Z_base = V_base^2 / S_base [ohm], I_base = S_base / (sqrt(3) V_base) [kA]. With S_base = 1 MVA a
+33-bus feeder carries flows of O(0.1..5) p.u., l of O(0..25) and w of O(1), which keeps the
+cone well conditioned. Everything that leaves this module is in MW / MVAr / kA / p.u. voltage.
+
+Sign convention: loads and EV charging are positive withdrawals; generation is positive
+injection; p_import_mw > 0 flows from the TSO into the feeder at node 1.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import cvxpy as cp
+import numpy as np
+import scipy.sparse as sp
+
+from dso.network import FeederData
+
+__all__ = [
+    "S_BASE_MVA",
+    "EvFlexibility",
+    "FeederDispatch",
+    "FeederInputError",
+    "FeederInputs",
+    "FeederModel",
+    "SolveError",
+    "base_inputs",
+    "build_feeder_model",
+]
+
+S_BASE_MVA = 1.0
+
+
+class FeederInputError(ValueError):
+    """Bad dispatch inputs; the message names the feeder, the element and the bad value."""
+
+
+class SolveError(RuntimeError):
+    """A solve did not reach an optimal solution; `.status` is the solver status."""
+
+    def __init__(self, message: str, status: str | None) -> None:
+        super().__init__(f"{message} (status: {status})")
+        self.status = status
+
+
+def _i64(a: np.ndarray | list[int]) -> np.ndarray:
+    return np.asarray(a, dtype=np.int64).reshape(-1)
+
+
+def _f64(a: np.ndarray | list[float]) -> np.ndarray:
+    return np.asarray(a, dtype=float)
+
+
+@dataclass(frozen=True)
+class EvFlexibility:
+    """EV aggregator envelopes, flat window-local form; window k of envelope e is period (start+k) % T."""
+
+    node_idx: np.ndarray  # (E,) int, 0-based node of each envelope
+    start: np.ndarray  # (E,) int, first plugged-in period 0..T-1
+    dwell: np.ndarray  # (E,) int, periods plugged in, 1..T
+    p_ch_max_mw: np.ndarray  # (W,) W = sum(dwell); max charging power per window period [MW]
+    p_dis_max_mw: np.ndarray  # (W,) max discharging power [MW] (0 = no V2G)
+    e_min_mwh: np.ndarray  # (W,) min stored energy gained since plug-in, end of each period [MWh]
+    e_max_mwh: np.ndarray  # (W,) max of the same [MWh]
+    eta_ch: np.ndarray  # (E,) stored += eta_ch * p_ch * dt_h
+    eta_dis: np.ndarray  # (E,) stored -= p_dis / eta_dis * dt_h
+
+    def __post_init__(self) -> None:
+        for name in ("node_idx", "start", "dwell"):
+            object.__setattr__(self, name, _i64(getattr(self, name)))
+        for name in ("p_ch_max_mw", "p_dis_max_mw", "e_min_mwh", "e_max_mwh", "eta_ch", "eta_dis"):
+            object.__setattr__(self, name, _f64(getattr(self, name)).reshape(-1))
+        n_env = self.node_idx.shape[0]
+        for name in ("start", "dwell", "eta_ch", "eta_dis"):
+            if getattr(self, name).shape[0] != n_env:
+                raise FeederInputError(f"EV envelopes: {name} has {getattr(self, name).shape[0]} entries, "
+                                       f"node_idx has {n_env}")
+        if np.any(self.dwell < 1):
+            e = int(np.argmin(self.dwell))
+            raise FeederInputError(f"EV envelope {e}: dwell={int(self.dwell[e])} must be >= 1")
+        n_win = int(self.dwell.sum())
+        for name in ("p_ch_max_mw", "p_dis_max_mw", "e_min_mwh", "e_max_mwh"):
+            arr = getattr(self, name)
+            if arr.shape[0] != n_win:
+                raise FeederInputError(f"EV envelopes: {name} has {arr.shape[0]} entries, sum(dwell)={n_win}")
+            if not np.all(np.isfinite(arr)):
+                raise FeederInputError(f"EV envelopes: {name} has non-finite entries")
+        for name in ("p_ch_max_mw", "p_dis_max_mw"):
+            arr = getattr(self, name)
+            if np.any(arr < 0):
+                k = int(np.argmin(arr))
+                raise FeederInputError(f"EV envelope {int(self.envelope_of_window[k])}: "
+                                       f"{name}={arr[k]!r} must be >= 0")
+        bad = np.flatnonzero(self.e_min_mwh > self.e_max_mwh + 1e-12)
+        if bad.size:
+            k = int(bad[0])
+            raise FeederInputError(f"EV envelope {int(self.envelope_of_window[k])}: "
+                                   f"e_min_mwh={self.e_min_mwh[k]!r} > e_max_mwh={self.e_max_mwh[k]!r}")
+        for name in ("eta_ch", "eta_dis"):
+            arr = getattr(self, name)
+            bad = np.flatnonzero(~((arr > 0) & (arr <= 1)))
+            if bad.size:
+                e = int(bad[0])
+                raise FeederInputError(f"EV envelope {e}: {name}={arr[e]!r} must be in (0, 1]")
+
+    @staticmethod
+    def empty() -> EvFlexibility:
+        z_i, z_f = np.zeros(0, dtype=np.int64), np.zeros(0)
+        return EvFlexibility(z_i, z_i, z_i, z_f, z_f, z_f, z_f, z_f, z_f)
+
+    @property
+    def n_envelopes(self) -> int:
+        return int(self.node_idx.shape[0])
+
+    @property
+    def n_window(self) -> int:
+        return int(self.dwell.sum())
+
+    @property
+    def envelope_of_window(self) -> np.ndarray:
+        """(W,) envelope index of each window entry."""
+        return np.repeat(np.arange(self.n_envelopes), self.dwell)
+
+    @property
+    def offset_in_window(self) -> np.ndarray:
+        """(W,) k = 0..dwell-1 of each window entry."""
+        first = np.concatenate([[0], np.cumsum(self.dwell)[:-1]]).astype(np.int64)
+        return np.arange(self.n_window) - np.repeat(first, self.dwell)
+
+    def period_of_window(self, n_periods: int) -> np.ndarray:
+        """(W,) period index (start + k) % T of each window entry."""
+        return (np.repeat(self.start, self.dwell) + self.offset_in_window) % n_periods
+
+    def cumsum_matrix(self) -> sp.csr_matrix:
+        """(W, W) block lower-triangular ones: (C x)[k] = sum of x over the same envelope up to k."""
+        blocks = [sp.tril(np.ones((d, d))) for d in self.dwell.tolist()]
+        return sp.block_diag(blocks, format="csr") if blocks else sp.csr_matrix((0, 0))
+
+    def node_period_map(self, n_nodes: int, n_periods: int) -> sp.csr_matrix:
+        """(N*T, W) 0/1 map, row n*T + t: window entries at node n in period t (C-order flatten)."""
+        rows = np.repeat(self.node_idx, self.dwell) * n_periods + self.period_of_window(n_periods)
+        w = self.n_window
+        return sp.csr_matrix((np.ones(w), (rows, np.arange(w))), shape=(n_nodes * n_periods, w))
+
+
+@dataclass(frozen=True)
+class FeederInputs:
+    """Dispatch-day inputs of one feeder; arrays are (..., T), nodes 0-based."""
+
+    dt_h: float
+    p_load_mw: np.ndarray  # (N,T)
+    q_load_mvar: np.ndarray  # (N,T)
+    pv_node_idx: np.ndarray  # (G,)
+    pv_avail_mw: np.ndarray  # (G,T) available PV power
+    pv_s_mva: np.ndarray  # (G,) inverter rating: P^2 + Q^2 <= S^2
+    pv_curtail_usd_per_mwh: float
+    mt_node_idx: np.ndarray  # (M,) microturbines
+    mt_p_min_mw: np.ndarray  # (M,)
+    mt_p_max_mw: np.ndarray  # (M,)
+    mt_q_max_mvar: np.ndarray  # (M,) |q| <= q_max
+    mt_ramp_mw_per_h: np.ndarray  # (M,) |p_t - p_{t-1}| <= ramp * dt_h (t >= 1, not cyclic)
+    mt_c1_usd_per_mwh: np.ndarray  # (M,) fuel cost = (c1 p + c2 p^2) dt_h
+    mt_c2_usd_per_mw2h: np.ndarray  # (M,)
+    ev: EvFlexibility
+    ev_fixed_mw: np.ndarray  # (N,T) uncontrolled EV charging (fixed withdrawal)
+    loss_cost_usd_per_mwh: float  # explicit cost on feeder losses
+    v_min_pu: float = 0.95
+    v_max_pu: float = 1.05
+    v_sub_pu: float = 1.0
+
+    def __post_init__(self) -> None:
+        for name in ("pv_node_idx", "mt_node_idx"):
+            object.__setattr__(self, name, _i64(getattr(self, name)))
+        for name in ("p_load_mw", "q_load_mvar", "pv_avail_mw", "pv_s_mva", "mt_p_min_mw", "mt_p_max_mw",
+                     "mt_q_max_mvar", "mt_ramp_mw_per_h", "mt_c1_usd_per_mwh", "mt_c2_usd_per_mw2h",
+                     "ev_fixed_mw"):
+            object.__setattr__(self, name, _f64(getattr(self, name)))
+        if not self.dt_h > 0:
+            raise FeederInputError(f"dt_h={self.dt_h!r} must be > 0")
+        if self.p_load_mw.ndim != 2:
+            raise FeederInputError(f"p_load_mw must be (N,T), got shape {self.p_load_mw.shape}")
+        n, t = self.p_load_mw.shape
+        g, m = self.pv_node_idx.shape[0], self.mt_node_idx.shape[0]
+        if self.pv_avail_mw.size == 0:
+            object.__setattr__(self, "pv_avail_mw", np.zeros((g, t)))
+        shapes = {"q_load_mvar": (n, t), "ev_fixed_mw": (n, t), "pv_avail_mw": (g, t), "pv_s_mva": (g,),
+                  "mt_p_min_mw": (m,), "mt_p_max_mw": (m,), "mt_q_max_mvar": (m,), "mt_ramp_mw_per_h": (m,),
+                  "mt_c1_usd_per_mwh": (m,), "mt_c2_usd_per_mw2h": (m,)}
+        for name, shape in shapes.items():
+            arr = getattr(self, name)
+            if arr.shape != shape:
+                raise FeederInputError(f"{name} has shape {arr.shape}, expected {shape}")
+            if not np.all(np.isfinite(arr)):
+                raise FeederInputError(f"{name} has non-finite entries")
+        for name in ("pv_node_idx", "mt_node_idx"):
+            idx = getattr(self, name)
+            bad = np.flatnonzero((idx < 0) | (idx >= n))
+            if bad.size:
+                raise FeederInputError(f"{name}[{int(bad[0])}]={int(idx[bad[0]])} "
+                                       f"is not a node index 0..{n - 1}")
+        ev = self.ev
+        bad = np.flatnonzero((ev.node_idx < 0) | (ev.node_idx >= n))
+        if bad.size:
+            raise FeederInputError(f"EV envelope {int(bad[0])}: node_idx={int(ev.node_idx[bad[0]])} "
+                                   f"is not a node index 0..{n - 1}")
+        bad = np.flatnonzero((ev.start < 0) | (ev.start >= t) | (ev.dwell > t))
+        if bad.size:
+            e = int(bad[0])
+            raise FeederInputError(f"EV envelope {e}: start={int(ev.start[e])}, dwell={int(ev.dwell[e])} "
+                                   f"outside a horizon of T={t}")
+        if np.any(self.pv_avail_mw < 0):
+            g0 = int(np.argwhere(self.pv_avail_mw < 0)[0, 0])
+            raise FeederInputError(f"PV {g0}: pv_avail_mw has negative entries")
+        bad = np.flatnonzero(self.mt_p_min_mw > self.mt_p_max_mw)
+        if bad.size:
+            k = int(bad[0])
+            raise FeederInputError(f"MT {k}: mt_p_min_mw={self.mt_p_min_mw[k]!r} "
+                                   f"> mt_p_max_mw={self.mt_p_max_mw[k]!r}")
+        if np.any(self.mt_c2_usd_per_mw2h < 0):
+            k = int(np.argmin(self.mt_c2_usd_per_mw2h))
+            raise FeederInputError(f"MT {k}: mt_c2_usd_per_mw2h={self.mt_c2_usd_per_mw2h[k]!r} "
+                                   "must be >= 0 (convex)")
+        if not 0 < self.v_min_pu <= self.v_sub_pu <= self.v_max_pu:
+            raise FeederInputError(f"voltage limits must satisfy 0 < v_min_pu <= v_sub_pu <= v_max_pu, got "
+                                   f"{self.v_min_pu}, {self.v_sub_pu}, {self.v_max_pu}")
+
+    @property
+    def n_periods(self) -> int:
+        return int(self.p_load_mw.shape[1])
+
+
+def base_inputs(
+    data: FeederData,
+    n_periods: int = 1,
+    dt_h: float = 1.0,
+    load_profile: np.ndarray | None = None,
+    loss_cost_usd_per_mwh: float = 0.0,
+    v_min_pu: float = 0.95,
+    v_max_pu: float = 1.05,
+    v_sub_pu: float = 1.0,
+) -> FeederInputs:
+    """Inputs with the base loads scaled by `load_profile` (T,) and no PV, MT or EV."""
+    prof = np.ones(n_periods) if load_profile is None else np.asarray(load_profile, dtype=float)
+    n = data.n_nodes
+    z_i, z_f = np.zeros(0, dtype=np.int64), np.zeros(0)
+    return FeederInputs(
+        dt_h=dt_h,
+        p_load_mw=np.outer(data.p_load_mw, prof),
+        q_load_mvar=np.outer(data.q_load_mvar, prof),
+        pv_node_idx=z_i, pv_avail_mw=np.zeros((0, prof.size)), pv_s_mva=z_f, pv_curtail_usd_per_mwh=0.0,
+        mt_node_idx=z_i, mt_p_min_mw=z_f, mt_p_max_mw=z_f, mt_q_max_mvar=z_f, mt_ramp_mw_per_h=z_f,
+        mt_c1_usd_per_mwh=z_f, mt_c2_usd_per_mw2h=z_f,
+        ev=EvFlexibility.empty(), ev_fixed_mw=np.zeros((n, prof.size)),
+        loss_cost_usd_per_mwh=loss_cost_usd_per_mwh, v_min_pu=v_min_pu, v_max_pu=v_max_pu, v_sub_pu=v_sub_pu,
+    )
+
+
+@dataclass(frozen=True)
+class FeederDispatch:
+    """Numerical result of a solved feeder model (MW, MVAr, kA, p.u. voltage, $)."""
+
+    p_import_mw: np.ndarray  # (T,)
+    q_import_mvar: np.ndarray  # (T,)
+    v_pu: np.ndarray  # (N,T) voltage magnitude
+    p_branch_mw: np.ndarray  # (B,T) sending-end active flow
+    q_branch_mvar: np.ndarray  # (B,T)
+    i_branch_ka: np.ndarray  # (B,T)
+    loss_mw: np.ndarray  # (T,) sum_b r_b l_b
+    pv_p_mw: np.ndarray  # (G,T)
+    pv_q_mvar: np.ndarray  # (G,T)
+    mt_p_mw: np.ndarray  # (M,T)
+    mt_q_mvar: np.ndarray  # (M,T)
+    ev_p_mw: np.ndarray  # (N,T) net EV withdrawal incl. the fixed part
+    ev_p_ch_mw: np.ndarray  # (W,) flat window arrays
+    ev_p_dis_mw: np.ndarray  # (W,)
+    dlmp_usd_per_mwh: np.ndarray  # (N,T) marginal cost of 1 MWh more withdrawal at node n in period t
+    cost_usd: dict[str, float]  # per cost term, $ over the horizon
+    soc_gap_mva2: float  # max over branch-hours of P^2 + Q^2 - w l (MVA^2); 0 when the relaxation is exact
+    p_gen_mw: np.ndarray  # (N,T) PV + MT per node
+    q_gen_mvar: np.ndarray  # (N,T)
+
+
+def _incidence(node_idx: np.ndarray, n_nodes: int) -> sp.csr_matrix:
+    """(N, K) 0/1 matrix, column k has a 1 in row node_idx[k]."""
+    k = node_idx.shape[0]
+    return sp.csr_matrix((np.ones(k), (node_idx, np.arange(k))), shape=(n_nodes, k))
+
+
+@dataclass
+class FeederModel:
+    """cvxpy variables, named constraints and cost terms of one feeder (no Problem)."""
+
+    name: str
+    data: FeederData
+    inputs: FeederInputs
+    variables: dict[str, cp.Variable]
+    constraints: dict[str, cp.Constraint]
+    cost_terms: dict[str, cp.Expression]  # $ over the horizon; energy purchase NOT included
+    p_import_mw: cp.Expression  # (T,)
+    q_import_mvar: cp.Expression  # (T,)
+    _ev_net_mw: cp.Expression | None = field(default=None, repr=False)
+
+    def local_cost_usd(self) -> cp.Expression:
+        """Sum of the feeder's own cost terms [$] (fuel + curtailment + losses)."""
+        total: cp.Expression = cp.Constant(0.0)
+        for term in self.cost_terms.values():
+            total = total + term
+        return total
+
+    def extract(self) -> FeederDispatch:
+        """Numpy results; call after the problem containing this model was solved."""
+        v = self.variables
+        if any(var.value is None for var in v.values()):
+            raise SolveError(f"feeder '{self.name}': model has no solution values", None)
+        data, inp = self.data, self.inputs
+        z_base = data.base_kv**2 / S_BASE_MVA
+        i_base_ka = S_BASE_MVA / (np.sqrt(3.0) * data.base_kv)
+        r_pu = data.r_ohm / z_base
+        p_pu, q_pu = v["p_branch"].value, v["q_branch"].value
+        l_pu, w_pu = v["l_branch"].value, v["w_node"].value
+        l_pos = np.maximum(l_pu, 0.0)
+        w_from = w_pu[data.from_idx, :]
+        gap = (p_pu**2 + q_pu**2 - w_from * l_pu) * S_BASE_MVA**2
+        n, t = inp.p_load_mw.shape
+        g_pv, g_mt = _incidence(inp.pv_node_idx, n), _incidence(inp.mt_node_idx, n)
+        pv_p = v["pv_p_mw"].value if "pv_p_mw" in v else np.zeros((0, t))
+        pv_q = v["pv_q_mvar"].value if "pv_q_mvar" in v else np.zeros((0, t))
+        mt_p = v["mt_p_mw"].value if "mt_p_mw" in v else np.zeros((0, t))
+        mt_q = v["mt_q_mvar"].value if "mt_q_mvar" in v else np.zeros((0, t))
+        ev_ch = v["ev_p_ch_mw"].value if "ev_p_ch_mw" in v else np.zeros(0)
+        ev_dis = v["ev_p_dis_mw"].value if "ev_p_dis_mw" in v else np.zeros(0)
+        ev_net = inp.ev_fixed_mw.copy()
+        if self._ev_net_mw is not None:
+            ev_net = ev_net + np.asarray(self._ev_net_mw.value)
+        dual = self.constraints["balance.p"].dual_value
+        if dual is None:
+            raise SolveError(f"feeder '{self.name}': balance.p has no dual value", None)
+        dlmp = np.asarray(dual) / (S_BASE_MVA * inp.dt_h)
+        return FeederDispatch(
+            p_import_mw=np.asarray(self.p_import_mw.value, dtype=float),
+            q_import_mvar=np.asarray(self.q_import_mvar.value, dtype=float),
+            v_pu=np.sqrt(np.maximum(w_pu, 0.0)),
+            p_branch_mw=p_pu * S_BASE_MVA,
+            q_branch_mvar=q_pu * S_BASE_MVA,
+            i_branch_ka=np.sqrt(l_pos) * i_base_ka,
+            loss_mw=(r_pu @ l_pu) * S_BASE_MVA,
+            pv_p_mw=np.asarray(pv_p), pv_q_mvar=np.asarray(pv_q),
+            mt_p_mw=np.asarray(mt_p), mt_q_mvar=np.asarray(mt_q),
+            ev_p_mw=ev_net,
+            ev_p_ch_mw=np.asarray(ev_ch), ev_p_dis_mw=np.asarray(ev_dis),
+            dlmp_usd_per_mwh=dlmp,
+            cost_usd={k: float(e.value) for k, e in self.cost_terms.items()},
+            soc_gap_mva2=float(gap.max()) if gap.size else 0.0,
+            p_gen_mw=g_pv @ pv_p + g_mt @ mt_p,
+            q_gen_mvar=g_pv @ pv_q + g_mt @ mt_q,
+        )
+
+
+def build_feeder_model(data: FeederData, inputs: FeederInputs) -> FeederModel:
+    """Create the DistFlow SOC variables, named constraints and cost terms (no Problem).
+
+    Works alone or inside a larger joint problem: link `p_import_mw` to the TSO there.
+    """
+    inp = inputs
+    n, t = inp.p_load_mw.shape
+    if n != data.n_nodes:
+        raise FeederInputError(f"feeder '{data.name}': p_load_mw has {n} nodes, "
+                               f"the feeder has {data.n_nodes}")
+    b = data.n_branches
+    dt = inp.dt_h
+    s = S_BASE_MVA
+    z_base = data.base_kv**2 / s
+    i_base_ka = s / (np.sqrt(3.0) * data.base_kv)
+    r = (data.r_ohm / z_base)[:, None]  # (B,1) p.u.
+    x = (data.x_ohm / z_base)[:, None]
+    a_from = _incidence(data.from_idx, n)  # (N,B)
+    a_to = _incidence(data.to_idx, n)
+    e_sub = np.zeros((n, 1))
+    e_sub[0, 0] = 1.0
+
+    p_br = cp.Variable((b, t), name=f"{data.name}.p_branch_pu")
+    q_br = cp.Variable((b, t), name=f"{data.name}.q_branch_pu")
+    l_br = cp.Variable((b, t), nonneg=True, name=f"{data.name}.l_branch_pu")
+    w_nd = cp.Variable((n, t), nonneg=True, name=f"{data.name}.w_node_pu")
+    p_imp = cp.Variable(t, name=f"{data.name}.p_import_mw")
+    q_imp = cp.Variable(t, name=f"{data.name}.q_import_mvar")
+    variables: dict[str, cp.Variable] = {
+        "p_branch": p_br, "q_branch": q_br, "l_branch": l_br, "w_node": w_nd,
+        "p_import_mw": p_imp, "q_import_mvar": q_imp,
+    }
+    cons: dict[str, cp.Constraint] = {}
+    costs: dict[str, cp.Expression] = {
+        "mt_fuel": cp.Constant(0.0), "pv_curtailment": cp.Constant(0.0), "loss": cp.Constant(0.0)}
+
+    # Net nodal injection [MW] from local resources (constants plus variables).
+    p_inj: cp.Expression = cp.Constant(-(inp.p_load_mw + inp.ev_fixed_mw))
+    q_inj: cp.Expression = cp.Constant(-inp.q_load_mvar)
+
+    g = inp.pv_node_idx.shape[0]
+    if g:
+        pv_p = cp.Variable((g, t), nonneg=True, name=f"{data.name}.pv_p_mw")
+        pv_q = cp.Variable((g, t), name=f"{data.name}.pv_q_mvar")
+        variables |= {"pv_p_mw": pv_p, "pv_q_mvar": pv_q}
+        cons["pv.avail"] = pv_p <= inp.pv_avail_mw
+        # One cone object over all PV-hours: ||(p, q)|| <= S.
+        s_rep = np.repeat(inp.pv_s_mva, t)
+        cons["pv.capability"] = cp.SOC(s_rep, cp.vstack([cp.vec(pv_p, order="C"), cp.vec(pv_q, order="C")]),
+                                       axis=0)
+        costs["pv_curtailment"] = inp.pv_curtail_usd_per_mwh * dt * cp.sum(inp.pv_avail_mw - pv_p)
+        g_pv = _incidence(inp.pv_node_idx, n)
+        p_inj = p_inj + g_pv @ pv_p
+        q_inj = q_inj + g_pv @ pv_q
+
+    m = inp.mt_node_idx.shape[0]
+    if m:
+        mt_p = cp.Variable((m, t), name=f"{data.name}.mt_p_mw")
+        mt_q = cp.Variable((m, t), name=f"{data.name}.mt_q_mvar")
+        variables |= {"mt_p_mw": mt_p, "mt_q_mvar": mt_q}
+        cons["mt.p_min"] = mt_p >= inp.mt_p_min_mw[:, None] * np.ones((1, t))
+        cons["mt.p_max"] = mt_p <= inp.mt_p_max_mw[:, None] * np.ones((1, t))
+        cons["mt.q_abs"] = cp.abs(mt_q) <= inp.mt_q_max_mvar[:, None] * np.ones((1, t))
+        if t > 1:
+            cons["mt.ramp"] = cp.abs(cp.diff(mt_p, axis=1)) <= (inp.mt_ramp_mw_per_h * dt)[:, None] * np.ones(
+                (1, t - 1))
+        c1 = inp.mt_c1_usd_per_mwh[:, None] * np.ones((1, t))
+        c2 = inp.mt_c2_usd_per_mw2h[:, None] * np.ones((1, t))
+        costs["mt_fuel"] = dt * (cp.sum(cp.multiply(c1, mt_p)) + cp.sum(cp.multiply(c2, cp.square(mt_p))))
+        g_mt = _incidence(inp.mt_node_idx, n)
+        p_inj = p_inj + g_mt @ mt_p
+        q_inj = q_inj + g_mt @ mt_q
+
+    ev = inp.ev
+    ev_net: cp.Expression | None = None
+    if ev.n_window:
+        w_len = ev.n_window
+        p_ch = cp.Variable(w_len, nonneg=True, name=f"{data.name}.ev_p_ch_mw")
+        p_dis = cp.Variable(w_len, nonneg=True, name=f"{data.name}.ev_p_dis_mw")
+        variables |= {"ev_p_ch_mw": p_ch, "ev_p_dis_mw": p_dis}
+        env = ev.envelope_of_window
+        cons["ev.p_ch_max"] = p_ch <= ev.p_ch_max_mw
+        cons["ev.p_dis_max"] = p_dis <= ev.p_dis_max_mw
+        # stored[k] = dt * sum_{k' <= k in the same envelope} (eta_ch p_ch - p_dis / eta_dis)
+        stored = ev.cumsum_matrix() @ (cp.multiply(ev.eta_ch[env] * dt, p_ch)
+                                       - cp.multiply(dt / ev.eta_dis[env], p_dis))
+        cons["ev.e_min"] = stored >= ev.e_min_mwh
+        cons["ev.e_max"] = stored <= ev.e_max_mwh
+        ev_net = cp.reshape(ev.node_period_map(n, t) @ (p_ch - p_dis), (n, t), order="C")
+        p_inj = p_inj - ev_net
+
+    # Branch flow model in p.u.
+    w_from = a_from.T @ w_nd  # (B,T)
+    w_to = a_to.T @ w_nd
+    cons["voltage.drop"] = w_to == w_from - 2 * (cp.multiply(r, p_br) + cp.multiply(x, q_br)) + cp.multiply(
+        r**2 + x**2, l_br)
+    # Withdrawal minus injection == 0; the dual is the marginal cost of withdrawal (see extract).
+    cons["balance.p"] = (a_from @ p_br - a_to @ (p_br - cp.multiply(r, l_br))
+                         - (p_inj + e_sub @ cp.reshape(p_imp, (1, t), order="C")) / s) == 0
+    cons["balance.q"] = (a_from @ q_br - a_to @ (q_br - cp.multiply(x, l_br))
+                         - (q_inj + e_sub @ cp.reshape(q_imp, (1, t), order="C")) / s) == 0
+    # One cone over all branch-hours: ||(2P, 2Q, w_i - l)|| <= w_i + l  <=>  P^2 + Q^2 <= w_i l.
+    pf, qf, lf, wf = (cp.vec(e, order="C") for e in (p_br, q_br, l_br, w_from))
+    cons["soc.branch"] = cp.SOC(wf + lf, cp.vstack([2 * pf, 2 * qf, wf - lf]), axis=0)
+    cons["voltage.sub"] = w_nd[0, :] == inp.v_sub_pu**2
+    cons["voltage.min"] = w_nd[1:, :] >= inp.v_min_pu**2
+    cons["voltage.max"] = w_nd[1:, :] <= inp.v_max_pu**2
+    limited = np.flatnonzero(np.isfinite(data.i_max_ka))
+    if limited.size:
+        l_max = ((data.i_max_ka[limited] / i_base_ka) ** 2)[:, None] * np.ones((1, t))
+        cons["branch.i_max"] = l_br[limited, :] <= l_max
+
+    costs["loss"] = inp.loss_cost_usd_per_mwh * dt * s * cp.sum(r.ravel() @ l_br)
+    return FeederModel(
+        name=data.name, data=data, inputs=inp, variables=variables, constraints=cons, cost_terms=costs,
+        p_import_mw=p_imp, q_import_mvar=q_imp, _ev_net_mw=ev_net,
+    )
