@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from aggregator.flex import disaggregate
+from aggregator.flex import disaggregate, uncontrolled_schedule_kw
 from dso.acpf import ac_check
 from orchestrator.strategies.base import RunResult
 from orchestrator.system import FeederSystem, System
@@ -48,11 +48,11 @@ def ev_outcome(feeder: FeederSystem, result: RunResult) -> EvOutcome:
     if result.ev_controlled:
         d = result.feeders[feeder.feeder_id]
         dis = disaggregate(fleet, feeder.flex, d.ev_p_ch_mw, d.ev_p_dis_mw, dt, T)
-    else:
-        from aggregator.flex import uncontrolled_schedules
-
-        dis = uncontrolled_schedules(fleet, list(feeder.stations), dt, T)
-    return EvOutcome(np.asarray(dis.p_kw), np.asarray(dis.unmet_kwh))
+        return EvOutcome(np.asarray(dis.p_kw), np.asarray(dis.unmet_kwh))
+    p_kw = uncontrolled_schedule_kw(fleet, list(feeder.stations), dt, T)
+    need = np.array([ev.energy_need_kwh for ev in fleet])
+    stored = np.array([ev.efficiency for ev in fleet]) * p_kw.sum(axis=1) * dt
+    return EvOutcome(p_kw, np.maximum(need - stored, 0.0))
 
 
 def summarize(system: System, result: RunResult, *, ac: bool = True) -> dict[str, Any]:
