@@ -266,12 +266,23 @@ def _uncontrolled_flat_kw(fa: FleetArrays, dt_h: float) -> tuple[np.ndarray, np.
     return owner, k, p_kw
 
 
+def uncontrolled_schedule_kw(
+    evs: Sequence[EV], stations: Sequence[Station], dt_h: float = 1.0, n_periods: int = 24
+) -> np.ndarray:
+    """(n_evs, T) grid-side kW: each EV charges at full power from its first plugged-in period until its
+    need is met (stored = efficiency * grid power * dt_h), the usual-practice baseline."""
+    fa = fleet_arrays(evs, stations, dt_h, n_periods)
+    owner, k, p_kw = _uncontrolled_flat_kw(fa, dt_h)
+    out = np.zeros((fa.need_kwh.size, n_periods))
+    out[owner, (fa.start[owner] + k) % n_periods] = p_kw
+    return out
+
+
 def uncontrolled_profile(
     evs: Sequence[EV], stations: Sequence[Station], dt_h: float = 1.0, n_periods: int = 24
 ) -> np.ndarray:
-    """(S, T) MW per station (order of ``stations``): every EV charges at full power from its first
-    plugged-in period until its need is met (grid power = stored / efficiency). Station limits are not
-    applied (the usual-practice baseline ignores them)."""
+    """(S, T) MW per station (order of ``stations``) of :func:`uncontrolled_schedule_kw`. Station limits
+    are not applied (the usual-practice baseline ignores them)."""
     fa = fleet_arrays(evs, stations, dt_h, n_periods)
     owner, k, p_kw = _uncontrolled_flat_kw(fa, dt_h)
     out = np.zeros((len(stations), n_periods))
