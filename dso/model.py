@@ -100,18 +100,19 @@ class EvFlexibility:
             if np.any(arr < 0):
                 k = int(np.argmin(arr))
                 raise FeederInputError(f"EV envelope {int(self.envelope_of_window[k])}: "
-                                       f"{name}={arr[k]!r} must be >= 0")
+                                       f"{name}={float(arr[k])!r} must be >= 0")
         bad = np.flatnonzero(self.e_min_mwh > self.e_max_mwh + 1e-12)
         if bad.size:
             k = int(bad[0])
             raise FeederInputError(f"EV envelope {int(self.envelope_of_window[k])}: "
-                                   f"e_min_mwh={self.e_min_mwh[k]!r} > e_max_mwh={self.e_max_mwh[k]!r}")
+                                   f"e_min_mwh={float(self.e_min_mwh[k])!r} "
+                                   f"> e_max_mwh={float(self.e_max_mwh[k])!r}")
         for name in ("eta_ch", "eta_dis"):
             arr = getattr(self, name)
             bad = np.flatnonzero(~((arr > 0) & (arr <= 1)))
             if bad.size:
                 e = int(bad[0])
-                raise FeederInputError(f"EV envelope {e}: {name}={arr[e]!r} must be in (0, 1]")
+                raise FeederInputError(f"EV envelope {e}: {name}={float(arr[e])!r} must be in (0, 1]")
 
     @staticmethod
     def empty() -> EvFlexibility:
@@ -224,11 +225,11 @@ class FeederInputs:
         bad = np.flatnonzero(self.mt_p_min_mw > self.mt_p_max_mw)
         if bad.size:
             k = int(bad[0])
-            raise FeederInputError(f"MT {k}: mt_p_min_mw={self.mt_p_min_mw[k]!r} "
-                                   f"> mt_p_max_mw={self.mt_p_max_mw[k]!r}")
+            raise FeederInputError(f"MT {k}: mt_p_min_mw={float(self.mt_p_min_mw[k])!r} "
+                                   f"> mt_p_max_mw={float(self.mt_p_max_mw[k])!r}")
         if np.any(self.mt_c2_usd_per_mw2h < 0):
             k = int(np.argmin(self.mt_c2_usd_per_mw2h))
-            raise FeederInputError(f"MT {k}: mt_c2_usd_per_mw2h={self.mt_c2_usd_per_mw2h[k]!r} "
+            raise FeederInputError(f"MT {k}: mt_c2_usd_per_mw2h={float(self.mt_c2_usd_per_mw2h[k])!r} "
                                    "must be >= 0 (convex)")
         if not 0 < self.v_min_pu <= self.v_sub_pu <= self.v_max_pu:
             raise FeederInputError(f"voltage limits must satisfy 0 < v_min_pu <= v_sub_pu <= v_max_pu, got "
