@@ -208,7 +208,11 @@ def _eff_code(fa: FleetArrays) -> np.ndarray:
 
 
 def inner_flexibility(
-    evs: Sequence[EV], stations: Sequence[Station], dt_h: float = 1.0, n_periods: int = 24
+    evs: Sequence[EV],
+    stations: Sequence[Station],
+    dt_h: float = 1.0,
+    n_periods: int = 24,
+    laxity_bins: int = 1,
 ) -> FleetFlexibility:
     """Guaranteed-disaggregable inner envelopes by proportional sharing.
 
@@ -221,10 +225,18 @@ def inner_flexibility(
     scales by s_i to lo_ik <= S_i,k <= hi_ik, the SOC limits; (4) S_g,D = E_g gives S_i,D = e_i, the need
     exactly; (5) outside the shared window P_g = 0, hence p_i = 0. The set is exactly the profiles that
     proportional sharing can follow, so it lies inside the Minkowski sum of the EVs' sets.
+
+    ``laxity_bins > 1`` also splits groups by need / (eta p_ch D dt_h) in equal bins of [0, 1]: more
+    envelopes, less flexibility lost to the min/max over dissimilar members.
     """
+    if laxity_bins < 1:
+        raise FleetError(f"laxity_bins={laxity_bins!r} must be >= 1")
     fa = fleet_arrays(evs, stations, dt_h, n_periods)
+    fill = fa.need_kwh / (fa.efficiency * fa.p_ch_kw * fa.dwell * dt_h)
+    lax_bin = np.minimum((fill * laxity_bins).astype(np.int64), laxity_bins - 1)
     keys = np.stack(
-        [fa.station_index, fa.start, fa.dwell, _eff_code(fa), (fa.p_dis_kw > 0).astype(np.int64)], axis=1
+        [fa.station_index, fa.start, fa.dwell, _eff_code(fa), (fa.p_dis_kw > 0).astype(np.int64), lax_bin],
+        axis=1,
     )
     group, first = _groups(keys)
     return _build(fa, stations, group, first, dt_h, outer=False)

@@ -197,3 +197,15 @@ def test_window_periods_wrap(inner: FleetFlexibility) -> None:
     first = int(inner.dwell[:j].sum())
     last = first + int(inner.dwell[j]) - 1
     assert t[first] == inner.start[j] and t[last] == (inner.start[j] + inner.dwell[j] - 1) % T
+
+
+def test_laxity_bins_split_groups_and_still_disaggregate(fleet: list[EV], inner: FleetFlexibility) -> None:
+    fine = inner_flexibility(fleet, STATIONS, DT_H, T, laxity_bins=4)
+    assert fine.n_envelopes > inner.n_envelopes
+    p_ch, p_dis, cost_fine = solve_price_response(build_price_response(fine, DT_H, T), _random_price(9))
+    cost = solve_price_response(build_price_response(inner, DT_H, T), _random_price(9))[2]
+    assert cost_fine <= cost + 1e-6  # a finer partition keeps at least the coarse profiles
+    d = disaggregate(fleet, fine, p_ch, p_dis, DT_H, T)
+    _check_per_ev(fleet, d.p_ch_kw, d.p_dis_kw)
+    with pytest.raises(FleetError, match="laxity_bins=0"):
+        inner_flexibility(fleet, STATIONS, DT_H, T, laxity_bins=0)
