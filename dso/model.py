@@ -286,7 +286,10 @@ class FeederDispatch:
     ev_p_dis_mw: np.ndarray  # (W,)
     dlmp_usd_per_mwh: np.ndarray  # (N,T) marginal cost of 1 MWh more withdrawal at node n in period t
     cost_usd: dict[str, float]  # per cost term, $ over the horizon
-    soc_gap_mva2: float  # max over branch-hours of P^2 + Q^2 - w l (MVA^2); 0 when the relaxation is exact
+    # max over branch-hours of |P^2 + Q^2 - w l| [MVA^2]: ~0 when the relaxation is exact. Signed,
+    # P^2 + Q^2 - w l is <= 0 up to solver tolerance, so its max alone would hide an inexact relaxation
+    # (fictitious losses, w l > P^2 + Q^2, e.g. when price + loss cost <= 0).
+    soc_gap_mva2: float
     p_gen_mw: np.ndarray  # (N,T) PV + MT per node
     q_gen_mvar: np.ndarray  # (N,T)
 
@@ -361,7 +364,7 @@ class FeederModel:
             ev_p_ch_mw=np.asarray(ev_ch), ev_p_dis_mw=np.asarray(ev_dis),
             dlmp_usd_per_mwh=dlmp,
             cost_usd={k: float(e.value) for k, e in self.cost_terms.items()},
-            soc_gap_mva2=float(gap.max()) if gap.size else 0.0,
+            soc_gap_mva2=float(np.abs(gap).max()) if gap.size else 0.0,
             p_gen_mw=g_pv @ pv_p + g_mt @ mt_p,
             q_gen_mvar=g_pv @ pv_q + g_mt @ mt_q,
         )

@@ -184,3 +184,13 @@ def test_bad_inputs_name_the_element() -> None:
     with pytest.raises(FeederInputError, match=r"EV envelope 0: e_min_mwh=2.0 > e_max_mwh=1.0"):
         EvFlexibility(np.array([3]), np.array([0]), np.array([1]), np.ones(1), np.zeros(1), np.array([2.0]),
                       np.array([1.0]), np.ones(1), np.ones(1))
+
+
+def test_gap_and_ac_check_flag_an_inexact_relaxation() -> None:
+    """Price + loss cost < 0 makes fictitious losses (w l > P^2 + Q^2) profitable up to the current limit."""
+    data = ieee33bw(i_max_ka=0.4)
+    inp = day_scenario(data, loss_cost_usd_per_mwh=10.0)
+    d = DsoProblem(data, inp).solve(price_usd_per_mwh=np.full(24, -20.0)).dispatch
+    assert d.soc_gap_mva2 > 1e-2
+    ac = ac_check(data, inp, d)
+    assert ac.loss_error_rel > 0.5
