@@ -209,3 +209,17 @@ def test_laxity_bins_split_groups_and_still_disaggregate(fleet: list[EV], inner:
     _check_per_ev(fleet, d.p_ch_kw, d.p_dis_kw)
     with pytest.raises(FleetError, match="laxity_bins=0"):
         inner_flexibility(fleet, STATIONS, DT_H, T, laxity_bins=0)
+
+
+def test_station_limit_respected(fleet: list[EV], inner: FleetFlexibility) -> None:
+    ids = [s.station_id for s in STATIONS]
+    free = solve_price_response(build_price_response(inner, DT_H, T), _random_price(4))
+    peak = np.abs(station_power(inner, free[0], free[1], T, ids)).max()
+    limit = {s: 0.8 * peak for s in ids}
+    model = build_price_response(inner, DT_H, T, station_limit_mw=limit)
+    assert model.problem.is_dpp() and "station.limit" in model.constraints
+    p_ch, p_dis, cost = solve_price_response(model, _random_price(4))
+    assert np.abs(station_power(inner, p_ch, p_dis, T, ids)).max() <= 0.8 * peak + 1e-6
+    assert cost >= free[2] - 1e-6
+    d = disaggregate(fleet, inner, p_ch, p_dis, DT_H, T)
+    _check_per_ev(fleet, d.p_ch_kw, d.p_dis_kw)
