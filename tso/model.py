@@ -67,13 +67,13 @@ class TsoInputs:
                          ("dr_max_mw", self.dr_max_mw)):
             bad = np.argwhere(~np.isfinite(arr))
             if bad.size:
-                raise TransmissionDataError(f"TsoInputs: {key}[{tuple(bad[0])}] = {arr[tuple(bad[0])]}")
+                at = tuple(int(i) for i in bad[0])
+                raise TransmissionDataError(f"TsoInputs: {key}[{at}] = {arr[at]}")
         for key, arr in (("wind_avail_mw", self.wind_avail_mw), ("dr_max_mw", self.dr_max_mw)):
             bad = np.argwhere(arr < 0)
             if bad.size:
-                raise TransmissionDataError(
-                    f"TsoInputs: {key}[{tuple(bad[0])}] = {arr[tuple(bad[0])]} is negative"
-                )
+                at = tuple(int(i) for i in bad[0])
+                raise TransmissionDataError(f"TsoInputs: {key}[{at}] = {arr[at]} is negative")
         for key in ("wind_curtail_usd_per_mwh", "dr_cost_usd_per_mwh"):
             if not np.isfinite(getattr(self, key)):
                 raise TransmissionDataError(f"TsoInputs: {key} = {getattr(self, key)}")

@@ -53,7 +53,8 @@ class TsoProblem:
             )
         bad = np.argwhere(~np.isfinite(target))
         if bad.size:
-            raise TransmissionDataError(f"p_dso_target_mw[{tuple(bad[0])}] = {target[tuple(bad[0])]}")
+            at = tuple(int(i) for i in bad[0])
+            raise TransmissionDataError(f"p_dso_target_mw[{at}] = {target[at]}")
         self.p_dso_target_mw.value = target
         start = time.perf_counter()
         try:
