@@ -194,3 +194,35 @@ def test_gap_and_ac_check_flag_an_inexact_relaxation() -> None:
     assert d.soc_gap_mva2 > 1e-2
     ac = ac_check(data, inp, d)
     assert ac.loss_error_rel > 0.5
+
+
+def test_two_feeders_in_one_joint_problem_match_standalone() -> None:
+    import cvxpy as cp
+
+    price = day_price_usd_per_mwh()
+    models, alone = [], []
+    for name in ("dso1", "dso2"):
+        data = ieee33bw(name)
+        inp = day_scenario(data)
+        models.append(build_feeder_model(data, inp))
+        alone.append(DsoProblem(data, inp).solve(price_usd_per_mwh=price))
+    objective = sum(m.local_cost_usd() + price @ m.p_import_mw for m in models)
+    constraints = [c for m in models for c in m.constraints.values()]
+    cp.Problem(cp.Minimize(objective), constraints).solve(solver="CLARABEL")
+    for m, ref in zip(models, alone, strict=True):
+        d = m.extract()
+        np.testing.assert_allclose(d.p_import_mw, ref.dispatch.p_import_mw, atol=1e-4)
+        np.testing.assert_allclose(d.dlmp_usd_per_mwh, ref.dispatch.dlmp_usd_per_mwh, atol=1e-3)
+
+
+def test_ev_windows_wrap_around_midnight() -> None:
+    data = ieee33bw()
+    inp = day_scenario(data)
+    d = DsoProblem(data, inp).solve(price_usd_per_mwh=day_price_usd_per_mwh()).dispatch
+    ev = inp.ev
+    periods = ev.period_of_window(24)
+    first = ev.envelope_of_window == 0  # node index 5, plugged in 18:00..06:59 (dwell 13)
+    assert sorted(periods[first].tolist()) == list(range(0, 7)) + list(range(18, 24))
+    outside = np.setdiff1d(np.arange(24), periods[first])
+    np.testing.assert_allclose(d.ev_p_mw[5, outside], 0.0, atol=1e-9)
+    assert d.ev_p_mw[5].sum() * inp.dt_h * 0.95 >= 0.8 - 1e-6  # energy need met inside the window
