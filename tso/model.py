@@ -3,10 +3,14 @@
 Per period t, with incidence A (L, n) (+1 from bus, -1 to bus), b = 1/x (p.u.) and S = base_mva:
 
     f      = S * b * (A theta)                          branch flow from -> to, MW
-    loss_l >= (r_l / S) * f_l^2                          ("loss.cone"; loss_pu >= r_pu f_pu^2)
+    loss_l >= (sqrt(r_l / S) f_l)^2                      ("loss.cone"; loss_pu >= r_pu f_pu^2)
     Cg pg + Cw w + dr - load - Cd p_dso - 0.5 |A|^T loss = A^T f      ("balance", n x T)
     |f| <= f_max, p_min <= pg <= p_max, |pg_t - pg_{t-1}| <= ramp * dt_h,
     0 <= w <= wind_avail, 0 <= dr <= dr_max, theta_ref = 0.
+
+For conditioning (Clarabel reaches "optimal" on IEEE 118 only this way) the angle variable is
+``theta_scaled = S * theta`` (so flow coefficients are b, not S b) and the cone is written on
+``sqrt(r/S) f``, whose magnitude is that of the loss in MW.
 
 The cone is tight wherever half the sum of the end-bus prices is positive, since a
 larger loss only costs then.  ``build_tso_model`` returns a TsoModel that another
@@ -175,7 +179,7 @@ class TsoModel:
             dr_p_mw=np.asarray(self.variables["dr_p_mw"].value),
             flow_mw=flow,
             loss_mw=loss,
-            theta_rad=np.asarray(self.variables["theta_rad"].value),
+            theta_rad=np.asarray(self.variables["theta_scaled"].value) / data.base_mva,
             p_dso_mw=np.asarray(self.p_dso_mw.value),
             lmp_usd_per_mwh=lmp,
             price_dso_usd_per_mwh=lmp[np.asarray(inputs.dso_bus_idx)],
@@ -201,15 +205,18 @@ def build_tso_model(data: TransmissionData, inputs: TsoInputs, losses: bool = Tr
     a = sp.csr_matrix(data.incidence())
     base = data.base_mva
 
-    theta = cp.Variable((n, n_t), name="theta_rad")
+    # angles are carried as base_mva * theta so that flow coefficients are b (p.u.), not base_mva * b
+    theta = cp.Variable((n, n_t), name="theta_scaled")  # base_mva * theta_rad
     pg = cp.Variable((n_g, n_t), name="gen_p_mw")
     dr = cp.Variable((n, n_t), name="dr_p_mw")
     p_dso = cp.Variable((n_k, n_t), name="p_dso_mw")
-    variables: dict[str, cp.Variable] = {"theta_rad": theta, "gen_p_mw": pg, "dr_p_mw": dr, "p_dso_mw": p_dso}
+    variables: dict[str, cp.Variable] = {
+        "theta_scaled": theta, "gen_p_mw": pg, "dr_p_mw": dr, "p_dso_mw": p_dso,
+    }
     cons: dict[str, cp.Constraint] = {}
     expressions: dict[str, cp.Expression] = {}
 
-    flow = sp.diags(base * data.susceptance_pu()) @ a @ theta  # (L, T) MW
+    flow = sp.diags(data.susceptance_pu()) @ a @ theta  # (L, T) MW
     expressions["flow_mw"] = flow
     injection = _bus_map(data.gen_idx, n) @ pg + dr
     withdrawal = inputs.load_p_mw + _bus_map(inputs.dso_bus_idx, n) @ p_dso + a.T @ flow
@@ -227,8 +234,8 @@ def build_tso_model(data: TransmissionData, inputs: TsoInputs, losses: bool = Tr
         sel = sp.csr_matrix((np.ones(n_r), (lossy, np.arange(n_r))), shape=(data.n_branch, n_r))
         expressions["loss_mw"] = sel @ loss
         # loss_pu >= r_pu * f_pu^2  <=>  loss_mw >= (r_pu / base) * f_mw^2
-        r_over_s = np.repeat((data.r_pu[lossy] / base)[:, None], n_t, axis=1)
-        cons["loss.cone"] = cp.multiply(r_over_s, cp.square(flow[lossy, :])) <= loss
+        sqrt_r_over_s = np.repeat(np.sqrt(data.r_pu[lossy] / base)[:, None], n_t, axis=1)
+        cons["loss.cone"] = cp.square(cp.multiply(sqrt_r_over_s, flow[lossy, :])) <= loss
         withdrawal = withdrawal + (0.5 * abs(a).T @ sel) @ loss
     else:
         losses = False
