@@ -186,7 +186,7 @@ class TsoModel:
             lmp_energy_usd_per_mwh=energy,
             lmp_loss_usd_per_mwh=loss_comp,
             lmp_congestion_usd_per_mwh=lmp - energy - loss_comp,
-            cost_usd={k: float(v.value) for k, v in self.cost_terms.items()},
+            cost_usd={k: float(np.asarray(v.value)) for k, v in self.cost_terms.items()},
             transmission_loss_mwh=float(loss.sum() * dt_h),
         )
 
