@@ -226,6 +226,16 @@ def fleet_arrays(
 # Literature values (see synthetic_fleet docstring); hours after midnight, miles.
 ARRIVAL_MEAN_H, ARRIVAL_SD_H = 17.6, 3.4
 DEPARTURE_MEAN_H, DEPARTURE_SD_H = 8.92, 3.24
+#: Workplace sessions (kind="work"): arrivals cluster in the morning and departures in the late
+#: afternoon, the shape reported for the Caltech/JPL workplace sessions of ACN-Data (Lee, Li, Low,
+#: "ACN-Data: Analysis and Applications of an Open EV Charging Dataset", ACM e-Energy 2019,
+#: DOI 10.1145/3307772.3328313). The normal parameters are our rounded reading of that shape, not a fit.
+WORK_ARRIVAL_MEAN_H, WORK_ARRIVAL_SD_H = 8.5, 1.2
+WORK_DEPARTURE_MEAN_H, WORK_DEPARTURE_SD_H = 17.5, 1.3
+SESSION_SHAPES = {
+    "home": (ARRIVAL_MEAN_H, ARRIVAL_SD_H, DEPARTURE_MEAN_H, DEPARTURE_SD_H),
+    "work": (WORK_ARRIVAL_MEAN_H, WORK_ARRIVAL_SD_H, WORK_DEPARTURE_MEAN_H, WORK_DEPARTURE_SD_H),
+}
 MILES_LOG_MU, MILES_LOG_SIGMA = 3.2, 0.88
 KM_PER_MILE = 1.609344
 KWH_PER_KM = 0.2
@@ -238,8 +248,9 @@ def synthetic_fleet(
     v2g_share: float = 0.3,
     dt_h: float = 1.0,
     n_periods: int = 24,
+    kind: str = "home",
 ) -> list[EV]:
-    """A residential EV fleet drawn from NHTS-derived literature distributions (deterministic per seed).
+    """A residential (``kind="home"``) or workplace (``kind="work"``) EV fleet drawn from NHTS-derived literature distributions (deterministic per seed).
 
     Distributions (literature values, not re-fitted here):
     - home arrival ~ N(17.6 h, 3.4 h) and daily distance ~ lognormal(mu=3.2, sigma=0.88) miles: the fits
@@ -258,6 +269,9 @@ def synthetic_fleet(
     """
     if n_evs < 0:
         raise FleetError(f"n_evs={n_evs!r} must be >= 0")
+    if kind not in SESSION_SHAPES:
+        raise FleetError(f"kind={kind!r} is unknown (known: {', '.join(SESSION_SHAPES)})")
+    arr_mu, arr_sd, dep_mu, dep_sd = SESSION_SHAPES[kind]
     if not stations:
         raise FleetError("stations: at least one station is required")
     if not 0.0 <= v2g_share <= 1.0:
@@ -265,15 +279,15 @@ def synthetic_fleet(
     _check_grid(dt_h, n_periods)
     horizon_h = n_periods * dt_h
     rng = np.random.default_rng(seed)
-    arrival = np.mod(rng.normal(ARRIVAL_MEAN_H, ARRIVAL_SD_H, n_evs), 24.0) * horizon_h / 24.0
-    departure = np.mod(rng.normal(DEPARTURE_MEAN_H, DEPARTURE_SD_H, n_evs), 24.0) * horizon_h / 24.0
+    arrival = np.mod(rng.normal(arr_mu, arr_sd, n_evs), 24.0) * horizon_h / 24.0
+    departure = np.mod(rng.normal(dep_mu, dep_sd, n_evs), 24.0) * horizon_h / 24.0
     _, dwell = plug_in_window(arrival, departure, dt_h, n_periods)
     for _ in range(100):  # redraw departures of too-short sessions (conditioning on dwell >= 2 periods)
         short = dwell < min(2, n_periods)
         if not short.any():
             break
         departure[short] = (
-            np.mod(rng.normal(DEPARTURE_MEAN_H, DEPARTURE_SD_H, short.sum()), 24.0) * horizon_h / 24
+            np.mod(rng.normal(dep_mu, dep_sd, short.sum()), 24.0) * horizon_h / 24
         )
         _, dwell = plug_in_window(arrival, departure, dt_h, n_periods)
     else:

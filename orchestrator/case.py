@@ -65,6 +65,7 @@ class StationSpec:
     station_id: str
     node: int
     p_max_kw: float
+    kind: str  # "home" (residential sessions) or "work" (workplace sessions)
 
 
 @dataclass(frozen=True)
@@ -91,6 +92,9 @@ class FeederSpec:
     branches: tuple[Mapping[str, float], ...]
     loads: tuple[Mapping[str, float], ...]
     base_kv: float
+    v_sub_pu: float
+    #: branch thermal limits [kA]: "default" applies to every branch, "FROM-TO" keys override it
+    i_max_ka: Mapping[str, float]
     load_scale: float
     load_profile: str
     pv_profile: str
@@ -253,6 +257,19 @@ def _parse_feeder(r: _Reader, profiles: set[str], n_tso_bus: int, tso_network: s
     else:
         raise CaseError(f"{r.path}.network={network!r} is unknown (known: inline, {', '.join(KNOWN_FEEDERS)})")
 
+    i_max = r._get("i_max_ka", {})
+    if isinstance(i_max, int | float) and not isinstance(i_max, bool):
+        i_max = {"default": i_max}
+    if not isinstance(i_max, Mapping):
+        raise CaseError(f"{r.path}.i_max_ka must be a number or a mapping of 'FROM-TO' (or 'default') to kA")
+    ir = _Reader(i_max, f"{r.path}.i_max_ka")
+    limits = {str(k): ir.num(str(k), positive=True) for k in i_max}
+    for key in limits:
+        if key != "default":
+            parts = key.split("-")
+            if len(parts) != 2 or not all(p.isdigit() and 1 <= int(p) <= n_nodes for p in parts):
+                raise CaseError(f"{r.path}.i_max_ka: {key!r} is not a branch 'FROM-TO' of nodes 1..{n_nodes}")
+
     def node_of(rr: _Reader, key: str = "node") -> int:
         node = rr.int_(key, min_=1)
         if node > n_nodes:
@@ -278,7 +295,10 @@ def _parse_feeder(r: _Reader, profiles: set[str], n_tso_bus: int, tso_network: s
     stations = []
     for i, s in enumerate(r.list_("stations")):
         sr = _Reader(s, f"{r.path}.stations[{i}]")
-        stations.append(StationSpec(sr.str_("id"), node_of(sr), sr.num("p_max_kw", 1e9, positive=True)))
+        kind = sr.str_("kind", "home")
+        if kind not in ("home", "work"):
+            raise CaseError(f"{sr.path}.kind={kind!r} is unknown (known: home, work)")
+        stations.append(StationSpec(sr.str_("id"), node_of(sr), sr.num("p_max_kw", 1e9, positive=True), kind))
         sr.done()
     ids = [s.station_id for s in stations]
     dup = {x for x in ids if ids.count(x) > 1}
@@ -308,7 +328,9 @@ def _parse_feeder(r: _Reader, profiles: set[str], n_tso_bus: int, tso_network: s
                             f"(known: {', '.join(ids)})")
     spec = FeederSpec(
         feeder_id=fid, bus=bus, network=network, branches=tuple(branches), loads=tuple(loads),
-        base_kv=r.num("base_kv", 12.66, positive=True), load_scale=r.num("load_scale", 1.0, min_=0.0),
+        base_kv=r.num("base_kv", 12.66, positive=True), v_sub_pu=r.num("v_sub_pu", 1.0, min_=0.9, max_=1.1),
+        i_max_ka=limits,
+        load_scale=r.num("load_scale", 1.0, min_=0.0),
         load_profile=_profile(r, "load_profile", profiles), pv_profile=_profile(r, "pv_profile", profiles),
         pv=tuple(pv), microturbines=tuple(mts), stations=tuple(stations), ev_count=ev_count, ev_seed=ev_seed,
         v2g_share=v2g, ev_list=tuple(ev_list),

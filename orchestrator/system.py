@@ -8,7 +8,7 @@ hand each subspace its own part.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -85,8 +85,6 @@ def _transmission(spec: CaseSpec) -> tuple[TransmissionData, TsoInputs]:
 
 
 def _with_ramp(data: TransmissionData, frac: float) -> TransmissionData:
-    from dataclasses import replace
-
     return replace(data, gen_ramp_mw_per_h=frac * data.gen_p_max_mw)
 
 
@@ -96,17 +94,33 @@ def _feeder_data(f: FeederSpec) -> FeederData:
     else:
         data = ieee33bw(f.feeder_id)
     if f.load_scale != 1.0:
-        from dataclasses import replace
-
         data = replace(data, p_load_mw=data.p_load_mw * f.load_scale, q_load_mvar=data.q_load_mvar * f.load_scale)
+    if f.i_max_ka:
+        labels = [data.branch_label(b) for b in range(data.n_branches)]
+        unknown = sorted(set(f.i_max_ka) - set(labels) - {"default"})
+        if unknown:
+            raise CaseError(f"feeder '{f.feeder_id}': i_max_ka names branch(es) {unknown} that the feeder "
+                            "does not have (branches are 'PARENT-CHILD')")
+        default = f.i_max_ka.get("default", np.inf)
+        data = replace(data, i_max_ka=np.array([f.i_max_ka.get(lab, default) for lab in labels]))
     return data
 
 
 def _fleet(f: FeederSpec, stations: tuple[Station, ...], dt_h: float, n_periods: int) -> tuple[EV, ...]:
+    """Synthetic EVs split over home and work stations by connection capacity, plus inline EVs."""
     fleet: list[EV] = []
-    if f.ev_count:
-        fleet.extend(synthetic_fleet(f.ev_count, stations, seed=f.ev_seed, v2g_share=f.v2g_share))
-        fleet = [_renamed(ev, f"{f.feeder_id}-{ev.ev_id}") for ev in fleet]
+    kinds = {s.station_id: s.kind for s in f.stations}
+    groups = {k: [s for s in stations if kinds[s.station_id] == k] for k in ("home", "work")}
+    total_kw = sum(s.p_max_kw for s in stations)
+    remaining = f.ev_count
+    for i, (kind, group) in enumerate((k, g) for k, g in groups.items() if g):
+        share = sum(s.p_max_kw for s in group) / total_kw
+        last = i == sum(1 for g in groups.values() if g) - 1
+        n = remaining if last else round(f.ev_count * share)
+        remaining -= n
+        drawn = synthetic_fleet(n, group, seed=f.ev_seed + i, v2g_share=f.v2g_share, dt_h=dt_h,
+                                n_periods=n_periods, kind=kind)
+        fleet.extend(_renamed(ev, f"{f.feeder_id}-{kind}-{ev.ev_id}") for ev in drawn)
     for e in f.ev_list:
         fleet.append(EV(ev_id=e.ev_id, arrival_h=e.arrival_h, departure_h=e.departure_h,
                         energy_need_kwh=e.energy_need_kwh, capacity_kwh=e.capacity_kwh,
@@ -117,8 +131,6 @@ def _fleet(f: FeederSpec, stations: tuple[Station, ...], dt_h: float, n_periods:
 
 
 def _renamed(ev: EV, ev_id: str) -> EV:
-    from dataclasses import replace
-
     return replace(ev, ev_id=ev_id)
 
 
@@ -171,6 +183,7 @@ def _feeder(spec: CaseSpec, f: FeederSpec) -> FeederSystem:
         mt_c1_usd_per_mwh=np.array([m.c1_usd_per_mwh for m in f.microturbines]),
         mt_c2_usd_per_mw2h=np.array([m.c2_usd_per_mw2h for m in f.microturbines]),
         loss_cost_usd_per_mwh=spec.loss_cost_usd_per_mwh,
+        v_sub_pu=f.v_sub_pu,
     )
     flexible = FeederInputs(**common, ev=to_dso_flexibility(flex), ev_fixed_mw=np.zeros((data.n_nodes, T)))
     fixed = FeederInputs(**common, ev=empty_flexibility(), ev_fixed_mw=ev_fixed)

@@ -1,0 +1,65 @@
+"""Case files are validated on load; errors name the element and the value."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import yaml
+
+from orchestrator.case import CASES_DIR, CaseError, list_cases, load_case, parse_case
+
+
+@pytest.fixture()
+def ref() -> dict:
+    return yaml.safe_load((CASES_DIR / "ieee30-3x33.yaml").read_text())
+
+
+def test_reference_case_loads() -> None:
+    spec = load_case("ieee30-3x33")
+    assert spec.periods == 24 and spec.dt_h == 1.0
+    assert [f.feeder_id for f in spec.feeders] == ["dso1", "dso2", "dso3"]
+    assert all(len(f.stations) == 3 for f in spec.feeders)
+    assert "ieee30-3x33" in list_cases()
+
+
+def test_unknown_tso_bus_named(ref: dict) -> None:
+    ref["feeders"][1]["bus"] = 99
+    with pytest.raises(CaseError, match=r"feeders\[1\] 'dso2'\.bus=99 is an unknown bus"):
+        parse_case(ref)
+
+
+def test_unknown_feeder_node_named(ref: dict) -> None:
+    ref["feeders"][0]["pv"][2]["node"] = 40
+    with pytest.raises(CaseError, match=r"'dso1'\.pv\[2\]\.node=40 is an unknown node"):
+        parse_case(ref)
+
+
+def test_unknown_field_refused(ref: dict) -> None:
+    ref["feeders"][0]["microturbines"][0]["c3"] = 1.0
+    with pytest.raises(CaseError, match=r"microturbines\[0\]: unknown field\(s\) 'c3'"):
+        parse_case(ref)
+
+
+def test_nan_refused(ref: dict) -> None:
+    ref["transmission"]["wind"][0]["capacity_mw"] = float("nan")
+    with pytest.raises(CaseError, match=r"wind\[0\]\.capacity_mw=nan is not finite"):
+        parse_case(ref)
+
+
+def test_unknown_case_name() -> None:
+    with pytest.raises(CaseError, match="unknown case 'nope'"):
+        load_case("nope")
+
+
+def test_inline_ev_unknown_station(ref: dict) -> None:
+    ref["feeders"][0]["evs"]["list"] = [{"id": "ev-x", "arrival_h": 18.0, "departure_h": 7.0,
+                                         "energy_need_kwh": 10.0, "station": "nowhere"}]
+    with pytest.raises(CaseError, match="EV 'ev-x': station='nowhere'"):
+        parse_case(ref)
+
+
+def test_copy_is_independent(ref: dict) -> None:
+    a = parse_case(copy.deepcopy(ref))
+    b = parse_case(ref)
+    assert a == b
