@@ -250,7 +250,9 @@ def synthetic_fleet(
     n_periods: int = 24,
     kind: str = "home",
 ) -> list[EV]:
-    """A residential (``kind="home"``) or workplace (``kind="work"``) EV fleet drawn from NHTS-derived literature distributions (deterministic per seed).
+    """A residential (``kind="home"``) or workplace (``kind="work"``) EV fleet, deterministic per seed.
+
+    Workplace sessions use ``WORK_*`` (ACN-Data shape, see above); distances and equipment as below.
 
     Distributions (literature values, not re-fitted here):
     - home arrival ~ N(17.6 h, 3.4 h) and daily distance ~ lognormal(mu=3.2, sigma=0.88) miles: the fits
