@@ -147,6 +147,16 @@ class EvFlexibility:
         blocks = [sp.tril(np.ones((d, d))) for d in self.dwell.tolist()]
         return sp.block_diag(blocks, format="csr") if blocks else sp.csr_matrix((0, 0))
 
+    def shift_matrix(self) -> sp.csr_matrix:
+        """(W, W) (S x)[k] = x[k-1] within the same envelope, 0 at each envelope's first entry.
+
+        ``e - S e = x`` is the sparse recursion form of ``e = C x`` (two non-zeros a row instead of
+        a dense triangle per envelope, which keeps the KKT system of the interior-point solver sparse).
+        """
+        w = self.n_window
+        rows = np.flatnonzero(self.offset_in_window > 0)
+        return sp.csr_matrix((np.ones(rows.size), (rows, rows - 1)), shape=(w, w))
+
     def node_period_map(self, n_nodes: int, n_periods: int) -> sp.csr_matrix:
         """(N*T, W) 0/1 map, row n*T + t: window entries at node n in period t (C-order flatten)."""
         rows = np.repeat(self.node_idx, self.dwell) * n_periods + self.period_of_window(n_periods)
@@ -454,8 +464,11 @@ def build_feeder_model(data: FeederData, inputs: FeederInputs) -> FeederModel:
         cons["ev.p_ch_max"] = p_ch <= ev.p_ch_max_mw
         cons["ev.p_dis_max"] = p_dis <= ev.p_dis_max_mw
         # stored[k] = dt * sum_{k' <= k in the same envelope} (eta_ch p_ch - p_dis / eta_dis)
-        stored = ev.cumsum_matrix() @ (cp.multiply(ev.eta_ch[env] * dt, p_ch)
-                                       - cp.multiply(dt / ev.eta_dis[env], p_dis))
+        # stored energy gained since plug-in, by recursion e[k] = e[k-1] + eta_ch p_ch dt - p_dis dt / eta_dis
+        stored = cp.Variable(w_len, name=f"{data.name}.ev_stored_mwh")
+        variables["ev_stored_mwh"] = stored
+        cons["ev.energy"] = stored - ev.shift_matrix() @ stored == (
+            cp.multiply(ev.eta_ch[env] * dt, p_ch) - cp.multiply(dt / ev.eta_dis[env], p_dis))
         cons["ev.e_min"] = stored >= ev.e_min_mwh
         cons["ev.e_max"] = stored <= ev.e_max_mwh
         ev_net = cp.reshape(ev.node_period_map(n, t) @ (p_ch - p_dis), (n, t), order="C")

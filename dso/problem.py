@@ -15,10 +15,12 @@ import numpy as np
 
 from dso.model import FeederDispatch, FeederInputs, FeederModel, SolveError, build_feeder_model
 from dso.network import FeederData
+from dso.solver import solve_problem
 
 __all__ = ["DsoProblem", "DsoSolution", "SolveError"]
 
 Mode = Literal["price", "fixed_import"]
+
 
 
 @dataclass(frozen=True)
@@ -66,7 +68,7 @@ class DsoProblem:
             self.p_import_target_mw.value = self._vector("p_import_target_mw", p_import_target_mw, t)
         t0 = time.perf_counter()
         try:
-            self.problem.solve(solver=self.solver)
+            solve_problem(self.problem, self.solver)
         except cp.error.SolverError as exc:
             msg = f"DSO '{self.data.name}': solver {self.solver} failed: {exc}"
             raise SolveError(msg, "solver_error") from exc

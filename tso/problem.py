@@ -11,8 +11,10 @@ import numpy as np
 from tso.errors import SolveError
 from tso.model import TsoDispatch, TsoInputs, build_tso_model
 from tso.network import TransmissionData, TransmissionDataError
+from tso.solver import solve_problem
 
 __all__ = ["SolveError", "TsoProblem", "TsoSolution"]
+
 
 
 @dataclass(frozen=True)
@@ -58,7 +60,7 @@ class TsoProblem:
         self.p_dso_target_mw.value = target
         start = time.perf_counter()
         try:
-            self.problem.solve(solver=self.solver)
+            solve_problem(self.problem, self.solver)
         except cp.error.SolverError as exc:
             raise SolveError(f"TSO solve failed: {exc}", "solver_error") from exc
         solve_s = time.perf_counter() - start

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import cvxpy as cp
 
+from dso.solver import solve_problem  # the same solver policy as the operators
+
 
 class StrategySolveError(RuntimeError):
     """A strategy's optimisation did not reach an optimal solution; nothing is written as a result."""
@@ -16,9 +18,9 @@ class StrategySolveError(RuntimeError):
 def solve_or_raise(problem: cp.Problem, solver: str, what: str) -> float:
     """Solve ``problem``; raise ``StrategySolveError`` unless the status is optimal."""
     try:
-        problem.solve(solver=solver)
+        status = solve_problem(problem, solver)
     except cp.error.SolverError as exc:
         raise StrategySolveError(what, f"solver error: {exc}") from exc
-    if problem.status != cp.OPTIMAL:
-        raise StrategySolveError(what, str(problem.status))
+    if status != cp.OPTIMAL:
+        raise StrategySolveError(what, status)
     return float(problem.value)
