@@ -147,6 +147,11 @@ class EvFlexibility:
         blocks = [sp.tril(np.ones((d, d))) for d in self.dwell.tolist()]
         return sp.block_diag(blocks, format="csr") if blocks else sp.csr_matrix((0, 0))
 
+    @property
+    def v2g_entries(self) -> np.ndarray:
+        """Window entries where discharging is allowed (p_dis_max_mw > 0)."""
+        return np.flatnonzero(self.p_dis_max_mw > 0)
+
     def shift_matrix(self) -> sp.csr_matrix:
         """(W, W) (S x)[k] = x[k-1] within the same envelope, 0 at each envelope's first entry.
 
@@ -352,7 +357,9 @@ class FeederModel:
         mt_p = v["mt_p_mw"].value if "mt_p_mw" in v else np.zeros((0, t))
         mt_q = v["mt_q_mvar"].value if "mt_q_mvar" in v else np.zeros((0, t))
         ev_ch = v["ev_p_ch_mw"].value if "ev_p_ch_mw" in v else np.zeros(0)
-        ev_dis = v["ev_p_dis_mw"].value if "ev_p_dis_mw" in v else np.zeros(0)
+        ev_dis = np.zeros(inp.ev.n_window)
+        if "ev_p_dis_mw" in v:
+            ev_dis[inp.ev.v2g_entries] = v["ev_p_dis_mw"].value
         ev_net = inp.ev_fixed_mw.copy()
         if self._ev_net_mw is not None:
             ev_net = ev_net + np.asarray(self._ev_net_mw.value)
@@ -458,12 +465,14 @@ def build_feeder_model(data: FeederData, inputs: FeederInputs) -> FeederModel:
     if ev.n_window:
         w_len = ev.n_window
         p_ch = cp.Variable(w_len, nonneg=True, name=f"{data.name}.ev_p_ch_mw")
-        p_dis = cp.Variable(w_len, nonneg=True, name=f"{data.name}.ev_p_dis_mw")
-        variables |= {"ev_p_ch_mw": p_ch, "ev_p_dis_mw": p_dis}
+        # discharge variables only where discharging is possible (V2G entries): most EVs cannot
+        v2g = ev.v2g_entries
+        p_dis_v2g = cp.Variable(v2g.size, nonneg=True, name=f"{data.name}.ev_p_dis_mw")
+        p_dis = sp.csr_matrix((np.ones(v2g.size), (v2g, np.arange(v2g.size))), shape=(w_len, v2g.size)) @ p_dis_v2g
+        variables |= {"ev_p_ch_mw": p_ch, "ev_p_dis_mw": p_dis_v2g}
         env = ev.envelope_of_window
         cons["ev.p_ch_max"] = p_ch <= ev.p_ch_max_mw
-        cons["ev.p_dis_max"] = p_dis <= ev.p_dis_max_mw
-        # stored[k] = dt * sum_{k' <= k in the same envelope} (eta_ch p_ch - p_dis / eta_dis)
+        cons["ev.p_dis_max"] = p_dis_v2g <= ev.p_dis_max_mw[v2g]
         # stored energy gained since plug-in, by recursion e[k] = e[k-1] + eta_ch p_ch dt - p_dis dt / eta_dis
         stored = cp.Variable(w_len, name=f"{data.name}.ev_stored_mwh")
         variables["ev_stored_mwh"] = stored
