@@ -72,7 +72,7 @@ def _feeder_loads(out: Path, system: System, result: RunResult) -> Path:
 
 def _voltages(out: Path, system: System, result: RunResult) -> Path:
     n = len(system.feeders)
-    fig, axes = plt.subplots(1, n, figsize=(4.2 * n, 4), squeeze=False)
+    fig, axes = plt.subplots(1, n, figsize=(4.2 * n, 4), squeeze=False, constrained_layout=True)
     vmin = min(float(result.feeders[k].v_pu.min()) for k in system.feeder_ids)
     for ax, f in zip(axes[0], system.feeders, strict=True):
         v = result.feeders[f.feeder_id].v_pu

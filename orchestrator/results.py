@@ -182,8 +182,8 @@ def format_summary(summary: dict[str, Any]) -> str:
         f"  transmission losses              {summary['transmission_loss_mwh']:>14.3f} MWh",
         f"  distribution losses              {summary['distribution_loss_mwh']:>14.3f} MWh "
         f"(loss rate {100 * summary['distribution_loss_rate']:.2f} %)",
-        f"  PV / wind utilisation            {100 * summary['pv_utilization']:>13.1f} % / "
-        f"{100 * summary['wind_utilization']:.1f} %",
+        f"  PV / wind utilisation            {100 * summary['pv_utilization']:>13.2f} % / "
+        f"{100 * summary['wind_utilization']:.2f} %",
         f"  EV energy / unmet                {summary['ev_energy_mwh']:>14.3f} MWh / {summary['ev_unmet_mwh']:.6f} MWh",
         f"  mean |V - 1|                     {summary['voltage_deviation_pu']:>14.4f} p.u.",
         f"  AC check: max |dV| {summary['ac_check']['max_voltage_error_pu']:.2e} p.u., "

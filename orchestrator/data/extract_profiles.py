@@ -49,7 +49,9 @@ def extract(day: int = DAY_OF_YEAR) -> str:
         series = np.asarray(nets[code].profiles[table][column], dtype=float)  # type: ignore[attr-defined]
         year = series[: (series.size // STEPS_PER_DAY) * STEPS_PER_DAY].reshape(-1, STEPS_PER_DAY)
         peak = float(np.max(year[day]) if name.startswith("load_") else np.max(year))
-        cols[name] = year[day] / peak
+        # SimBench's wind series holds tiny negative values (~ -1e-6, standstill consumption): an
+        # availability is never negative, so clip at 0
+        cols[name] = np.clip(year[day] / peak, 0.0, None)
     lines = ["step,hour," + ",".join(cols)]
     for k in range(STEPS_PER_DAY):
         vals = ",".join(f"{cols[c][k]:.6f}" for c in cols)

@@ -1,0 +1,36 @@
+"""Bundled profiles: shapes, normalisation, and (when simbench is installed) the extraction itself."""
+
+from __future__ import annotations
+
+import importlib.util
+
+import numpy as np
+import pytest
+
+from orchestrator.data.extract_profiles import OUT, extract
+from orchestrator.profiles import profile, profile_names
+
+
+def test_profiles_are_normalised() -> None:
+    for name in profile_names():
+        q = profile(name, 0.25)
+        assert q.shape == (96,) and np.all(q >= 0) and np.all(np.isfinite(q))
+        if name.startswith("load_"):
+            assert q.max() == pytest.approx(1.0)  # the day's peak is the IEEE base load
+        else:
+            assert q.max() <= 1.0  # capacity factors
+    pv = profile("pv_pv3", 1.0)
+    assert pv[:5].max() == 0.0 and pv[11] > 0.5  # no sun at night, strong at noon
+
+
+def test_hourly_is_mean_of_quarter_hours() -> None:
+    q = profile("load_mv_urban", 0.25)
+    h = profile("load_mv_urban", 1.0)
+    np.testing.assert_allclose(h, q.reshape(24, 4).mean(axis=1))
+    with pytest.raises(ValueError, match="multiple"):
+        profile("load_mv_urban", 0.3)
+
+
+@pytest.mark.skipif(importlib.util.find_spec("simbench") is None, reason="simbench not installed (gridcoord[data])")
+def test_bundled_file_matches_simbench() -> None:
+    assert extract() == OUT.read_text()
