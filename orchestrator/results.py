@@ -162,9 +162,9 @@ def write_run(out: Path, system: System, result: RunResult, summary: dict[str, A
     if result.convergence:
         keys = list(result.convergence[0])
         with open(out / "convergence.csv", "w", newline="") as fh:
-            w = csv.DictWriter(fh, fieldnames=keys)
-            w.writeheader()
-            w.writerows(result.convergence)
+            dw = csv.DictWriter(fh, fieldnames=keys)
+            dw.writeheader()
+            dw.writerows(result.convergence)
         written.append(out / "convergence.csv")
     from orchestrator.plots import plot_run
 

@@ -3,21 +3,23 @@ distributed strategy is measured against (gap = (J - J*) / |J*|)."""
 
 from __future__ import annotations
 
+import dataclasses
 import time
 
 import cvxpy as cp
+import numpy as np
 
-from dso.model import build_feeder_model
+from dso.model import FeederModel, build_feeder_model
 from orchestrator.strategies.base import Counters, RunOptions, RunResult, Strategy, array_bytes
 from orchestrator.strategies.solve import solve_or_raise
 from orchestrator.system import System
-from tso.model import build_tso_model
+from tso.model import TsoModel, build_tso_model
 
 
 class Centralized(Strategy):
     name = "centralized"
 
-    def build(self, system: System) -> tuple[cp.Problem, object, dict[str, object]]:
+    def build(self, system: System) -> tuple[cp.Problem, TsoModel, dict[str, FeederModel]]:
         """The joint TSO + DSOs + EV problem; returns (problem, tso_model, feeder_models)."""
         tso = build_tso_model(system.tso_data, system.tso_inputs, losses=system.spec.transmission.losses)
         feeders = {f.feeder_id: build_feeder_model(f.data, f.inputs) for f in system.feeders}
@@ -33,8 +35,8 @@ class Centralized(Strategy):
         t0 = time.perf_counter()
         problem, tso, feeders = self.build(system)
         solve_or_raise(problem, options.solver, "centralized joint problem")
-        tso_dispatch = tso.extract()  # type: ignore[attr-defined]
-        dispatches = {k: m.extract() for k, m in feeders.items()}  # type: ignore[attr-defined]
+        tso_dispatch = tso.extract()
+        dispatches = {k: m.extract() for k, m in feeders.items()}
         prices = {k: tso_dispatch.price_dso_usd_per_mwh[i] for i, k in enumerate(system.feeder_ids)}
         counters = Counters(rounds=1, subspace_solves=1)
         # every operator uploads its private model once: count the arrays it has to send
@@ -45,9 +47,7 @@ class Centralized(Strategy):
 
 
 def _private_bytes(system: System) -> int:
-    import dataclasses
-
-    import numpy as np
+    """Bytes of every operator's private arrays (what a central planner must be sent)."""
 
     def size(obj: object) -> int:
         total = 0
