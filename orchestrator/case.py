@@ -7,7 +7,9 @@ the numeric model from it is ``orchestrator.system.build_system``.
 
 from __future__ import annotations
 
+import copy
 import math
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -377,13 +379,63 @@ def parse_case(data: Any, source: str = "<memory>") -> CaseSpec:
     return spec
 
 
+#: IEEE 118-bus load buses (1-based labels) by decreasing active load (ties: lower label first) in
+#: pandapower's case118; the
+#: scale case attaches its NN feeders at the first NN (tests/test_case.py re-derives the list).
+CASE118_LOAD_BUSES_BY_SIZE: tuple[int, ...] = (
+    59, 116, 90, 80, 54, 42, 15, 49, 56, 60, 62, 27, 78, 11, 74, 76, 112, 40, 70, 92, 55, 77, 18, 32, 34, 82, 45, 6,
+    1, 107, 88, 12, 75, 19, 31, 106, 95, 99, 3, 4, 66, 79, 110, 96, 104, 41, 100, 13, 47, 98, 35, 118, 36, 105, 94,
+    8, 46, 67, 39, 16, 29, 85, 33, 53,
+)
+SCALE_CASE = re.compile(r"^ieee118-(\d+)x33$")
+SCALE_MAX_FEEDERS = len(CASE118_LOAD_BUSES_BY_SIZE)
+
+
+def scale_case_data(n_feeders: int) -> dict[str, Any]:
+    """The ``ieee118-NNx33`` case as plain data: IEEE 118-bus transmission with NN IEEE 33-bus feeders.
+
+    Feeders reuse the reference case's three feeder designs in turn (PV, microturbines, stations, load and
+    PV profiles) with their own EV seeds, attached at the NN largest load buses; three 100 MW wind farms.
+    """
+    if not 1 <= n_feeders <= SCALE_MAX_FEEDERS:
+        raise CaseError(f"ieee118-{n_feeders}x33: the number of feeders must be 1..{SCALE_MAX_FEEDERS}")
+    ref = yaml.safe_load((CASES_DIR / "ieee30-3x33.yaml").read_text())
+    feeders = []
+    for k in range(n_feeders):
+        f = copy.deepcopy(ref["feeders"][k % len(ref["feeders"])])
+        fid = f"dso{k + 1}"
+        for st in f["stations"]:
+            st["id"] = f"{fid}-{st['id'].split('-', 1)[1]}"
+        f.update(id=fid, bus=CASE118_LOAD_BUSES_BY_SIZE[k])
+        f["evs"]["seed"] = 100 + k
+        feeders.append(f)
+    return {
+        "name": f"ieee118-{n_feeders}x33",
+        "description": f"IEEE 118-bus TSO with {n_feeders} IEEE 33-bus DSO feeders (scale study)",
+        "periods": ref["periods"], "dt_h": ref["dt_h"],
+        "pv_curtail_usd_per_mwh": ref["pv_curtail_usd_per_mwh"],
+        "loss_cost_usd_per_mwh": ref["loss_cost_usd_per_mwh"],
+        "transmission": {
+            "network": "case118", "cost_scale": 1.0, "ramp_frac_per_h": 0.3, "losses": True,
+            "load_profile": "load_mv_urban",
+            "wind": [{"bus": b, "capacity_mw": 100.0, "profile": "wind_wp4"} for b in (26, 61, 92)],
+            "wind_curtail_usd_per_mwh": 40.0,
+            "demand_response": {"max_share": 0.05, "cost_usd_per_mwh": 150.0},
+        },
+        "feeders": feeders,
+    }
+
+
 def list_cases() -> list[str]:
-    """Names of the bundled cases."""
-    return sorted(p.stem for p in CASES_DIR.glob("*.yaml"))
+    """Names of the bundled cases (the generated scale case is listed with its pattern)."""
+    return sorted(p.stem for p in CASES_DIR.glob("*.yaml")) + ["ieee118-NNx33"]
 
 
 def load_case(name_or_path: str | Path) -> CaseSpec:
     """Load a bundled case by name, or a YAML case file by path."""
+    scale = SCALE_CASE.match(str(name_or_path))
+    if scale:
+        return parse_case(scale_case_data(int(scale.group(1))), source="generated")
     path = Path(name_or_path)
     if not path.suffix and not path.exists():
         path = CASES_DIR / f"{name_or_path}.yaml"

@@ -40,7 +40,10 @@ def _cmd_cases(args: argparse.Namespace) -> int:
     from orchestrator.case import describe, list_cases, load_case
 
     for name in list_cases():
-        print(describe(load_case(name)))
+        if name == "ieee118-NNx33":
+            print("ieee118-NNx33: case118 + NN feeders (NN = 1..64, generated: e.g. ieee118-16x33) — scale study")
+        else:
+            print(describe(load_case(name)))
     return 0
 
 

@@ -63,3 +63,25 @@ def test_copy_is_independent(ref: dict) -> None:
     a = parse_case(copy.deepcopy(ref))
     b = parse_case(ref)
     assert a == b
+
+
+def test_scale_case_generated() -> None:
+    spec = load_case("ieee118-16x33")
+    assert spec.transmission.network == "case118"
+    assert len(spec.feeders) == 16
+    assert len({f.bus for f in spec.feeders}) == 16
+    assert len({s.station_id for f in spec.feeders for s in f.stations}) == 48
+    with pytest.raises(CaseError, match="1..64"):
+        load_case("ieee118-65x33")
+
+
+def test_case118_load_bus_order() -> None:
+    import pandapower.networks as pn
+
+    from orchestrator.case import CASE118_LOAD_BUSES_BY_SIZE
+
+    net = pn.case118()
+    load = net.load.groupby("bus").p_mw.sum()
+    order = sorted((-float(p), int(net.bus.index.get_loc(b)) + 1) for b, p in load.items())
+    labels = [label for _, label in order[: len(CASE118_LOAD_BUSES_BY_SIZE)]]
+    assert tuple(labels) == CASE118_LOAD_BUSES_BY_SIZE
