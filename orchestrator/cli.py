@@ -65,6 +65,16 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_aggregate(args: argparse.Namespace) -> int:
+    from orchestrator.aggregate_cmd import run_aggregate
+
+    s = run_aggregate(args.evs, args.seed, args.out)
+    print(f"{s['n_evs']} EVs: aggregate {s['aggregate_s']:.3f} s, disaggregate {s['disaggregate_s']:.3f} s, "
+          f"unmet {s['ev_unmet_kwh']:.3g} kWh, flexibility captured inner {s['flexibility_captured_inner']:.3f} "
+          f"outer {s['flexibility_captured_outer']:.3f}; wrote {args.out}/")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="gridcoord", description="TSO-DSO-EV aggregator coordination")
     sub = p.add_subparsers(dest="command", required=True)
@@ -92,6 +102,12 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--repeat", type=int, default=5)
     bench.add_argument("--solver", default="CLARABEL")
     bench.set_defaults(func=_cmd_bench)
+
+    agg = sub.add_parser("aggregate", help="aggregate a synthetic EV fleet, dispatch and disaggregate it")
+    agg.add_argument("--evs", type=int, default=500, help="number of EVs")
+    agg.add_argument("--seed", type=int, default=1)
+    agg.add_argument("--out", default="runs/aggregate", help="output directory")
+    agg.set_defaults(func=_cmd_aggregate)
     return p
 
 
