@@ -27,6 +27,33 @@ def plot_run(out: Path, system: System, result: RunResult) -> list[Path]:
     return paths
 
 
+def plot_ev_allocation(out: Path, system: System, rows: list[dict]) -> Path:
+    """Heat map per DSO of net EV power [MW] by feeder node (rows) and hour (columns): ``ev_allocation.png``."""
+    feeders = [f for f in system.feeders if any(r["dso"] == f.feeder_id for r in rows)]
+    n_t = system.n_periods
+    fig, axes = plt.subplots(len(feeders), 1, figsize=(8, 2.6 * len(feeders)), squeeze=False)
+    vmax = max((abs(r["p_mw"]) for r in rows), default=1.0) or 1.0
+    im = None
+    for ax, f in zip(axes[:, 0], feeders, strict=True):
+        grid = np.zeros((f.data.n_nodes, n_t))
+        for r in rows:
+            if r["dso"] == f.feeder_id:
+                grid[r["node"] - 1, int(round(r["hour"] / system.dt_h))] += r["p_mw"]
+        used = np.flatnonzero(np.any(grid != 0, axis=1) | np.isin(np.arange(f.data.n_nodes),
+                                                                   [s.node - 1 for s in f.stations]))
+        im = ax.imshow(grid[used], aspect="auto", cmap="RdBu_r", vmin=-vmax, vmax=vmax, interpolation="nearest")
+        ax.set_yticks(range(used.size), [str(n + 1) for n in used])
+        ax.set_ylabel(f"{f.feeder_id} node")
+    axes[-1, 0].set_xlabel("hour")
+    axes[0, 0].set_title(f"{system.spec.name}: EV net power by node [MW] (charging > 0)")
+    if im is not None:
+        fig.colorbar(im, ax=axes[:, 0].tolist(), shrink=0.8, label="MW")
+    path = out / "ev_allocation.png"
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
 def _prices(out: Path, system: System, result: RunResult) -> Path:
     h = _hours(system)
     fig, ax = plt.subplots(figsize=(8, 4))

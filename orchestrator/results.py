@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from aggregator.fleet import fleet_arrays
 from aggregator.flex import disaggregate, uncontrolled_schedule_kw
 from dso.acpf import ac_check
 from orchestrator.strategies.base import RunResult
@@ -53,6 +54,30 @@ def ev_outcome(feeder: FeederSystem, result: RunResult) -> EvOutcome:
     need = np.array([ev.energy_need_kwh for ev in fleet])
     stored = np.array([ev.efficiency for ev in fleet]) * p_kw.sum(axis=1) * dt
     return EvOutcome(p_kw, np.maximum(need - stored, 0.0))
+
+
+def ev_allocation_rows(system: System, result: RunResult) -> list[dict[str, Any]]:
+    """One row per (dso, hour, station): node, net EV power p_mw (charging positive, from the per-EV
+    schedules behind the dispatch) and n_evs plugged in at that station in that hour."""
+    rows: list[dict[str, Any]] = []
+    T, dt = system.n_periods, system.dt_h
+    for f in system.feeders:
+        fleet = list(f.fleet)
+        if not fleet:
+            continue
+        p_kw = ev_outcome(f, result).p_kw
+        fa = fleet_arrays(fleet, list(f.stations), dt, T)
+        owner = np.repeat(np.arange(len(fleet)), fa.dwell)
+        k = np.arange(int(fa.dwell.sum())) - np.repeat(np.cumsum(fa.dwell) - fa.dwell, fa.dwell)
+        plugged = np.zeros((len(f.stations), T), dtype=np.int64)
+        np.add.at(plugged, (fa.station_index[owner], (fa.start[owner] + k) % T), 1)
+        p_st = np.zeros((len(f.stations), T))
+        np.add.at(p_st, fa.station_index, p_kw / 1e3)
+        for t in range(T):
+            for s, st in enumerate(f.stations):
+                rows.append({"dso": f.feeder_id, "hour": t * dt, "node": st.node, "station": st.station_id,
+                             "p_mw": float(p_st[s, t]), "n_evs": int(plugged[s, t])})
+    return rows
 
 
 def summarize(system: System, result: RunResult, *, ac: bool = True) -> dict[str, Any]:
@@ -159,6 +184,14 @@ def write_run(out: Path, system: System, result: RunResult, summary: dict[str, A
                     w.writerow([f.feeder_id, f"{t * dt:g}", n + 1, f"{f.inputs.p_load_mw[n, t]:.6f}",
                                 f"{f.inputs.q_load_mvar[n, t]:.6f}", f"{d.p_gen_mw[n, t]:.6f}",
                                 f"{d.q_gen_mvar[n, t]:.6f}", f"{d.ev_p_mw[n, t]:.6f}", f"{d.v_pu[n, t]:.6f}"])
+    alloc = ev_allocation_rows(system, result)
+    if alloc:
+        with open(ts / "ev_allocation.csv", "w", newline="") as fh:
+            w = csv.writer(fh)
+            w.writerow(["dso", "hour", "node", "station", "p_mw", "n_evs"])
+            w.writerows([r["dso"], f"{r['hour']:g}", r["node"], r["station"], f"{r['p_mw']:.6f}", r["n_evs"]]
+                        for r in alloc)
+        written.append(ts / "ev_allocation.csv")
     if result.convergence:
         keys = list(result.convergence[0])
         with open(out / "convergence.csv", "w", newline="") as fh:
@@ -169,6 +202,10 @@ def write_run(out: Path, system: System, result: RunResult, summary: dict[str, A
     from orchestrator.plots import plot_run
 
     written.extend(plot_run(out, system, result))
+    if alloc:
+        from orchestrator.plots import plot_ev_allocation
+
+        written.append(plot_ev_allocation(out, system, alloc))
     return written
 
 

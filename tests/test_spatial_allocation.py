@@ -1,0 +1,33 @@
+"""Run output: ev_allocation.csv adds up to the dispatched EV power per node and hour; heat map written."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import numpy as np
+
+from orchestrator.results import summarize, write_run
+from orchestrator.strategies import RunOptions, get_strategy
+from orchestrator.system import build_system
+
+
+def test_ev_allocation_matches_dispatch(tmp_path: Path) -> None:
+    system = build_system("ieee30-3x33")
+    result = get_strategy("centralized").run(system, RunOptions())
+    written = write_run(tmp_path, system, result, summarize(system, result, ac=False))
+    assert tmp_path / "timeseries" / "ev_allocation.csv" in written
+    assert (tmp_path / "ev_allocation.png").stat().st_size > 1000
+    with (tmp_path / "timeseries" / "ev_allocation.csv").open() as fh:
+        rows = list(csv.DictReader(fh))
+    assert set(rows[0]) == {"dso", "hour", "node", "station", "p_mw", "n_evs"}
+    for f in system.feeders:
+        grid = np.zeros((f.data.n_nodes, system.n_periods))
+        n_evs = 0
+        for r in rows:
+            if r["dso"] == f.feeder_id:
+                grid[int(r["node"]) - 1, int(float(r["hour"]))] += float(r["p_mw"])
+                n_evs += int(r["n_evs"])
+        np.testing.assert_allclose(grid, result.feeders[f.feeder_id].ev_p_mw, atol=1e-5)
+        # every EV is counted once per plugged-in hour
+        assert n_evs == int(f.flex.dwell @ np.array([m.size for m in f.flex.members]))
