@@ -1,0 +1,98 @@
+from gridcoord.v1 import common_pb2 as _common_pb2
+from google.protobuf.internal import containers as _containers
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class EnvelopeRequest(_message.Message):
+    __slots__ = ("key",)
+    KEY_FIELD_NUMBER: _ClassVar[int]
+    key: _common_pb2.RunKey
+    def __init__(self, key: _Optional[_Union[_common_pb2.RunKey, _Mapping]] = ...) -> None: ...
+
+class Envelope(_message.Message):
+    __slots__ = ("n_periods", "dt_h", "node", "station_id", "start", "dwell", "p_ch_max_mw", "p_dis_max_mw", "e_min_mwh", "e_max_mwh", "eta_ch", "eta_dis")
+    N_PERIODS_FIELD_NUMBER: _ClassVar[int]
+    DT_H_FIELD_NUMBER: _ClassVar[int]
+    NODE_FIELD_NUMBER: _ClassVar[int]
+    STATION_ID_FIELD_NUMBER: _ClassVar[int]
+    START_FIELD_NUMBER: _ClassVar[int]
+    DWELL_FIELD_NUMBER: _ClassVar[int]
+    P_CH_MAX_MW_FIELD_NUMBER: _ClassVar[int]
+    P_DIS_MAX_MW_FIELD_NUMBER: _ClassVar[int]
+    E_MIN_MWH_FIELD_NUMBER: _ClassVar[int]
+    E_MAX_MWH_FIELD_NUMBER: _ClassVar[int]
+    ETA_CH_FIELD_NUMBER: _ClassVar[int]
+    ETA_DIS_FIELD_NUMBER: _ClassVar[int]
+    n_periods: int
+    dt_h: float
+    node: _containers.RepeatedScalarFieldContainer[int]
+    station_id: _containers.RepeatedScalarFieldContainer[str]
+    start: _containers.RepeatedScalarFieldContainer[int]
+    dwell: _containers.RepeatedScalarFieldContainer[int]
+    p_ch_max_mw: _containers.RepeatedScalarFieldContainer[float]
+    p_dis_max_mw: _containers.RepeatedScalarFieldContainer[float]
+    e_min_mwh: _containers.RepeatedScalarFieldContainer[float]
+    e_max_mwh: _containers.RepeatedScalarFieldContainer[float]
+    eta_ch: _containers.RepeatedScalarFieldContainer[float]
+    eta_dis: _containers.RepeatedScalarFieldContainer[float]
+    def __init__(self, n_periods: _Optional[int] = ..., dt_h: _Optional[float] = ..., node: _Optional[_Iterable[int]] = ..., station_id: _Optional[_Iterable[str]] = ..., start: _Optional[_Iterable[int]] = ..., dwell: _Optional[_Iterable[int]] = ..., p_ch_max_mw: _Optional[_Iterable[float]] = ..., p_dis_max_mw: _Optional[_Iterable[float]] = ..., e_min_mwh: _Optional[_Iterable[float]] = ..., e_max_mwh: _Optional[_Iterable[float]] = ..., eta_ch: _Optional[_Iterable[float]] = ..., eta_dis: _Optional[_Iterable[float]] = ...) -> None: ...
+
+class DispatchRequest(_message.Message):
+    __slots__ = ("key", "p_ch_mw", "p_dis_mw", "dlmp_usd_per_mwh")
+    KEY_FIELD_NUMBER: _ClassVar[int]
+    P_CH_MW_FIELD_NUMBER: _ClassVar[int]
+    P_DIS_MW_FIELD_NUMBER: _ClassVar[int]
+    DLMP_USD_PER_MWH_FIELD_NUMBER: _ClassVar[int]
+    key: _common_pb2.RunKey
+    p_ch_mw: _containers.RepeatedScalarFieldContainer[float]
+    p_dis_mw: _containers.RepeatedScalarFieldContainer[float]
+    dlmp_usd_per_mwh: _containers.RepeatedScalarFieldContainer[float]
+    def __init__(self, key: _Optional[_Union[_common_pb2.RunKey, _Mapping]] = ..., p_ch_mw: _Optional[_Iterable[float]] = ..., p_dis_mw: _Optional[_Iterable[float]] = ..., dlmp_usd_per_mwh: _Optional[_Iterable[float]] = ...) -> None: ...
+
+class DispatchResponse(_message.Message):
+    __slots__ = ("n_evs", "unmet_mwh", "max_unmet_kwh", "station_p_mw")
+    N_EVS_FIELD_NUMBER: _ClassVar[int]
+    UNMET_MWH_FIELD_NUMBER: _ClassVar[int]
+    MAX_UNMET_KWH_FIELD_NUMBER: _ClassVar[int]
+    STATION_P_MW_FIELD_NUMBER: _ClassVar[int]
+    n_evs: int
+    unmet_mwh: float
+    max_unmet_kwh: float
+    station_p_mw: _containers.RepeatedScalarFieldContainer[float]
+    def __init__(self, n_evs: _Optional[int] = ..., unmet_mwh: _Optional[float] = ..., max_unmet_kwh: _Optional[float] = ..., station_p_mw: _Optional[_Iterable[float]] = ...) -> None: ...
+
+class ReservationRequest(_message.Message):
+    __slots__ = ("ev_id", "arrival_h", "departure_h", "energy_need_kwh", "capacity_kwh", "soc_arrival_kwh", "p_charge_kw", "p_discharge_kw", "efficiency", "station")
+    EV_ID_FIELD_NUMBER: _ClassVar[int]
+    ARRIVAL_H_FIELD_NUMBER: _ClassVar[int]
+    DEPARTURE_H_FIELD_NUMBER: _ClassVar[int]
+    ENERGY_NEED_KWH_FIELD_NUMBER: _ClassVar[int]
+    CAPACITY_KWH_FIELD_NUMBER: _ClassVar[int]
+    SOC_ARRIVAL_KWH_FIELD_NUMBER: _ClassVar[int]
+    P_CHARGE_KW_FIELD_NUMBER: _ClassVar[int]
+    P_DISCHARGE_KW_FIELD_NUMBER: _ClassVar[int]
+    EFFICIENCY_FIELD_NUMBER: _ClassVar[int]
+    STATION_FIELD_NUMBER: _ClassVar[int]
+    ev_id: str
+    arrival_h: float
+    departure_h: float
+    energy_need_kwh: float
+    capacity_kwh: float
+    soc_arrival_kwh: float
+    p_charge_kw: float
+    p_discharge_kw: float
+    efficiency: float
+    station: str
+    def __init__(self, ev_id: _Optional[str] = ..., arrival_h: _Optional[float] = ..., departure_h: _Optional[float] = ..., energy_need_kwh: _Optional[float] = ..., capacity_kwh: _Optional[float] = ..., soc_arrival_kwh: _Optional[float] = ..., p_charge_kw: _Optional[float] = ..., p_discharge_kw: _Optional[float] = ..., efficiency: _Optional[float] = ..., station: _Optional[str] = ...) -> None: ...
+
+class ReservationResponse(_message.Message):
+    __slots__ = ("accepted", "reason")
+    ACCEPTED_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    accepted: bool
+    reason: str
+    def __init__(self, accepted: _Optional[bool] = ..., reason: _Optional[str] = ...) -> None: ...

@@ -1,0 +1,67 @@
+from gridcoord.v1 import common_pb2 as _common_pb2
+from google.protobuf.internal import containers as _containers
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class DsoReportRequest(_message.Message):
+    __slots__ = ("key", "boundary_mw", "price_usd_per_mwh")
+    KEY_FIELD_NUMBER: _ClassVar[int]
+    BOUNDARY_MW_FIELD_NUMBER: _ClassVar[int]
+    PRICE_USD_PER_MWH_FIELD_NUMBER: _ClassVar[int]
+    key: _common_pb2.RunKey
+    boundary_mw: _containers.RepeatedScalarFieldContainer[float]
+    price_usd_per_mwh: _containers.RepeatedScalarFieldContainer[float]
+    def __init__(self, key: _Optional[_Union[_common_pb2.RunKey, _Mapping]] = ..., boundary_mw: _Optional[_Iterable[float]] = ..., price_usd_per_mwh: _Optional[_Iterable[float]] = ...) -> None: ...
+
+class DsoReport(_message.Message):
+    __slots__ = ("n_nodes", "n_periods", "p_import_mw", "q_import_mvar", "p_load_mw", "q_load_mvar", "p_gen_mw", "q_gen_mvar", "p_ev_mw", "v_pu", "loss_mw", "pv_p_mw", "pv_avail_mw", "mt_p_mw", "cost_usd", "soc_gap_mva2", "ev_unmet_mwh", "ac_max_voltage_error_pu", "ac_loss_error_rel")
+    class CostUsdEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: float
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[float] = ...) -> None: ...
+    N_NODES_FIELD_NUMBER: _ClassVar[int]
+    N_PERIODS_FIELD_NUMBER: _ClassVar[int]
+    P_IMPORT_MW_FIELD_NUMBER: _ClassVar[int]
+    Q_IMPORT_MVAR_FIELD_NUMBER: _ClassVar[int]
+    P_LOAD_MW_FIELD_NUMBER: _ClassVar[int]
+    Q_LOAD_MVAR_FIELD_NUMBER: _ClassVar[int]
+    P_GEN_MW_FIELD_NUMBER: _ClassVar[int]
+    Q_GEN_MVAR_FIELD_NUMBER: _ClassVar[int]
+    P_EV_MW_FIELD_NUMBER: _ClassVar[int]
+    V_PU_FIELD_NUMBER: _ClassVar[int]
+    LOSS_MW_FIELD_NUMBER: _ClassVar[int]
+    PV_P_MW_FIELD_NUMBER: _ClassVar[int]
+    PV_AVAIL_MW_FIELD_NUMBER: _ClassVar[int]
+    MT_P_MW_FIELD_NUMBER: _ClassVar[int]
+    COST_USD_FIELD_NUMBER: _ClassVar[int]
+    SOC_GAP_MVA2_FIELD_NUMBER: _ClassVar[int]
+    EV_UNMET_MWH_FIELD_NUMBER: _ClassVar[int]
+    AC_MAX_VOLTAGE_ERROR_PU_FIELD_NUMBER: _ClassVar[int]
+    AC_LOSS_ERROR_REL_FIELD_NUMBER: _ClassVar[int]
+    n_nodes: int
+    n_periods: int
+    p_import_mw: _containers.RepeatedScalarFieldContainer[float]
+    q_import_mvar: _containers.RepeatedScalarFieldContainer[float]
+    p_load_mw: _containers.RepeatedScalarFieldContainer[float]
+    q_load_mvar: _containers.RepeatedScalarFieldContainer[float]
+    p_gen_mw: _containers.RepeatedScalarFieldContainer[float]
+    q_gen_mvar: _containers.RepeatedScalarFieldContainer[float]
+    p_ev_mw: _containers.RepeatedScalarFieldContainer[float]
+    v_pu: _containers.RepeatedScalarFieldContainer[float]
+    loss_mw: _containers.RepeatedScalarFieldContainer[float]
+    pv_p_mw: _containers.RepeatedScalarFieldContainer[float]
+    pv_avail_mw: _containers.RepeatedScalarFieldContainer[float]
+    mt_p_mw: _containers.RepeatedScalarFieldContainer[float]
+    cost_usd: _containers.ScalarMap[str, float]
+    soc_gap_mva2: float
+    ev_unmet_mwh: float
+    ac_max_voltage_error_pu: float
+    ac_loss_error_rel: float
+    def __init__(self, n_nodes: _Optional[int] = ..., n_periods: _Optional[int] = ..., p_import_mw: _Optional[_Iterable[float]] = ..., q_import_mvar: _Optional[_Iterable[float]] = ..., p_load_mw: _Optional[_Iterable[float]] = ..., q_load_mvar: _Optional[_Iterable[float]] = ..., p_gen_mw: _Optional[_Iterable[float]] = ..., q_gen_mvar: _Optional[_Iterable[float]] = ..., p_ev_mw: _Optional[_Iterable[float]] = ..., v_pu: _Optional[_Iterable[float]] = ..., loss_mw: _Optional[_Iterable[float]] = ..., pv_p_mw: _Optional[_Iterable[float]] = ..., pv_avail_mw: _Optional[_Iterable[float]] = ..., mt_p_mw: _Optional[_Iterable[float]] = ..., cost_usd: _Optional[_Mapping[str, float]] = ..., soc_gap_mva2: _Optional[float] = ..., ev_unmet_mwh: _Optional[float] = ..., ac_max_voltage_error_pu: _Optional[float] = ..., ac_loss_error_rel: _Optional[float] = ...) -> None: ...
