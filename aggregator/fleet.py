@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -38,6 +38,13 @@ class EV:
     efficiency: float  # one-way efficiency in (0, 1]
     station: str  # station id it plugs into
     soc_min_kwh: float = 0.0  # reserve: stored energy never below this (<= soc_arrival_kwh)
+    #: other stations the EV can plug into instead of ``station`` (spatial scheduling); () = only its own
+    alt_stations: tuple[str, ...] = ()
+
+    @property
+    def reachable(self) -> tuple[str, ...]:
+        """Every station the EV can use: its own first, then the alternatives."""
+        return (self.station, *self.alt_stations)
 
 
 @dataclass(frozen=True)
@@ -64,6 +71,9 @@ class FleetArrays:
     p_dis_kw: np.ndarray
     efficiency: np.ndarray
     station_index: np.ndarray  # (n_evs,) int index into the stations sequence
+    #: (n_evs,) int code of the EV's set of reachable stations (equal codes = equal sets)
+    reach_code: np.ndarray
+    reach_sets: tuple[tuple[int, ...], ...]  # station indices (sorted) of each reach_code
     node: np.ndarray  # (n_evs,) int 1-based feeder node label
     start: np.ndarray  # (n_evs,) int first plugged-in period index
     dwell: np.ndarray  # (n_evs,) int number of fully covered periods
@@ -136,6 +146,12 @@ def validate_fleet(evs: Sequence[EV], stations: Sequence[Station], dt_h: float, 
         seen.add(ev.ev_id)
         if ev.station not in station_ids:
             raise FleetError(f"EV '{ev.ev_id}': station={ev.station!r} is not a known station")
+        for alt in ev.alt_stations:
+            if alt not in station_ids:
+                raise FleetError(f"EV '{ev.ev_id}': alt_stations entry {alt!r} is not a known station")
+        if len(set(ev.reachable)) != len(ev.reachable):
+            raise FleetError(f"EV '{ev.ev_id}': alt_stations={ev.alt_stations!r} repeats a station"
+                             f" (own station {ev.station!r} included)")
     vals = {f: np.array([getattr(ev, f) for ev in evs], dtype=float) for f in _FLOAT_FIELDS}
 
     def fail(i: int, field: str, why: str) -> None:
@@ -205,6 +221,10 @@ def fleet_arrays(
     arrival, departure = col("arrival_h"), col("departure_h")
     start, dwell = plug_in_window(arrival, departure, dt_h, n_periods)
     st = np.array([index[ev.station] for ev in evs], dtype=np.int64)
+    codes: dict[tuple[int, ...], int] = {}
+    reach_code = np.array(
+        [codes.setdefault(tuple(sorted(index[s] for s in ev.reachable)), len(codes)) for ev in evs], dtype=np.int64
+    )
     return FleetArrays(
         ev_id=tuple(ev.ev_id for ev in evs),
         arrival_h=arrival,
@@ -217,6 +237,8 @@ def fleet_arrays(
         p_dis_kw=col("p_discharge_kw"),
         efficiency=col("efficiency"),
         station_index=st,
+        reach_code=reach_code,
+        reach_sets=tuple(codes),
         node=nodes[st] if st.size else np.zeros(0, dtype=np.int64),
         start=start.astype(np.int64),
         dwell=dwell.astype(np.int64),
@@ -239,6 +261,42 @@ SESSION_SHAPES = {
 MILES_LOG_MU, MILES_LOG_SIGMA = 3.2, 0.88
 KM_PER_MILE = 1.609344
 KWH_PER_KM = 0.2
+
+
+def with_reach(
+    evs: Sequence[EV], stations: Sequence[Station], reach: int, distance: np.ndarray | None = None,
+    kinds: Sequence[str] | None = None,
+) -> list[EV]:
+    """EVs given up to ``reach`` stations each: their own plus the ``reach - 1`` nearest others.
+
+    ``distance`` (S, S) ranks stations (e.g. feeder path length between station nodes; default
+    |node label difference|); with ``kinds`` (S,) only stations of the same kind as the EV's own count.
+    ``reach = 1`` clears every EV's alternatives (temporal-only scheduling).
+    """
+    if reach < 1:
+        raise FleetError(f"reach={reach!r} must be >= 1")
+    ids = [s.station_id for s in stations]
+    index = {s: k for k, s in enumerate(ids)}
+    n_st = len(ids)
+    if distance is None:
+        nodes = np.array([s.node for s in stations], dtype=float)
+        distance = np.abs(nodes[:, None] - nodes[None, :])
+    distance = np.asarray(distance, dtype=float)
+    if distance.shape != (n_st, n_st):
+        raise FleetError(f"distance: shape {distance.shape}, expected ({n_st}, {n_st})")
+    kind = list(kinds) if kinds is not None else ["any"] * n_st
+    if len(kind) != n_st:
+        raise FleetError(f"kinds: {len(kind)} entries, expected {n_st}")
+    alts: dict[str, tuple[str, ...]] = {}
+    for k, sid in enumerate(ids):
+        others = [j for j in np.argsort(distance[k], kind="stable") if j != k and kind[j] == kind[k]]
+        alts[sid] = tuple(ids[j] for j in others[: reach - 1])
+    out = []
+    for ev in evs:
+        if ev.station not in index:
+            raise FleetError(f"EV '{ev.ev_id}': station={ev.station!r} is not a known station")
+        out.append(replace(ev, alt_stations=alts[ev.station]))
+    return out
 
 
 def synthetic_fleet(

@@ -17,7 +17,7 @@ the envelopes tighter without changing the feasible set), and lo = hi = e_i in t
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import scipy.sparse as sp
@@ -44,11 +44,31 @@ class FleetFlexibility:
     eta_ch: np.ndarray  # (E,) stored += eta_ch * p_ch * dt
     eta_dis: np.ndarray  # (E,) stored -= p_dis / eta_dis * dt
     members: tuple[np.ndarray, ...]  # (E,) indices into the fleet list of the EVs in each envelope
-    share: np.ndarray  # (n_evs,) each EV's share e_i / E_g of its envelope
+    share: np.ndarray  # (n_evs,) each EV's share e_i / E_g of its envelope (group)
+    #: (E,) allocation group: envelopes with one group are the same EVs at different stations (spatial
+    #: scheduling); each holds the bounds of the whole group, to be scaled by the fraction of the group's
+    #: need served there (fractions sum to 1). None = every envelope its own group.
+    group: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        if self.group is None:
+            object.__setattr__(self, "group", np.arange(self.start.size, dtype=np.int64))
 
     @property
     def n_envelopes(self) -> int:
         return int(self.start.size)
+
+    @property
+    def alloc_group(self) -> np.ndarray:
+        """(E,) int allocation group of each envelope (see ``group``)."""
+        assert self.group is not None
+        return self.group
+
+    @property
+    def is_spatial(self) -> bool:
+        """True if some group spans several stations."""
+        g = self.alloc_group
+        return bool(g.size and np.unique(g).size < g.size)
 
 
 @dataclass(frozen=True)
@@ -156,6 +176,63 @@ def _build(
     first: np.ndarray,
     dt_h: float,
     outer: bool,
+    spatial: bool = False,
+) -> FleetFlexibility:
+    flex = _build_groups(fa, stations, group, first, dt_h, outer)
+    if not spatial:
+        return flex
+    return _expand_stations(fa, stations, flex, group, first)
+
+
+def _expand_stations(
+    fa: FleetArrays, stations: Sequence[Station], flex: FleetFlexibility, group: np.ndarray, first: np.ndarray
+) -> FleetFlexibility:
+    """One envelope per (group, reachable station), each with the whole group's bounds and the group index;
+    members of envelope (g, s) = the EVs of g whose own station is s."""
+    env_group: list[int] = []
+    env_station: list[int] = []
+    for g, i in enumerate(first.tolist()):
+        for s in fa.reach_sets[int(fa.reach_code[i])]:
+            env_group.append(g)
+            env_station.append(s)
+    eg = np.array(env_group, dtype=np.int64)
+    es = np.array(env_station, dtype=np.int64)
+    if eg.size == first.size:
+        return flex  # no EV can reach another station
+    _, _, off_g = _window_flat(flex.start, flex.dwell)
+    dwell = flex.dwell[eg]
+    owner, k, _ = _window_flat(flex.start[eg], dwell)
+    flat = off_g[eg[owner]] + k
+    env_index = {(g, s): r for r, (g, s) in enumerate(zip(env_group, env_station, strict=True))}
+    home_env = np.array([env_index[(int(group[i]), int(fa.station_index[i]))] for i in range(group.size)],
+                        dtype=np.int64)
+    order = np.argsort(home_env, kind="stable")
+    members = tuple(np.split(order, np.cumsum(np.bincount(home_env, minlength=eg.size))[:-1]))
+    nodes = np.array([st.node for st in stations], dtype=np.int64)
+    return FleetFlexibility(
+        node=nodes[es],
+        station_id=tuple(stations[j].station_id for j in env_station),
+        start=flex.start[eg],
+        dwell=dwell,
+        p_ch_max_mw=flex.p_ch_max_mw[flat],
+        p_dis_max_mw=flex.p_dis_max_mw[flat],
+        e_min_mwh=flex.e_min_mwh[flat],
+        e_max_mwh=flex.e_max_mwh[flat],
+        eta_ch=flex.eta_ch[eg],
+        eta_dis=flex.eta_dis[eg],
+        members=members,
+        share=flex.share,
+        group=eg,
+    )
+
+
+def _build_groups(
+    fa: FleetArrays,
+    stations: Sequence[Station],
+    group: np.ndarray,
+    first: np.ndarray,
+    dt_h: float,
+    outer: bool,
 ) -> FleetFlexibility:
     n_g = first.size
     need = fa.need_kwh
@@ -213,8 +290,16 @@ def inner_flexibility(
     dt_h: float = 1.0,
     n_periods: int = 24,
     laxity_bins: int = 1,
+    spatial: bool = True,
 ) -> FleetFlexibility:
     """Guaranteed-disaggregable inner envelopes by proportional sharing.
+
+    Spatial scheduling (``spatial`` and EVs with ``alt_stations``): the station part of the group key is the
+    EV's set of reachable stations; such a group yields one envelope per station of the set, all with the
+    group's bounds and ``group`` index. Every bound scales linearly with the need E_g, so serving a fraction
+    a_s of E_g at station s (sum_s a_s = 1) is the same envelope with bounds x a_s: the DSO picks the a_s
+    (an LP), and :func:`allocate_stations` turns them into whole EVs per station. ``spatial=False`` (or no
+    alternatives) keys by the EV's own station: temporal-only scheduling.
 
     EVs are grouped by (station, start, dwell, efficiency, V2G yes/no); in group g with E_g = sum_i e_i
     every EV follows p_i = (e_i / E_g) P_g, so P_ch_g <= E_g min_i p_ch_i/e_i, P_dis_g <= E_g min_i
@@ -234,12 +319,16 @@ def inner_flexibility(
     fa = fleet_arrays(evs, stations, dt_h, n_periods)
     fill = fa.need_kwh / (fa.efficiency * fa.p_ch_kw * fa.dwell * dt_h)
     lax_bin = np.minimum((fill * laxity_bins).astype(np.int64), laxity_bins - 1)
+    # station key: own station, or (spatial) n_stations + code of the reachable set when it has > 1 station
+    multi = np.array([len(fa.reach_sets[c]) > 1 for c in fa.reach_code.tolist()], dtype=bool)
+    use_set = multi if spatial else np.zeros_like(multi)
+    st_key = np.where(use_set, len(stations) + fa.reach_code, fa.station_index)
     keys = np.stack(
-        [fa.station_index, fa.start, fa.dwell, _eff_code(fa), (fa.p_dis_kw > 0).astype(np.int64), lax_bin],
+        [st_key, fa.start, fa.dwell, _eff_code(fa), (fa.p_dis_kw > 0).astype(np.int64), lax_bin],
         axis=1,
     )
     group, first = _groups(keys)
-    return _build(fa, stations, group, first, dt_h, outer=False)
+    return _build(fa, stations, group, first, dt_h, outer=False, spatial=bool(use_set.any()))
 
 
 def exact_flexibility(
@@ -378,6 +467,9 @@ def disaggregate(
     SOC limits (possible only for outer envelopes). ``delivered_kwh``/``unmet_kwh`` come from the schedule.
     ``stations`` defaults to the stations named in ``flex`` (only ids matter here).
     """
+    if flex.is_spatial:
+        raise FleetError("flex: spatial envelopes (one group over several stations) need allocate_stations()"
+                         " before disaggregation")
     if stations is None:
         seen = dict(zip(flex.station_id, flex.node, strict=True))
         stations = [Station(s, int(n), 1.0) for s, n in seen.items()]
@@ -450,3 +542,132 @@ def disaggregate(
         delivered_kwh=delivered,
         unmet_kwh=np.maximum(fa.need_kwh - delivered, 0.0),
     )
+
+
+# ----------------------------------------------------------------------------------------------
+# spatial allocation: group energy fractions per station -> whole EVs per station
+
+#: below this energy [MWh] a station's share of a group counts as empty: EVs rounded onto it follow the
+#: group's average unit profile instead of dividing a near-zero dispatch by a near-zero energy
+MIN_ALLOC_MWH = 1e-4
+
+
+@dataclass(frozen=True)
+class StationAllocation:
+    """Whole EVs per station behind a spatial dispatch, and the temporal-only problem they follow."""
+
+    station: tuple[str, ...]  # (n_evs,) station each EV plugs into
+    fleet: tuple[EV, ...]  # the EVs at those stations, no alternatives
+    flex: FleetFlexibility  # proportional-sharing envelopes of ``fleet`` (one per original envelope used)
+    p_ch_mw: np.ndarray  # flat profiles for ``flex``: the dispatched unit profile x the allocated need
+    p_dis_mw: np.ndarray
+    station_mw: np.ndarray  # (S, T) net station power after rounding (rows in ``stations`` order)
+    dispatched_mw: np.ndarray  # (S, T) net station power of the dispatch
+    rounding_mw: float  # max |station_mw - dispatched_mw|
+
+
+def allocate_stations(
+    evs: Sequence[EV],
+    flex: FleetFlexibility,
+    p_ch_mw: np.ndarray,
+    p_dis_mw: np.ndarray,
+    alloc_share: np.ndarray | None,
+    stations: Sequence[Station],
+    dt_h: float = 1.0,
+    n_periods: int = 24,
+) -> StationAllocation:
+    """Assign whole EVs of each group to stations so that their needs match a_e E_g (greedy by need: each
+    EV, largest first, goes to the station with the largest remaining deficit); each station sub-group
+    then follows its envelope's unit profile u_e = P_e / (a_e E_g) scaled to its actual need E'_e. The
+    bounds of a group are E_g x (unit bounds), so u_e E'_e stays inside the sub-group's proportional-
+    sharing envelope and every EV's need is met exactly; station power moves by the rounding only.
+
+    ``alloc_share`` (E,) = a_e (None: 1 for every envelope, only valid without spatial groups).
+    """
+    p_ch, p_dis = _check_profile_shape(flex, p_ch_mw, p_dis_mw)
+    fa = fleet_arrays(evs, stations, dt_h, n_periods)
+    n, n_env = fa.need_kwh.size, flex.n_envelopes
+    if flex.share.size != n or sum(m.size for m in flex.members) != n:
+        raise FleetError(f"flex: built for {flex.share.size} EVs, fleet has {n}")
+    grp_env = flex.alloc_group
+    a = np.ones(n_env) if alloc_share is None else np.asarray(alloc_share, dtype=float).reshape(-1)
+    if a.size != n_env or not np.all(np.isfinite(a)):
+        raise FleetError(f"alloc_share: needs {n_env} finite entries, got {a.size}")
+    n_grp = int(grp_env.max()) + 1 if n_env else 0
+    sums = np.bincount(grp_env, weights=a, minlength=n_grp)
+    if np.any(np.abs(sums - 1.0) > 1e-5) or np.any(a < -1e-6):
+        g = int(np.argmax(np.abs(sums - 1.0)))
+        raise FleetError(f"alloc_share: fractions of group {g} sum to {sums[g]:.9g}, must be >= 0 and sum to 1")
+    a = np.clip(a, 0.0, None) / sums[grp_env]
+    env_of_ev = np.empty(n, dtype=np.int64)
+    for j, m in enumerate(flex.members):
+        env_of_ev[m] = j
+    ev_group = grp_env[env_of_ev]
+    e_g_mwh = np.bincount(ev_group, weights=fa.need_kwh, minlength=n_grp) / 1e3
+    target = a * e_g_mwh[grp_env]  # (E,) MWh wanted at each envelope
+    assigned = env_of_ev.copy()
+    envs_of_group = [np.flatnonzero(grp_env == g) for g in range(n_grp)]
+    for g in np.flatnonzero(np.bincount(grp_env, minlength=n_grp) > 1):
+        cand = envs_of_group[g]
+        deficit = target[cand].copy()
+        evs_g = np.flatnonzero(ev_group == g)
+        for i in evs_g[np.argsort(-fa.need_kwh[evs_g], kind="stable")]:
+            j = int(np.argmax(deficit))
+            assigned[i] = cand[j]
+            deficit[j] -= fa.need_kwh[i] / 1e3
+    # unit profiles per envelope (1/h): dispatched profile / its own stored-energy gain (so that u E' delivers
+    # E' exactly, whatever the solver tolerance on the final gain = a_e E_g), or the group's average profile
+    owner, _, off = _window_flat(flex.start, flex.dwell)
+    gain = _segment_cumsum((flex.eta_ch[owner] * p_ch - p_dis / flex.eta_dis[owner]) * dt_h, off)
+    gain_end = gain[off[1:] - 1] if n_env else np.zeros(0)
+    unit_ch, unit_dis = np.empty_like(p_ch), np.empty_like(p_dis)
+    for cand in envs_of_group:
+        if cand.size == 0:
+            continue
+        total = float(gain_end[cand].sum())
+        avg_ch = sum(p_ch[off[e]:off[e + 1]] for e in cand) / total
+        avg_dis = sum(p_dis[off[e]:off[e + 1]] for e in cand) / total
+        for e in cand:
+            sl = slice(off[e], off[e + 1])
+            if target[e] > MIN_ALLOC_MWH and gain_end[e] > 0.5 * target[e]:
+                unit_ch[sl], unit_dis[sl] = p_ch[sl] / gain_end[e], p_dis[sl] / gain_end[e]
+            else:
+                unit_ch[sl], unit_dis[sl] = avg_ch, avg_dis
+    realized_fleet = [replace(ev, station=flex.station_id[int(assigned[i])], alt_stations=())
+                      for i, ev in enumerate(evs)]
+    rfa = fleet_arrays(realized_fleet, stations, dt_h, n_periods)
+    used, first, rgroup = np.unique(assigned, return_index=True, return_inverse=True)
+    rflex = _build_groups(rfa, stations, rgroup.reshape(-1), first, dt_h, outer=False)
+    r_need_mwh = np.bincount(rgroup.reshape(-1), weights=rfa.need_kwh, minlength=used.size) / 1e3
+    src = np.concatenate([np.arange(off[e], off[e + 1]) for e in used]) if used.size else np.zeros(0, np.int64)
+    scale = np.repeat(r_need_mwh, rflex.dwell)
+    r_ch, r_dis = unit_ch[src] * scale, unit_dis[src] * scale
+    ids = [st.station_id for st in stations]
+    before = station_power(flex, p_ch, p_dis, n_periods, ids)
+    after = station_power(rflex, r_ch, r_dis, n_periods, ids)
+    return StationAllocation(
+        station=tuple(ev.station for ev in realized_fleet),
+        fleet=tuple(realized_fleet),
+        flex=rflex,
+        p_ch_mw=r_ch,
+        p_dis_mw=r_dis,
+        station_mw=after,
+        dispatched_mw=before,
+        rounding_mw=float(np.max(np.abs(after - before), initial=0.0)),
+    )
+
+
+def disaggregate_spatial(
+    evs: Sequence[EV],
+    flex: FleetFlexibility,
+    p_ch_mw: np.ndarray,
+    p_dis_mw: np.ndarray,
+    alloc_share: np.ndarray | None,
+    stations: Sequence[Station],
+    dt_h: float = 1.0,
+    n_periods: int = 24,
+) -> tuple[StationAllocation, Disaggregation]:
+    """:func:`allocate_stations`, then :func:`disaggregate` of the allocated fleet (same EV order)."""
+    alloc = allocate_stations(evs, flex, p_ch_mw, p_dis_mw, alloc_share, stations, dt_h, n_periods)
+    d = disaggregate(list(alloc.fleet), alloc.flex, alloc.p_ch_mw, alloc.p_dis_mw, dt_h, n_periods, stations)
+    return alloc, d

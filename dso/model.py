@@ -74,10 +74,41 @@ class EvFlexibility:
     e_max_mwh: np.ndarray  # (W,) max of the same [MWh]
     eta_ch: np.ndarray  # (E,) stored += eta_ch * p_ch * dt_h
     eta_dis: np.ndarray  # (E,) stored -= p_dis / eta_dis * dt_h
+    #: (E,) int spatial allocation group (default: every envelope its own). Envelopes of one group are the
+    #: same EVs at different nodes/stations: each carries the bounds of the whole group, the model picks
+    #: fractions a_e >= 0 with sum_group a_e = 1 and scales envelope e's bounds by a_e (an LP, since every
+    #: bound of a proportional-sharing group is linear in its energy need).
+    alloc_group: np.ndarray | None = None
+    #: (E,) int station of each envelope, index into station_p_max_mw (None: no station limits)
+    station_idx: np.ndarray | None = None
+    station_p_max_mw: np.ndarray | None = None  # (S,) connection limit |net EV power| per station [MW]
 
     def __post_init__(self) -> None:
         for name in ("node_idx", "start", "dwell"):
             object.__setattr__(self, name, _i64(getattr(self, name)))
+        n_env0 = self.node_idx.shape[0]
+        if self.alloc_group is None:
+            object.__setattr__(self, "alloc_group", np.arange(n_env0, dtype=np.int64))
+        object.__setattr__(self, "alloc_group", _i64(self.alloc_group))
+        if self.alloc_group.shape[0] != n_env0:
+            raise FeederInputError(f"EV envelopes: alloc_group has {self.alloc_group.shape[0]} entries, "
+                                   f"node_idx has {n_env0}")
+        if (self.station_idx is None) != (self.station_p_max_mw is None):
+            raise FeederInputError("EV envelopes: station_idx and station_p_max_mw go together")
+        if self.station_idx is not None and self.station_p_max_mw is not None:
+            st, lim = _i64(self.station_idx), _f64(self.station_p_max_mw).reshape(-1)
+            object.__setattr__(self, "station_idx", st)
+            object.__setattr__(self, "station_p_max_mw", lim)
+            if st.shape[0] != n_env0:
+                raise FeederInputError(f"EV envelopes: station_idx has {st.shape[0]} entries, node_idx has {n_env0}")
+            bad = np.flatnonzero((st < 0) | (st >= lim.shape[0]))
+            if bad.size:
+                raise FeederInputError(f"EV envelope {int(bad[0])}: station_idx={int(st[bad[0]])} is not a "
+                                       f"station index 0..{lim.shape[0] - 1}")
+            bad = np.flatnonzero(~(lim > 0) | ~np.isfinite(lim))
+            if bad.size:
+                raise FeederInputError(f"EV station {int(bad[0])}: station_p_max_mw={float(lim[bad[0]])!r} "
+                                       "must be finite and > 0")
         for name in ("p_ch_max_mw", "p_dis_max_mw", "e_min_mwh", "e_max_mwh", "eta_ch", "eta_dis"):
             object.__setattr__(self, name, _f64(getattr(self, name)).reshape(-1))
         n_env = self.node_idx.shape[0]
@@ -146,6 +177,16 @@ class EvFlexibility:
         """(W, W) block lower-triangular ones: (C x)[k] = sum of x over the same envelope up to k."""
         blocks = [sp.tril(np.ones((d, d))) for d in self.dwell.tolist()]
         return sp.block_diag(blocks, format="csr") if blocks else sp.csr_matrix((0, 0))
+
+    @property
+    def shared_envelopes(self) -> np.ndarray:
+        """Envelopes whose allocation group has more than one member (their fraction is a variable)."""
+        g = self.alloc_group
+        assert g is not None
+        if g.size == 0:
+            return np.zeros(0, dtype=np.int64)
+        _, inv, counts = np.unique(g, return_inverse=True, return_counts=True)
+        return np.flatnonzero(counts[inv.reshape(-1)] > 1)
 
     @property
     def v2g_entries(self) -> np.ndarray:
@@ -307,6 +348,8 @@ class FeederDispatch:
     soc_gap_mva2: float
     p_gen_mw: np.ndarray  # (N,T) PV + MT per node
     q_gen_mvar: np.ndarray  # (N,T)
+    #: (E,) fraction of its allocation group's energy need served by each EV envelope (1 when alone)
+    ev_alloc_share: np.ndarray = field(default_factory=lambda: np.zeros(0))
 
 
 def _incidence(node_idx: np.ndarray, n_nodes: int) -> sp.csr_matrix:
@@ -384,7 +427,15 @@ class FeederModel:
             soc_gap_mva2=float(np.abs(gap).max()) if gap.size else 0.0,
             p_gen_mw=g_pv @ pv_p + g_mt @ mt_p,
             q_gen_mvar=g_pv @ pv_q + g_mt @ mt_q,
+            ev_alloc_share=self._alloc_share(),
         )
+
+    def _alloc_share(self) -> np.ndarray:
+        ev = self.inputs.ev
+        share = np.ones(ev.n_envelopes)
+        if "ev_alloc" in self.variables:
+            share[ev.shared_envelopes] = np.asarray(self.variables["ev_alloc"].value, dtype=float)
+        return share
 
 
 def build_feeder_model(data: FeederData, inputs: FeederInputs) -> FeederModel:
@@ -471,15 +522,46 @@ def build_feeder_model(data: FeederData, inputs: FeederInputs) -> FeederModel:
         p_dis = sp.csr_matrix((np.ones(v2g.size), (v2g, np.arange(v2g.size))), shape=(w_len, v2g.size)) @ p_dis_v2g
         variables |= {"ev_p_ch_mw": p_ch, "ev_p_dis_mw": p_dis_v2g}
         env = ev.envelope_of_window
-        cons["ev.p_ch_max"] = p_ch <= ev.p_ch_max_mw
-        cons["ev.p_dis_max"] = p_dis_v2g <= ev.p_dis_max_mw[v2g]
         # stored energy gained since plug-in, by recursion e[k] = e[k-1] + eta_ch p_ch dt - p_dis dt / eta_dis
         stored = cp.Variable(w_len, name=f"{data.name}.ev_stored_mwh")
         variables["ev_stored_mwh"] = stored
         cons["ev.energy"] = stored - ev.shift_matrix() @ stored == (
             cp.multiply(ev.eta_ch[env] * dt, p_ch) - cp.multiply(dt / ev.eta_dis[env], p_dis))
-        cons["ev.e_min"] = stored >= ev.e_min_mwh
-        cons["ev.e_max"] = stored <= ev.e_max_mwh
+        shared = ev.shared_envelopes
+        if shared.size:
+            # spatial allocation: envelope e serves a fraction a_e of its group's need, bounds x a_e
+            alloc = cp.Variable(shared.size, nonneg=True, name=f"{data.name}.ev_alloc")
+            variables["ev_alloc"] = alloc
+            pos = np.full(ev.n_envelopes, -1)
+            pos[shared] = np.arange(shared.size)
+            rows = np.flatnonzero(pos[env] >= 0)
+            to_win = sp.csr_matrix((np.ones(rows.size), (rows, pos[env][rows])), shape=(w_len, shared.size))
+            fixed = (pos[env] < 0).astype(float)
+            scale = fixed + to_win @ alloc  # (W,) 1 for lone envelopes, a_e for shared ones
+            assert ev.alloc_group is not None
+            _, grp = np.unique(ev.alloc_group[shared], return_inverse=True)
+            grp = grp.reshape(-1)
+            sum_rows = sp.csr_matrix((np.ones(shared.size), (grp, np.arange(shared.size))),
+                                     shape=(int(grp.max()) + 1, shared.size))
+            cons["ev.alloc"] = sum_rows @ alloc == 1.0
+            cons["ev.p_ch_max"] = p_ch <= cp.multiply(ev.p_ch_max_mw, scale)
+            cons["ev.p_dis_max"] = p_dis_v2g <= cp.multiply(ev.p_dis_max_mw[v2g], to_win[v2g] @ alloc
+                                                            + fixed[v2g])
+            cons["ev.e_min"] = stored >= cp.multiply(ev.e_min_mwh, scale)
+            cons["ev.e_max"] = stored <= cp.multiply(ev.e_max_mwh, scale)
+        else:
+            cons["ev.p_ch_max"] = p_ch <= ev.p_ch_max_mw
+            cons["ev.p_dis_max"] = p_dis_v2g <= ev.p_dis_max_mw[v2g]
+            cons["ev.e_min"] = stored >= ev.e_min_mwh
+            cons["ev.e_max"] = stored <= ev.e_max_mwh
+        if ev.station_idx is not None and ev.station_p_max_mw is not None:
+            # connection limit per station-period on the net EV power: |sum of its envelopes| <= p_max
+            n_st = ev.station_p_max_mw.shape[0]
+            st_rows = ev.station_idx[env] * t + ev.period_of_window(t)
+            st_map = sp.csr_matrix((np.ones(w_len), (st_rows, np.arange(w_len))), shape=(n_st * t, w_len))
+            used = np.flatnonzero(np.asarray(st_map.sum(axis=1)).reshape(-1) > 0)
+            cons["ev.station_limit"] = cp.abs(st_map[used] @ (p_ch - p_dis)) <= np.repeat(
+                ev.station_p_max_mw, t)[used]
         ev_net = cp.reshape(ev.node_period_map(n, t) @ (p_ch - p_dis), (n, t), order="C")
         p_inj = p_inj - ev_net
 

@@ -8,6 +8,7 @@ the numeric model from it is ``orchestrator.system.build_system``.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import math
 import re
 from collections.abc import Mapping
@@ -107,6 +108,8 @@ class FeederSpec:
     ev_seed: int
     v2g_share: float
     ev_list: tuple[EvInlineSpec, ...]
+    #: stations each EV can use: its own plus the reach - 1 nearest others of the same kind (1 = temporal only)
+    ev_reach: int = 1
 
 
 @dataclass(frozen=True)
@@ -310,6 +313,7 @@ def _parse_feeder(r: _Reader, profiles: set[str], n_tso_bus: int, tso_network: s
     ev_count = evs.int_("count", 0, min_=0)
     ev_seed = evs.int_("seed", 0, min_=0)
     v2g = evs.num("v2g_share", 0.0, min_=0.0, max_=1.0)
+    reach = evs.int_("reach", 1, min_=1)
     ev_list = []
     for i, e in enumerate(evs.list_("list")):
         er = _Reader(e, f"{evs.path}.list[{i}]")
@@ -335,7 +339,7 @@ def _parse_feeder(r: _Reader, profiles: set[str], n_tso_bus: int, tso_network: s
         load_scale=r.num("load_scale", 1.0, min_=0.0),
         load_profile=_profile(r, "load_profile", profiles), pv_profile=_profile(r, "pv_profile", profiles),
         pv=tuple(pv), microturbines=tuple(mts), stations=tuple(stations), ev_count=ev_count, ev_seed=ev_seed,
-        v2g_share=v2g, ev_list=tuple(ev_list),
+        v2g_share=v2g, ev_list=tuple(ev_list), ev_reach=reach,
     )
     r.done()
     return spec
@@ -429,6 +433,13 @@ def scale_case_data(n_feeders: int) -> dict[str, Any]:
 def list_cases() -> list[str]:
     """Names of the bundled cases (the generated scale case is listed with its pattern)."""
     return sorted(p.stem for p in CASES_DIR.glob("*.yaml")) + ["ieee118-NNx33"]
+
+
+def with_ev_reach(spec: CaseSpec, reach: int) -> CaseSpec:
+    """The same case with every feeder's ``evs.reach`` set to ``reach`` (1 = temporal-only EV scheduling)."""
+    if reach < 1:
+        raise CaseError(f"reach={reach!r} must be >= 1")
+    return dataclasses.replace(spec, feeders=tuple(dataclasses.replace(f, ev_reach=reach) for f in spec.feeders))
 
 
 def load_case(name_or_path: str | Path) -> CaseSpec:

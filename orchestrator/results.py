@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from aggregator.fleet import fleet_arrays
-from aggregator.flex import disaggregate, uncontrolled_schedule_kw
+from aggregator.flex import disaggregate_spatial, uncontrolled_schedule_kw
 from dso.acpf import ac_check
 from orchestrator.strategies.base import RunResult
 from orchestrator.system import FeederSystem, System
@@ -33,46 +33,56 @@ SUMMARY_FIELDS = (
 
 @dataclass(frozen=True)
 class EvOutcome:
-    """Per-EV result of a run for one feeder: schedules (n_ev, T) in kW and unmet energy (kWh)."""
+    """Per-EV result of a run for one feeder: schedules (n_ev, T) in kW, unmet energy (kWh), the station
+    each EV used and the station-power deviation [MW] caused by rounding the spatial allocation to whole EVs."""
 
     p_kw: np.ndarray
     unmet_kwh: np.ndarray
+    station: tuple[str, ...] = ()
+    rounding_mw: float = 0.0
 
 
 def ev_outcome(feeder: FeederSystem, result: RunResult) -> EvOutcome:
-    """Per-EV schedules behind a feeder's dispatch: disaggregated from the envelope dispatch when EVs
-    were controlled, the charge-on-arrival schedule otherwise; unmet energy computed from them."""
+    """Per-EV schedules behind a feeder's dispatch: when EVs were controlled, whole EVs are allocated to
+    stations (spatial envelopes) and the envelope dispatch disaggregated; otherwise the charge-on-arrival
+    schedule at each EV's own station. Unmet energy is computed from the schedules."""
     T, dt = feeder.inputs.p_load_mw.shape[1], feeder.inputs.dt_h
     fleet = list(feeder.fleet)
     if not fleet:
         return EvOutcome(np.zeros((0, T)), np.zeros(0))
     if result.ev_controlled:
         d = result.feeders[feeder.feeder_id]
-        dis = disaggregate(fleet, feeder.flex, d.ev_p_ch_mw, d.ev_p_dis_mw, dt, T)
-        return EvOutcome(np.asarray(dis.p_kw), np.asarray(dis.unmet_kwh))
+        share = d.ev_alloc_share if d.ev_alloc_share.size else None
+        alloc, dis = disaggregate_spatial(fleet, feeder.flex, d.ev_p_ch_mw, d.ev_p_dis_mw, share,
+                                          list(feeder.stations), dt, T)
+        return EvOutcome(np.asarray(dis.p_kw), np.asarray(dis.unmet_kwh), alloc.station, alloc.rounding_mw)
     p_kw = uncontrolled_schedule_kw(fleet, list(feeder.stations), dt, T)
     need = np.array([ev.energy_need_kwh for ev in fleet])
     stored = np.array([ev.efficiency for ev in fleet]) * p_kw.sum(axis=1) * dt
-    return EvOutcome(p_kw, np.maximum(need - stored, 0.0))
+    return EvOutcome(p_kw, np.maximum(need - stored, 0.0), tuple(ev.station for ev in fleet))
 
 
 def ev_allocation_rows(system: System, result: RunResult) -> list[dict[str, Any]]:
     """One row per (dso, hour, station): node, net EV power p_mw (charging positive, from the per-EV
-    schedules behind the dispatch) and n_evs plugged in at that station in that hour."""
+    schedules behind the dispatch) and n_evs plugged in at that station in that hour (each EV at the
+    station the spatial allocation gave it)."""
     rows: list[dict[str, Any]] = []
     T, dt = system.n_periods, system.dt_h
     for f in system.feeders:
         fleet = list(f.fleet)
         if not fleet:
             continue
-        p_kw = ev_outcome(f, result).p_kw
+        outcome = ev_outcome(f, result)
+        p_kw = outcome.p_kw
         fa = fleet_arrays(fleet, list(f.stations), dt, T)
+        index = {st.station_id: k for k, st in enumerate(f.stations)}
+        station_index = np.array([index[s] for s in outcome.station], dtype=np.int64)
         owner = np.repeat(np.arange(len(fleet)), fa.dwell)
         k = np.arange(int(fa.dwell.sum())) - np.repeat(np.cumsum(fa.dwell) - fa.dwell, fa.dwell)
         plugged = np.zeros((len(f.stations), T), dtype=np.int64)
-        np.add.at(plugged, (fa.station_index[owner], (fa.start[owner] + k) % T), 1)
+        np.add.at(plugged, (station_index[owner], (fa.start[owner] + k) % T), 1)
         p_st = np.zeros((len(f.stations), T))
-        np.add.at(p_st, fa.station_index, p_kw / 1e3)
+        np.add.at(p_st, station_index, p_kw / 1e3)
         for t in range(T):
             for s, st in enumerate(f.stations):
                 rows.append({"dso": f.feeder_id, "hour": t * dt, "node": st.node, "station": st.station_id,
@@ -91,6 +101,7 @@ def summarize(system: System, result: RunResult, *, ac: bool = True) -> dict[str
     energy_in_mwh = 0.0
     pv_used = pv_avail = 0.0
     ev_mwh = unmet_mwh = 0.0
+    rounding_mw = 0.0
     peak_valley: dict[str, float] = {}
     vdev: list[np.ndarray] = []
     local_terms = 0.0
@@ -112,6 +123,7 @@ def summarize(system: System, result: RunResult, *, ac: bool = True) -> dict[str
         ev_mwh += float(np.sum(d.ev_p_mw) * dt)
         outcome = ev_outcome(f, result)
         unmet_mwh += float(np.sum(outcome.unmet_kwh)) / 1000.0
+        rounding_mw = max(rounding_mw, outcome.rounding_mw)
         peak_valley[f.feeder_id] = float(np.max(d.p_import_mw) - np.min(d.p_import_mw))
         vdev.append(np.abs(d.v_pu - 1.0).ravel())
         if ac:
@@ -152,6 +164,8 @@ def summarize(system: System, result: RunResult, *, ac: bool = True) -> dict[str
                     for f in system.feeders},
             "energy_sold_to_dsos": revenue,
         },
+        # max |station EV power after rounding the spatial allocation to whole EVs - dispatched| [MW]
+        "ev_allocation_rounding_mw": rounding_mw,
         "max_soc_gap_mva2": max((float(result.feeders[k].soc_gap_mva2) for k in system.feeder_ids), default=0.0),
         "notes": list(result.notes),
     }

@@ -11,8 +11,10 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 import numpy as np
+import scipy.sparse as sp
+from scipy.sparse.csgraph import shortest_path
 
-from aggregator.fleet import EV, FleetError, Station, synthetic_fleet, validate_fleet
+from aggregator.fleet import EV, FleetError, Station, synthetic_fleet, validate_fleet, with_reach
 from aggregator.flex import FleetFlexibility, inner_flexibility, uncontrolled_profile
 from dso.model import EvFlexibility, FeederInputs
 from dso.network import FeederData, FeederDataError, feeder_from_tables, ieee33bw
@@ -106,7 +108,8 @@ def _feeder_data(f: FeederSpec) -> FeederData:
     return data
 
 
-def _fleet(f: FeederSpec, stations: tuple[Station, ...], dt_h: float, n_periods: int) -> tuple[EV, ...]:
+def _fleet(f: FeederSpec, data: FeederData, stations: tuple[Station, ...], dt_h: float,
+           n_periods: int) -> tuple[EV, ...]:
     """Synthetic EVs split over home and work stations by connection capacity, plus inline EVs."""
     fleet: list[EV] = []
     kinds = {s.station_id: s.kind for s in f.stations}
@@ -126,17 +129,38 @@ def _fleet(f: FeederSpec, stations: tuple[Station, ...], dt_h: float, n_periods:
                         energy_need_kwh=e.energy_need_kwh, capacity_kwh=e.capacity_kwh,
                         soc_arrival_kwh=e.soc_arrival_kwh, p_charge_kw=e.p_charge_kw,
                         p_discharge_kw=e.p_discharge_kw, efficiency=e.efficiency, station=e.station))
+    if f.ev_reach > 1:
+        fleet = with_reach(fleet, stations, f.ev_reach, distance=station_distance_ohm(data, stations),
+                           kinds=[kinds[s.station_id] for s in stations])
     validate_fleet(fleet, stations, dt_h, n_periods)
     return tuple(fleet)
+
+
+def station_distance_ohm(data: FeederData, stations: tuple[Station, ...]) -> np.ndarray:
+    """(S,S) series resistance [ohm] of the feeder path between station nodes (how "near" two stations are)."""
+    n = data.n_nodes
+    adj = sp.csr_matrix((data.r_ohm + 1e-9, (data.from_idx, data.to_idx)), shape=(n, n))
+    nodes = np.array([s.node - 1 for s in stations], dtype=int)
+    dist = shortest_path(adj, directed=False, indices=nodes)
+    return dist[:, nodes]
 
 
 def _renamed(ev: EV, ev_id: str) -> EV:
     return replace(ev, ev_id=ev_id)
 
 
-def to_dso_flexibility(flex: FleetFlexibility) -> EvFlexibility:
-    """The aggregator's envelopes as the DSO model reads them (node labels -> 0-based indices)."""
+def to_dso_flexibility(flex: FleetFlexibility, stations: tuple[Station, ...] | None = None) -> EvFlexibility:
+    """The aggregator's envelopes as the DSO model reads them (node labels -> 0-based indices); with
+    ``stations`` the connection limits p_max_kw become per station-period limits on the net EV power."""
+    station_idx = station_p_max_mw = None
+    if stations is not None:
+        index = {s.station_id: k for k, s in enumerate(stations)}
+        station_idx = np.array([index[s] for s in flex.station_id], dtype=int)
+        station_p_max_mw = np.array([s.p_max_kw for s in stations]) / 1e3
     return EvFlexibility(
+        alloc_group=flex.alloc_group,
+        station_idx=station_idx,
+        station_p_max_mw=station_p_max_mw,
         node_idx=np.asarray(flex.node, dtype=int) - 1,
         start=np.asarray(flex.start, dtype=int),
         dwell=np.asarray(flex.dwell, dtype=int),
@@ -163,7 +187,7 @@ def _feeder(spec: CaseSpec, f: FeederSpec) -> FeederSystem:
     load_shape = profile(f.load_profile, dt)
     pv_shape = profile(f.pv_profile, dt)
     stations = tuple(Station(station_id=s.station_id, node=s.node, p_max_kw=s.p_max_kw) for s in f.stations)
-    fleet = _fleet(f, stations, dt, T)
+    fleet = _fleet(f, data, stations, dt, T)
     flex = inner_flexibility(list(fleet), list(stations), dt, T)
     ev_fixed = station_to_nodes(uncontrolled_profile(list(fleet), list(stations), dt, T), stations, data.n_nodes)
     pv_cap = np.array([p.capacity_mw for p in f.pv])
@@ -185,7 +209,7 @@ def _feeder(spec: CaseSpec, f: FeederSpec) -> FeederSystem:
         loss_cost_usd_per_mwh=spec.loss_cost_usd_per_mwh,
         v_sub_pu=f.v_sub_pu,
     )
-    flexible = FeederInputs(**common, ev=to_dso_flexibility(flex), ev_fixed_mw=np.zeros((data.n_nodes, T)))
+    flexible = FeederInputs(**common, ev=to_dso_flexibility(flex, stations), ev_fixed_mw=np.zeros((data.n_nodes, T)))
     fixed = FeederInputs(**common, ev=empty_flexibility(), ev_fixed_mw=ev_fixed)
     return FeederSystem(spec=f, data=data, inputs=flexible, inputs_uncontrolled=fixed, fleet=fleet,
                         stations=stations, flex=flex)
