@@ -59,6 +59,11 @@ def _cmd_compare(args: argparse.Namespace) -> int:
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:
+    if args.strategies:
+        from orchestrator.csso.bench import bench_strategies
+
+        print(bench_strategies(args.case, solver=args.solver))
+        return 0
     from orchestrator.bench import bench_foundation
 
     print(bench_foundation(args.case, repeat=args.repeat, solver=args.solver))
@@ -81,7 +86,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = sub.add_parser("run", help="coordinate a case with a strategy and write the results")
     run.add_argument("--case", default=DEFAULT_CASE, help="bundled case name or path to a case YAML")
-    run.add_argument("--strategy", default=DEFAULT_STRATEGY, help="isolated | centralized")
+    run.add_argument("--strategy", default=DEFAULT_STRATEGY, help="isolated | centralized | csso | admm | dual")
     run.add_argument("--out", default=None, help="output directory (default runs/CASE-STRATEGY)")
     run.add_argument("--services", default=None, help="YAML mapping operator id -> host:port")
     run.add_argument("--ray-address", default=None, help="existing Ray cluster address")
@@ -101,6 +106,8 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--case", default=DEFAULT_CASE)
     bench.add_argument("--repeat", type=int, default=5)
     bench.add_argument("--solver", default="CLARABEL")
+    bench.add_argument("--strategies", action="store_true",
+                       help="centralized, isolated, csso, admm, dual in one run: one comparison table")
     bench.set_defaults(func=_cmd_bench)
 
     agg = sub.add_parser("aggregate", help="aggregate a synthetic EV fleet, dispatch and disaggregate it")

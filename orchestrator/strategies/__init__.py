@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from orchestrator.strategies.admm import Admm
 from orchestrator.strategies.base import Counters, RunOptions, RunResult, Strategy
 from orchestrator.strategies.centralized import Centralized
+from orchestrator.strategies.csso import Csso
+from orchestrator.strategies.dual import Dual
 from orchestrator.strategies.isolated import Isolated
 
-STRATEGIES: dict[str, type[Strategy]] = {cls.name: cls for cls in (Isolated, Centralized)}
+STRATEGIES: dict[str, type[Strategy]] = {cls.name: cls for cls in (Isolated, Centralized, Csso, Admm, Dual)}
 
 
 def get_strategy(name: str) -> Strategy:

@@ -1,0 +1,91 @@
+"""``gridcoord bench --strategies``: centralized, isolated, csso, admm and dual in one process, one table.
+
+Columns: objective, gap to centralized, rounds (total, and to reach a 0.1 % gap), subspace solves,
+wall time, then the ratios ADMM/CSSO and dual/CSSO for rounds and wall time, and the time of one
+evaluation round of all subspaces on Ray actors vs the serial executor.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+GAP = 1e-3
+
+
+def _first(rows: list[dict[str, float]], gap: float) -> tuple[float, float]:
+    """(round, wall_s) of the first row whose gap_to_best_known <= gap; (nan, nan) if none."""
+    for r in rows:
+        g = r.get("gap_to_best_known", np.nan)
+        if np.isfinite(g) and g <= gap:
+            return r["round"], r.get("wall_s", np.nan)
+    return np.nan, np.nan
+
+
+def parallel_round_s(system: object, repeat: int = 3, points: int = 4) -> tuple[float, float]:
+    """Median wall time of one evaluation round (``points`` boundary points per subspace), Ray vs serial."""
+    from orchestrator.csso.power import factories, start_point
+    from orchestrator.runtime import make_executor
+
+    facs, shared, layout = factories(system, "CLARABEL")  # type: ignore[arg-type]
+    x0 = start_point(system)  # type: ignore[arg-type]
+    pts = x0 + np.random.default_rng(0).uniform(-0.2, 0.2, size=(points, x0.size))
+    calls = [[("evaluate_many", (pts[:, idx],))] for idx in layout.indices()]
+    out = []
+    for kind in ("ray", "serial"):
+        ex = make_executor(kind, facs, shared)
+        try:
+            ex.round(calls)  # compile
+            times = []
+            for _ in range(repeat):
+                t0 = time.perf_counter()
+                ex.round(calls)
+                times.append(time.perf_counter() - t0)
+            out.append(float(np.median(times)))
+        finally:
+            ex.close()
+    return out[0], out[1]
+
+
+def bench_strategies(case: str, solver: str = "CLARABEL", executor: str = "ray") -> str:
+    from orchestrator.results import summarize
+    from orchestrator.runtime import ensure_ray
+    from orchestrator.strategies import RunOptions, get_strategy
+    from orchestrator.system import build_system
+
+    system = build_system(case)
+    started = ensure_ray() if executor == "ray" else False
+    rows = []
+    j_star = None
+    try:
+        for name in ("centralized", "isolated", "csso", "admm", "dual"):
+            extra = {"executor": executor, "best_known_usd": j_star}
+            res = get_strategy(name).run(system, RunOptions(solver=solver, progress=False, extra=extra))
+            s = summarize(system, res, ac=False)
+            if name == "centralized":
+                j_star = float(s["objective_usd"])
+            r_gap, w_gap = _first(res.convergence, GAP) if res.convergence else (1.0, res.wall_s)
+            rows.append((name, float(s["objective_usd"]), res.counters.rounds, r_gap, w_gap,
+                         res.counters.subspace_solves, res.wall_s, res.converged))
+        ray_s, serial_s = parallel_round_s(system)
+    finally:
+        if started:
+            import ray
+
+            ray.shutdown()
+    assert j_star is not None
+    lines = [f"case {case}, J* (centralized) = {j_star:.2f} $, executor {executor}",
+             f"{'strategy':<12}{'objective $':>13}{'gap':>11}{'rounds':>8}{'rounds@0.1%':>12}{'wall@0.1% s':>12}"
+             f"{'solves':>8}{'wall s':>9}{'conv':>6}"]
+    for name, obj, rounds, r_gap, w_gap, solves, wall, conv in rows:
+        lines.append(f"{name:<12}{obj:>13.2f}{(obj - j_star) / abs(j_star):>11.2e}{rounds:>8d}{r_gap:>12.0f}"
+                     f"{w_gap:>12.2f}{solves:>8d}{wall:>9.2f}{str(conv):>6}")
+    by = {r[0]: r for r in rows}
+    for other in ("admm", "dual"):
+        lines.append(f"{other}/csso: rounds {by[other][2] / by['csso'][2]:.2f} (to 0.1 %: "
+                     f"{by[other][3] / by['csso'][3]:.2f}), wall {by[other][6] / by['csso'][6]:.2f} "
+                     f"(to 0.1 %: {by[other][4] / by['csso'][4]:.2f})")
+    lines.append(f"one evaluation round (4 points x 4 subspaces): Ray {ray_s:.3f} s, serial {serial_s:.3f} s, "
+                 f"speed-up {serial_s / ray_s:.2f}x")
+    return "\n".join(lines)

@@ -1,0 +1,203 @@
+"""Concurrent Subspace Optimization (CSSO) with ICNN surrogates and a trust region.
+
+Generic over a list of subspaces, subspace i seeing the boundary entries ``x[indices[i]]`` of the
+global boundary vector x; the system objective is J(x) = sum_i f_i(x[indices[i]]). A subspace object
+(run in-process or on a Ray actor through an executor) provides
+  evaluate_many(points (m, n_i)) -> list of responses with ``cost_usd`` and ``gradient`` (d f_i / d x_i)
+  optimize(others [(index, SurrogateWeights)], center (n,), move (n,)) -> proposal with ``x`` (n_i,)
+    (its exact model plus the others' surrogates, inside the move limits)
+
+Every iteration is ONE round: each subspace evaluates a batch (the last candidates plus design-of-
+experiments points in the trust region) and returns a proposal against the current surrogates.
+Then the orchestrator (1) measures surrogate error on the new points, (2) refits the surrogates
+on values and sensitivities (warm start), (3) picks the best evaluated candidate, the ratio test
+rho = actual / predicted reduction of the system candidate drives the radius (reject rho <= 0,
+shrink if rho < 0.25, grow if rho > 0.75 and the step hit the boundary), (4) solves the system
+coordination over the surrogates inside the trust region for the next candidate. It stops when the
+boundary change, the objective change and the surrogate error are all below tolerance.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from orchestrator.csso.embed import SystemCoordination, surrogate_sum
+from orchestrator.csso.surrogate import IcnnSurrogate, SurrogateWeights, first_order_corrected
+
+
+@dataclass(frozen=True)
+class CssoOptions:
+    max_rounds: int = 30
+    n_doe: int = 2  # design-of-experiments points per round
+    radius0: float = 1.0  # initial trust radius, in units of ``scale``
+    radius_min: float = 1e-3
+    radius_max: float = 4.0
+    tol_x: float = 1e-2  # boundary change (inf-norm, units of scale)
+    tol_f: float = 1e-4  # relative objective change
+    tol_err: float = 1e-3  # relative surrogate error on the newest points
+    hidden: int = 24
+    epochs: int = 300
+    window: int = 60  # most recent samples kept per subspace for fitting
+    fit_radius: float = 2.0  # fit on samples within this many trust radii of the centre
+    seed: int = 0
+    progress: bool = False
+    #: stop early once J <= target (e.g. within 0.1 % of a known optimum); None = never
+    target: float | None = None
+
+
+@dataclass
+class CssoResult:
+    x: np.ndarray
+    objective: float
+    converged: bool
+    rounds: int
+    solves: int
+    history: list[dict[str, float]] = field(default_factory=list)
+    fit_s: float = 0.0
+    coord_s: float = 0.0
+
+
+class Executor:  # the interface of orchestrator.runtime executors (documentation only)
+    def round(self, calls: Sequence[Sequence[tuple[str, tuple[Any, ...]]]]) -> list[list[Any]]: ...
+    def __len__(self) -> int: ...
+
+
+def _doe(rng: np.random.Generator, center: np.ndarray, move: np.ndarray, lower: np.ndarray,
+         upper: np.ndarray, m: int) -> np.ndarray:
+    """m points uniform in the trust-region box (clipped to the bounds)."""
+    pts = center + move * rng.uniform(-1.0, 1.0, size=(m, center.size))
+    return np.clip(pts, lower, upper)
+
+
+def run_csso(executor: Any, indices: Sequence[np.ndarray], x0: np.ndarray, lower: np.ndarray,
+             upper: np.ndarray, scale: np.ndarray, options: CssoOptions = CssoOptions(),
+             on_round: Callable[[dict[str, float]], None] | None = None) -> CssoResult:
+    """Minimise J(x) = sum_i f_i(x[indices[i]]) with CSSO; see the module docstring."""
+    opt = options
+    rng = np.random.default_rng(opt.seed)
+    indices = [np.asarray(i) for i in indices]
+    n = x0.size
+    lower, upper, scale = (np.broadcast_to(np.asarray(a, float), (n,)).copy() for a in (lower, upper, scale))
+    center = np.clip(np.asarray(x0, dtype=float), lower, upper)
+    radius = opt.radius0
+    surrogates = [IcnnSurrogate(i.size, center[i], scale[i], hidden=opt.hidden, seed=opt.seed + k,
+                                epochs=opt.epochs) for k, i in enumerate(indices)]
+    data: list[tuple[list[np.ndarray], list[float], list[np.ndarray]]] = [([], [], []) for _ in indices]
+    coord = SystemCoordination(n, indices, opt.hidden, lower, upper)
+    weights: list[SurrogateWeights] | None = None
+    candidates: list[tuple[str, np.ndarray]] = [("start", center.copy())]
+    j_center = np.inf
+    center_resp: list[tuple[float, np.ndarray]] = []
+    mismatch = np.nan  # max elastic boundary mismatch at the centre (0 for a consistent point)
+    pred_sys = np.nan  # predicted reduction of the pending system candidate
+    result = CssoResult(x=center, objective=np.inf, converged=False, rounds=0, solves=0)
+    t_start = time.perf_counter()
+    for rnd in range(1, opt.max_rounds + 1):
+        move = radius * scale
+        doe = _doe(rng, center, move, lower, upper, opt.n_doe)
+        points = np.vstack([c for _, c in candidates] + [doe])
+        calls: list[list[tuple[str, tuple[Any, ...]]]] = []
+        for k, idx in enumerate(indices):
+            c: list[tuple[str, tuple[Any, ...]]] = [("evaluate_many", (points[:, idx],))]
+            if weights is not None:
+                others = [(indices[j], weights[j]) for j in range(len(indices)) if j != k]
+                c.append(("optimize", (others, center, move)))
+            calls.append(c)
+        replies = executor.round(calls)
+        result.rounds = rnd
+        result.solves += len(indices) * len(points) + (len(indices) if weights is not None else 0)
+        costs = np.array([[r.cost_usd for r in rep[0]] for rep in replies])  # (S, m)
+        j_points = costs.sum(axis=0)
+        # surrogate error on points it has not seen (before the refit)
+        err = np.nan
+        if weights is not None:
+            pred = np.array([surrogate_sum(weights, indices, p) for p in points])
+            err = float(np.max(np.abs(pred - j_points)) / max(1.0, abs(j_center)))
+        for k, rep in enumerate(replies):
+            xs, fs, gs = data[k]
+            for p, r in zip(points, rep[0], strict=True):
+                xs.append(p[indices[k]].copy())
+                fs.append(float(r.cost_usd))
+                gs.append(np.asarray(r.gradient, dtype=float))
+            del xs[:-opt.window], fs[:-opt.window], gs[:-opt.window]
+        # ratio test on the system candidate; accept the best evaluated candidate if it improves
+        n_cand = len(candidates)
+        best = int(np.argmin(j_points[:n_cand]))
+        old_center, j_old = center.copy(), j_center
+        rho = np.nan
+        if np.isfinite(j_center):
+            sys_pos = [i for i, (name, _) in enumerate(candidates) if name == "system"]
+            if sys_pos and pred_sys > 0:
+                rho = float((j_center - j_points[sys_pos[0]]) / pred_sys)
+                step = np.max(np.abs(candidates[sys_pos[0]][1] - center) / scale)
+                if rho < 0.25:
+                    radius = max(0.5 * radius, opt.radius_min)
+                elif rho > 0.75 and step >= 0.99 * radius:
+                    radius = min(2.0 * radius, opt.radius_max)
+            elif sys_pos:
+                radius = max(0.5 * radius, opt.radius_min)
+        if j_points[best] < j_center:
+            center, j_center = candidates[best][1].copy(), float(j_points[best])
+            center_resp = [(float(rep[0][best].cost_usd), np.asarray(rep[0][best].gradient, dtype=float))
+                           for rep in replies]
+            mismatch = max(float(getattr(rep[0][best], "mismatch_mw", 0.0)) for rep in replies)
+        dx = float(np.max(np.abs(center - old_center) / scale))
+        df = abs(j_old - j_center) / max(1.0, abs(j_center)) if np.isfinite(j_old) else np.inf
+        # refit (warm start) on values and sensitivities
+        t0 = time.perf_counter()
+        weights = []
+        for k, s in enumerate(surrogates):
+            xa, fa, ga = (np.array(a) for a in data[k])
+            idx = indices[k]
+            near = np.max(np.abs(xa - center[idx]) / scale[idx], axis=1) <= opt.fit_radius * radius
+            if near.sum() < 3:  # too few local samples: the closest few
+                near = np.argsort(np.max(np.abs(xa - center[idx]) / scale[idx], axis=1))[:3]
+            s.fit(xa[near], fa[near], ga[near])
+            weights.append(first_order_corrected(s.weights(), center[idx], *center_resp[k]))
+        result.fit_s += time.perf_counter() - t0
+        row = {"round": float(rnd), "objective": j_center, "trust_radius": radius, "rho": rho,
+               "surrogate_error": err, "boundary_change": dx, "accepted": float(best), "mismatch": mismatch,
+               "wall_s": time.perf_counter() - t_start}
+        result.history.append(row)
+        if on_round is not None:
+            on_round(row)
+        if opt.progress:
+            print(f"csso round {rnd:3d}  J={j_center:.6g}  radius={radius:.3g}  rho={rho:.3g}  "
+                  f"err={err:.2e}  dx={dx:.2e}", file=sys.stderr)
+        if opt.target is not None and j_center <= opt.target:
+            result.converged = True
+            break
+        if (rnd > 1 and dx < opt.tol_x and df < opt.tol_f and np.isfinite(err) and err < opt.tol_err) \
+                or radius <= opt.radius_min:
+            result.converged = True
+            break
+        # next candidates: system coordination over the surrogates, and the subspaces' proposals
+        t0 = time.perf_counter()
+        x_sys = coord.solve(weights, center, radius * scale)
+        result.coord_s += time.perf_counter() - t0
+        pred_sys = surrogate_sum(weights, indices, center) - surrogate_sum(weights, indices, x_sys)
+        candidates = [("system", x_sys)]
+        if len(replies[0]) > 1:
+            merged, hits = np.zeros(n), np.zeros(n)
+            for k, rep in enumerate(replies):
+                prop = rep[1]
+                if prop is None or not getattr(prop, "ok", True):
+                    continue
+                own = center.copy()
+                own[indices[k]] = prop.x
+                if indices[k].size == n:  # a subspace that sees everything proposes a whole point
+                    candidates.append((f"proposal{k}", np.clip(own, lower, upper)))
+                else:
+                    merged[indices[k]] += prop.x
+                    hits[indices[k]] += 1
+            if hits.any():
+                x_m = np.where(hits > 0, merged / np.maximum(hits, 1), center)
+                candidates.append(("proposals", np.clip(x_m, lower, upper)))
+    result.x, result.objective = center, j_center
+    return result

@@ -1,0 +1,169 @@
+"""Where subspaces run: one Ray actor per subspace (``RayExecutor``) or in-process (``SerialExecutor``).
+
+Both expose the same interface. A *round* is ``executor.round(calls)``: one message to every subspace
+carrying a batch of method calls, then one gather. The executor counts rounds, messages and the bytes
+of what crosses (pickled arguments and replies), so strategies report honest traffic.
+``ray.remote`` is applied here, once; the operator packages never import Ray.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+#: a subspace is built on its worker by factory(*args); args may hold Ray object refs (shared data)
+Factory = tuple[Callable[..., Any], tuple[Any, ...]]
+#: one method call on a subspace: (method name, positional args)
+Call = tuple[str, tuple[Any, ...]]
+
+
+class SubspaceHost:
+    """Holds one subspace and runs batches of calls on it (the body of a Ray actor)."""
+
+    def __init__(self, factory: Callable[..., Any], *args: Any) -> None:
+        self.subspace = factory(*args)
+
+    def run(self, calls: Sequence[Call]) -> list[Any]:
+        return [getattr(self.subspace, method)(*args) for method, args in calls]
+
+    def node_id(self) -> str:
+        try:
+            import ray
+
+            return str(ray.get_runtime_context().get_node_id())
+        except Exception:  # noqa: BLE001 - outside Ray there is no node id
+            return "local"
+
+
+@dataclass
+class Traffic:
+    """Rounds, messages (one per direction per subspace) and pickled bytes that crossed; round times."""
+
+    rounds: int = 0
+    messages: int = 0
+    bytes: int = 0
+    round_s: list[float] = field(default_factory=list)
+
+    def add(self, sent: Sequence[object], replies: Sequence[object], seconds: float) -> None:
+        self.rounds += 1
+        self.messages += len(sent) + len(replies)
+        self.bytes += sum(len(pickle.dumps(m)) for m in sent) + sum(len(pickle.dumps(r)) for r in replies)
+        self.round_s.append(seconds)
+
+
+class SerialExecutor:
+    """Subspaces in this process, called one after another (tests; the sequential reference)."""
+
+    def __init__(self, factories: Sequence[Factory]) -> None:
+        self.hosts = [SubspaceHost(f, *a) for f, a in factories]
+        self.traffic = Traffic()
+        self.nodes = ["local"]
+
+    def __len__(self) -> int:
+        return len(self.hosts)
+
+    def round(self, calls: Sequence[Sequence[Call]]) -> list[list[Any]]:
+        """Send calls[i] to subspace i, gather every reply list."""
+        t0 = time.perf_counter()
+        replies = [h.run(c) for h, c in zip(self.hosts, calls, strict=True)]
+        self.traffic.add(calls, replies, time.perf_counter() - t0)
+        return replies
+
+    def local(self, i: int) -> Any:
+        """The subspace object itself (serial only; for tests)."""
+        return self.hosts[i].subspace
+
+    def close(self) -> None:
+        self.hosts = []
+
+
+_REMOTE_HOST: Any = None
+
+
+def _remote_host() -> Any:
+    global _REMOTE_HOST
+    if _REMOTE_HOST is None:
+        import ray
+
+        _REMOTE_HOST = ray.remote(SubspaceHost)
+    return _REMOTE_HOST
+
+
+def ensure_ray(address: str | None = None, num_cpus: int | None = None) -> bool:
+    """Start a local Ray (or join ``address``) unless one is running; True when this call started it."""
+    import ray
+
+    if ray.is_initialized():
+        return False
+    if address:
+        ray.init(address=address, include_dashboard=False, log_to_driver=False)
+    else:
+        ray.init(num_cpus=num_cpus or min(2, os.cpu_count() or 1), include_dashboard=False,
+                 log_to_driver=False)
+    return True
+
+
+class RayExecutor:
+    """One Ray actor per subspace, created once; each round fans out and gathers with one ``ray.get``.
+
+    ``shared`` objects are ``ray.put`` once and passed to the factories by reference; a factory arg
+    ``Shared(i)`` stands for ``shared[i]``.
+    """
+
+    def __init__(self, factories: Sequence[Factory], shared: Sequence[Any] = (), address: str | None = None) -> None:
+        import ray
+
+        self.started = ensure_ray(address)
+        cpus = float(ray.cluster_resources().get("CPU", 1.0))
+        refs = [ray.put(s) for s in shared]
+        host = _remote_host().options(num_cpus=min(1.0, cpus / max(1, len(factories))))
+
+        def resolve(a: Any) -> Any:
+            return refs[a.index] if isinstance(a, Shared) else a
+
+        self.actors = [host.remote(f, *[resolve(a) for a in args]) for f, args in factories]
+        self.nodes = sorted(set(ray.get([a.node_id.remote() for a in self.actors])))
+        self.traffic = Traffic()
+
+    def __len__(self) -> int:
+        return len(self.actors)
+
+    def round(self, calls: Sequence[Sequence[Call]]) -> list[list[Any]]:
+        import ray
+
+        t0 = time.perf_counter()
+        replies = ray.get([a.run.remote(c) for a, c in zip(self.actors, calls, strict=True)])
+        self.traffic.add(calls, replies, time.perf_counter() - t0)
+        return list(replies)
+
+    def close(self) -> None:
+        import ray
+
+        for a in self.actors:
+            ray.kill(a)
+        self.actors = []
+        if self.started:
+            ray.shutdown()
+
+
+@dataclass(frozen=True)
+class Shared:
+    """Placeholder in a factory's args for the ``index``-th shared (``ray.put``) object."""
+
+    index: int
+
+
+def make_executor(kind: str, factories: Sequence[Factory], shared: Sequence[Any] = (),
+                  address: str | None = None) -> SerialExecutor | RayExecutor:
+    """``kind`` = "ray" or "serial"; serial resolves ``Shared`` placeholders in-process."""
+    if kind == "ray":
+        return RayExecutor(factories, shared, address)
+    if kind == "serial":
+        resolved = [(f, tuple(shared[a.index] if isinstance(a, Shared) else a for a in args))
+                    for f, args in factories]
+        return SerialExecutor(resolved)
+    raise ValueError(f"executor kind {kind!r} must be 'ray' or 'serial'")

@@ -1,0 +1,59 @@
+"""``csso``: Concurrent Subspace Optimization over the boundary imports (``orchestrator.csso.loop``).
+
+The TSO and every DSO run as subspaces (Ray actors by default); the orchestrator sees only boundary
+imports, sensitivities and the ICNN surrogate weights. Options (``RunOptions.extra``): ``executor``
+("ray" | "serial"), ``best_known_usd`` (J* for the gap column), ``csso_max_rounds``,
+``csso_radius_mw`` (initial trust radius), ``csso_n_doe``, ``csso_stop_gap`` (stop once the gap to
+``best_known_usd`` is below it; off by default).
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from orchestrator.csso.loop import CssoOptions, run_csso
+from orchestrator.csso.power import best_known, executor_for, finish, progress_line, start_point
+from orchestrator.strategies.base import Counters, RunOptions, RunResult, Strategy
+from orchestrator.system import System
+
+#: boundary bounds around the start point [MW]: wide; the elastic evaluation prices infeasibility
+BOUND_MW = 10.0
+
+
+class Csso(Strategy):
+    name = "csso"
+
+    def run(self, system: System, options: RunOptions) -> RunResult:
+        t0 = time.perf_counter()
+        ex = options.extra
+        executor, layout = executor_for(system, options)
+        try:
+            x0 = start_point(system)
+            j_star = best_known(system, options)
+            stop_gap = ex.get("csso_stop_gap")
+            opts = CssoOptions(
+                max_rounds=int(ex.get("csso_max_rounds", 20)), n_doe=int(ex.get("csso_n_doe", 2)),
+                radius0=float(ex.get("csso_radius_mw", 0.5)), tol_x=0.01, tol_f=1e-5, tol_err=2e-3,
+                seed=int(ex.get("seed", 0)),
+                target=None if (stop_gap is None or j_star is None) else j_star + float(stop_gap) * abs(j_star))
+            rows: list[dict[str, float]] = []
+
+            def on_round(row: dict[str, float]) -> None:
+                gap = np.nan if j_star is None else (row["objective"] - j_star) / abs(j_star)
+                out = {"round": row["round"], "objective_usd": row["objective"], "gap_to_best_known": gap,
+                       "primal_residual_mw": row["mismatch"], "trust_radius": row["trust_radius"],
+                       "surrogate_error": row["surrogate_error"], "rho": row["rho"], "wall_s": row["wall_s"]}
+                rows.append(out)
+                if options.progress:
+                    progress_line(self.name, out)
+
+            res = run_csso(executor, layout.indices(), x0, x0 - BOUND_MW, x0 + BOUND_MW,
+                           np.ones(layout.n), opts, on_round=on_round)
+            counters = Counters(subspace_solves=res.solves)
+            notes = [f"CSSO: {res.rounds} rounds, surrogate fit {res.fit_s:.2f} s, "
+                     f"system coordination {res.coord_s:.2f} s, executor {type(executor).__name__}"]
+            return finish(self.name, system, executor, layout, res.x, counters, res.converged, t0, rows, notes)
+        finally:
+            executor.close()

@@ -1,0 +1,20 @@
+"""Shared fixtures: ONE local Ray for the whole session (only started by tests that ask for it)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+
+@pytest.fixture(scope="session")
+def ray_session() -> Iterator[None]:
+    import ray
+
+    started = False
+    if not ray.is_initialized():
+        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+        started = True
+    yield
+    if started:
+        ray.shutdown()
