@@ -596,8 +596,9 @@ def allocate_stations(
     n_grp = int(grp_env.max()) + 1 if n_env else 0
     sums = np.bincount(grp_env, weights=a, minlength=n_grp)
     if np.any(np.abs(sums - 1.0) > 1e-5) or np.any(a < -1e-6):
-        g = int(np.argmax(np.abs(sums - 1.0)))
-        raise FleetError(f"alloc_share: fractions of group {g} sum to {sums[g]:.9g}, must be >= 0 and sum to 1")
+        worst = int(np.argmax(np.abs(sums - 1.0)))
+        raise FleetError(f"alloc_share: fractions of group {worst} sum to {sums[worst]:.9g}, must be >= 0 and"
+                         " sum to 1")
     a = np.clip(a, 0.0, None) / sums[grp_env]
     env_of_ev = np.empty(n, dtype=np.int64)
     for j, m in enumerate(flex.members):

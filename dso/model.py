@@ -87,12 +87,10 @@ class EvFlexibility:
         for name in ("node_idx", "start", "dwell"):
             object.__setattr__(self, name, _i64(getattr(self, name)))
         n_env0 = self.node_idx.shape[0]
-        if self.alloc_group is None:
-            object.__setattr__(self, "alloc_group", np.arange(n_env0, dtype=np.int64))
-        object.__setattr__(self, "alloc_group", _i64(self.alloc_group))
-        if self.alloc_group.shape[0] != n_env0:
-            raise FeederInputError(f"EV envelopes: alloc_group has {self.alloc_group.shape[0]} entries, "
-                                   f"node_idx has {n_env0}")
+        grp = np.arange(n_env0, dtype=np.int64) if self.alloc_group is None else _i64(self.alloc_group)
+        object.__setattr__(self, "alloc_group", grp)
+        if grp.shape[0] != n_env0:
+            raise FeederInputError(f"EV envelopes: alloc_group has {grp.shape[0]} entries, node_idx has {n_env0}")
         if (self.station_idx is None) != (self.station_p_max_mw is None):
             raise FeederInputError("EV envelopes: station_idx and station_p_max_mw go together")
         if self.station_idx is not None and self.station_p_max_mw is not None:

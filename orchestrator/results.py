@@ -236,6 +236,7 @@ def format_summary(summary: dict[str, Any]) -> str:
         f"  PV / wind utilisation            {100 * summary['pv_utilization']:>13.2f} % / "
         f"{100 * summary['wind_utilization']:.2f} %",
         f"  EV energy / unmet                {summary['ev_energy_mwh']:>14.3f} MWh / {summary['ev_unmet_mwh']:.6f} MWh",
+        f"  EV allocation rounding           {1e3 * summary.get('ev_allocation_rounding_mw', 0.0):>14.3f} kW",
         f"  mean |V - 1|                     {summary['voltage_deviation_pu']:>14.4f} p.u.",
         f"  AC check: max |dV| {summary['ac_check']['max_voltage_error_pu']:.2e} p.u., "
         f"loss error {100 * summary['ac_check']['loss_error_rel']:.3f} %",
