@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -66,6 +66,8 @@ class ReservationBook:
         return mask
 
     def _station_feasible(self, evs: list[EV], station: Station) -> bool:
+        """Can ``station`` serve all ``evs`` at it (each at its own station; alternatives ignored)?"""
+        evs = [replace(e, alt_stations=()) if e.alt_stations else e for e in evs]
         flex = exact_flexibility(evs, [station], self.dt_h, self.n_periods)
         model = build_price_response(flex, self.dt_h, self.n_periods, {station.station_id: station.p_max_kw / 1e3})
         try:
@@ -97,6 +99,17 @@ class ReservationBook:
             self._evs[ev.ev_id] = ev
             occ[mask] += 1
             return Accepted(ev.ev_id)
+
+    def preload(self, evs: Sequence[EV]) -> None:
+        """Book a fleet validated elsewhere (a case's EVs) without the per-EV station check, so that later
+        reservations are checked against it; refuses duplicates and bad EV data like ``submit``."""
+        validate_fleet(list(evs), self.stations, self.dt_h, self.n_periods)
+        with self._lock:
+            for ev in evs:
+                if ev.ev_id in self._evs:
+                    raise FleetError(f"EV '{ev.ev_id}': a reservation with this id is already accepted")
+                self._evs[ev.ev_id] = ev
+                self._occupancy[ev.station][self._window_mask(ev)] += 1
 
     def fleet(self) -> tuple[EV, ...]:
         """Accepted EVs, in acceptance order."""

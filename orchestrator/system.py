@@ -9,6 +9,7 @@ hand each subspace its own part.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
@@ -181,17 +182,17 @@ def station_to_nodes(station_mw: np.ndarray, stations: tuple[Station, ...], n_no
     return out
 
 
-def _feeder(spec: CaseSpec, f: FeederSpec) -> FeederSystem:
+def _stations(f: FeederSpec) -> tuple[Station, ...]:
+    return tuple(Station(station_id=s.station_id, node=s.node, p_max_kw=s.p_max_kw) for s in f.stations)
+
+
+def _feeder_common(spec: CaseSpec, f: FeederSpec, data: FeederData) -> dict[str, Any]:
+    """The DSO's own inputs (loads, PV, microturbines, prices of losses) — everything but the EVs."""
     T, dt = spec.periods, spec.dt_h
-    data = _feeder_data(f)
     load_shape = profile(f.load_profile, dt)
     pv_shape = profile(f.pv_profile, dt)
-    stations = tuple(Station(station_id=s.station_id, node=s.node, p_max_kw=s.p_max_kw) for s in f.stations)
-    fleet = _fleet(f, data, stations, dt, T)
-    flex = inner_flexibility(list(fleet), list(stations), dt, T)
-    ev_fixed = station_to_nodes(uncontrolled_profile(list(fleet), list(stations), dt, T), stations, data.n_nodes)
     pv_cap = np.array([p.capacity_mw for p in f.pv])
-    common = dict(
+    return dict(
         dt_h=dt,
         p_load_mw=data.p_load_mw[:, None] * load_shape[None, :],
         q_load_mvar=data.q_load_mvar[:, None] * load_shape[None, :],
@@ -209,6 +210,16 @@ def _feeder(spec: CaseSpec, f: FeederSpec) -> FeederSystem:
         loss_cost_usd_per_mwh=spec.loss_cost_usd_per_mwh,
         v_sub_pu=f.v_sub_pu,
     )
+
+
+def _feeder(spec: CaseSpec, f: FeederSpec) -> FeederSystem:
+    T, dt = spec.periods, spec.dt_h
+    data = _feeder_data(f)
+    stations = _stations(f)
+    fleet = _fleet(f, data, stations, dt, T)
+    flex = inner_flexibility(list(fleet), list(stations), dt, T)
+    ev_fixed = station_to_nodes(uncontrolled_profile(list(fleet), list(stations), dt, T), stations, data.n_nodes)
+    common = _feeder_common(spec, f, data)
     flexible = FeederInputs(**common, ev=to_dso_flexibility(flex, stations), ev_fixed_mw=np.zeros((data.n_nodes, T)))
     fixed = FeederInputs(**common, ev=empty_flexibility(), ev_fixed_mw=ev_fixed)
     return FeederSystem(spec=f, data=data, inputs=flexible, inputs_uncontrolled=fixed, fleet=fleet,
@@ -220,6 +231,42 @@ def empty_flexibility() -> EvFlexibility:
     zi = np.zeros(0, dtype=int)
     return EvFlexibility(node_idx=zi, start=zi, dwell=zi, p_ch_max_mw=z, p_dis_max_mw=z, e_min_mwh=z,
                          e_max_mwh=z, eta_ch=z, eta_dis=z)
+
+
+def _feeder_spec(spec: CaseSpec, feeder_id: str) -> FeederSpec:
+    for f in spec.feeders:
+        if f.feeder_id == feeder_id:
+            return f
+    raise CaseError(f"case '{spec.name}': no feeder {feeder_id!r} (feeders: {', '.join(x.feeder_id for x in spec.feeders)})")
+
+
+def operator_tso(spec: CaseSpec) -> tuple[TransmissionData, TsoInputs]:
+    """What the TSO's own process holds."""
+    try:
+        return _transmission(spec)
+    except TransmissionDataError as exc:
+        raise CaseError(f"case '{spec.name}': {exc}") from exc
+
+
+def operator_dso(spec: CaseSpec, feeder_id: str) -> tuple[FeederData, dict[str, Any]]:
+    """What a DSO's own process holds: its feeder and its inputs except the EV envelopes (which its
+    aggregator sends): ``FeederInputs(**common, ev=..., ev_fixed_mw=...)``."""
+    f = _feeder_spec(spec, feeder_id)
+    try:
+        data = _feeder_data(f)
+    except FeederDataError as exc:
+        raise CaseError(f"case '{spec.name}': {exc}") from exc
+    return data, _feeder_common(spec, f, data)
+
+
+def operator_aggregator(spec: CaseSpec, feeder_id: str) -> tuple[tuple[EV, ...], tuple[Station, ...]]:
+    """What the aggregator of ``feeder_id``'s stations holds: its EVs and stations."""
+    f = _feeder_spec(spec, feeder_id)
+    try:
+        stations = _stations(f)
+        return _fleet(f, _feeder_data(f), stations, spec.dt_h, spec.periods), stations
+    except (FeederDataError, FleetError) as exc:
+        raise CaseError(f"case '{spec.name}': {exc}") from exc
 
 
 def build_system(spec: CaseSpec | str) -> System:

@@ -14,7 +14,7 @@ class EnvelopeRequest(_message.Message):
     def __init__(self, key: _Optional[_Union[_common_pb2.RunKey, _Mapping]] = ...) -> None: ...
 
 class Envelope(_message.Message):
-    __slots__ = ("n_periods", "dt_h", "node", "station_id", "start", "dwell", "p_ch_max_mw", "p_dis_max_mw", "e_min_mwh", "e_max_mwh", "eta_ch", "eta_dis")
+    __slots__ = ("n_periods", "dt_h", "node", "station_id", "start", "dwell", "p_ch_max_mw", "p_dis_max_mw", "e_min_mwh", "e_max_mwh", "eta_ch", "eta_dis", "alloc_group", "stations", "station_p_max_mw")
     N_PERIODS_FIELD_NUMBER: _ClassVar[int]
     DT_H_FIELD_NUMBER: _ClassVar[int]
     NODE_FIELD_NUMBER: _ClassVar[int]
@@ -27,6 +27,9 @@ class Envelope(_message.Message):
     E_MAX_MWH_FIELD_NUMBER: _ClassVar[int]
     ETA_CH_FIELD_NUMBER: _ClassVar[int]
     ETA_DIS_FIELD_NUMBER: _ClassVar[int]
+    ALLOC_GROUP_FIELD_NUMBER: _ClassVar[int]
+    STATIONS_FIELD_NUMBER: _ClassVar[int]
+    STATION_P_MAX_MW_FIELD_NUMBER: _ClassVar[int]
     n_periods: int
     dt_h: float
     node: _containers.RepeatedScalarFieldContainer[int]
@@ -39,19 +42,24 @@ class Envelope(_message.Message):
     e_max_mwh: _containers.RepeatedScalarFieldContainer[float]
     eta_ch: _containers.RepeatedScalarFieldContainer[float]
     eta_dis: _containers.RepeatedScalarFieldContainer[float]
-    def __init__(self, n_periods: _Optional[int] = ..., dt_h: _Optional[float] = ..., node: _Optional[_Iterable[int]] = ..., station_id: _Optional[_Iterable[str]] = ..., start: _Optional[_Iterable[int]] = ..., dwell: _Optional[_Iterable[int]] = ..., p_ch_max_mw: _Optional[_Iterable[float]] = ..., p_dis_max_mw: _Optional[_Iterable[float]] = ..., e_min_mwh: _Optional[_Iterable[float]] = ..., e_max_mwh: _Optional[_Iterable[float]] = ..., eta_ch: _Optional[_Iterable[float]] = ..., eta_dis: _Optional[_Iterable[float]] = ...) -> None: ...
+    alloc_group: _containers.RepeatedScalarFieldContainer[int]
+    stations: _containers.RepeatedScalarFieldContainer[str]
+    station_p_max_mw: _containers.RepeatedScalarFieldContainer[float]
+    def __init__(self, n_periods: _Optional[int] = ..., dt_h: _Optional[float] = ..., node: _Optional[_Iterable[int]] = ..., station_id: _Optional[_Iterable[str]] = ..., start: _Optional[_Iterable[int]] = ..., dwell: _Optional[_Iterable[int]] = ..., p_ch_max_mw: _Optional[_Iterable[float]] = ..., p_dis_max_mw: _Optional[_Iterable[float]] = ..., e_min_mwh: _Optional[_Iterable[float]] = ..., e_max_mwh: _Optional[_Iterable[float]] = ..., eta_ch: _Optional[_Iterable[float]] = ..., eta_dis: _Optional[_Iterable[float]] = ..., alloc_group: _Optional[_Iterable[int]] = ..., stations: _Optional[_Iterable[str]] = ..., station_p_max_mw: _Optional[_Iterable[float]] = ...) -> None: ...
 
 class DispatchRequest(_message.Message):
-    __slots__ = ("key", "p_ch_mw", "p_dis_mw", "dlmp_usd_per_mwh")
+    __slots__ = ("key", "p_ch_mw", "p_dis_mw", "dlmp_usd_per_mwh", "alloc_share")
     KEY_FIELD_NUMBER: _ClassVar[int]
     P_CH_MW_FIELD_NUMBER: _ClassVar[int]
     P_DIS_MW_FIELD_NUMBER: _ClassVar[int]
     DLMP_USD_PER_MWH_FIELD_NUMBER: _ClassVar[int]
+    ALLOC_SHARE_FIELD_NUMBER: _ClassVar[int]
     key: _common_pb2.RunKey
     p_ch_mw: _containers.RepeatedScalarFieldContainer[float]
     p_dis_mw: _containers.RepeatedScalarFieldContainer[float]
     dlmp_usd_per_mwh: _containers.RepeatedScalarFieldContainer[float]
-    def __init__(self, key: _Optional[_Union[_common_pb2.RunKey, _Mapping]] = ..., p_ch_mw: _Optional[_Iterable[float]] = ..., p_dis_mw: _Optional[_Iterable[float]] = ..., dlmp_usd_per_mwh: _Optional[_Iterable[float]] = ...) -> None: ...
+    alloc_share: _containers.RepeatedScalarFieldContainer[float]
+    def __init__(self, key: _Optional[_Union[_common_pb2.RunKey, _Mapping]] = ..., p_ch_mw: _Optional[_Iterable[float]] = ..., p_dis_mw: _Optional[_Iterable[float]] = ..., dlmp_usd_per_mwh: _Optional[_Iterable[float]] = ..., alloc_share: _Optional[_Iterable[float]] = ...) -> None: ...
 
 class DispatchResponse(_message.Message):
     __slots__ = ("n_evs", "unmet_mwh", "max_unmet_kwh", "station_p_mw")

@@ -7,6 +7,18 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
+class ForecastRequest(_message.Message):
+    __slots__ = ("key",)
+    KEY_FIELD_NUMBER: _ClassVar[int]
+    key: _common_pb2.RunKey
+    def __init__(self, key: _Optional[_Union[_common_pb2.RunKey, _Mapping]] = ...) -> None: ...
+
+class ForecastResponse(_message.Message):
+    __slots__ = ("p_import_mw",)
+    P_IMPORT_MW_FIELD_NUMBER: _ClassVar[int]
+    p_import_mw: _containers.RepeatedScalarFieldContainer[float]
+    def __init__(self, p_import_mw: _Optional[_Iterable[float]] = ...) -> None: ...
+
 class DsoReportRequest(_message.Message):
     __slots__ = ("key", "boundary_mw", "price_usd_per_mwh")
     KEY_FIELD_NUMBER: _ClassVar[int]
@@ -18,7 +30,7 @@ class DsoReportRequest(_message.Message):
     def __init__(self, key: _Optional[_Union[_common_pb2.RunKey, _Mapping]] = ..., boundary_mw: _Optional[_Iterable[float]] = ..., price_usd_per_mwh: _Optional[_Iterable[float]] = ...) -> None: ...
 
 class DsoReport(_message.Message):
-    __slots__ = ("n_nodes", "n_periods", "p_import_mw", "q_import_mvar", "p_load_mw", "q_load_mvar", "p_gen_mw", "q_gen_mvar", "p_ev_mw", "v_pu", "loss_mw", "pv_p_mw", "pv_avail_mw", "mt_p_mw", "cost_usd", "soc_gap_mva2", "ev_unmet_mwh", "ac_max_voltage_error_pu", "ac_loss_error_rel")
+    __slots__ = ("n_nodes", "n_periods", "p_import_mw", "q_import_mvar", "p_load_mw", "q_load_mvar", "p_gen_mw", "q_gen_mvar", "p_ev_mw", "v_pu", "loss_mw", "pv_p_mw", "pv_avail_mw", "mt_p_mw", "cost_usd", "soc_gap_mva2", "ev_unmet_mwh", "ac_max_voltage_error_pu", "ac_loss_error_rel", "ac_converged", "ac_checked")
     class CostUsdEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -45,6 +57,8 @@ class DsoReport(_message.Message):
     EV_UNMET_MWH_FIELD_NUMBER: _ClassVar[int]
     AC_MAX_VOLTAGE_ERROR_PU_FIELD_NUMBER: _ClassVar[int]
     AC_LOSS_ERROR_REL_FIELD_NUMBER: _ClassVar[int]
+    AC_CONVERGED_FIELD_NUMBER: _ClassVar[int]
+    AC_CHECKED_FIELD_NUMBER: _ClassVar[int]
     n_nodes: int
     n_periods: int
     p_import_mw: _containers.RepeatedScalarFieldContainer[float]
@@ -64,4 +78,6 @@ class DsoReport(_message.Message):
     ev_unmet_mwh: float
     ac_max_voltage_error_pu: float
     ac_loss_error_rel: float
-    def __init__(self, n_nodes: _Optional[int] = ..., n_periods: _Optional[int] = ..., p_import_mw: _Optional[_Iterable[float]] = ..., q_import_mvar: _Optional[_Iterable[float]] = ..., p_load_mw: _Optional[_Iterable[float]] = ..., q_load_mvar: _Optional[_Iterable[float]] = ..., p_gen_mw: _Optional[_Iterable[float]] = ..., q_gen_mvar: _Optional[_Iterable[float]] = ..., p_ev_mw: _Optional[_Iterable[float]] = ..., v_pu: _Optional[_Iterable[float]] = ..., loss_mw: _Optional[_Iterable[float]] = ..., pv_p_mw: _Optional[_Iterable[float]] = ..., pv_avail_mw: _Optional[_Iterable[float]] = ..., mt_p_mw: _Optional[_Iterable[float]] = ..., cost_usd: _Optional[_Mapping[str, float]] = ..., soc_gap_mva2: _Optional[float] = ..., ev_unmet_mwh: _Optional[float] = ..., ac_max_voltage_error_pu: _Optional[float] = ..., ac_loss_error_rel: _Optional[float] = ...) -> None: ...
+    ac_converged: bool
+    ac_checked: bool
+    def __init__(self, n_nodes: _Optional[int] = ..., n_periods: _Optional[int] = ..., p_import_mw: _Optional[_Iterable[float]] = ..., q_import_mvar: _Optional[_Iterable[float]] = ..., p_load_mw: _Optional[_Iterable[float]] = ..., q_load_mvar: _Optional[_Iterable[float]] = ..., p_gen_mw: _Optional[_Iterable[float]] = ..., q_gen_mvar: _Optional[_Iterable[float]] = ..., p_ev_mw: _Optional[_Iterable[float]] = ..., v_pu: _Optional[_Iterable[float]] = ..., loss_mw: _Optional[_Iterable[float]] = ..., pv_p_mw: _Optional[_Iterable[float]] = ..., pv_avail_mw: _Optional[_Iterable[float]] = ..., mt_p_mw: _Optional[_Iterable[float]] = ..., cost_usd: _Optional[_Mapping[str, float]] = ..., soc_gap_mva2: _Optional[float] = ..., ev_unmet_mwh: _Optional[float] = ..., ac_max_voltage_error_pu: _Optional[float] = ..., ac_loss_error_rel: _Optional[float] = ..., ac_converged: _Optional[bool] = ..., ac_checked: _Optional[bool] = ...) -> None: ...

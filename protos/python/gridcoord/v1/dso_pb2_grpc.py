@@ -65,6 +65,11 @@ class DsoServiceStub:
                 request_serializer=gridcoord_dot_v1_dot_dso__pb2.DsoReportRequest.SerializeToString,
                 response_deserializer=gridcoord_dot_v1_dot_dso__pb2.DsoReport.FromString,
                 _registered_method=True)
+        self.Forecast = channel.unary_unary(
+                '/gridcoord.v1.DsoService/Forecast',
+                request_serializer=gridcoord_dot_v1_dot_dso__pb2.ForecastRequest.SerializeToString,
+                response_deserializer=gridcoord_dot_v1_dot_dso__pb2.ForecastResponse.FromString,
+                _registered_method=True)
 
 
 class DsoServiceServicer:
@@ -110,6 +115,13 @@ class DsoServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Forecast(self, request, context):
+        """the DSO's day-ahead import forecast
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_DsoServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -142,6 +154,11 @@ def add_DsoServiceServicer_to_server(servicer, server):
                     servicer.Report,
                     request_deserializer=gridcoord_dot_v1_dot_dso__pb2.DsoReportRequest.FromString,
                     response_serializer=gridcoord_dot_v1_dot_dso__pb2.DsoReport.SerializeToString,
+            ),
+            'Forecast': grpc.unary_unary_rpc_method_handler(
+                    servicer.Forecast,
+                    request_deserializer=gridcoord_dot_v1_dot_dso__pb2.ForecastRequest.FromString,
+                    response_serializer=gridcoord_dot_v1_dot_dso__pb2.ForecastResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -306,6 +323,33 @@ class DsoService:
             '/gridcoord.v1.DsoService/Report',
             gridcoord_dot_v1_dot_dso__pb2.DsoReportRequest.SerializeToString,
             gridcoord_dot_v1_dot_dso__pb2.DsoReport.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Forecast(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/gridcoord.v1.DsoService/Forecast',
+            gridcoord_dot_v1_dot_dso__pb2.ForecastRequest.SerializeToString,
+            gridcoord_dot_v1_dot_dso__pb2.ForecastResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -1,0 +1,63 @@
+"""What a DSO publishes about its own dispatch at the end of a run (the run contract's feeder data).
+
+Everything the orchestrator reports about a feeder comes from a ``FeederReport``: computed in-process
+in the embedded default, sent as a ``DsoReport`` message by a DSO service. The DSO runs its own AC
+power-flow check, since only it holds the feeder's impedances.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from dso.acpf import ac_check
+from dso.model import FeederDispatch, FeederInputs
+from dso.network import FeederData
+
+
+@dataclass(frozen=True)
+class FeederReport:
+    feeder_id: str
+    p_import_mw: np.ndarray  # (T,)
+    q_import_mvar: np.ndarray  # (T,)
+    p_load_mw: np.ndarray  # (N,T)
+    q_load_mvar: np.ndarray  # (N,T)
+    p_gen_mw: np.ndarray  # (N,T) PV + microturbines
+    q_gen_mvar: np.ndarray  # (N,T)
+    p_ev_mw: np.ndarray  # (N,T) net EV withdrawal
+    v_pu: np.ndarray  # (N,T)
+    loss_mw: np.ndarray  # (T,)
+    pv_p_mw: np.ndarray  # (T,) PV used, feeder total
+    pv_avail_mw: np.ndarray  # (T,) PV available, feeder total
+    mt_p_mw: np.ndarray  # (T,) microturbines, feeder total
+    cost_usd: dict[str, float]  # local cost terms (no purchase)
+    soc_gap_mva2: float
+    ev_unmet_mwh: float  # from the aggregator's disaggregation
+    ac_max_voltage_error_pu: float
+    ac_loss_error_rel: float
+    ac_checked: bool
+    ac_converged: bool
+
+    @property
+    def n_nodes(self) -> int:
+        return int(self.v_pu.shape[0])
+
+
+def publish(data: FeederData, inputs: FeederInputs, dispatch: FeederDispatch, ev_unmet_mwh: float,
+            ac: bool = True) -> FeederReport:
+    """The DSO's report of ``dispatch``; ``ac`` runs the pandapower AC check at the dispatched injections."""
+    if ac:
+        chk = ac_check(data, inputs, dispatch)
+        v_err, loss_err, converged = float(chk.max_voltage_error_pu), float(chk.loss_error_rel), bool(chk.converged)
+    else:
+        v_err, loss_err, converged = 0.0, 0.0, True
+    return FeederReport(
+        feeder_id=data.name, p_import_mw=dispatch.p_import_mw, q_import_mvar=dispatch.q_import_mvar,
+        p_load_mw=inputs.p_load_mw, q_load_mvar=inputs.q_load_mvar, p_gen_mw=dispatch.p_gen_mw,
+        q_gen_mvar=dispatch.q_gen_mvar, p_ev_mw=dispatch.ev_p_mw, v_pu=dispatch.v_pu, loss_mw=dispatch.loss_mw,
+        pv_p_mw=dispatch.pv_p_mw.sum(axis=0), pv_avail_mw=inputs.pv_avail_mw.sum(axis=0),
+        mt_p_mw=dispatch.mt_p_mw.sum(axis=0), cost_usd=dict(dispatch.cost_usd),
+        soc_gap_mva2=float(dispatch.soc_gap_mva2), ev_unmet_mwh=float(ev_unmet_mwh),
+        ac_max_voltage_error_pu=v_err, ac_loss_error_rel=loss_err, ac_checked=ac, ac_converged=converged,
+    )

@@ -1,0 +1,289 @@
+"""RPC discipline shared by every operator service and the orchestrator's client.
+
+Servers: validate, call a pure handler, map domain errors to status codes (never UNKNOWN); idempotent
+calls keyed by (run id, round) answer a retry from a cache instead of solving twice; a round from the
+past is FAILED_PRECONDITION; grpc.health.v1 reports SERVING only once the model is built; SIGTERM drains
+in-flight calls. Clients: every call carries a deadline; idempotent calls retry UNAVAILABLE with
+exponential backoff; a dead operator becomes ``OperatorUnavailable`` naming it.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import re
+import signal
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Sequence
+from concurrent import futures
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+import grpc
+from google.protobuf.message import Message
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+
+log = logging.getLogger("gridcoord.rpc")
+
+#: Largest message a server accepts or sends (a 24 h boundary is ~2 kB; a surrogate a few 10 kB).
+MAX_MESSAGE_BYTES = 4 * 1024 * 1024
+RUN_ID = re.compile(r"^[A-Za-z0-9._-]{1,128}$")
+
+Ctx = grpc.ServicerContext
+Req = TypeVar("Req", bound=Message)
+Resp = TypeVar("Resp", bound=Message)
+
+
+class InvalidArgument(ValueError):
+    """A request field is missing, malformed or out of range; the message names the field."""
+
+
+class FailedPrecondition(RuntimeError):
+    """The request is well-formed but cannot be served now (a round from the past, model not ready)."""
+
+
+class OperatorUnavailable(RuntimeError):
+    """An operator did not answer within its deadline (after retries)."""
+
+    def __init__(self, operator_id: str, method: str, detail: str) -> None:
+        super().__init__(f"operator '{operator_id}' unavailable on {method}: {detail}")
+        self.operator_id = operator_id
+        self.method = method
+
+
+class RemoteError(RuntimeError):
+    """An operator answered with an error status (other than UNAVAILABLE/DEADLINE_EXCEEDED)."""
+
+    def __init__(self, operator_id: str, method: str, code: grpc.StatusCode, detail: str) -> None:
+        super().__init__(f"operator '{operator_id}' {method}: {code.name}: {detail}")
+        self.operator_id = operator_id
+        self.code = code
+
+
+# --------------------------------------------------------------------------------------------------
+# request validation
+
+
+def vector(name: str, values: Sequence[float], length: int | None = None, *, nonneg: bool = False) -> list[float]:
+    """A repeated double field as a list, refused (naming the field) if its length or values are wrong."""
+    vals = list(values)
+    if length is not None and len(vals) != length:
+        raise InvalidArgument(f"{name}: expected {length} values, got {len(vals)}")
+    for i, v in enumerate(vals):
+        if not math.isfinite(v):
+            raise InvalidArgument(f"{name}[{i}] = {v} is not finite")
+        if nonneg and v < 0:
+            raise InvalidArgument(f"{name}[{i}] = {v} must be >= 0")
+    return vals
+
+
+def scalar(name: str, value: float, *, positive: bool = False) -> float:
+    if not math.isfinite(value):
+        raise InvalidArgument(f"{name} = {value} is not finite")
+    if positive and value <= 0:
+        raise InvalidArgument(f"{name} = {value} must be > 0")
+    return float(value)
+
+
+# --------------------------------------------------------------------------------------------------
+# idempotency
+
+
+@dataclass
+class RoundLedger:
+    """Per run: the latest round seen, and cached answers of idempotent calls keyed by (method, run, round)."""
+
+    capacity: int = 4096
+    latest: dict[str, int] = field(default_factory=dict)
+    answers: OrderedDict[tuple[str, str, int], bytes] = field(default_factory=OrderedDict)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def check(self, method: str, key: Any) -> tuple[str, int]:
+        """Validate a RunKey; refuse a round older than the latest seen for that run."""
+        if key is None or not key.run_id:
+            raise InvalidArgument("key.run_id: required (1..128 characters [A-Za-z0-9._-])")
+        if not RUN_ID.match(key.run_id):
+            raise InvalidArgument(f"key.run_id = {key.run_id!r}: use 1..128 characters [A-Za-z0-9._-]")
+        if key.round < 1:
+            raise InvalidArgument("key.round: required, >= 1")
+        with self.lock:
+            latest = self.latest.get(key.run_id, 0)
+            if key.round < latest:
+                raise FailedPrecondition(f"key.round = {key.round} is from the past (run {key.run_id!r} is at "
+                                         f"round {latest})")
+            self.latest[key.run_id] = max(latest, int(key.round))
+        return key.run_id, int(key.round)
+
+    def get(self, method: str, run_id: str, round_: int) -> bytes | None:
+        with self.lock:
+            return self.answers.get((method, run_id, round_))
+
+    def put(self, method: str, run_id: str, round_: int, answer: bytes) -> None:
+        with self.lock:
+            self.answers[(method, run_id, round_)] = answer
+            while len(self.answers) > self.capacity:
+                self.answers.popitem(last=False)
+
+
+# --------------------------------------------------------------------------------------------------
+# servicer plumbing
+
+
+def handle(context: grpc.ServicerContext, method: str, fn: Callable[[], Resp]) -> Resp:
+    """Run a handler and map domain errors to status codes; an unexpected error is INTERNAL, never UNKNOWN."""
+    try:
+        return fn()
+    except InvalidArgument as exc:
+        context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+    except FailedPrecondition as exc:
+        context.abort(grpc.StatusCode.FAILED_PRECONDITION, str(exc))
+    except ValueError as exc:  # domain data errors (FeederInputError, TransmissionDataError, FleetError ...)
+        context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+    except Exception as exc:  # noqa: BLE001 - a solver failure or a bug: say so, keep serving
+        if type(exc).__name__ == "SolveError":
+            context.abort(grpc.StatusCode.FAILED_PRECONDITION, f"{method}: {exc}")
+        log.exception("%s failed", method)
+        context.abort(grpc.StatusCode.INTERNAL, f"{method}: {type(exc).__name__}: {exc}")
+    raise AssertionError("unreachable")  # context.abort raises
+
+
+def idempotent(ledger: RoundLedger, context: grpc.ServicerContext, method: str, request: Any,
+               response_type: type[Resp], fn: Callable[[], Resp]) -> Resp:
+    """``handle`` for a call keyed by ``request.key``: a repeat of (method, run, round) returns the stored answer."""
+
+    def run() -> Resp:
+        run_id, round_ = ledger.check(method, request.key if request.HasField("key") else None)
+        cached = ledger.get(method, run_id, round_)
+        if cached is not None:
+            return response_type.FromString(cached)
+        answer = fn()
+        ledger.put(method, run_id, round_, answer.SerializeToString())
+        return answer
+
+    return handle(context, method, run)
+
+
+@dataclass
+class Served:
+    server: grpc.Server
+    port: int
+    health: health.HealthServicer
+    stopped: threading.Event
+
+    def set_serving(self, serving: bool) -> None:
+        status = health_pb2.HealthCheckResponse.SERVING if serving else health_pb2.HealthCheckResponse.NOT_SERVING
+        self.health.set("", status)
+
+    def stop(self, grace_s: float = 5.0) -> None:
+        """Refuse new calls, let in-flight calls finish (up to ``grace_s``), then stop."""
+        self.set_serving(False)
+        self.server.stop(grace_s).wait()
+        self.stopped.set()
+
+
+def start_server(add_servicers: Iterable[Callable[[grpc.Server], None]], service_names: Sequence[str],
+                 address: str, *, workers: int = 8, reflection: bool = False,
+                 credentials: grpc.ServerCredentials | None = None,
+                 interceptors: Sequence[grpc.ServerInterceptor] = ()) -> Served:
+    """Start a gRPC server with health (NOT_SERVING until ``set_serving(True)``) and optional reflection."""
+    options = [("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+               ("grpc.max_send_message_length", MAX_MESSAGE_BYTES)]
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=workers), options=options,
+                         interceptors=list(interceptors))
+    for add in add_servicers:
+        add(server)
+    health_servicer = health.HealthServicer(experimental_non_blocking=True)
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    if reflection:
+        from grpc_reflection.v1alpha import reflection as refl
+
+        refl.enable_server_reflection([*service_names, health.SERVICE_NAME, refl.SERVICE_NAME], server)
+    port = server.add_secure_port(address, credentials) if credentials else server.add_insecure_port(address)
+    if port == 0:
+        raise OSError(f"could not bind {address}")
+    server.start()
+    served = Served(server, port, health_servicer, threading.Event())
+    served.set_serving(False)
+    return served
+
+
+def stop_on_sigterm(served: Served, grace_s: float = 5.0) -> None:
+    """SIGTERM/SIGINT: drain in-flight calls and stop (main thread only)."""
+
+    def _stop(signum: int, _frame: object) -> None:
+        log.info("signal %s: draining and stopping", signum)
+        threading.Thread(target=served.stop, args=(grace_s,), daemon=True).start()
+
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
+
+
+# --------------------------------------------------------------------------------------------------
+# client side
+
+
+@dataclass
+class CallStats:
+    """Messages and bytes sent to / received from one operator, and which response fields crossed."""
+
+    messages: int = 0
+    bytes_sent: int = 0
+    bytes_received: int = 0
+    fields_received: set[str] = field(default_factory=set)
+    retries: int = 0
+
+
+RETRYABLE = (grpc.StatusCode.UNAVAILABLE,)
+
+
+def call(operator_id: str, method: str, fn: Callable[..., Resp], request: Message, *, deadline_s: float,
+         idempotent_call: bool, stats: CallStats | None = None, retries: int = 4, backoff_s: float = 0.2,
+         metadata: Sequence[tuple[str, str]] = ()) -> Resp:
+    """One RPC with a deadline; an idempotent call retries UNAVAILABLE with exponential backoff."""
+    attempts = retries + 1 if idempotent_call else 1
+    delay = backoff_s
+    for attempt in range(attempts):
+        try:
+            response = fn(request, timeout=deadline_s, metadata=list(metadata))
+        except grpc.RpcError as exc:
+            code = exc.code()  # type: ignore[attr-defined]
+            detail = exc.details()  # type: ignore[attr-defined]
+            if code in RETRYABLE and attempt + 1 < attempts:
+                if stats is not None:
+                    stats.retries += 1
+                time.sleep(delay)
+                delay *= 2
+                continue
+            if code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
+                raise OperatorUnavailable(operator_id, method, f"{code.name}: {detail}") from exc
+            raise RemoteError(operator_id, method, code, detail) from exc
+        if stats is not None:
+            stats.messages += 2
+            stats.bytes_sent += request.ByteSize()
+            stats.bytes_received += response.ByteSize()
+            stats.fields_received.update(f"{response.DESCRIPTOR.name}.{fd.name}"
+                                         for fd, _ in response.ListFields())
+        return response
+    raise AssertionError("unreachable")
+
+
+def wait_serving(address: str, deadline_s: float = 60.0,
+                 credentials: grpc.ChannelCredentials | None = None) -> None:
+    """Block until the server at ``address`` reports SERVING, or raise TimeoutError."""
+    end = time.monotonic() + deadline_s
+    channel = grpc.secure_channel(address, credentials) if credentials else grpc.insecure_channel(address)
+    stub = health_pb2_grpc.HealthStub(channel)
+    try:
+        while time.monotonic() < end:
+            try:
+                reply = stub.Check(health_pb2.HealthCheckRequest(service=""), timeout=2.0)
+                if reply.status == health_pb2.HealthCheckResponse.SERVING:
+                    return
+            except grpc.RpcError:
+                pass
+            time.sleep(0.2)
+    finally:
+        channel.close()
+    raise TimeoutError(f"{address} not SERVING within {deadline_s} s")

@@ -1,0 +1,96 @@
+"""The coordination calls every subspace operator (TSO, DSO) serves, over any object with the subspace
+methods (``evaluate``, ``optimize``, ``respond``, ``prox``). A servicer validates, calls the plain
+method under a lock (a cvxpy problem is not re-entrant), and maps errors to status codes.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from gridcoord import convert
+from gridcoord.rpc import Ctx, FailedPrecondition, RoundLedger, handle, idempotent, scalar, vector
+from gridcoord.v1 import common_pb2
+
+
+class SubspaceService:
+    """Describe / Evaluate / Optimize / Respond / Prox for one operator; the model attaches later."""
+
+    def __init__(self, operator_id: str, role: str, n_periods: int, dt_h: float, n_boundary: int,
+                 n_global: int, dso_ids: tuple[str, ...] = ()) -> None:
+        self.operator_id, self.role = operator_id, role
+        self.n_periods, self.dt_h = n_periods, dt_h
+        self.n_boundary, self.n_global = n_boundary, n_global
+        self.dso_ids = dso_ids
+        self.ledger = RoundLedger()
+        self.lock = threading.Lock()
+        self.subspace: Any = None
+        self.ready = threading.Event()
+        self.on_ready: list[Callable[[], None]] = []
+
+    def attach(self, subspace: Any) -> None:
+        """The model is built: calls are served from now on."""
+        self.subspace = subspace
+        self.ready.set()
+        for callback in self.on_ready:
+            callback()
+
+    def _model(self) -> Any:
+        if not self.ready.is_set():
+            raise FailedPrecondition(f"operator '{self.operator_id}': model is still being built")
+        return self.subspace
+
+    def _boundary(self, name: str, values: Any) -> np.ndarray:
+        return np.asarray(vector(name, values, self.n_boundary), dtype=float)
+
+    # ---- RPCs -------------------------------------------------------------------------------------
+
+    def Describe(self, request: common_pb2.DescribeRequest, context: Ctx) -> common_pb2.DescribeResponse:
+        return common_pb2.DescribeResponse(operator_id=self.operator_id, role=self.role, n_periods=self.n_periods,
+                                           dt_h=self.dt_h, n_boundary=self.n_boundary, dso_ids=list(self.dso_ids))
+
+    def Evaluate(self, request: common_pb2.EvaluateRequest, context: Ctx) -> common_pb2.EvaluateResponse:
+        def run() -> common_pb2.EvaluateResponse:
+            x = self._boundary("boundary_mw", request.boundary_mw)
+            with self.lock:
+                return convert.evaluation_to_proto(self._model().evaluate(x))
+
+        return idempotent(self.ledger, context, "Evaluate", request, common_pb2.EvaluateResponse, run)
+
+    def Optimize(self, request: common_pb2.OptimizeRequest, context: Ctx) -> common_pb2.OptimizeResponse:
+        def run() -> common_pb2.OptimizeResponse:
+            center = np.asarray(vector("center_mw", request.center_mw, self.n_global), dtype=float)
+            move = np.asarray(vector("move_mw", request.move_mw, self.n_global, nonneg=True), dtype=float)
+            others = convert.others_from_proto(request.others, self.n_global)
+            with self.lock:
+                return convert.proposal_to_proto(self._model().optimize(others, center, move))
+
+        return idempotent(self.ledger, context, "Optimize", request, common_pb2.OptimizeResponse, run)
+
+    def Respond(self, request: common_pb2.RespondRequest, context: Ctx) -> common_pb2.BoundaryResponse:
+        def run() -> common_pb2.BoundaryResponse:
+            price = self._boundary("price_usd_per_mwh", request.price_usd_per_mwh)
+            with self.lock:
+                return convert.boundary_step_to_proto(self._model().respond(self._shaped(price)))
+
+        return idempotent(self.ledger, context, "Respond", request, common_pb2.BoundaryResponse, run)
+
+    def Prox(self, request: common_pb2.ProxRequest, context: Ctx) -> common_pb2.BoundaryResponse:
+        def run() -> common_pb2.BoundaryResponse:
+            target = self._boundary("target_mw", request.target_mw)
+            rho = scalar("rho_usd_per_mw2", request.rho_usd_per_mw2, positive=True)
+            with self.lock:
+                return convert.boundary_step_to_proto(self._model().prox(self._shaped(target), rho))
+
+        return idempotent(self.ledger, context, "Prox", request, common_pb2.BoundaryResponse, run)
+
+    def _shaped(self, x: np.ndarray) -> np.ndarray:
+        """The TSO's own methods take (K, T); a DSO's take (T,)."""
+        return x.reshape(-1, self.n_periods) if self.role == "tso" else x
+
+    def guarded(self, context: Ctx, method: str, fn: Callable[[], Any]) -> Any:
+        """``handle`` for calls that are not keyed by a round (Report)."""
+        return handle(context, method, fn)
