@@ -17,7 +17,7 @@ class UsageError(ValueError):
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from orchestrator.results import format_summary, summarize, write_run
+    from orchestrator.results import format_summary, publish_run, summarize, write_run
     from orchestrator.strategies import RunOptions, get_strategy
     from orchestrator.system import build_system
 
@@ -27,10 +27,11 @@ def _cmd_run(args: argparse.Namespace) -> int:
     build_s = time.perf_counter() - t0
     options = RunOptions(solver=args.solver, ray_address=args.ray_address, services_file=args.services)
     result = strategy.run(system, options)
-    summary = summarize(system, result, ac=not args.no_ac_check)
+    published = publish_run(system, result, ac=not args.no_ac_check)
+    summary = summarize(system, result, published=published)
     summary["build_s"] = build_s
     out = Path(args.out or f"runs/{system.spec.name}-{strategy.name}")
-    written = write_run(out, system, result, summary)
+    written = write_run(out, system, result, summary, published)
     print(format_summary(summary))
     print(f"wrote {len(written)} files under {out}/ (summary.json, timeseries/, plots)")
     return 0

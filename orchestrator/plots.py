@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import matplotlib
 
@@ -10,18 +11,22 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from orchestrator.case import CaseSpec  # noqa: E402
 from orchestrator.strategies.base import RunResult  # noqa: E402
 from orchestrator.system import System  # noqa: E402
 
+if TYPE_CHECKING:
+    from orchestrator.results import Published
 
-def _hours(system: System) -> np.ndarray:
-    return np.arange(system.n_periods) * system.dt_h
+
+def _hours(spec: CaseSpec) -> np.ndarray:
+    return np.arange(spec.periods) * spec.dt_h
 
 
-def plot_run(out: Path, system: System, result: RunResult) -> list[Path]:
+def plot_run(out: Path, spec: CaseSpec, result: RunResult, pub: Published) -> list[Path]:
     """Write the run's plots into ``out``; return their paths."""
-    paths = [_prices(out, system, result), _feeder_loads(out, system, result), _voltages(out, system, result),
-             _pv(out, system, result)]
+    paths = [_prices(out, spec, result), _feeder_loads(out, spec, result, pub), _voltages(out, spec, result, pub),
+             _pv(out, spec, result, pub)]
     if result.convergence:
         paths.append(_convergence(out, result))
     return paths
@@ -54,14 +59,14 @@ def plot_ev_allocation(out: Path, system: System, rows: list[dict]) -> Path:
     return path
 
 
-def _prices(out: Path, system: System, result: RunResult) -> Path:
-    h = _hours(system)
+def _prices(out: Path, spec: CaseSpec, result: RunResult) -> Path:
+    h = _hours(spec)
     fig, ax = plt.subplots(figsize=(8, 4))
-    for k in system.feeder_ids:
-        ax.step(h, result.boundary_price_usd_per_mwh[k], where="post", label=f"{k} boundary")
+    for k, price in result.boundary_price_usd_per_mwh.items():
+        ax.step(h, price, where="post", label=f"{k} boundary")
     ax.set_xlabel("hour")
     ax.set_ylabel("clearing price [$/MWh]")
-    ax.set_title(f"{system.spec.name} — {result.strategy}: boundary clearing prices")
+    ax.set_title(f"{spec.name} — {result.strategy}: boundary clearing prices")
     ax.grid(alpha=0.3)
     ax.legend()
     path = out / "prices.png"
@@ -71,24 +76,23 @@ def _prices(out: Path, system: System, result: RunResult) -> Path:
     return path
 
 
-def _feeder_loads(out: Path, system: System, result: RunResult) -> Path:
-    h = _hours(system)
-    n = len(system.feeders)
+def _feeder_loads(out: Path, spec: CaseSpec, result: RunResult, pub: Published) -> Path:
+    h = _hours(spec)
+    n = len(pub.feeders)
     fig, axes = plt.subplots(n, 1, figsize=(8, 2.8 * n), sharex=True, squeeze=False)
-    for ax, f in zip(axes[:, 0], system.feeders, strict=True):
-        d = result.feeders[f.feeder_id]
-        ev = d.ev_p_mw.sum(axis=0)
-        ax.step(h, f.inputs.p_load_mw.sum(axis=0), where="post", label="base load", color="0.4")
+    for ax, (fid, d) in zip(axes[:, 0], pub.feeders.items(), strict=True):
+        ev = d.p_ev_mw.sum(axis=0)
+        ax.step(h, d.p_load_mw.sum(axis=0), where="post", label="base load", color="0.4")
         ax.step(h, d.p_import_mw, where="post", label="import from TSO", color="C0", lw=2)
-        ax.bar(h, np.clip(ev, 0, None), width=0.8 * system.dt_h, align="edge", color="C2", alpha=0.6,
+        ax.bar(h, np.clip(ev, 0, None), width=0.8 * spec.dt_h, align="edge", color="C2", alpha=0.6,
                label="EV charging")
-        ax.bar(h, np.clip(ev, None, 0), width=0.8 * system.dt_h, align="edge", color="C3", alpha=0.6,
+        ax.bar(h, np.clip(ev, None, 0), width=0.8 * spec.dt_h, align="edge", color="C3", alpha=0.6,
                label="EV discharging")
-        ax.step(h, d.pv_p_mw.sum(axis=0), where="post", label="PV used", color="C1")
-        ax.set_ylabel(f"{f.feeder_id} [MW]")
+        ax.step(h, d.pv_p_mw, where="post", label="PV used", color="C1")
+        ax.set_ylabel(f"{fid} [MW]")
         ax.grid(alpha=0.3)
     axes[0, 0].legend(ncol=3, fontsize=8)
-    axes[0, 0].set_title(f"{system.spec.name} — {result.strategy}: feeder load curves")
+    axes[0, 0].set_title(f"{spec.name} — {result.strategy}: feeder load curves")
     axes[-1, 0].set_xlabel("hour")
     path = out / "feeder_loads.png"
     fig.tight_layout()
@@ -97,15 +101,15 @@ def _feeder_loads(out: Path, system: System, result: RunResult) -> Path:
     return path
 
 
-def _voltages(out: Path, system: System, result: RunResult) -> Path:
-    n = len(system.feeders)
+def _voltages(out: Path, spec: CaseSpec, result: RunResult, pub: Published) -> Path:
+    n = len(pub.feeders)
     fig, axes = plt.subplots(1, n, figsize=(4.2 * n, 4), squeeze=False, constrained_layout=True)
-    vmin = min(float(result.feeders[k].v_pu.min()) for k in system.feeder_ids)
-    for ax, f in zip(axes[0], system.feeders, strict=True):
-        v = result.feeders[f.feeder_id].v_pu
-        im = ax.imshow(v, aspect="auto", origin="lower", cmap="viridis", vmin=min(vmin, 0.95), vmax=1.05,
-                       extent=(0, system.n_periods * system.dt_h, 0.5, f.data.n_nodes + 0.5))
-        ax.set_title(f"{f.feeder_id}: |V| [p.u.]")
+    vmin = min(float(d.v_pu.min()) for d in pub.feeders.values())
+    im = None
+    for ax, (fid, d) in zip(axes[0], pub.feeders.items(), strict=True):
+        im = ax.imshow(d.v_pu, aspect="auto", origin="lower", cmap="viridis", vmin=min(vmin, 0.95), vmax=1.05,
+                       extent=(0, spec.periods * spec.dt_h, 0.5, d.n_nodes + 0.5))
+        ax.set_title(f"{fid}: |V| [p.u.]")
         ax.set_xlabel("hour")
         ax.set_ylabel("node")
     fig.colorbar(im, ax=axes[0].tolist(), shrink=0.85)
@@ -115,15 +119,15 @@ def _voltages(out: Path, system: System, result: RunResult) -> Path:
     return path
 
 
-def _pv(out: Path, system: System, result: RunResult) -> Path:
-    h = _hours(system)
+def _pv(out: Path, spec: CaseSpec, result: RunResult, pub: Published) -> Path:
+    h = _hours(spec)
     fig, ax = plt.subplots(figsize=(8, 4))
-    for i, f in enumerate(system.feeders):
-        ax.plot(h, f.inputs.pv_avail_mw.sum(axis=0), ls="--", color=f"C{i}", label=f"{f.feeder_id} available")
-        ax.plot(h, result.feeders[f.feeder_id].pv_p_mw.sum(axis=0), color=f"C{i}", label=f"{f.feeder_id} used")
+    for i, (fid, d) in enumerate(pub.feeders.items()):
+        ax.plot(h, d.pv_avail_mw, ls="--", color=f"C{i}", label=f"{fid} available")
+        ax.plot(h, d.pv_p_mw, color=f"C{i}", label=f"{fid} used")
     ax.set_xlabel("hour")
     ax.set_ylabel("PV [MW]")
-    ax.set_title(f"{system.spec.name} — {result.strategy}: PV used vs available")
+    ax.set_title(f"{spec.name} — {result.strategy}: PV used vs available")
     ax.grid(alpha=0.3)
     ax.legend(ncol=2, fontsize=8)
     path = out / "pv.png"

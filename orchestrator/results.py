@@ -19,9 +19,13 @@ import numpy as np
 
 from aggregator.fleet import fleet_arrays
 from aggregator.flex import disaggregate_spatial, uncontrolled_schedule_kw
-from dso.acpf import ac_check
+from dso.report import FeederReport
+from dso.report import publish as publish_feeder
+from orchestrator.case import CaseSpec
 from orchestrator.strategies.base import RunResult
 from orchestrator.system import FeederSystem, System
+from tso.report import TsoReport
+from tso.report import publish as publish_tso
 
 SUMMARY_FIELDS = (
     "case", "strategy", "objective_usd", "tso_cost_usd", "dso_cost_usd", "transmission_loss_mwh",
@@ -90,51 +94,73 @@ def ev_allocation_rows(system: System, result: RunResult) -> list[dict[str, Any]
     return rows
 
 
-def summarize(system: System, result: RunResult, *, ac: bool = True) -> dict[str, Any]:
+@dataclass(frozen=True)
+class Published:
+    """What the operators publish at the end of a run; every metric of the run contract comes from it."""
+
+    tso: TsoReport
+    feeders: dict[str, FeederReport]
+    rounding_mw: float = 0.0  # max |station EV power after rounding to whole EVs - dispatched| [MW]
+
+
+def publish_run(system: System | CaseSpec, result: RunResult, *, ac: bool = True) -> Published:
+    """The operators' reports: as received from services, or computed in-process from the dispatches
+    (embedded default: the same ``publish`` functions a service runs, with the EVs disaggregated here)."""
+    if isinstance(result.tso, TsoReport):  # service mode: the reports crossed the wire
+        return Published(result.tso, {k: v for k, v in result.feeders.items()})  # type: ignore[misc]
+    assert isinstance(system, System), "dispatches need the System that produced them"
+    feeders: dict[str, FeederReport] = {}
+    rounding = 0.0
+    for f in system.feeders:
+        d = result.feeders[f.feeder_id]
+        outcome = ev_outcome(f, result)
+        rounding = max(rounding, outcome.rounding_mw)
+        inputs = f.inputs if result.ev_controlled else f.inputs_uncontrolled
+        feeders[f.feeder_id] = publish_feeder(f.data, inputs, d, float(np.sum(outcome.unmet_kwh)) / 1e3, ac=ac)
+    return Published(publish_tso(result.tso), feeders, rounding)
+
+
+def _spec(system: System | CaseSpec) -> CaseSpec:
+    return system.spec if isinstance(system, System) else system
+
+
+def summarize(system: System | CaseSpec, result: RunResult, *, ac: bool = True,
+              published: Published | None = None) -> dict[str, Any]:
     """The run contract's summary (every field present; unused ones are 0 or empty)."""
-    dt = system.dt_h
-    tso = result.tso
+    spec = _spec(system)
+    pub = published or publish_run(system, result, ac=ac)
+    dt = spec.dt_h
+    tso = pub.tso
     tso_terms = sum(float(v) for v in tso.cost_usd.values())
     revenue = 0.0
     dso_cost: dict[str, float] = {}
-    loss_mwh = 0.0
-    energy_in_mwh = 0.0
-    pv_used = pv_avail = 0.0
-    ev_mwh = unmet_mwh = 0.0
-    rounding_mw = 0.0
+    loss_mwh = energy_in_mwh = pv_used = pv_avail = ev_mwh = unmet_mwh = local_terms = 0.0
+    v_err = loss_err = 0.0
+    ac_ok = True
+    ac_checked = bool(pub.feeders) and all(r.ac_checked for r in pub.feeders.values())
     peak_valley: dict[str, float] = {}
     vdev: list[np.ndarray] = []
-    local_terms = 0.0
-    v_err = 0.0
-    loss_err = 0.0
-    ac_ok = True
-    for f in system.feeders:
-        d = result.feeders[f.feeder_id]
-        price = result.boundary_price_usd_per_mwh[f.feeder_id]
-        purchase = float(np.sum(price * d.p_import_mw) * dt)
-        local = sum(float(v) for v in d.cost_usd.values())
+    for fid, r in pub.feeders.items():
+        price = result.boundary_price_usd_per_mwh[fid]
+        purchase = float(np.sum(price * r.p_import_mw) * dt)
+        local = sum(float(v) for v in r.cost_usd.values())
         local_terms += local
         revenue += purchase
-        dso_cost[f.feeder_id] = local + purchase
-        loss_mwh += float(np.sum(d.loss_mw) * dt)
-        energy_in_mwh += float((np.sum(d.p_import_mw) + np.sum(d.pv_p_mw) + np.sum(d.mt_p_mw)) * dt)
-        pv_used += float(np.sum(d.pv_p_mw) * dt)
-        pv_avail += float(np.sum(f.inputs.pv_avail_mw) * dt)
-        ev_mwh += float(np.sum(d.ev_p_mw) * dt)
-        outcome = ev_outcome(f, result)
-        unmet_mwh += float(np.sum(outcome.unmet_kwh)) / 1000.0
-        rounding_mw = max(rounding_mw, outcome.rounding_mw)
-        peak_valley[f.feeder_id] = float(np.max(d.p_import_mw) - np.min(d.p_import_mw))
-        vdev.append(np.abs(d.v_pu - 1.0).ravel())
-        if ac:
-            inputs = f.inputs if result.ev_controlled else f.inputs_uncontrolled
-            chk = ac_check(f.data, inputs, d)
-            v_err = max(v_err, float(chk.max_voltage_error_pu))
-            loss_err = max(loss_err, float(chk.loss_error_rel))
-            ac_ok = ac_ok and bool(chk.converged)
+        dso_cost[fid] = local + purchase
+        loss_mwh += float(np.sum(r.loss_mw) * dt)
+        energy_in_mwh += float((np.sum(r.p_import_mw) + np.sum(r.pv_p_mw) + np.sum(r.mt_p_mw)) * dt)
+        pv_used += float(np.sum(r.pv_p_mw) * dt)
+        pv_avail += float(np.sum(r.pv_avail_mw) * dt)
+        ev_mwh += float(np.sum(r.p_ev_mw) * dt)
+        unmet_mwh += r.ev_unmet_mwh
+        peak_valley[fid] = float(np.max(r.p_import_mw) - np.min(r.p_import_mw))
+        vdev.append(np.abs(r.v_pu - 1.0).ravel())
+        v_err = max(v_err, r.ac_max_voltage_error_pu)
+        loss_err = max(loss_err, r.ac_loss_error_rel)
+        ac_ok = ac_ok and r.ac_converged
     wind_avail = float(np.sum(tso.wind_avail_mw) * dt)
     summary: dict[str, Any] = {
-        "case": system.spec.name,
+        "case": spec.name,
         "strategy": result.strategy,
         "objective_usd": tso_terms + local_terms,
         "tso_cost_usd": tso_terms - revenue,
@@ -155,50 +181,51 @@ def summarize(system: System, result: RunResult, *, ac: bool = True) -> dict[str
         "wall_s": result.wall_s,
         "converged": result.converged,
         "ac_check": {"max_voltage_error_pu": v_err, "loss_error_rel": loss_err, "converged": ac_ok,
-                     "checked": ac},
+                     "checked": ac_checked},
         "nodes": list(result.nodes),
         # beyond the contract: cost terms, so a reader can see where the money goes
         "cost_terms_usd": {
             "tso": {k: float(v) for k, v in tso.cost_usd.items()},
-            "dso": {f.feeder_id: {k: float(v) for k, v in result.feeders[f.feeder_id].cost_usd.items()}
-                    for f in system.feeders},
+            "dso": {fid: {k: float(v) for k, v in r.cost_usd.items()} for fid, r in pub.feeders.items()},
             "energy_sold_to_dsos": revenue,
         },
         # max |station EV power after rounding the spatial allocation to whole EVs - dispatched| [MW]
-        "ev_allocation_rounding_mw": rounding_mw,
-        "max_soc_gap_mva2": max((float(result.feeders[k].soc_gap_mva2) for k in system.feeder_ids), default=0.0),
+        "ev_allocation_rounding_mw": pub.rounding_mw,
+        "max_soc_gap_mva2": max((float(r.soc_gap_mva2) for r in pub.feeders.values()), default=0.0),
         "notes": list(result.notes),
     }
     return summary
 
 
-def write_run(out: Path, system: System, result: RunResult, summary: dict[str, Any]) -> list[Path]:
+def write_run(out: Path, system: System | CaseSpec, result: RunResult, summary: dict[str, Any],
+              published: Published | None = None) -> list[Path]:
     """Write summary.json, timeseries CSVs and plots under ``out``; return the paths written."""
+    spec = _spec(system)
+    pub = published or publish_run(system, result, ac=False)
     out.mkdir(parents=True, exist_ok=True)
     ts = out / "timeseries"
     ts.mkdir(exist_ok=True)
     written = [out / "summary.json", ts / "boundary.csv", ts / "dso_nodes.csv"]
     (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
-    dt = system.dt_h
+    dt = spec.dt_h
     with open(ts / "boundary.csv", "w", newline="") as fh:
         w = csv.writer(fh)
         w.writerow(["hour", "dso", "p_mw", "q_mvar", "price_usd_per_mwh"])
-        for t in range(system.n_periods):
-            for k in system.feeder_ids:
-                d = result.feeders[k]
+        for t in range(spec.periods):
+            for k, d in pub.feeders.items():
                 w.writerow([f"{t * dt:g}", k, f"{d.p_import_mw[t]:.6f}", f"{d.q_import_mvar[t]:.6f}",
                             f"{result.boundary_price_usd_per_mwh[k][t]:.4f}"])
     with open(ts / "dso_nodes.csv", "w", newline="") as fh:
         w = csv.writer(fh)
         w.writerow(["dso", "hour", "node", "p_load_mw", "q_load_mvar", "p_gen_mw", "q_gen_mvar", "p_ev_mw", "v_pu"])
-        for f in system.feeders:
-            d = result.feeders[f.feeder_id]
-            for t in range(system.n_periods):
-                for n in range(f.data.n_nodes):
-                    w.writerow([f.feeder_id, f"{t * dt:g}", n + 1, f"{f.inputs.p_load_mw[n, t]:.6f}",
-                                f"{f.inputs.q_load_mvar[n, t]:.6f}", f"{d.p_gen_mw[n, t]:.6f}",
-                                f"{d.q_gen_mvar[n, t]:.6f}", f"{d.ev_p_mw[n, t]:.6f}", f"{d.v_pu[n, t]:.6f}"])
-    alloc = ev_allocation_rows(system, result)
+        for fid, d in pub.feeders.items():
+            for t in range(spec.periods):
+                for n in range(d.n_nodes):
+                    w.writerow([fid, f"{t * dt:g}", n + 1, f"{d.p_load_mw[n, t]:.6f}",
+                                f"{d.q_load_mvar[n, t]:.6f}", f"{d.p_gen_mw[n, t]:.6f}",
+                                f"{d.q_gen_mvar[n, t]:.6f}", f"{d.p_ev_mw[n, t]:.6f}", f"{d.v_pu[n, t]:.6f}"])
+    # per-EV allocation needs the fleets: embedded runs only (in service mode they stay with the aggregators)
+    alloc = ev_allocation_rows(system, result) if isinstance(system, System) else []
     if alloc:
         with open(ts / "ev_allocation.csv", "w", newline="") as fh:
             w = csv.writer(fh)
@@ -215,8 +242,8 @@ def write_run(out: Path, system: System, result: RunResult, summary: dict[str, A
         written.append(out / "convergence.csv")
     from orchestrator.plots import plot_run
 
-    written.extend(plot_run(out, system, result))
-    if alloc:
+    written.extend(plot_run(out, spec, result, pub))
+    if alloc and isinstance(system, System):
         from orchestrator.plots import plot_ev_allocation
 
         written.append(plot_ev_allocation(out, system, alloc))
