@@ -31,16 +31,28 @@ class DsoServicer(SubspaceService, dso_pb2_grpc.DsoServiceServicer):
         self.inputs: FeederInputs | None = None
         self.ev_unmet_mwh: Callable[[FeederDispatch, np.ndarray], float] = lambda d, p: 0.0
         self.ac_check = True
+        self.forecast_mw: np.ndarray | None = None
 
     def attach_feeder(self, subspace: object, data: FeederData, inputs: FeederInputs,
                       ev_unmet_mwh: Callable[[FeederDispatch, np.ndarray], float]) -> None:
         self.data, self.inputs, self.ev_unmet_mwh = data, inputs, ev_unmet_mwh
+        # today's practice: loads + uncontrolled EV charging - available PV
+        self.forecast_mw = (inputs.p_load_mw.sum(axis=0) + inputs.ev_fixed_mw.sum(axis=0)
+                            - inputs.pv_avail_mw.sum(axis=0))
         self.attach(subspace)
+
+    def Forecast(self, request: dso_pb2.ForecastRequest, context: Ctx) -> dso_pb2.ForecastResponse:
+        def run() -> dso_pb2.ForecastResponse:
+            self._model()
+            return dso_pb2.ForecastResponse(p_import_mw=np.asarray(self.forecast_mw, dtype=float).tolist())
+
+        return idempotent(self.ledger, context, "Forecast", request, dso_pb2.ForecastResponse, run)
 
     def Report(self, request: dso_pb2.DsoReportRequest, context: Ctx) -> dso_pb2.DsoReport:
         def run() -> dso_pb2.DsoReport:
             x = np.asarray(vector("boundary_mw", request.boundary_mw, self.n_periods))
-            price = np.asarray(vector("price_usd_per_mwh", request.price_usd_per_mwh, self.n_periods))
+            price = (np.asarray(vector("price_usd_per_mwh", request.price_usd_per_mwh, self.n_periods))
+                     if len(request.price_usd_per_mwh) else np.zeros(self.n_periods))
             with self.lock:
                 dispatch = self._model().dispatch(x)
                 assert self.data is not None and self.inputs is not None

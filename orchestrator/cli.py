@@ -10,6 +10,7 @@ from pathlib import Path
 
 DEFAULT_CASE = "ieee30-3x33"
 DEFAULT_STRATEGY = "centralized"
+DISTRIBUTED = ("csso", "admm", "dual")
 
 
 class UsageError(ValueError):
@@ -19,21 +20,54 @@ class UsageError(ValueError):
 def _cmd_run(args: argparse.Namespace) -> int:
     from orchestrator.results import format_summary, publish_run, summarize, write_run
     from orchestrator.strategies import RunOptions, get_strategy
-    from orchestrator.system import build_system
 
     strategy = get_strategy(args.strategy)
-    t0 = time.perf_counter()
-    system = build_system(args.case)
-    build_s = time.perf_counter() - t0
     options = RunOptions(solver=args.solver, ray_address=args.ray_address, services_file=args.services)
-    result = strategy.run(system, options)
-    published = publish_run(system, result, ac=not args.no_ac_check)
-    summary = summarize(system, result, published=published)
+    t0 = time.perf_counter()
+    if args.services:  # client mode: operators run as services; this process holds no private data
+        import uuid
+
+        from orchestrator.case import load_case
+        from orchestrator.remote import RemoteSystem, load_services
+
+        if strategy.name not in DISTRIBUTED:
+            raise UsageError(f"--services: strategy {strategy.name!r} needs every operator's private data in one "
+                             f"process; with services use one of {', '.join(DISTRIBUTED)}")
+        spec = load_case(args.case)
+        system: object = RemoteSystem(spec, load_services(args.services), f"run-{uuid.uuid4().hex[:12]}")
+    else:
+        from orchestrator.system import build_system
+
+        system = build_system(args.case)
+        spec = system.spec  # type: ignore[attr-defined]
+    build_s = time.perf_counter() - t0
+    result = strategy.run(system, options)  # type: ignore[arg-type]
+    where = system if not args.services else spec
+    published = publish_run(where, result, ac=not args.no_ac_check)  # type: ignore[arg-type]
+    summary = summarize(where, result, published=published)  # type: ignore[arg-type]
     summary["build_s"] = build_s
-    out = Path(args.out or f"runs/{system.spec.name}-{strategy.name}")
-    written = write_run(out, system, result, summary, published)
+    summary["mode"] = "services" if args.services else "embedded"
+    out = Path(args.out or f"runs/{spec.name}-{strategy.name}")
+    written = write_run(out, where, result, summary, published)  # type: ignore[arg-type]
     print(format_summary(summary))
     print(f"wrote {len(written)} files under {out}/ (summary.json, timeseries/, plots)")
+    return 0
+
+
+def _cmd_serve(args: argparse.Namespace) -> int:
+    from orchestrator.serve import ServeOptions, serve_forever
+
+    return serve_forever(ServeOptions(case=args.case, role=args.role, operator_id=args.id, port=args.port,
+                                      host=args.host, services_file=args.services, reflection=args.reflection,
+                                      ac_check=not args.no_ac_check, solver=args.solver))
+
+
+def _cmd_operators(args: argparse.Namespace) -> int:
+    from orchestrator.case import load_case
+    from orchestrator.serve import operators
+
+    for role, oid in operators(load_case(args.case)):
+        print(role, oid)
     return 0
 
 
@@ -94,6 +128,22 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--solver", default="CLARABEL")
     run.add_argument("--no-ac-check", action="store_true", help="skip the pandapower AC validation")
     run.set_defaults(func=_cmd_run)
+
+    serve = sub.add_parser("serve", help="run one operator as its own gRPC service")
+    serve.add_argument("role", choices=("tso", "dso", "aggregator"))
+    serve.add_argument("--case", default=DEFAULT_CASE)
+    serve.add_argument("--id", required=True, help="operator id (see `gridcoord operators`)")
+    serve.add_argument("--port", type=int, required=True, help="TCP port (0 = any free port)")
+    serve.add_argument("--host", default="127.0.0.1", help="address to bind (default loopback only)")
+    serve.add_argument("--services", default=None, help="YAML mapping operator id -> host:port (peers)")
+    serve.add_argument("--reflection", action="store_true", help="enable gRPC server reflection (off by default)")
+    serve.add_argument("--no-ac-check", action="store_true", help="DSO: skip the AC check in its report")
+    serve.add_argument("--solver", default="CLARABEL")
+    serve.set_defaults(func=_cmd_serve)
+
+    ops = sub.add_parser("operators", help="print `ROLE ID` for every operator of a case")
+    ops.add_argument("--case", default=DEFAULT_CASE)
+    ops.set_defaults(func=_cmd_operators)
 
     cases = sub.add_parser("cases", help="list the bundled cases")
     cases.set_defaults(func=_cmd_cases)

@@ -49,15 +49,23 @@ def factories(system: System, solver: str) -> tuple[list[Factory], list[object],
 
 def executor_for(system: System, options: RunOptions) -> tuple[SerialExecutor | RayExecutor, Layout]:
     """``options.extra['executor']`` = "ray" (default) or "serial"."""
-    facs, shared, layout = factories(system, options.solver)
+    from orchestrator.remote import RemoteSystem
+
+    if isinstance(system, RemoteSystem):  # client mode: the subspaces are operator services
+        facs, shared, layout = system.factories(), [], Layout(len(system.feeders), system.n_periods)
+    else:
+        facs, shared, layout = factories(system, options.solver)
     kind = str(options.extra.get("executor", "ray"))
     return make_executor(kind, facs, shared, options.ray_address), layout
 
 
 def start_point(system: System) -> np.ndarray:
     """Every iterative strategy starts from the DSOs' naive import forecast (loads + fixed EVs - PV)."""
+    from orchestrator.remote import RemoteSystem
     from orchestrator.strategies.isolated import import_forecast_mw
 
+    if isinstance(system, RemoteSystem):
+        return system.forecast()
     return np.vstack([import_forecast_mw(f.inputs) for f in system.feeders]).reshape(-1)
 
 

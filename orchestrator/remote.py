@@ -1,0 +1,210 @@
+"""Client mode: subspaces that live in operator services, reached over gRPC.
+
+``RemoteTso`` and ``RemoteDso`` have the methods of the in-process subspaces (``evaluate``,
+``evaluate_many``, ``optimize``, ``respond``, ``prox``, ``dispatch``), so every strategy and both
+executors run unchanged: in client mode the Ray actors hold these stubs and call the services.
+``dispatch`` returns the operator's published report (``TsoReport`` / ``FeederReport``), never its
+private dispatch.
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import grpc
+import numpy as np
+import yaml
+
+from dso.report import FeederReport
+from gridcoord import convert
+from gridcoord.rpc import CallStats, call
+from gridcoord.v1 import common_pb2, dso_pb2, dso_pb2_grpc, tso_pb2, tso_pb2_grpc
+from tso.report import TsoReport
+
+#: Deadlines per call [s]: an evaluation or optimisation is one solve (< 1 s here); a report runs an AC
+#: power flow per period; generous enough for a loaded machine, short enough to notice a dead operator.
+DEADLINE_S = {"Describe": 5.0, "Evaluate": 30.0, "Optimize": 60.0, "Respond": 30.0, "Prox": 30.0,
+              "Report": 120.0, "Forecast": 10.0}
+ADDRESS = re.compile(r"^[A-Za-z0-9.\-]+:\d{1,5}$|^\[[0-9a-fA-F:]+\]:\d{1,5}$")
+
+
+class ServicesFileError(ValueError):
+    """The services file is malformed; the message names the entry."""
+
+
+def load_services(path: str | Path) -> dict[str, str]:
+    """YAML mapping operator id -> ``host:port`` (e.g. ``dso1: 127.0.0.1:50061``)."""
+    p = Path(path)
+    if not p.is_file():
+        raise ServicesFileError(f"services file {str(p)!r} does not exist")
+    data = yaml.safe_load(p.read_text())
+    if not isinstance(data, dict) or not data:
+        raise ServicesFileError(f"{p}: expected a mapping of operator id -> host:port")
+    out: dict[str, str] = {}
+    for key, value in data.items():
+        if not isinstance(value, str) or not ADDRESS.match(value):
+            raise ServicesFileError(f"{p}: {key}: {value!r} is not host:port")
+        out[str(key)] = value
+    return out
+
+
+def require(services: dict[str, str], operator_id: str, path: str = "services file") -> str:
+    if operator_id not in services:
+        raise ServicesFileError(f"{path}: no address for operator {operator_id!r} "
+                                f"(listed: {', '.join(sorted(services))})")
+    return services[operator_id]
+
+
+@dataclass
+class _Link:
+    operator_id: str
+    address: str
+    run_id: str
+
+    def __post_init__(self) -> None:
+        self.channel = grpc.insecure_channel(self.address)
+        self.stats = CallStats()
+        self._counter = itertools.count(1)
+
+    def key(self) -> common_pb2.RunKey:
+        """A fresh (run id, exchange number): a retry of one call reuses it, so it is never counted twice."""
+        return convert.run_key(self.run_id, next(self._counter))
+
+    def call(self, method: str, fn: Any, request: Any, idempotent_call: bool = True) -> Any:
+        return call(self.operator_id, method, fn, request, deadline_s=DEADLINE_S[method],
+                    idempotent_call=idempotent_call, stats=self.stats)
+
+    def __getstate__(self) -> dict[str, Any]:  # a link is rebuilt on the Ray worker, not pickled live
+        return {"operator_id": self.operator_id, "address": self.address, "run_id": self.run_id}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__init__(**state)  # type: ignore[misc]
+
+
+class RemoteTso:
+    """The TSO service as a subspace over the boundary P (K, T)."""
+
+    def __init__(self, operator_id: str, address: str, run_id: str, n_dso: int, n_periods: int) -> None:
+        self.link = _Link(operator_id, address, run_id)
+        self.stub = tso_pb2_grpc.TsoServiceStub(self.link.channel)
+        self.shape = (n_dso, n_periods)
+
+    def evaluate(self, boundary: np.ndarray) -> convert.Evaluation:
+        req = common_pb2.EvaluateRequest(key=self.link.key(), boundary_mw=np.ravel(boundary).tolist())
+        return convert.evaluation_from_proto(self.link.call("Evaluate", self.stub.Evaluate, req), self.shape)
+
+    def evaluate_many(self, points: np.ndarray) -> list[convert.Evaluation]:
+        return [self.evaluate(p) for p in np.atleast_2d(points)]
+
+    def optimize(self, others: list[tuple[np.ndarray, Any]], center: np.ndarray, move: np.ndarray) -> convert.Proposal:
+        req = common_pb2.OptimizeRequest(key=self.link.key(), others=convert.others_to_proto(
+            others, [f"surrogate{j}" for j in range(len(others))]), center_mw=np.ravel(center).tolist(),
+            move_mw=np.ravel(move).tolist())
+        return convert.proposal_from_proto(self.link.call("Optimize", self.stub.Optimize, req))
+
+    def respond(self, price_usd_per_mwh: np.ndarray) -> tuple[np.ndarray, float]:
+        req = common_pb2.RespondRequest(key=self.link.key(), price_usd_per_mwh=np.ravel(price_usd_per_mwh).tolist())
+        return convert.boundary_step_from_proto(self.link.call("Respond", self.stub.Respond, req), self.shape)
+
+    def prox(self, target_mw: np.ndarray, rho: float) -> tuple[np.ndarray, float]:
+        req = common_pb2.ProxRequest(key=self.link.key(), target_mw=np.ravel(target_mw).tolist(),
+                                     rho_usd_per_mw2=float(rho))
+        return convert.boundary_step_from_proto(self.link.call("Prox", self.stub.Prox, req), self.shape)
+
+    def dispatch(self, boundary: np.ndarray) -> TsoReport:
+        req = tso_pb2.TsoReportRequest(key=self.link.key(), boundary_mw=np.ravel(boundary).tolist())
+        return convert.tso_report_from_proto(self.link.call("Report", self.stub.Report, req), TsoReport)
+
+    def wire_stats(self) -> CallStats:
+        return self.link.stats
+
+
+class RemoteDso:
+    """A DSO service as a subspace over its import P_k (T,)."""
+
+    def __init__(self, operator_id: str, address: str, run_id: str, n_periods: int) -> None:
+        self.link = _Link(operator_id, address, run_id)
+        self.stub = dso_pb2_grpc.DsoServiceStub(self.link.channel)
+        self.operator_id = operator_id
+        self.n_periods = n_periods
+
+    def evaluate(self, boundary: np.ndarray) -> convert.Evaluation:
+        req = common_pb2.EvaluateRequest(key=self.link.key(), boundary_mw=np.ravel(boundary).tolist())
+        return convert.evaluation_from_proto(self.link.call("Evaluate", self.stub.Evaluate, req))
+
+    def evaluate_many(self, points: np.ndarray) -> list[convert.Evaluation]:
+        return [self.evaluate(p) for p in np.atleast_2d(points)]
+
+    def optimize(self, others: list[tuple[np.ndarray, Any]], center: np.ndarray, move: np.ndarray) -> convert.Proposal:
+        req = common_pb2.OptimizeRequest(key=self.link.key(), others=convert.others_to_proto(
+            others, [f"surrogate{j}" for j in range(len(others))]), center_mw=np.ravel(center).tolist(),
+            move_mw=np.ravel(move).tolist())
+        return convert.proposal_from_proto(self.link.call("Optimize", self.stub.Optimize, req))
+
+    def respond(self, price_usd_per_mwh: np.ndarray) -> tuple[np.ndarray, float]:
+        req = common_pb2.RespondRequest(key=self.link.key(), price_usd_per_mwh=np.ravel(price_usd_per_mwh).tolist())
+        return convert.boundary_step_from_proto(self.link.call("Respond", self.stub.Respond, req))
+
+    def prox(self, target_mw: np.ndarray, rho: float) -> tuple[np.ndarray, float]:
+        req = common_pb2.ProxRequest(key=self.link.key(), target_mw=np.ravel(target_mw).tolist(),
+                                     rho_usd_per_mw2=float(rho))
+        return convert.boundary_step_from_proto(self.link.call("Prox", self.stub.Prox, req))
+
+    def dispatch(self, boundary: np.ndarray) -> FeederReport:
+        req = dso_pb2.DsoReportRequest(key=self.link.key(), boundary_mw=np.ravel(boundary).tolist())
+        msg = self.link.call("Report", self.stub.Report, req)
+        return convert.dso_report_from_proto(msg, FeederReport, self.operator_id)
+
+    def forecast(self) -> np.ndarray:
+        req = dso_pb2.ForecastRequest(key=self.link.key())
+        return np.asarray(list(self.link.call("Forecast", self.stub.Forecast, req).p_import_mw), dtype=float)
+
+    def wire_stats(self) -> CallStats:
+        return self.link.stats
+
+
+@dataclass(frozen=True)
+class RemoteFeeder:
+    feeder_id: str
+
+
+class RemoteSystem:
+    """What the orchestrator knows in client mode: the case's public structure (operator ids, periods)
+    and where the operators are. It holds no operator's network, loads, costs or EVs."""
+
+    def __init__(self, spec: Any, services: dict[str, str], run_id: str) -> None:
+        self.spec = spec
+        self.services = services
+        self.run_id = run_id
+        self.feeders = tuple(RemoteFeeder(f.feeder_id) for f in spec.feeders)
+        require(services, "tso")
+        for f in self.feeders:
+            require(services, f.feeder_id)
+
+    @property
+    def feeder_ids(self) -> list[str]:
+        return [f.feeder_id for f in self.feeders]
+
+    @property
+    def n_periods(self) -> int:
+        return int(self.spec.periods)
+
+    @property
+    def dt_h(self) -> float:
+        return float(self.spec.dt_h)
+
+    def factories(self) -> list[tuple[Any, tuple[Any, ...]]]:
+        """Subspace factories for the executor: stubs that call the services (built on the Ray workers)."""
+        k, t = len(self.feeders), self.n_periods
+        facs: list[tuple[Any, tuple[Any, ...]]] = [(RemoteTso, ("tso", self.services["tso"], self.run_id, k, t))]
+        facs += [(RemoteDso, (f.feeder_id, self.services[f.feeder_id], self.run_id, t)) for f in self.feeders]
+        return facs
+
+    def forecast(self) -> np.ndarray:
+        """The DSOs' naive import forecasts (K*T,), asked for directly (the start of every iterative strategy)."""
+        return np.concatenate([RemoteDso(f.feeder_id, self.services[f.feeder_id], f"{self.run_id}-forecast",
+                                         self.n_periods).forecast() for f in self.feeders])

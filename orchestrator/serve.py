@@ -1,0 +1,177 @@
+"""Operator processes: ``gridcoord serve tso|dso|aggregator`` and ``gridcoord operators``.
+
+This is the composition root of an operator process: it reads the operator's own part of the case,
+starts its gRPC server (health NOT_SERVING), builds the model (a DSO first asks its aggregator service
+for the EV envelopes), then reports SERVING. The operator packages themselves never import the
+orchestrator; only this entry point wires them to the case file and to their peers.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import grpc
+import numpy as np
+
+from dso.model import EvFlexibility, FeederDispatch, FeederInputs
+from gridcoord import convert
+from gridcoord.rpc import Served, call, start_server, stop_on_sigterm, wait_serving
+from gridcoord.v1 import aggregator_pb2, aggregator_pb2_grpc
+from orchestrator.case import CaseSpec, load_case
+from orchestrator.remote import load_services, require
+from orchestrator.system import operator_aggregator, operator_dso, operator_tso
+
+log = logging.getLogger("gridcoord.serve")
+ROLES = ("tso", "dso", "aggregator")
+
+
+def operators(spec: CaseSpec) -> list[tuple[str, str]]:
+    """(role, operator id) of every operator of a case: the TSO, each DSO, each DSO's EV aggregator."""
+    out = [("tso", "tso")]
+    for f in spec.feeders:
+        out.append(("dso", f.feeder_id))
+    for f in spec.feeders:
+        out.append(("aggregator", aggregator_id(f.feeder_id)))
+    return out
+
+
+def aggregator_id(feeder_id: str) -> str:
+    return f"agg-{feeder_id}"
+
+
+@dataclass(frozen=True)
+class ServeOptions:
+    case: str
+    role: str
+    operator_id: str
+    port: int
+    host: str = "127.0.0.1"
+    services_file: str | None = None
+    reflection: bool = False
+    ac_check: bool = True
+    solver: str = "CLARABEL"
+
+
+def _flexibility(env: convert.EnvelopeData) -> EvFlexibility:
+    index = {sid: k for k, sid in enumerate(env.stations)}
+    return EvFlexibility(
+        node_idx=env.node - 1, start=env.start, dwell=env.dwell, p_ch_max_mw=env.p_ch_max_mw,
+        p_dis_max_mw=env.p_dis_max_mw, e_min_mwh=env.e_min_mwh, e_max_mwh=env.e_max_mwh, eta_ch=env.eta_ch,
+        eta_dis=env.eta_dis, alloc_group=env.alloc_group,
+        station_idx=np.array([index[s] for s in env.station_id], dtype=int),
+        station_p_max_mw=env.station_p_max_mw,
+    )
+
+
+class AggregatorLink:
+    """A DSO's channel to its own aggregator service (envelopes in, dispatch out)."""
+
+    def __init__(self, operator_id: str, address: str, run_id: str) -> None:
+        self.operator_id, self.address, self.run_id = operator_id, address, run_id
+        self.channel = grpc.insecure_channel(address)
+        self.stub = aggregator_pb2_grpc.AggregatorServiceStub(self.channel)
+        self.round = 0
+
+    def _key(self) -> object:
+        self.round += 1
+        return convert.run_key(self.run_id, self.round)
+
+    def envelope(self) -> EvFlexibility:
+        wait_serving(self.address, deadline_s=120.0)
+        msg = call(self.operator_id, "GetEnvelope", self.stub.GetEnvelope,
+                   aggregator_pb2.EnvelopeRequest(key=self._key()), deadline_s=30.0, idempotent_call=True)
+        return _flexibility(convert.envelope_from_proto(msg))
+
+    def unmet_mwh(self, dispatch: FeederDispatch, price: np.ndarray) -> float:
+        req = aggregator_pb2.DispatchRequest(key=self._key(), p_ch_mw=np.asarray(dispatch.ev_p_ch_mw).tolist(),
+                                             p_dis_mw=np.asarray(dispatch.ev_p_dis_mw).tolist(),
+                                             alloc_share=np.asarray(dispatch.ev_alloc_share).tolist(),
+                                             dlmp_usd_per_mwh=np.asarray(dispatch.dlmp_usd_per_mwh).ravel().tolist())
+        msg = call(self.operator_id, "Dispatch", self.stub.Dispatch, req, deadline_s=60.0, idempotent_call=True)
+        return float(msg.unmet_mwh)
+
+
+def _build_in_background(served: Served, build: Callable[[], None], what: str) -> None:
+    def run() -> None:
+        try:
+            build()
+        except Exception:  # noqa: BLE001 - stays NOT_SERVING; the cause is logged for the operator
+            log.exception("%s: building the model failed; staying NOT_SERVING", what)
+            return
+        served.set_serving(True)
+        log.info("%s: SERVING on port %d", what, served.port)
+
+    threading.Thread(target=run, name=f"build-{what}", daemon=True).start()
+
+
+def start_operator(opts: ServeOptions) -> Served:
+    """Start one operator's server and build its model in the background (SERVING when done)."""
+    from dso.service import SERVICE_NAME as DSO_SERVICE
+    from dso.service import DsoServicer
+    from tso.service import SERVICE_NAME as TSO_SERVICE
+    from tso.service import TsoServicer
+
+    spec = load_case(opts.case)
+    known = dict((oid, role) for role, oid in operators(spec))
+    if known.get(opts.operator_id) != opts.role:
+        listed = ", ".join(f"{r} {o}" for r, o in operators(spec))
+        raise ValueError(f"case '{spec.name}' has no {opts.role} {opts.operator_id!r} (operators: {listed})")
+    services = load_services(opts.services_file) if opts.services_file else {}
+    address = f"{opts.host}:{opts.port}"
+    T, dt = spec.periods, spec.dt_h
+    ids = tuple(f.feeder_id for f in spec.feeders)
+
+    if opts.role == "tso":
+        servicer = TsoServicer(opts.operator_id, ids, T, dt)
+        served = start_server([servicer.register], [TSO_SERVICE], address, reflection=opts.reflection)
+
+        def build_tso() -> None:
+            from tso.subspace import TsoSubspace
+
+            data, inputs = operator_tso(spec)
+            servicer.attach(TsoSubspace(data, inputs, losses=spec.transmission.losses, solver=opts.solver))
+
+        _build_in_background(served, build_tso, opts.operator_id)
+        return served
+
+    if opts.role == "dso":
+        k = ids.index(opts.operator_id)
+        dso = DsoServicer(opts.operator_id, T, dt, n_global=len(ids) * T)
+        dso.ac_check = opts.ac_check
+        served = start_server([dso.register], [DSO_SERVICE], address, reflection=opts.reflection)
+
+        def build_dso() -> None:
+            from dso.subspace import DsoSubspace
+
+            data, common = operator_dso(spec, opts.operator_id)
+            agg = AggregatorLink(aggregator_id(opts.operator_id),
+                                 require(services, aggregator_id(opts.operator_id)), f"{opts.operator_id}-agg")
+            inputs = FeederInputs(**common, ev=agg.envelope(), ev_fixed_mw=np.zeros((data.n_nodes, T)))
+            sub = DsoSubspace(data, inputs, np.arange(k * T, (k + 1) * T), solver=opts.solver)
+            dso.attach_feeder(sub, data, inputs, agg.unmet_mwh)
+
+        _build_in_background(served, build_dso, opts.operator_id)
+        return served
+
+    from aggregator.service import SERVICE_NAME as AGG_SERVICE
+    from aggregator.service import AggregatorServicer
+
+    feeder_id = opts.operator_id.removeprefix("agg-")
+    fleet, stations = operator_aggregator(spec, feeder_id)
+    agg_servicer = AggregatorServicer(opts.operator_id, fleet, stations, dt, T)
+    served = start_server([agg_servicer.register], [AGG_SERVICE], address, reflection=opts.reflection)
+    served.set_serving(True)
+    return served
+
+
+def serve_forever(opts: ServeOptions) -> int:
+    """``gridcoord serve``: run until SIGTERM/SIGINT, then drain in-flight calls and exit 0."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    served = start_operator(opts)
+    stop_on_sigterm(served)
+    log.info("%s %s listening on %s:%d", opts.role, opts.operator_id, opts.host, served.port)
+    served.stopped.wait()
+    return 0
