@@ -42,8 +42,11 @@ class AggregatorServicer(aggregator_pb2_grpc.AggregatorServiceServicer):
         return self._fleet, self._flex
 
     def Describe(self, request: common_pb2.DescribeRequest, context: Ctx) -> common_pb2.DescribeResponse:
-        return common_pb2.DescribeResponse(operator_id=self.operator_id, role="aggregator", n_periods=self.n_periods,
-                                           dt_h=self.dt_h, n_boundary=0)
+        def run() -> common_pb2.DescribeResponse:
+            return common_pb2.DescribeResponse(operator_id=self.operator_id, role="aggregator",
+                                               n_periods=self.n_periods, dt_h=self.dt_h, n_boundary=0)
+
+        return idempotent(self.ledger, context, "Describe", request, common_pb2.DescribeResponse, run)
 
     def GetEnvelope(self, request: aggregator_pb2.EnvelopeRequest, context: Ctx) -> aggregator_pb2.Envelope:
         def run() -> aggregator_pb2.Envelope:
@@ -51,7 +54,7 @@ class AggregatorServicer(aggregator_pb2_grpc.AggregatorServiceServicer):
                 _, flex = self._envelopes()
                 return convert.envelope_to_proto(flex, self.n_periods, self.dt_h, self.stations)
 
-        return handle(context, "GetEnvelope", run)
+        return idempotent(self.ledger, context, "GetEnvelope", request, aggregator_pb2.Envelope, run)
 
     def Dispatch(self, request: aggregator_pb2.DispatchRequest, context: Ctx) -> aggregator_pb2.DispatchResponse:
         def run() -> aggregator_pb2.DispatchResponse:

@@ -49,8 +49,11 @@ class SubspaceService:
     # ---- RPCs -------------------------------------------------------------------------------------
 
     def Describe(self, request: common_pb2.DescribeRequest, context: Ctx) -> common_pb2.DescribeResponse:
-        return common_pb2.DescribeResponse(operator_id=self.operator_id, role=self.role, n_periods=self.n_periods,
-                                           dt_h=self.dt_h, n_boundary=self.n_boundary, dso_ids=list(self.dso_ids))
+        def run() -> common_pb2.DescribeResponse:
+            return common_pb2.DescribeResponse(operator_id=self.operator_id, role=self.role, n_periods=self.n_periods,
+                                               dt_h=self.dt_h, n_boundary=self.n_boundary, dso_ids=list(self.dso_ids))
+
+        return idempotent(self.ledger, context, "Describe", request, common_pb2.DescribeResponse, run)
 
     def Evaluate(self, request: common_pb2.EvaluateRequest, context: Ctx) -> common_pb2.EvaluateResponse:
         def run() -> common_pb2.EvaluateResponse:

@@ -113,8 +113,10 @@ class BoundaryResponse(_message.Message):
     def __init__(self, x_mw: _Optional[_Iterable[float]] = ..., cost_usd: _Optional[float] = ...) -> None: ...
 
 class DescribeRequest(_message.Message):
-    __slots__ = ()
-    def __init__(self) -> None: ...
+    __slots__ = ("key",)
+    KEY_FIELD_NUMBER: _ClassVar[int]
+    key: RunKey
+    def __init__(self, key: _Optional[_Union[RunKey, _Mapping]] = ...) -> None: ...
 
 class DescribeResponse(_message.Message):
     __slots__ = ("operator_id", "role", "n_periods", "dt_h", "n_boundary", "dso_ids")

@@ -1,0 +1,133 @@
+"""Every operator of the reference case as its own process talking real gRPC (deploy/local.py's launcher).
+
+One deployment per module (the operators take ~20-40 s to build their models); each test is a few
+rounds so the suite stays fast.
+"""
+
+from __future__ import annotations
+
+import importlib
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import grpc
+import numpy as np
+import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from gridcoord.rpc import OperatorUnavailable
+from orchestrator.case import load_case
+from orchestrator.launch import LocalDeployment
+from orchestrator.remote import RemoteDso, RemoteSystem, load_services
+from orchestrator.results import publish_run, summarize
+from orchestrator.strategies import RunOptions, get_strategy
+from orchestrator.system import build_system
+
+CASE = "ieee30-3x33"
+ROUNDS = 3
+
+
+@pytest.fixture(scope="module")
+def deployment(tmp_path_factory: pytest.TempPathFactory):
+    dep = LocalDeployment(CASE, tmp_path_factory.mktemp("operators"), ac_check=False)
+    dep.start()
+    yield dep
+    codes = dep.stop()
+    assert all(c == 0 for c in codes.values()), f"operators did not exit cleanly on SIGTERM: {codes}"
+
+
+def _options(executor: str) -> RunOptions:
+    return RunOptions(progress=False, extra={"executor": executor, "admm_max_rounds": ROUNDS})
+
+
+def test_every_operator_serving(deployment: LocalDeployment) -> None:
+    for oid, address in deployment.services.items():
+        with grpc.insecure_channel(address) as ch:
+            reply = health_pb2_grpc.HealthStub(ch).Check(health_pb2.HealthCheckRequest(service=""), timeout=5)
+            assert reply.status == health_pb2.HealthCheckResponse.SERVING, oid
+
+
+def test_service_mode_matches_embedded(deployment: LocalDeployment) -> None:
+    """Same strategy, same rounds: objectives agree to 1e-6 (relative) and the rounds are the same."""
+    spec = load_case(CASE)
+    remote = RemoteSystem(spec, load_services(deployment.services_file), "equality")
+    served = get_strategy("admm").run(remote, _options("serial"))  # type: ignore[arg-type]
+    system = build_system(CASE)
+    embedded = get_strategy("admm").run(system, _options("serial"))
+    j_served = summarize(spec, served, published=publish_run(spec, served, ac=False))["objective_usd"]
+    j_embedded = summarize(system, embedded, ac=False)["objective_usd"]
+    assert served.counters.rounds == embedded.counters.rounds
+    assert abs(j_served - j_embedded) <= 1e-6 * abs(j_embedded), (j_served, j_embedded)
+    for k in system.feeder_ids:
+        np.testing.assert_allclose(served.boundary_price_usd_per_mwh[k], embedded.boundary_price_usd_per_mwh[k],
+                                   rtol=1e-6, atol=1e-6)
+
+
+def test_third_party_client_from_protos_alone(deployment: LocalDeployment, tmp_path: Path) -> None:
+    """Code generated from protos/ only (no project code) health-checks and calls every method; an
+    empty request is INVALID_ARGUMENT or FAILED_PRECONDITION and the service stays SERVING."""
+    root = Path(__file__).resolve().parents[1]
+    out = tmp_path / "gen"
+    out.mkdir()
+    protos = sorted((root / "protos" / "gridcoord" / "v1").glob("*.proto"))
+    from grpc_tools import protoc
+
+    assert protoc.main(["protoc", f"-I{root / 'protos'}", f"--python_out={out}", f"--grpc_python_out={out}",
+                        *[str(p.relative_to(root / "protos")) for p in protos]]) == 0
+    script = tmp_path / "client.py"
+    script.write_text(CLIENT)
+    services = {oid: addr for oid, addr in deployment.services.items()}
+    args = [f"{oid}={addr}" for oid, addr in services.items()]
+    proc = subprocess.run([sys.executable, str(script), str(out), *args], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "methods called:" in proc.stdout
+    calls = int(proc.stdout.split("methods called:")[1].split()[0])
+    assert calls == 6 + 3 * 7 + 3 * 4  # TSO 6 methods, each DSO 7 (with Forecast), each aggregator 4
+
+
+CLIENT = r'''
+import importlib, sys
+sys.path.insert(0, sys.argv[1])  # the freshly generated code comes first
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+calls = 0
+for arg in sys.argv[2:]:
+    oid, address = arg.split("=")
+    role = "tso" if oid == "tso" else ("aggregator" if oid.startswith("agg-") else "dso")
+    pb2 = importlib.import_module(f"gridcoord.v1.{role}_pb2")
+    grpc_mod = importlib.import_module(f"gridcoord.v1.{role}_pb2_grpc")
+    assert pb2.__file__.startswith(sys.argv[1]), pb2.__file__
+    service = pb2.DESCRIPTOR.services_by_name[{"tso": "TsoService", "dso": "DsoService",
+                                              "aggregator": "AggregatorService"}[role]]
+    channel = grpc.insecure_channel(address)
+    stub = getattr(grpc_mod, service.name + "Stub")(channel)
+    for method in service.methods:
+        request_cls = getattr(importlib.import_module(method.input_type.file.name.replace("/", ".")[:-6] + "_pb2"),
+                              method.input_type.name)
+        try:
+            getattr(stub, method.name)(request_cls(), timeout=30)
+            raise AssertionError(f"{oid}.{method.name}: empty request was accepted")
+        except grpc.RpcError as e:
+            assert e.code() in (grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.FAILED_PRECONDITION), \
+                f"{oid}.{method.name}: {e.code()} {e.details()}"
+        calls += 1
+    status = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(service=""), timeout=5).status
+    assert status == health_pb2.HealthCheckResponse.SERVING, f"{oid} not SERVING after the calls"
+print("methods called:", calls)
+'''
+
+
+def test_killed_dso_is_named_within_the_deadline(deployment: LocalDeployment) -> None:
+    """Last in this module: a SIGKILLed DSO is reported as unavailable, by name, within the deadline."""
+    dso = RemoteDso("dso2", deployment.services["dso2"], "kill-test", 24)
+    dso.forecast()
+    deployment.kill("dso2")
+    t0 = time.perf_counter()
+    with pytest.raises(OperatorUnavailable, match="operator 'dso2' unavailable on Evaluate"):
+        dso.evaluate(np.zeros(24))
+    assert time.perf_counter() - t0 < 30.0
+
+
+importlib.invalidate_caches()
