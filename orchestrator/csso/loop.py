@@ -15,6 +15,13 @@ rho = actual / predicted reduction of the system candidate drives the radius (re
 shrink if rho < 0.25, grow if rho > 0.75 and the step hit the boundary), (4) solves the system
 coordination over the surrogates inside the trust region for the next candidate. It stops when the
 boundary change, the objective change and the surrogate error are all below tolerance.
+
+Constraints: a response may also carry ``eq`` (m,) = 0 and ``ineq`` (p,) <= 0 on its own boundary
+slice, with ``eq_jacobian`` / ``ineq_jacobian`` (., n_i) (e.g. the consistency of coupling variables in
+an MDO problem, which only the discipline that computes them can check). The loop then works on the
+exact L1 merit  phi(x) = J(x) + mu * (sum |eq| + sum max(0, ineq))  (``constraint_penalty`` = mu,
+above the largest multiplier), and the system coordination linearises the constraints at the centre
+(sequential linear programming inside the trust region). Without constraints phi = J.
 """
 
 from __future__ import annotations
@@ -27,7 +34,7 @@ from typing import Any
 
 import numpy as np
 
-from orchestrator.csso.embed import SystemCoordination, surrogate_sum
+from orchestrator.csso.embed import Linearization, SystemCoordination, surrogate_sum
 from orchestrator.csso.surrogate import IcnnSurrogate, SurrogateWeights, first_order_corrected
 
 
@@ -49,6 +56,9 @@ class CssoOptions:
     progress: bool = False
     #: stop early once J <= target (e.g. within 0.1 % of a known optimum); None = never
     target: float | None = None
+    #: mu of the exact L1 merit for subspace constraints (unused when no response reports any)
+    constraint_penalty: float = 100.0
+    tol_c: float = 1e-6  # constraint violation (sum |eq| + sum max(0, ineq)) required to stop
 
 
 @dataclass
@@ -61,6 +71,7 @@ class CssoResult:
     history: list[dict[str, float]] = field(default_factory=list)
     fit_s: float = 0.0
     coord_s: float = 0.0
+    violation: float = 0.0  # constraint violation at x (0 without constraints)
 
 
 class Executor:  # the interface of orchestrator.runtime executors (documentation only)
@@ -89,7 +100,10 @@ def run_csso(executor: Any, indices: Sequence[np.ndarray], x0: np.ndarray, lower
     surrogates = [IcnnSurrogate(i.size, center[i], scale[i], hidden=opt.hidden, seed=opt.seed + k,
                                 epochs=opt.epochs) for k, i in enumerate(indices)]
     data: list[tuple[list[np.ndarray], list[float], list[np.ndarray]]] = [([], [], []) for _ in indices]
-    coord = SystemCoordination(n, indices, opt.hidden, lower, upper)
+    coord: SystemCoordination | None = None
+    mu = opt.constraint_penalty
+    lin_center: list[Linearization] = []
+    viol_center = 0.0
     weights: list[SurrogateWeights] | None = None
     candidates: list[tuple[str, np.ndarray]] = [("start", center.copy())]
     j_center = np.inf
@@ -113,12 +127,19 @@ def run_csso(executor: Any, indices: Sequence[np.ndarray], x0: np.ndarray, lower
         result.rounds = rnd
         result.solves += len(indices) * len(points) + (len(indices) if weights is not None else 0)
         costs = np.array([[r.cost_usd for r in rep[0]] for rep in replies])  # (S, m)
-        j_points = costs.sum(axis=0)
+        lins = [[Linearization.of(p[indices[k]], r) for p, r in zip(points, rep[0], strict=True)]
+                for k, rep in enumerate(replies)]
+        viol_points = np.array([sum(lins[k][i].violation() for k in range(len(indices))) for i in range(len(points))])
+        j_points = costs.sum(axis=0) + mu * viol_points  # the merit phi (= J without constraints)
+        if coord is None:
+            coord = SystemCoordination(n, indices, opt.hidden, lower, upper,
+                                       n_eq=[lins[k][0].eq.size for k in range(len(indices))],
+                                       n_ineq=[lins[k][0].ineq.size for k in range(len(indices))])
         # surrogate error on points it has not seen (before the refit)
         err = np.nan
         if weights is not None:
             pred = np.array([surrogate_sum(weights, indices, p) for p in points])
-            err = float(np.max(np.abs(pred - j_points)) / max(1.0, abs(j_center)))
+            err = float(np.max(np.abs(pred - costs.sum(axis=0))) / max(1.0, abs(j_center)))
         for k, rep in enumerate(replies):
             xs, fs, gs = data[k]
             for p, r in zip(points, rep[0], strict=True):
@@ -147,6 +168,8 @@ def run_csso(executor: Any, indices: Sequence[np.ndarray], x0: np.ndarray, lower
             center_resp = [(float(rep[0][best].cost_usd), np.asarray(rep[0][best].gradient, dtype=float))
                            for rep in replies]
             mismatch = max(float(getattr(rep[0][best], "mismatch_mw", 0.0)) for rep in replies)
+            lin_center = [lins[k][best] for k in range(len(indices))]
+            viol_center = float(viol_points[best])
         dx = float(np.max(np.abs(center - old_center) / scale))
         df = abs(j_old - j_center) / max(1.0, abs(j_center)) if np.isfinite(j_old) else np.inf
         # refit (warm start) on values and sensitivities
@@ -161,8 +184,10 @@ def run_csso(executor: Any, indices: Sequence[np.ndarray], x0: np.ndarray, lower
             s.fit(xa[near], fa[near], ga[near])
             weights.append(first_order_corrected(s.weights(), center[idx], *center_resp[k]))
         result.fit_s += time.perf_counter() - t0
-        row = {"round": float(rnd), "objective": j_center, "trust_radius": radius, "rho": rho,
+        row = {"round": float(rnd), "objective": j_center - mu * viol_center, "merit": j_center,
+               "trust_radius": radius, "rho": rho,
                "surrogate_error": err, "boundary_change": dx, "accepted": float(best), "mismatch": mismatch,
+               "violation": viol_center,
                "wall_s": time.perf_counter() - t_start}
         result.history.append(row)
         if on_round is not None:
@@ -173,15 +198,23 @@ def run_csso(executor: Any, indices: Sequence[np.ndarray], x0: np.ndarray, lower
         if opt.target is not None and j_center <= opt.target:
             result.converged = True
             break
-        if (rnd > 1 and dx < opt.tol_x and df < opt.tol_f and np.isfinite(err) and err < opt.tol_err) \
-                or radius <= opt.radius_min:
+        if (rnd > 1 and dx < opt.tol_x and df < opt.tol_f and np.isfinite(err) and err < opt.tol_err
+                and viol_center <= opt.tol_c) or radius <= opt.radius_min:
             result.converged = True
             break
         # next candidates: system coordination over the surrogates, and the subspaces' proposals
         t0 = time.perf_counter()
-        x_sys = coord.solve(weights, center, radius * scale)
+        x_sys = coord.solve(weights, center, radius * scale, lin_center, mu)
         result.coord_s += time.perf_counter() - t0
-        pred_sys = surrogate_sum(weights, indices, center) - surrogate_sum(weights, indices, x_sys)
+        viol_sys = sum(lin.violation(x_sys[idx]) for lin, idx in zip(lin_center, indices, strict=True))
+        pred_sys = (surrogate_sum(weights, indices, center) + mu * viol_center
+                    - surrogate_sum(weights, indices, x_sys) - mu * viol_sys)
+        if rnd > 1 and pred_sys <= opt.tol_f * max(1.0, abs(j_center)) and viol_center <= opt.tol_c:
+            # the first-order-consistent model predicts no improvement anywhere in the trust region:
+            # the centre is (model-)stationary
+            result.converged = True
+            row["stop"] = 1.0
+            break
         candidates = [("system", x_sys)]
         if len(replies[0]) > 1:
             merged, hits = np.zeros(n), np.zeros(n)
@@ -199,5 +232,5 @@ def run_csso(executor: Any, indices: Sequence[np.ndarray], x0: np.ndarray, lower
             if hits.any():
                 x_m = np.where(hits > 0, merged / np.maximum(hits, 1), center)
                 candidates.append(("proposals", np.clip(x_m, lower, upper)))
-    result.x, result.objective = center, j_center
+    result.x, result.objective, result.violation = center, j_center - mu * viol_center, viol_center
     return result
