@@ -66,3 +66,51 @@ def bench_foundation(case: str, repeat: int = 5, solver: str = "CLARABEL") -> st
     for label, (med, lo, hi), note in rows:
         lines.append(f"{label:<52} {med:>9.3f} {lo:>8.3f} {hi:>8.3f}  {note}")
     return "\n".join(lines)
+
+
+def bench_services(case: str, strategy: str = "csso", repeat: int = 2, executor: str = "ray",
+                   solver: str = "CLARABEL") -> str:
+    """The same strategy embedded and against operator services (one process each on loopback), in
+    turns (embedded, services, embedded, ...), wall time of ``Strategy.run`` only (operators already
+    SERVING, Ray started once). Prints both and the ratio of medians."""
+    import tempfile
+    from pathlib import Path
+
+    from orchestrator.case import load_case
+    from orchestrator.launch import LocalDeployment
+    from orchestrator.remote import RemoteSystem, load_services
+    from orchestrator.results import publish_run, summarize
+    from orchestrator.runtime import ensure_ray
+    from orchestrator.strategies import RunOptions, get_strategy
+    from orchestrator.system import build_system
+
+    spec = load_case(case)
+    system = build_system(spec)
+    options = RunOptions(solver=solver, progress=False, extra={"executor": executor})
+    if executor == "ray":
+        ensure_ray()
+    times: dict[str, list[float]] = {"embedded": [], "services": []}
+    objective: dict[str, float] = {}
+    rounds: dict[str, int] = {}
+    with tempfile.TemporaryDirectory() as tmp, LocalDeployment(case, Path(tmp), ac_check=False) as dep:
+        remote = RemoteSystem(spec, load_services(dep.services_file), "bench")
+        for _ in range(repeat):
+            for mode, target in (("embedded", system), ("services", remote)):
+                t0 = time.perf_counter()
+                result = get_strategy(strategy).run(target, options)  # type: ignore[arg-type]
+                times[mode].append(time.perf_counter() - t0)
+                where = spec if mode == "services" else system
+                objective[mode] = summarize(where, result, published=publish_run(where, result, ac=False))[
+                    "objective_usd"]
+                rounds[mode] = result.counters.rounds
+    med = {m: statistics.median(v) for m, v in times.items()}
+    lines = [f"gridcoord bench --services — case {spec.name}, strategy {strategy}, executor {executor}, "
+             f"{repeat} runs each, alternating",
+             f"{'mode':<10} {'median s':>9} {'min s':>8} {'max s':>8} {'rounds':>7} {'objective $':>14}"]
+    for m in ("embedded", "services"):
+        lines.append(f"{m:<10} {med[m]:>9.2f} {min(times[m]):>8.2f} {max(times[m]):>8.2f} {rounds[m]:>7} "
+                     f"{objective[m]:>14,.2f}")
+    rel = abs(objective["services"] - objective["embedded"]) / abs(objective["embedded"])
+    lines.append(f"services / embedded wall time: {med['services'] / med['embedded']:.3f} (target <= 1.10); "
+                 f"objective relative difference {rel:.1e} (target <= 1e-6)")
+    return "\n".join(lines)

@@ -94,6 +94,12 @@ def _cmd_compare(args: argparse.Namespace) -> int:
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:
+    if args.services:
+        from orchestrator.bench import bench_services
+
+        print(bench_services(args.case, strategy=args.strategy, repeat=args.repeat, executor=args.executor,
+                             solver=args.solver))
+        return 0
     if args.strategies:
         from orchestrator.csso.bench import bench_strategies
 
@@ -159,6 +165,10 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--solver", default="CLARABEL")
     bench.add_argument("--strategies", action="store_true",
                        help="centralized, isolated, csso, admm, dual in one run: one comparison table")
+    bench.add_argument("--services", action="store_true",
+                       help="a strategy embedded vs against operator services on loopback (wall time, objective)")
+    bench.add_argument("--strategy", default="csso", help="with --services: csso | admm | dual")
+    bench.add_argument("--executor", default="ray", help="with --services: ray | serial")
     bench.set_defaults(func=_cmd_bench)
 
     agg = sub.add_parser("aggregate", help="aggregate a synthetic EV fleet, dispatch and disaggregate it")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import itertools
 import re
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -198,13 +199,17 @@ class RemoteSystem:
         return float(self.spec.dt_h)
 
     def factories(self) -> list[tuple[Any, tuple[Any, ...]]]:
-        """Subspace factories for the executor: stubs that call the services (built on the Ray workers)."""
+        """Subspace factories for the executor: stubs that call the services (built on the Ray workers).
+
+        Each call starts a new coordination (a fresh run id), whose exchanges are numbered from 1."""
         k, t = len(self.feeders), self.n_periods
-        facs: list[tuple[Any, tuple[Any, ...]]] = [(RemoteTso, ("tso", self.services["tso"], self.run_id, k, t))]
-        facs += [(RemoteDso, (f.feeder_id, self.services[f.feeder_id], self.run_id, t)) for f in self.feeders]
+        run_id = f"{self.run_id}-{uuid.uuid4().hex[:8]}"
+        facs: list[tuple[Any, tuple[Any, ...]]] = [(RemoteTso, ("tso", self.services["tso"], run_id, k, t))]
+        facs += [(RemoteDso, (f.feeder_id, self.services[f.feeder_id], run_id, t)) for f in self.feeders]
         return facs
 
     def forecast(self) -> np.ndarray:
         """The DSOs' naive import forecasts (K*T,), asked for directly (the start of every iterative strategy)."""
-        return np.concatenate([RemoteDso(f.feeder_id, self.services[f.feeder_id], f"{self.run_id}-forecast",
+        run_id = f"{self.run_id}-forecast-{uuid.uuid4().hex[:8]}"
+        return np.concatenate([RemoteDso(f.feeder_id, self.services[f.feeder_id], run_id,
                                          self.n_periods).forecast() for f in self.feeders])
