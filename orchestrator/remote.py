@@ -86,13 +86,14 @@ class _Link:
         self.__init__(**state)  # type: ignore[misc]
 
 
-class RemoteTso:
-    """The TSO service as a subspace over the boundary P (K, T)."""
+class _RemoteSubspace:
+    """The coordination calls every subspace service answers; ``shape`` is the operator's boundary shape."""
 
-    def __init__(self, operator_id: str, address: str, run_id: str, n_dso: int, n_periods: int) -> None:
+    def __init__(self, operator_id: str, address: str, run_id: str, shape: tuple[int, ...], stub_cls: Any) -> None:
+        self.operator_id = operator_id
         self.link = _Link(operator_id, address, run_id)
-        self.stub = tso_pb2_grpc.TsoServiceStub(self.link.channel)
-        self.shape = (n_dso, n_periods)
+        self.stub = stub_cls(self.link.channel)
+        self.shape = shape
 
     def evaluate(self, boundary: np.ndarray) -> convert.Evaluation:
         req = common_pb2.EvaluateRequest(key=self.link.key(), boundary_mw=np.ravel(boundary).tolist())
@@ -116,44 +117,26 @@ class RemoteTso:
                                      rho_usd_per_mw2=float(rho))
         return convert.boundary_step_from_proto(self.link.call("Prox", self.stub.Prox, req), self.shape)
 
-    def dispatch(self, boundary: np.ndarray) -> TsoReport:
-        req = tso_pb2.TsoReportRequest(key=self.link.key(), boundary_mw=np.ravel(boundary).tolist())
-        return convert.tso_report_from_proto(self.link.call("Report", self.stub.Report, req), TsoReport)
-
     def wire_stats(self) -> CallStats:
         return self.link.stats
 
 
-class RemoteDso:
+class RemoteTso(_RemoteSubspace):
+    """The TSO service as a subspace over the boundary P (K, T)."""
+
+    def __init__(self, operator_id: str, address: str, run_id: str, n_dso: int, n_periods: int) -> None:
+        super().__init__(operator_id, address, run_id, (n_dso, n_periods), tso_pb2_grpc.TsoServiceStub)
+
+    def dispatch(self, boundary: np.ndarray) -> TsoReport:
+        req = tso_pb2.TsoReportRequest(key=self.link.key(), boundary_mw=np.ravel(boundary).tolist())
+        return convert.tso_report_from_proto(self.link.call("Report", self.stub.Report, req), TsoReport)
+
+
+class RemoteDso(_RemoteSubspace):
     """A DSO service as a subspace over its import P_k (T,)."""
 
     def __init__(self, operator_id: str, address: str, run_id: str, n_periods: int) -> None:
-        self.link = _Link(operator_id, address, run_id)
-        self.stub = dso_pb2_grpc.DsoServiceStub(self.link.channel)
-        self.operator_id = operator_id
-        self.n_periods = n_periods
-
-    def evaluate(self, boundary: np.ndarray) -> convert.Evaluation:
-        req = common_pb2.EvaluateRequest(key=self.link.key(), boundary_mw=np.ravel(boundary).tolist())
-        return convert.evaluation_from_proto(self.link.call("Evaluate", self.stub.Evaluate, req))
-
-    def evaluate_many(self, points: np.ndarray) -> list[convert.Evaluation]:
-        return [self.evaluate(p) for p in np.atleast_2d(points)]
-
-    def optimize(self, others: list[tuple[np.ndarray, Any]], center: np.ndarray, move: np.ndarray) -> convert.Proposal:
-        req = common_pb2.OptimizeRequest(key=self.link.key(), others=convert.others_to_proto(
-            others, [f"surrogate{j}" for j in range(len(others))]), center_mw=np.ravel(center).tolist(),
-            move_mw=np.ravel(move).tolist())
-        return convert.proposal_from_proto(self.link.call("Optimize", self.stub.Optimize, req))
-
-    def respond(self, price_usd_per_mwh: np.ndarray) -> tuple[np.ndarray, float]:
-        req = common_pb2.RespondRequest(key=self.link.key(), price_usd_per_mwh=np.ravel(price_usd_per_mwh).tolist())
-        return convert.boundary_step_from_proto(self.link.call("Respond", self.stub.Respond, req))
-
-    def prox(self, target_mw: np.ndarray, rho: float) -> tuple[np.ndarray, float]:
-        req = common_pb2.ProxRequest(key=self.link.key(), target_mw=np.ravel(target_mw).tolist(),
-                                     rho_usd_per_mw2=float(rho))
-        return convert.boundary_step_from_proto(self.link.call("Prox", self.stub.Prox, req))
+        super().__init__(operator_id, address, run_id, (n_periods,), dso_pb2_grpc.DsoServiceStub)
 
     def dispatch(self, boundary: np.ndarray) -> FeederReport:
         req = dso_pb2.DsoReportRequest(key=self.link.key(), boundary_mw=np.ravel(boundary).tolist())
@@ -163,9 +146,6 @@ class RemoteDso:
     def forecast(self) -> np.ndarray:
         req = dso_pb2.ForecastRequest(key=self.link.key())
         return np.asarray(list(self.link.call("Forecast", self.stub.Forecast, req).p_import_mw), dtype=float)
-
-    def wire_stats(self) -> CallStats:
-        return self.link.stats
 
 
 @dataclass(frozen=True)
