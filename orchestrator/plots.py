@@ -141,8 +141,9 @@ def _convergence(out: Path, result: RunResult) -> Path:
     rows = result.convergence
     fig, ax = plt.subplots(figsize=(7, 4))
     r = [row["round"] for row in rows]
-    gap = [max(abs(row.get("gap_to_best_known", np.nan)), 1e-12) for row in rows]
-    ax.semilogy(r, gap, marker="o", label="|gap to best known|")
+    gap = np.array([abs(row.get("gap_to_best_known", np.nan)) for row in rows], dtype=float)
+    if np.isfinite(gap).any():  # only when the run was given the best known objective
+        ax.semilogy(r, np.maximum(gap, 1e-12), marker="o", label="|gap to best known|")
     if "primal_residual_mw" in rows[0]:
         ax.semilogy(r, [max(row["primal_residual_mw"], 1e-12) for row in rows], marker="s",
                     label="primal residual [MW]")
