@@ -39,6 +39,28 @@ class SubspaceHost:
             return "local"
 
 
+class SubspaceCallError(RuntimeError):
+    """A subspace call failed on a Ray actor; carries the original type name and message.
+
+    Operator errors (e.g. ``SolveError(message, status)``) need not survive Ray's pickling; this one
+    always does, so the orchestrator sees which subspace and which call failed, and why.
+    """
+
+
+class PortableSubspaceHost(SubspaceHost):
+    """The body of a Ray actor: failures come back as ``SubspaceCallError`` naming the call."""
+
+    def run(self, calls: Sequence[Call]) -> list[Any]:
+        out = []
+        for method, args in calls:
+            try:
+                out.append(getattr(self.subspace, method)(*args))
+            except Exception as exc:  # noqa: BLE001 - re-raised as a picklable error with the same message
+                name = getattr(self.subspace, "name", type(self.subspace).__name__)
+                raise SubspaceCallError(f"subspace {name!r} {method}: {type(exc).__name__}: {exc}") from None
+        return out
+
+
 @dataclass
 class Traffic:
     """Rounds, messages (one per direction per subspace) and pickled bytes that crossed; round times."""
@@ -89,7 +111,7 @@ def _remote_host() -> Any:
     if _REMOTE_HOST is None:
         import ray
 
-        _REMOTE_HOST = ray.remote(SubspaceHost)
+        _REMOTE_HOST = ray.remote(PortableSubspaceHost)
     return _REMOTE_HOST
 
 

@@ -48,7 +48,11 @@ def parallel_round_s(system: object, repeat: int = 3, points: int = 4) -> tuple[
     return out[0], out[1]
 
 
-def bench_strategies(case: str, solver: str = "CLARABEL", executor: str = "ray") -> str:
+def bench_strategies(case: str, solver: str = "CLARABEL", executor: str = "ray",
+                     extra: dict[str, object] | None = None) -> str:
+    """Run the five strategies in one process; one table (a failed strategy is a row saying why)."""
+    import sys
+
     from orchestrator.results import summarize
     from orchestrator.runtime import ensure_ray
     from orchestrator.strategies import RunOptions, get_strategy
@@ -56,18 +60,31 @@ def bench_strategies(case: str, solver: str = "CLARABEL", executor: str = "ray")
 
     system = build_system(case)
     started = ensure_ray() if executor == "ray" else False
-    rows = []
+    rows: list[tuple[str, float, int, float, float, int, float, bool]] = []
+    failed: list[str] = []
     j_star = None
+    ray_s = serial_s = float("nan")
     try:
         for name in ("centralized", "isolated", "csso", "admm", "dual"):
-            extra = {"executor": executor, "best_known_usd": j_star}
-            res = get_strategy(name).run(system, RunOptions(solver=solver, progress=False, extra=extra))
+            opts = {"executor": executor, "best_known_usd": j_star, **(extra or {})}
+            try:
+                res = get_strategy(name).run(system, RunOptions(solver=solver, progress=False, extra=opts))
+            except RuntimeError as exc:  # a failed solve inside a strategy: report it, go on
+                failed.append(f"{name}: FAILED {exc}")
+                print(failed[-1], file=sys.stderr, flush=True)
+                continue
             s = summarize(system, res, ac=False)
             if name == "centralized":
                 j_star = float(s["objective_usd"])
-            r_gap, w_gap = _first(res.convergence, GAP) if res.convergence else (1.0, res.wall_s)
+            gap = (float(s["objective_usd"]) - j_star) / abs(j_star) if j_star is not None else 0.0
+            if res.convergence:
+                r_gap, w_gap = _first(res.convergence, GAP)
+            else:  # one-shot strategies: their only answer either is within 0.1 % or never gets there
+                r_gap, w_gap = (float(res.counters.rounds), res.wall_s) if gap <= GAP else (np.nan, np.nan)
             rows.append((name, float(s["objective_usd"]), res.counters.rounds, r_gap, w_gap,
                          res.counters.subspace_solves, res.wall_s, res.converged))
+            print(f"bench {name}: J={rows[-1][1]:.2f} rounds={rows[-1][2]} rounds@0.1%={r_gap} "
+                  f"wall={res.wall_s:.2f} s converged={res.converged}", file=sys.stderr, flush=True)
         ray_s, serial_s = parallel_round_s(system)
     finally:
         if started:
@@ -81,11 +98,15 @@ def bench_strategies(case: str, solver: str = "CLARABEL", executor: str = "ray")
     for name, obj, rounds, r_gap, w_gap, solves, wall, conv in rows:
         lines.append(f"{name:<12}{obj:>13.2f}{(obj - j_star) / abs(j_star):>11.2e}{rounds:>8d}{r_gap:>12.0f}"
                      f"{w_gap:>12.2f}{solves:>8d}{wall:>9.2f}{str(conv):>6}")
+    lines += failed
     by = {r[0]: r for r in rows}
     for other in ("admm", "dual"):
-        lines.append(f"{other}/csso: rounds {by[other][2] / by['csso'][2]:.2f} (to 0.1 %: "
-                     f"{by[other][3] / by['csso'][3]:.2f}), wall {by[other][6] / by['csso'][6]:.2f} "
-                     f"(to 0.1 %: {by[other][4] / by['csso'][4]:.2f})")
+        if other in by and "csso" in by:
+            lines.append(f"{other}/csso: rounds {by[other][2] / by['csso'][2]:.2f} (to 0.1 %: "
+                         f"{by[other][3] / by['csso'][3]:.2f}), wall {by[other][6] / by['csso'][6]:.2f} "
+                         f"(to 0.1 %: {by[other][4] / by['csso'][4]:.2f})")
+    lines.append("rounds = exchanges until the method's own stopping rule, plus the final dispatch round; "
+                 "rounds@0.1% = first round whose agreed boundary is within 0.1 % of J*")
     lines.append(f"one evaluation round (4 points x 4 subspaces): Ray {ray_s:.3f} s, serial {serial_s:.3f} s, "
                  f"speed-up {serial_s / ray_s:.2f}x")
     return "\n".join(lines)

@@ -14,7 +14,8 @@ on values and sensitivities (warm start), (3) picks the best evaluated candidate
 rho = actual / predicted reduction of the system candidate drives the radius (reject rho <= 0,
 shrink if rho < 0.25, grow if rho > 0.75 and the step hit the boundary), (4) solves the system
 coordination over the surrogates inside the trust region for the next candidate. It stops when the
-boundary change, the objective change and the surrogate error are all below tolerance.
+boundary change, the objective change and the surrogate error are all below tolerance, or when an
+accepted step gained less than ``tol_f`` (relative) with the surrogate error below tolerance.
 
 Constraints: a response may also carry ``eq`` (m,) = 0 and ``ineq`` (p,) <= 0 on its own boundary
 slice, with ``eq_jacobian`` / ``ineq_jacobian`` (., n_i) (e.g. the consistency of coupling variables in
@@ -59,6 +60,12 @@ class CssoOptions:
     #: mu of the exact L1 merit for subspace constraints (unused when no response reports any)
     constraint_penalty: float = 100.0
     tol_c: float = 1e-6  # constraint violation (sum |eq| + sum max(0, ineq)) required to stop
+    #: subspaces optimise around the merged-proposal candidate being evaluated in the same round (the
+    #: likely next centre) instead of the current centre, so that an accepted proposal is not followed
+    #: by a round of stale proposals
+    speculate: bool = True
+    #: evaluate the proposal of a subspace that sees the whole boundary (e.g. the TSO) as a candidate
+    whole_proposals: bool = True
 
 
 @dataclass
@@ -114,6 +121,9 @@ def run_csso(executor: Any, indices: Sequence[np.ndarray], x0: np.ndarray, lower
     t_start = time.perf_counter()
     for rnd in range(1, opt.max_rounds + 1):
         move = radius * scale
+        opt_center = center
+        if opt.speculate:
+            opt_center = next((x for name, x in candidates if name == "proposals"), center)
         doe = _doe(rng, center, move, lower, upper, opt.n_doe)
         points = np.vstack([c for _, c in candidates] + [doe])
         calls: list[list[tuple[str, tuple[Any, ...]]]] = []
@@ -121,7 +131,7 @@ def run_csso(executor: Any, indices: Sequence[np.ndarray], x0: np.ndarray, lower
             c: list[tuple[str, tuple[Any, ...]]] = [("evaluate_many", (points[:, idx],))]
             if weights is not None:
                 others = [(indices[j], weights[j]) for j in range(len(indices)) if j != k]
-                c.append(("optimize", (others, center, move)))
+                c.append(("optimize", (others, opt_center, move)))
             calls.append(c)
         replies = executor.round(calls)
         result.rounds = rnd
@@ -198,7 +208,8 @@ def run_csso(executor: Any, indices: Sequence[np.ndarray], x0: np.ndarray, lower
         if opt.target is not None and j_center <= opt.target:
             result.converged = True
             break
-        if (rnd > 1 and dx < opt.tol_x and df < opt.tol_f and np.isfinite(err) and err < opt.tol_err
+        stalled = dx > 0 and df < opt.tol_f and np.isfinite(err) and err < opt.tol_err  # a step that gained < tol_f
+        if (rnd > 1 and (stalled or (dx < opt.tol_x and df < opt.tol_f and np.isfinite(err) and err < opt.tol_err))
                 and viol_center <= opt.tol_c) or radius <= opt.radius_min:
             result.converged = True
             break
@@ -225,7 +236,8 @@ def run_csso(executor: Any, indices: Sequence[np.ndarray], x0: np.ndarray, lower
                 own = center.copy()
                 own[indices[k]] = prop.x
                 if indices[k].size == n:  # a subspace that sees everything proposes a whole point
-                    candidates.append((f"proposal{k}", np.clip(own, lower, upper)))
+                    if opt.whole_proposals:
+                        candidates.append((f"proposal{k}", np.clip(own, lower, upper)))
                 else:
                     merged[indices[k]] += prop.x
                     hits[indices[k]] += 1

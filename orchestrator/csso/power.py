@@ -90,6 +90,13 @@ def finish(strategy: str, system: System, executor: SerialExecutor | RayExecutor
                                                         for k in range(layout.n_dso)])
     add_traffic(counters, executor, before, solves=1 + layout.n_dso)
     tso = replies[0][0]
+    objectives = [r["objective_usd"] for r in rows if np.isfinite(r.get("objective_usd", np.nan))]
+    if objectives and not any(np.isfinite(r.get("gap_to_best_known", np.nan)) for r in rows):
+        # no J* supplied: the gap column is to the best objective this run reached
+        best = min(objectives)
+        for r in rows:
+            r["gap_to_best_known"] = (r["objective_usd"] - best) / abs(best)
+        notes = [*notes, f"gap_to_best_known: to this run's best objective {best:.2f} $ (no J* given)"]
     feeders = {f.feeder_id: replies[1 + k][0] for k, f in enumerate(system.feeders)}
     prices = {k: tso.price_dso_usd_per_mwh[i] for i, k in enumerate(system.feeder_ids)}
     return RunResult(strategy=strategy, tso=tso, feeders=feeders, boundary_price_usd_per_mwh=prices,

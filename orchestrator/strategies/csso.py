@@ -3,8 +3,11 @@
 The TSO and every DSO run as subspaces (Ray actors by default); the orchestrator sees only boundary
 imports, sensitivities and the ICNN surrogate weights. Options (``RunOptions.extra``): ``executor``
 ("ray" | "serial"), ``best_known_usd`` (J* for the gap column), ``csso_max_rounds``,
-``csso_radius_mw`` (initial trust radius), ``csso_n_doe``, ``csso_stop_gap`` (stop once the gap to
-``best_known_usd`` is below it; off by default).
+``csso_radius_mw`` (initial trust radius), ``csso_n_doe`` (random design points per round; 0 by
+default: measured, they cost 2 of 5 evaluations per round and did not change a single accepted step),
+``csso_speculate``, ``csso_tso_proposal`` (evaluate the TSO's whole-boundary proposal as a candidate;
+off: never accepted in the reference case, and it costs every DSO one evaluation per round),
+``csso_stop_gap`` (stop once the gap to ``best_known_usd`` is below it; off by default).
 """
 
 from __future__ import annotations
@@ -34,7 +37,9 @@ class Csso(Strategy):
             j_star = best_known(system, options)
             stop_gap = ex.get("csso_stop_gap")
             opts = CssoOptions(
-                max_rounds=int(ex.get("csso_max_rounds", 20)), n_doe=int(ex.get("csso_n_doe", 2)),
+                max_rounds=int(ex.get("csso_max_rounds", 20)), n_doe=int(ex.get("csso_n_doe", 0)),
+                speculate=bool(ex.get("csso_speculate", True)),
+                whole_proposals=bool(ex.get("csso_tso_proposal", False)),
                 radius0=float(ex.get("csso_radius_mw", 0.5)), tol_x=0.01, tol_f=1e-5, tol_err=2e-3,
                 seed=int(ex.get("seed", 0)),
                 target=None if (stop_gap is None or j_star is None) else j_star + float(stop_gap) * abs(j_star))

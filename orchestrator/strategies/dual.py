@@ -8,6 +8,8 @@ argmin D_k(p) + dt lambda_k . p. The price moves along the dual (sub)gradient, t
 
 Starts from the TSO's marginal cost at the common start point. J is tracked at the DSOs' p (the TSO
 evaluates it in the next round, as in ``admm``). Stops when |p - P_t| < ``dual_tol_mw``.
+A price at which a subspace's solve fails (the solver ends inaccurate) is not used: the step from the
+last good price is halved and the round repeated (counted: it is an exchange like any other).
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ class Dual(Strategy):
             j_star = best_known(system, options)
             stop_gap = ex.get("dual_stop_gap")
             counters = Counters()
+            notes_fail: list[str] = []
             first = executor.round([[("evaluate", (x0,))]] + [[] for _ in range(k_n)])
             counters.subspace_solves += 1
             price = first[0][0].sensitivity_usd_per_mwh.copy()
@@ -45,10 +48,24 @@ class Dual(Strategy):
             best_x, best_j = x0, float("inf")
             d_prev = 0.0
             converged = False
-            for rnd in range(1, max_rounds + 1):
+            good_price, step = price.copy(), np.zeros_like(price)
+            retries = 0
+            rnd = 0
+            while rnd < max_rounds:
+                rnd += 1
                 calls = [[("respond", (price,))] + ([("evaluate", (p_prev,))] if p_prev is not None else [])]
                 calls += [[("respond", (price[k],))] for k in range(k_n)]
-                replies = executor.round(calls)
+                try:
+                    replies = executor.round(calls)
+                except RuntimeError as exc:  # SolveError in-process, SubspaceCallError from an actor
+                    retries += 1
+                    if retries > 6 or not np.any(step):
+                        raise
+                    step = step / 2.0
+                    price = good_price + step
+                    rnd -= 1
+                    notes_fail.append(f"round {rnd + 1}: {exc}; step halved")
+                    continue
                 counters.subspace_solves += 1 + k_n + (1 if p_prev is not None else 0)
                 if p_prev is not None:
                     j = replies[0][1].cost_usd + d_prev
@@ -69,10 +86,13 @@ class Dual(Strategy):
                              "primal_residual_mw": r, "trust_radius": np.nan, "wall_s": time.perf_counter() - t0})
                 p_prev = p.reshape(-1)
                 converged = r < tol
-                price = price + alpha0 / np.sqrt(rnd) * (p - p_t)
+                good_price, step = price, alpha0 / np.sqrt(rnd) * (p - p_t)
+                price = good_price + step
             notes = [f"dual: final mismatch {rows[-1]['primal_residual_mw']:.3g} MW; reported dispatch at the "
-                     f"best DSO iterate (J = {best_j:.2f} $)"]
+                     f"best DSO iterate (J = {best_j:.2f} $)", *notes_fail]
             del t_n
-            return finish(self.name, system, executor, layout, best_x, counters, converged, t0, rows, notes)
+            result = finish(self.name, system, executor, layout, best_x, counters, converged, t0, rows, notes)
+            result.counters.rounds += retries  # failed exchanges cost a round too
+            return result
         finally:
             executor.close()
