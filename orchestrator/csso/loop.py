@@ -51,6 +51,7 @@ class CssoOptions:
     tol_err: float = 1e-3  # relative surrogate error on the newest points
     hidden: int = 24
     epochs: int = 300
+    refit_epochs: int | None = None  # epochs of the warm-started refits (None: ``epochs``)
     window: int = 60  # most recent samples kept per subspace for fitting
     fit_radius: float = 2.0  # fit on samples within this many trust radii of the centre
     seed: int = 0
@@ -191,6 +192,8 @@ def run_csso(executor: Any, indices: Sequence[np.ndarray], x0: np.ndarray, lower
             near = np.max(np.abs(xa - center[idx]) / scale[idx], axis=1) <= opt.fit_radius * radius
             if near.sum() < 3:  # too few local samples: the closest few
                 near = np.argsort(np.max(np.abs(xa - center[idx]) / scale[idx], axis=1))[:3]
+            if s.fitted and opt.refit_epochs is not None:
+                s.epochs = opt.refit_epochs
             s.fit(xa[near], fa[near], ga[near])
             weights.append(first_order_corrected(s.weights(), center[idx], *center_resp[k]))
         result.fit_s += time.perf_counter() - t0

@@ -7,6 +7,7 @@ imports, sensitivities and the ICNN surrogate weights. Options (``RunOptions.ext
 default: measured, they cost 2 of 5 evaluations per round and did not change a single accepted step),
 ``csso_speculate``, ``csso_tso_proposal`` (evaluate the TSO's whole-boundary proposal as a candidate;
 off: never accepted in the reference case, and it costs every DSO one evaluation per round),
+``csso_refit_epochs`` (Adam epochs of a warm-started refit, 100; the first fit uses 300),
 ``csso_stop_gap`` (stop once the gap to ``best_known_usd`` is below it; off by default).
 """
 
@@ -40,6 +41,7 @@ class Csso(Strategy):
                 max_rounds=int(ex.get("csso_max_rounds", 20)), n_doe=int(ex.get("csso_n_doe", 0)),
                 speculate=bool(ex.get("csso_speculate", True)),
                 whole_proposals=bool(ex.get("csso_tso_proposal", False)),
+                refit_epochs=int(ex.get("csso_refit_epochs", 100)),
                 radius0=float(ex.get("csso_radius_mw", 0.5)), tol_x=0.01, tol_f=1e-5, tol_err=2e-3,
                 seed=int(ex.get("seed", 0)),
                 target=None if (stop_gap is None or j_star is None) else j_star + float(stop_gap) * abs(j_star))
