@@ -32,7 +32,6 @@ MAX_MESSAGE_BYTES = 4 * 1024 * 1024
 RUN_ID = re.compile(r"^[A-Za-z0-9._-]{1,128}$")
 
 Ctx = grpc.ServicerContext
-Req = TypeVar("Req", bound=Message)
 Resp = TypeVar("Resp", bound=Message)
 
 

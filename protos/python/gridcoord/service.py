@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from gridcoord import convert
-from gridcoord.rpc import Ctx, FailedPrecondition, RoundLedger, handle, idempotent, scalar, vector
+from gridcoord.rpc import Ctx, FailedPrecondition, RoundLedger, idempotent, scalar, vector
 from gridcoord.v1 import common_pb2
 
 
@@ -93,7 +93,3 @@ class SubspaceService:
     def _shaped(self, x: np.ndarray) -> np.ndarray:
         """The TSO's own methods take (K, T); a DSO's take (T,)."""
         return x.reshape(-1, self.n_periods) if self.role == "tso" else x
-
-    def guarded(self, context: Ctx, method: str, fn: Callable[[], Any]) -> Any:
-        """``handle`` for calls that are not keyed by a round (Report)."""
-        return handle(context, method, fn)
