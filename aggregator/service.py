@@ -10,7 +10,7 @@ import grpc
 import numpy as np
 
 from aggregator.fleet import EV, Station
-from aggregator.flex import disaggregate_spatial, inner_flexibility
+from aggregator.flex import FleetFlexibility, disaggregate_spatial, inner_flexibility
 from aggregator.reservations import Accepted, ReservationBook
 from gridcoord import convert
 from gridcoord.rpc import Ctx, InvalidArgument, RoundLedger, handle, idempotent, vector
@@ -32,13 +32,14 @@ class AggregatorServicer(aggregator_pb2_grpc.AggregatorServiceServicer):
         self.ledger = RoundLedger()
         self.lock = threading.Lock()
         self._fleet: tuple[EV, ...] | None = None
-        self._flex = None
+        self._flex: FleetFlexibility | None = None
 
-    def _envelopes(self) -> tuple[tuple[EV, ...], object]:
+    def _envelopes(self) -> tuple[tuple[EV, ...], FleetFlexibility]:
         """Freeze the fleet on first use: the envelopes a DSO dispatches must be those it disaggregates."""
         if self._fleet is None:
             self._fleet = self.book.fleet()
             self._flex = inner_flexibility(list(self._fleet), list(self.stations), self.dt_h, self.n_periods)
+        assert self._flex is not None
         return self._fleet, self._flex
 
     def Describe(self, request: common_pb2.DescribeRequest, context: Ctx) -> common_pb2.DescribeResponse:
@@ -60,15 +61,15 @@ class AggregatorServicer(aggregator_pb2_grpc.AggregatorServiceServicer):
         def run() -> aggregator_pb2.DispatchResponse:
             with self.lock:
                 fleet, flex = self._envelopes()
-                w = int(np.sum(flex.dwell))  # type: ignore[attr-defined]
+                w = int(np.sum(flex.dwell))
                 p_ch = np.asarray(vector("p_ch_mw", request.p_ch_mw, w, nonneg=True))
                 p_dis = np.asarray(vector("p_dis_mw", request.p_dis_mw, w, nonneg=True))
-                n_env = flex.n_envelopes  # type: ignore[attr-defined]
+                n_env = flex.n_envelopes
                 share = (np.asarray(vector("alloc_share", request.alloc_share, n_env, nonneg=True))
                          if len(request.alloc_share) else None)
                 if not fleet:
                     return aggregator_pb2.DispatchResponse(n_evs=0)
-                alloc, dis = disaggregate_spatial(list(fleet), flex, p_ch, p_dis, share,  # type: ignore[arg-type]
+                alloc, dis = disaggregate_spatial(list(fleet), flex, p_ch, p_dis, share,
                                                   list(self.stations), self.dt_h, self.n_periods)
                 station_mw = np.asarray(alloc.station_mw)
                 unmet = np.asarray(dis.unmet_kwh)

@@ -112,6 +112,7 @@ def _voltages(out: Path, spec: CaseSpec, result: RunResult, pub: Published) -> P
         ax.set_title(f"{fid}: |V| [p.u.]")
         ax.set_xlabel("hour")
         ax.set_ylabel("node")
+    assert im is not None
     fig.colorbar(im, ax=axes[0].tolist(), shrink=0.85)
     path = out / "voltages.png"
     fig.savefig(path, dpi=110)

@@ -19,7 +19,7 @@ import numpy as np
 from dso.model import EvFlexibility, FeederDispatch, FeederInputs
 from gridcoord import convert
 from gridcoord.rpc import Served, call, start_server, stop_on_sigterm, wait_serving
-from gridcoord.v1 import aggregator_pb2, aggregator_pb2_grpc
+from gridcoord.v1 import aggregator_pb2, aggregator_pb2_grpc, common_pb2
 from orchestrator.case import CaseSpec, load_case
 from orchestrator.remote import load_services, require
 from orchestrator.system import operator_aggregator, operator_dso, operator_tso
@@ -75,7 +75,7 @@ class AggregatorLink:
         self.stub = aggregator_pb2_grpc.AggregatorServiceStub(self.channel)
         self.round = 0
 
-    def _key(self) -> object:
+    def _key(self) -> common_pb2.RunKey:
         self.round += 1
         return convert.run_key(self.run_id, self.round)
 

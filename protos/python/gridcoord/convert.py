@@ -8,7 +8,7 @@ for reports, the operator's own report dataclass passed in as ``cls``).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -158,7 +158,7 @@ def tso_report_to_proto(r: Any) -> tso_pb2.TsoReport:
                              wind_avail_mw=np.asarray(r.wind_avail_mw, dtype=float).tolist())
 
 
-def tso_report_from_proto(msg: tso_pb2.TsoReport, cls: type[T]) -> T:
+def tso_report_from_proto(msg: tso_pb2.TsoReport, cls: Callable[..., T]) -> T:
     t = int(msg.n_periods)
     return cls(price_dso_usd_per_mwh=_arr(msg.price_dso_usd_per_mwh).reshape(-1, t), cost_usd=dict(msg.cost_usd),
                transmission_loss_mwh=msg.transmission_loss_mwh, wind_p_mw=_arr(msg.wind_p_mw),
@@ -182,7 +182,7 @@ def dso_report_to_proto(r: Any) -> dso_pb2.DsoReport:
     return msg
 
 
-def dso_report_from_proto(msg: dso_pb2.DsoReport, cls: type[T], feeder_id: str) -> T:
+def dso_report_from_proto(msg: dso_pb2.DsoReport, cls: Callable[..., T], feeder_id: str) -> T:
     n, t = int(msg.n_nodes), int(msg.n_periods)
     fields: dict[str, Any] = {name: _arr(getattr(msg, name)).reshape(n, t) for name in _NODE_FIELDS}
     fields.update({name: _arr(getattr(msg, name)) for name in _PERIOD_FIELDS})
