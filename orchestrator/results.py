@@ -183,6 +183,7 @@ def summarize(system: System | CaseSpec, result: RunResult, *, ac: bool = True,
         "ac_check": {"max_voltage_error_pu": v_err, "loss_error_rel": loss_err, "converged": ac_ok,
                      "checked": ac_checked},
         "nodes": list(result.nodes),
+        "placement": dict(result.placement),
         # beyond the contract: cost terms, so a reader can see where the money goes
         "cost_terms_usd": {
             "tso": {k: float(v) for k, v in tso.cost_usd.items()},

@@ -84,6 +84,7 @@ class SerialExecutor:
         self.hosts = [SubspaceHost(f, *a) for f, a in factories]
         self.traffic = Traffic()
         self.nodes = ["local"]
+        self.placement = ["local"] * len(self.hosts)
 
     def __len__(self) -> int:
         return len(self.hosts)
@@ -142,13 +143,16 @@ class RayExecutor:
         self.started = ensure_ray(address)
         cpus = float(ray.cluster_resources().get("CPU", 1.0))
         refs = [ray.put(s) for s in shared]
-        host = _remote_host().options(num_cpus=min(1.0, cpus / max(1, len(factories))))
+        # SPREAD: on a multi-node cluster the subspaces go to different nodes where they fit
+        host = _remote_host().options(num_cpus=min(1.0, cpus / max(1, len(factories))), scheduling_strategy="SPREAD")
 
         def resolve(a: Any) -> Any:
             return refs[a.index] if isinstance(a, Shared) else a
 
         self.actors = [host.remote(f, *[resolve(a) for a in args]) for f, args in factories]
-        self.nodes = sorted(set(ray.get([a.node_id.remote() for a in self.actors])))
+        #: node id of each subspace's actor, in subspace order (which subspace ran where)
+        self.placement = list(ray.get([a.node_id.remote() for a in self.actors]))
+        self.nodes = sorted(set(self.placement))
         self.traffic = Traffic()
 
     def __len__(self) -> int:

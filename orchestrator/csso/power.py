@@ -101,7 +101,8 @@ def finish(strategy: str, system: System, executor: SerialExecutor | RayExecutor
     prices = {k: tso.price_dso_usd_per_mwh[i] for i, k in enumerate(system.feeder_ids)}
     return RunResult(strategy=strategy, tso=tso, feeders=feeders, boundary_price_usd_per_mwh=prices,
                      counters=counters, converged=converged, wall_s=time.perf_counter() - t0,
-                     nodes=list(executor.nodes), convergence=rows, notes=notes)
+                     nodes=list(executor.nodes), convergence=rows, notes=notes,
+                     placement=dict(zip(["tso", *system.feeder_ids], executor.placement, strict=True)))
 
 
 def add_traffic(counters: Counters, executor: SerialExecutor | RayExecutor, before_rounds: int,

@@ -55,6 +55,8 @@ class RunResult:
     ev_controlled: bool = True
     convergence: list[dict[str, float]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    #: operator id -> Ray node id of the actor that ran its subspace ("local" in-process)
+    placement: dict[str, str] = field(default_factory=dict)
 
 
 class Strategy(ABC):

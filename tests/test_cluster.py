@@ -1,0 +1,46 @@
+"""A multi-node Ray cluster on one machine (ray.cluster_utils.Cluster, 2 nodes): a run spreads its
+subspace actors over both nodes and gives the same objective as the in-process run.
+
+Runs in a subprocess: the rest of the suite shares one single-node Ray in this process."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+SCRIPT = r'''
+import json
+from ray.cluster_utils import Cluster
+import ray
+from orchestrator.results import summarize
+from orchestrator.runtime import RayExecutor
+from orchestrator.strategies import RunOptions, get_strategy
+from orchestrator.system import build_system
+
+cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 2})
+cluster.add_node(num_cpus=2)
+cluster.wait_for_nodes()
+ray.init(address=cluster.address, include_dashboard=False, log_to_driver=False)
+system = build_system("ieee30-3x33")
+extra = {"admm_max_rounds": 2}
+res = get_strategy("admm").run(system, RunOptions(progress=False, extra={**extra, "executor": "ray"},
+                                                  ray_address=cluster.address))
+ref = get_strategy("admm").run(system, RunOptions(progress=False, extra={**extra, "executor": "serial"}))
+print(json.dumps({"nodes": res.nodes, "placement": res.placement, "j": summarize(system, res, ac=False)["objective_usd"],
+                  "j_ref": summarize(system, ref, ac=False)["objective_usd"],
+                  "cluster_nodes": len([n for n in ray.nodes() if n["Alive"]])}))
+ray.shutdown()
+cluster.shutdown()
+'''
+
+
+def test_two_node_cluster_run() -> None:
+    proc = subprocess.run([sys.executable, "-c", SCRIPT], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert out["cluster_nodes"] == 2
+    assert len(out["nodes"]) >= 2, out
+    assert set(out["placement"]) == {"tso", "dso1", "dso2", "dso3"}
+    assert set(out["placement"].values()) == set(out["nodes"])
+    assert abs(out["j"] - out["j_ref"]) <= 1e-6 * abs(out["j_ref"]), out
