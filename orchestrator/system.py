@@ -237,7 +237,8 @@ def _feeder_spec(spec: CaseSpec, feeder_id: str) -> FeederSpec:
     for f in spec.feeders:
         if f.feeder_id == feeder_id:
             return f
-    raise CaseError(f"case '{spec.name}': no feeder {feeder_id!r} (feeders: {', '.join(x.feeder_id for x in spec.feeders)})")
+    known = ", ".join(x.feeder_id for x in spec.feeders)
+    raise CaseError(f"case '{spec.name}': no feeder {feeder_id!r} (feeders: {known})")
 
 
 def operator_tso(spec: CaseSpec) -> tuple[TransmissionData, TsoInputs]:

@@ -27,7 +27,8 @@ extra = {"admm_max_rounds": 2}
 res = get_strategy("admm").run(system, RunOptions(progress=False, extra={**extra, "executor": "ray"},
                                                   ray_address=cluster.address))
 ref = get_strategy("admm").run(system, RunOptions(progress=False, extra={**extra, "executor": "serial"}))
-print(json.dumps({"nodes": res.nodes, "placement": res.placement, "j": summarize(system, res, ac=False)["objective_usd"],
+print(json.dumps({"nodes": res.nodes, "placement": res.placement,
+                  "j": summarize(system, res, ac=False)["objective_usd"],
                   "j_ref": summarize(system, ref, ac=False)["objective_usd"],
                   "cluster_nodes": len([n for n in ray.nodes() if n["Alive"]])}))
 ray.shutdown()
