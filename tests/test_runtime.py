@@ -35,3 +35,27 @@ def test_ray_actors_give_the_serial_rounds_and_count_traffic(ray_session: None) 
 def test_unknown_executor_kind_is_refused() -> None:
     with pytest.raises(ValueError, match="'threads'"):
         make_executor("threads", [(SellarDiscipline, (1,))])
+
+
+class _Failing:
+    name = "dso9"
+
+    def evaluate(self, x: float) -> float:
+        raise _UnpicklableError(f"bad boundary {x}", "infeasible")
+
+
+class _UnpicklableError(RuntimeError):
+    def __init__(self, message: str, status: str) -> None:  # two required args: pickle cannot rebuild it
+        super().__init__(message)
+        self.status = status
+
+
+def test_actor_failures_come_back_picklable_and_name_the_call() -> None:
+    import pickle
+
+    from orchestrator.runtime import PortableSubspaceHost, SubspaceCallError
+
+    with pytest.raises(SubspaceCallError) as info:
+        PortableSubspaceHost(_Failing).run([("evaluate", (3.5,))])
+    assert "'dso9' evaluate" in str(info.value) and "bad boundary 3.5" in str(info.value)
+    assert str(pickle.loads(pickle.dumps(info.value))) == str(info.value)
