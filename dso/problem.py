@@ -15,7 +15,7 @@ import numpy as np
 
 from dso.model import FeederDispatch, FeederInputs, FeederModel, SolveError, build_feeder_model
 from dso.network import FeederData
-from dso.solver import solve_problem
+from gridcoord.solver import solve_problem
 
 __all__ = ["DsoProblem", "DsoSolution", "SolveError"]
 

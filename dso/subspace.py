@@ -23,7 +23,8 @@ import scipy.sparse as sp
 
 from dso.model import FeederDispatch, FeederInputError, FeederInputs, SolveError, build_feeder_model
 from dso.network import FeederData
-from dso.solver import solve_problem
+from gridcoord.icnn import icnn_cost, set_icnn
+from gridcoord.solver import solve_problem
 
 __all__ = ["ELASTIC_PENALTY_USD_PER_MWH", "DsoProposal", "DsoResponse", "DsoSubspace"]
 
@@ -50,24 +51,6 @@ class DsoProposal:
     x: np.ndarray  # (T,) proposed import [MW]
     predicted_usd: float  # own exact cost + the others' surrogates
     ok: bool = True
-
-
-def icnn_cost(x: cp.Expression, hidden: int, name: str) -> tuple[cp.Expression, list[cp.Constraint],
-                                                                   dict[str, cp.Parameter]]:
-    """c + a.x + v.h, h >= W x + b, h >= 0 (v >= 0): an input-convex ReLU net as LP constraints."""
-    n = x.shape[0]
-    p = {"w": cp.Parameter((hidden, n), name=f"{name}.w"), "b": cp.Parameter(hidden, name=f"{name}.b"),
-         "v": cp.Parameter(hidden, nonneg=True, name=f"{name}.v"), "a": cp.Parameter(n, name=f"{name}.a"),
-         "c": cp.Parameter(name=f"{name}.c")}
-    h = cp.Variable(hidden, nonneg=True, name=f"{name}.h")
-    return p["c"] + p["a"] @ x + p["v"] @ h, [h >= p["w"] @ x + p["b"]], p
-
-
-def set_icnn(params: dict[str, cp.Parameter], weights: Any) -> None:
-    """Copy surrogate weights (attributes w, b, v, a, c) into the Parameters."""
-    params["w"].value, params["b"].value = np.asarray(weights.w), np.asarray(weights.b)
-    params["v"].value = np.maximum(np.asarray(weights.v), 0.0)
-    params["a"].value, params["c"].value = np.asarray(weights.a), float(weights.c)
 
 
 class DsoSubspace:

@@ -8,10 +8,10 @@ from dataclasses import dataclass
 import cvxpy as cp
 import numpy as np
 
+from gridcoord.solver import solve_problem
 from tso.errors import SolveError
 from tso.model import TsoDispatch, TsoInputs, build_tso_model
 from tso.network import TransmissionData, TransmissionDataError
-from tso.solver import solve_problem
 
 __all__ = ["SolveError", "TsoProblem", "TsoSolution"]
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import cvxpy as cp
 
-from dso.solver import solve_problem  # the same solver policy as the operators
+from gridcoord.solver import solve_problem  # the same solver policy as the operators
 
 
 class StrategySolveError(RuntimeError):

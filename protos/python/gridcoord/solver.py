@@ -1,4 +1,4 @@
-"""How the TSO calls the conic solver.
+"""How every operator (and the orchestrator's joint problem) calls the conic solver.
 
 Clarabel's default gap tolerance (1e-8) sometimes stalls one interior-point step short on these
 problems and ends AlmostSolved (cvxpy: optimal_inaccurate), with feasibility residuals ~1e-12; such a
