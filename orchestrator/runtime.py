@@ -125,7 +125,9 @@ def ensure_ray(address: str | None = None, num_cpus: int | None = None) -> bool:
     if address:
         ray.init(address=address, include_dashboard=False, log_to_driver=False)
     else:
-        ray.init(num_cpus=num_cpus or min(2, os.cpu_count() or 1), include_dashboard=False,
+        # address="local": always a new Ray for this run (never silently join a cluster left running on
+        # the machine), dashboard off
+        ray.init(address="local", num_cpus=num_cpus or min(2, os.cpu_count() or 1), include_dashboard=False,
                  log_to_driver=False)
     return True
 
