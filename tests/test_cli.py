@@ -112,3 +112,20 @@ def test_unknown_strategy(capsys: pytest.CaptureFixture[str]) -> None:
 def test_cases_lists_reference(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["cases"]) == 0
     assert "ieee30-3x33" in capsys.readouterr().out
+
+
+def test_unreachable_service_is_one_line_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    services = tmp_path / "services.yaml"
+    services.write_text("tso: 127.0.0.1:1\ndso1: 127.0.0.1:1\ndso2: 127.0.0.1:1\ndso3: 127.0.0.1:1\n")
+    code = main(["run", "--strategy", "admm", "--services", str(services), "--out", str(tmp_path / "out")])
+    err = capsys.readouterr().err
+    assert code == 4, err
+    assert "unavailable" in err and "dso1" in err
+    assert not (tmp_path / "out").exists()
+
+
+def test_services_refuse_centralized(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    services = tmp_path / "services.yaml"
+    services.write_text("tso: 127.0.0.1:1\n")
+    assert main(["run", "--strategy", "centralized", "--services", str(services)]) == 2
+    assert "needs every operator's private data" in capsys.readouterr().err
