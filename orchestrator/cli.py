@@ -1,4 +1,4 @@
-"""``gridcoord`` command line: run, cases, compare, bench."""
+"""``gridcoord`` command line: run, serve, operators, cases, compare, bench, aggregate."""
 
 from __future__ import annotations
 
