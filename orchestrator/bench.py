@@ -114,3 +114,79 @@ def bench_services(case: str, strategy: str = "csso", repeat: int = 2, executor:
     lines.append(f"services / embedded wall time: {med['services'] / med['embedded']:.3f} (target <= 1.10); "
                  f"objective relative difference {rel:.1e} (target <= 1e-6)")
     return "\n".join(lines)
+
+
+def bench_scale(feeders: tuple[int, ...] = (4, 16, 32), strategies: tuple[str, ...] = ("centralized", "csso"),
+                executor: str = "serial", out: str = "runs/scale") -> str:
+    """``ieee118-NNx33`` for each NN: every strategy as its own process (``gridcoord run``), its peak
+    memory from the OS (``wait4``'s max RSS; with the serial executor every subspace lives in that
+    process, so the figure covers the whole computation), rounds, subspace solves, wall time and gap to
+    centralized; a table and ``scale.png``."""
+    import json
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(out)
+    rows: list[dict[str, float | str]] = []
+    for nn in feeders:
+        ref = None
+        for strategy in strategies:
+            run_dir = root / f"ieee118-{nn}x33-{strategy}"
+            cmd = [sys.executable, "-m", "orchestrator.cli", "run", "--case", f"ieee118-{nn}x33", "--strategy",
+                   strategy, "--out", str(run_dir), "--no-ac-check", "--executor", executor]
+            env = dict(os.environ)
+            t0 = time.perf_counter()
+            proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
+            _, status, usage = os.wait4(proc.pid, 0)
+            wall = time.perf_counter() - t0
+            if status != 0:
+                err = proc.stderr.read().decode()[-300:] if proc.stderr else ""
+                rows.append({"nn": nn, "strategy": strategy, "error": err.strip().splitlines()[-1] if err else "?"})
+                continue
+            s = json.loads((run_dir / "summary.json").read_text())
+            if strategy == "centralized":
+                ref = s["objective_usd"]
+            rows.append({"nn": nn, "strategy": strategy, "objective_usd": s["objective_usd"], "rounds": s["rounds"],
+                         "subspace_solves": s["subspace_solves"], "wall_s": s["wall_s"], "process_s": wall,
+                         "peak_mb": usage.ru_maxrss / 1024.0,
+                         "gap": (s["objective_usd"] - ref) / abs(ref) if ref else float("nan")})
+            print(f"  NN={nn} {strategy}: done in {wall:.0f} s", file=sys.stderr, flush=True)
+    lines = [f"gridcoord bench --scale — ieee118-NNx33, executor {executor} (one process per run), AC check off",
+             f"{'NN':>3} {'strategy':<12} {'objective $':>14} {'gap':>9} {'rounds':>6} {'solves':>7} "
+             f"{'wall s':>8} {'peak MB':>8}"]
+    for r in rows:
+        if "error" in r:
+            lines.append(f"{r['nn']:>3} {r['strategy']:<12} failed: {r['error']}")
+            continue
+        lines.append(f"{r['nn']:>3} {r['strategy']:<12} {r['objective_usd']:>14,.2f} {r['gap']:>9.1e} "
+                     f"{r['rounds']:>6} {r['subspace_solves']:>7} {r['wall_s']:>8.1f} {r['peak_mb']:>8.0f}")
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "scale.json").write_text(json.dumps(rows, indent=2) + "\n")
+    _plot_scale(root / "scale.png", rows)
+    lines.append(f"wrote {root / 'scale.json'} and {root / 'scale.png'}")
+    return "\n".join(lines)
+
+
+def _plot_scale(path: object, rows: list[dict[str, float | str]]) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    ok = [r for r in rows if "error" not in r]
+    fig, axes = plt.subplots(1, 3, figsize=(12, 3.6), constrained_layout=True)
+    for strategy in sorted({str(r["strategy"]) for r in ok}):
+        rs = [r for r in ok if r["strategy"] == strategy]
+        nn = [r["nn"] for r in rs]
+        labels = ("rounds", "wall time [s]", "peak memory [MB]")
+        for ax, key, label in zip(axes, ("rounds", "wall_s", "peak_mb"), labels, strict=True):
+            ax.plot(nn, [r[key] for r in rs], marker="o", label=strategy)
+            ax.set_xlabel("feeders NN")
+            ax.set_ylabel(label)
+            ax.grid(alpha=0.3)
+    axes[0].legend()
+    fig.suptitle("ieee118-NNx33: how rounds, wall time and memory grow with the number of DSOs")
+    fig.savefig(path, dpi=110)
+    plt.close(fig)

@@ -22,7 +22,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from orchestrator.strategies import RunOptions, get_strategy
 
     strategy = get_strategy(args.strategy)
-    options = RunOptions(solver=args.solver, ray_address=args.ray_address, services_file=args.services)
+    options = RunOptions(solver=args.solver, ray_address=args.ray_address, services_file=args.services,
+                         extra={"executor": args.executor})
     t0 = time.perf_counter()
     if args.services:  # client mode: operators run as services; this process holds no private data
         import uuid
@@ -94,6 +95,11 @@ def _cmd_compare(args: argparse.Namespace) -> int:
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:
+    if args.scale:
+        from orchestrator.bench import bench_scale
+
+        print(bench_scale(tuple(int(x) for x in args.feeders.split(",")), executor=args.executor, out=args.out))
+        return 0
     if args.services:
         from orchestrator.bench import bench_services
 
@@ -132,6 +138,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--services", default=None, help="YAML mapping operator id -> host:port")
     run.add_argument("--ray-address", default=None, help="existing Ray cluster address")
     run.add_argument("--solver", default="CLARABEL")
+    run.add_argument("--executor", default="ray", choices=("ray", "serial"),
+                     help="where the subspaces of csso/admm/dual run: Ray actors (default) or in this process")
     run.add_argument("--no-ac-check", action="store_true", help="skip the pandapower AC validation")
     run.set_defaults(func=_cmd_run)
 
@@ -169,6 +177,10 @@ def build_parser() -> argparse.ArgumentParser:
                        help="a strategy embedded vs against operator services on loopback (wall time, objective)")
     bench.add_argument("--strategy", default="csso", help="with --services: csso | admm | dual")
     bench.add_argument("--executor", default="ray", help="with --services: ray | serial")
+    bench.add_argument("--scale", action="store_true",
+                       help="ieee118-NNx33 for several NN: centralized and csso, rounds, wall, memory, gap")
+    bench.add_argument("--feeders", default="4,16,32", help="with --scale: comma-separated NN values")
+    bench.add_argument("--out", default="runs/scale", help="with --scale: where runs, scale.json and scale.png go")
     bench.set_defaults(func=_cmd_bench)
 
     agg = sub.add_parser("aggregate", help="aggregate a synthetic EV fleet, dispatch and disaggregate it")

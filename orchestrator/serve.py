@@ -22,7 +22,7 @@ from gridcoord.rpc import Served, call, start_server, stop_on_sigterm, wait_serv
 from gridcoord.v1 import aggregator_pb2, aggregator_pb2_grpc, common_pb2
 from orchestrator.case import CaseSpec, load_case
 from orchestrator.remote import load_services, require
-from orchestrator.system import operator_aggregator, operator_dso, operator_tso
+from orchestrator.system import operator_aggregator, operator_dso, operator_tso, to_dso_flexibility
 
 log = logging.getLogger("gridcoord.serve")
 ROLES = ("tso", "dso", "aggregator")
@@ -55,17 +55,6 @@ class ServeOptions:
     solver: str = "CLARABEL"
 
 
-def _flexibility(env: convert.EnvelopeData) -> EvFlexibility:
-    index = {sid: k for k, sid in enumerate(env.stations)}
-    return EvFlexibility(
-        node_idx=env.node - 1, start=env.start, dwell=env.dwell, p_ch_max_mw=env.p_ch_max_mw,
-        p_dis_max_mw=env.p_dis_max_mw, e_min_mwh=env.e_min_mwh, e_max_mwh=env.e_max_mwh, eta_ch=env.eta_ch,
-        eta_dis=env.eta_dis, alloc_group=env.alloc_group,
-        station_idx=np.array([index[s] for s in env.station_id], dtype=int),
-        station_p_max_mw=env.station_p_max_mw,
-    )
-
-
 class AggregatorLink:
     """A DSO's channel to its own aggregator service (envelopes in, dispatch out)."""
 
@@ -83,7 +72,9 @@ class AggregatorLink:
         wait_serving(self.address, deadline_s=120.0)
         msg = call(self.operator_id, "GetEnvelope", self.stub.GetEnvelope,
                    aggregator_pb2.EnvelopeRequest(key=self._key()), deadline_s=30.0, idempotent_call=True)
-        return _flexibility(convert.envelope_from_proto(msg))
+        env = convert.envelope_from_proto(msg)
+        return to_dso_flexibility(env, station_limits_mw=dict(zip(env.stations, env.station_p_max_mw.tolist(),
+                                                                      strict=True)))
 
     def unmet_mwh(self, dispatch: FeederDispatch, price: np.ndarray) -> float:
         req = aggregator_pb2.DispatchRequest(key=self._key(), p_ch_mw=np.asarray(dispatch.ev_p_ch_mw).tolist(),

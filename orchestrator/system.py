@@ -150,14 +150,19 @@ def _renamed(ev: EV, ev_id: str) -> EV:
     return replace(ev, ev_id=ev_id)
 
 
-def to_dso_flexibility(flex: FleetFlexibility, stations: tuple[Station, ...] | None = None) -> EvFlexibility:
-    """The aggregator's envelopes as the DSO model reads them (node labels -> 0-based indices); with
-    ``stations`` the connection limits p_max_kw become per station-period limits on the net EV power."""
-    station_idx = station_p_max_mw = None
+def to_dso_flexibility(flex: Any, stations: tuple[Station, ...] | None = None,
+                       station_limits_mw: dict[str, float] | None = None) -> EvFlexibility:
+    """Envelopes as the DSO model reads them (node labels -> 0-based indices). ``flex`` is the
+    aggregator's ``FleetFlexibility`` or the envelope a DSO received over the wire (same field names).
+    Station connection limits (from ``stations``' p_max_kw, or ``station_limits_mw`` by station id)
+    become per station-period limits on the net EV power."""
     if stations is not None:
-        index = {s.station_id: k for k, s in enumerate(stations)}
+        station_limits_mw = {s.station_id: s.p_max_kw / 1e3 for s in stations}
+    station_idx = station_p_max_mw = None
+    if station_limits_mw is not None:
+        index = {sid: k for k, sid in enumerate(station_limits_mw)}
         station_idx = np.array([index[s] for s in flex.station_id], dtype=int)
-        station_p_max_mw = np.array([s.p_max_kw for s in stations]) / 1e3
+        station_p_max_mw = np.array(list(station_limits_mw.values()), dtype=float)
     return EvFlexibility(
         alloc_group=flex.alloc_group,
         station_idx=station_idx,
