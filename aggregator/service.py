@@ -9,14 +9,19 @@ from collections.abc import Sequence
 import grpc
 import numpy as np
 
-from aggregator.fleet import EV, Station
+from aggregator.fleet import EV, Station, plug_in_window
 from aggregator.flex import FleetFlexibility, disaggregate_spatial, inner_flexibility
-from aggregator.reservations import Accepted, ReservationBook
+from aggregator.reservations import Accepted, Replayed, ReservationBook
 from gridcoord import convert
 from gridcoord.rpc import Ctx, InvalidArgument, RoundLedger, handle, idempotent, vector
 from gridcoord.v1 import aggregator_pb2, aggregator_pb2_grpc, common_pb2
 
 SERVICE_NAME = aggregator_pb2.DESCRIPTOR.services_by_name["AggregatorService"].full_name
+
+#: longest ev_id / station id a reservation may carry (characters); ids are kept for the whole day
+MAX_ID_CHARS = 128
+#: largest dispatch entry accepted [MW] (a station is a few MW; this only keeps the arithmetic finite)
+MAX_DISPATCH_MW = 1e4
 
 
 class AggregatorServicer(aggregator_pb2_grpc.AggregatorServiceServicer):
@@ -35,9 +40,10 @@ class AggregatorServicer(aggregator_pb2_grpc.AggregatorServiceServicer):
         self._flex: FleetFlexibility | None = None
 
     def _envelopes(self) -> tuple[tuple[EV, ...], FleetFlexibility]:
-        """Freeze the fleet on first use: the envelopes a DSO dispatches must be those it disaggregates."""
+        """Freeze the fleet on first use: the envelopes a DSO dispatches must be those it disaggregates
+        (the book closes atomically, so no reservation is accepted after the fleet was taken)."""
         if self._fleet is None:
-            self._fleet = self.book.fleet()
+            self._fleet = self.book.close()
             self._flex = inner_flexibility(list(self._fleet), list(self.stations), self.dt_h, self.n_periods)
         assert self._flex is not None
         return self._fleet, self._flex
@@ -62,32 +68,72 @@ class AggregatorServicer(aggregator_pb2_grpc.AggregatorServiceServicer):
             with self.lock:
                 fleet, flex = self._envelopes()
                 w = int(np.sum(flex.dwell))
-                p_ch = np.asarray(vector("p_ch_mw", request.p_ch_mw, w, nonneg=True))
-                p_dis = np.asarray(vector("p_dis_mw", request.p_dis_mw, w, nonneg=True))
+                p_ch = np.asarray(vector("p_ch_mw", request.p_ch_mw, w, nonneg=True, limit=MAX_DISPATCH_MW))
+                p_dis = np.asarray(vector("p_dis_mw", request.p_dis_mw, w, nonneg=True, limit=MAX_DISPATCH_MW))
                 n_env = flex.n_envelopes
-                share = (np.asarray(vector("alloc_share", request.alloc_share, n_env, nonneg=True))
+                share = (np.asarray(vector("alloc_share", request.alloc_share, n_env, nonneg=True, limit=1.0 + 1e-6))
                          if len(request.alloc_share) else None)
+                if share is None and flex.is_spatial:
+                    raise InvalidArgument(f"alloc_share: required, {n_env} values (envelopes of one allocation group "
+                                          "share its EVs' energy)")
+                if len(request.dlmp_usd_per_mwh):
+                    vector("dlmp_usd_per_mwh", request.dlmp_usd_per_mwh)
                 if not fleet:
                     return aggregator_pb2.DispatchResponse(n_evs=0)
+                self._check_group_energy(flex, p_ch, p_dis)
                 alloc, dis = disaggregate_spatial(list(fleet), flex, p_ch, p_dis, share,
                                                   list(self.stations), self.dt_h, self.n_periods)
                 station_mw = np.asarray(alloc.station_mw)
                 unmet = np.asarray(dis.unmet_kwh)
+                if not (np.all(np.isfinite(unmet)) and np.all(np.isfinite(station_mw))):
+                    raise InvalidArgument("p_ch_mw/p_dis_mw: the dispatch gives no finite per-EV schedule (an "
+                                          "allocation group with zero stored energy?)")
+                delivered, outside = self._in_window(alloc.fleet, dis.p_ch_kw, dis.p_dis_kw)
+                evs = [aggregator_pb2.EvOutcome(ev_id=ev.ev_id, station=ev.station, need_kwh=ev.energy_need_kwh,
+                                                delivered_kwh=float(d)) for ev, d in zip(alloc.fleet, delivered,
+                                                                                         strict=True)]
                 return aggregator_pb2.DispatchResponse(n_evs=len(fleet), unmet_mwh=float(unmet.sum()) / 1e3,
                                                        max_unmet_kwh=float(unmet.max(initial=0.0)),
-                                                       station_p_mw=station_mw.ravel().tolist())
+                                                       station_p_mw=station_mw.ravel().tolist(), evs=evs,
+                                                       outside_window_kwh=outside)
 
         return idempotent(self.ledger, context, "Dispatch", request, aggregator_pb2.DispatchResponse, run)
 
+    def _check_group_energy(self, flex: FleetFlexibility, p_ch: np.ndarray, p_dis: np.ndarray) -> None:
+        """Every allocation group must gain stored energy: its EVs' schedules are its profile divided by that
+        gain (a group dispatched to zero would give NaN schedules, not an error naming the request)."""
+        owner = np.repeat(np.arange(flex.n_envelopes), flex.dwell)
+        gain = np.bincount(owner, weights=(flex.eta_ch[owner] * p_ch - p_dis / flex.eta_dis[owner]) * self.dt_h,
+                           minlength=flex.n_envelopes)
+        group_gain = np.bincount(flex.alloc_group, weights=gain)
+        if np.any(group_gain <= 0):
+            g = int(np.flatnonzero(group_gain <= 0)[0])
+            j = int(np.flatnonzero(flex.alloc_group == g)[0])
+            raise InvalidArgument(f"p_ch_mw/p_dis_mw: allocation group {g} (envelope {j}, station "
+                                  f"'{flex.station_id[j]}') gains {group_gain[g]:.6g} MWh of stored energy; its EVs "
+                                  "need more than 0")
+
+    def _in_window(self, fleet: Sequence[EV], p_ch_kw: np.ndarray, p_dis_kw: np.ndarray) -> tuple[np.ndarray, float]:
+        """Per EV, stored-energy gain [kWh] counted only inside its own plug-in window (recomputed from its
+        arrival and departure, not from the envelopes), and the energy scheduled outside any window [kWh]."""
+        arr = np.array([ev.arrival_h for ev in fleet])
+        dep = np.array([ev.departure_h for ev in fleet])
+        start, dwell = plug_in_window(arr, dep, self.dt_h, self.n_periods)
+        k = np.arange(self.n_periods)
+        inside = ((k[None, :] - start[:, None]) % self.n_periods) < dwell[:, None]
+        eta = np.array([ev.efficiency for ev in fleet])[:, None]
+        gain = (eta * p_ch_kw - p_dis_kw / eta) * self.dt_h
+        outside = float(np.sum(np.abs(p_ch_kw[~inside])) + np.sum(np.abs(p_dis_kw[~inside]))) * self.dt_h
+        return np.where(inside, gain, 0.0).sum(axis=1), outside
+
     def Reserve(self, request: aggregator_pb2.ReservationRequest, context: Ctx) -> aggregator_pb2.ReservationResponse:
         def run() -> aggregator_pb2.ReservationResponse:
-            if not request.ev_id:
-                raise InvalidArgument("ev_id: required")
-            if not request.station:
-                raise InvalidArgument("station: required")
-            if self._fleet is not None:
-                return aggregator_pb2.ReservationResponse(
-                    accepted=False, reason="the day-ahead envelopes were already sent; reservations are closed")
+            for name in ("ev_id", "station"):
+                value = getattr(request, name)
+                if not value:
+                    raise InvalidArgument(f"{name}: required")
+                if len(value) > MAX_ID_CHARS:
+                    raise InvalidArgument(f"{name}: {len(value)} characters, at most {MAX_ID_CHARS}")
             ev = EV(ev_id=request.ev_id, arrival_h=request.arrival_h, departure_h=request.departure_h,
                     energy_need_kwh=request.energy_need_kwh, capacity_kwh=request.capacity_kwh,
                     soc_arrival_kwh=request.soc_arrival_kwh, p_charge_kw=request.p_charge_kw,
@@ -95,9 +141,23 @@ class AggregatorServicer(aggregator_pb2_grpc.AggregatorServiceServicer):
             outcome = self.book.submit(ev)
             if isinstance(outcome, Accepted):
                 return aggregator_pb2.ReservationResponse(accepted=True)
-            return aggregator_pb2.ReservationResponse(accepted=False, reason=outcome.reason)
+            if isinstance(outcome, Replayed):
+                return aggregator_pb2.ReservationResponse(accepted=True, replay=True)
+            return aggregator_pb2.ReservationResponse(accepted=False, reason=outcome.reason, reason_code=outcome.code)
 
         return handle(context, "Reserve", run)
+
+    def ListReservations(self, request: aggregator_pb2.ListReservationsRequest,
+                         context: Ctx) -> aggregator_pb2.ReservationList:
+        def run() -> aggregator_pb2.ReservationList:
+            self.ledger.check("ListReservations", request.key if request.HasField("key") else None)
+            closed = self.book.closed
+            evs = [aggregator_pb2.BookedEv(ev_id=ev.ev_id, station=ev.station, arrival_h=ev.arrival_h,
+                                           departure_h=ev.departure_h, energy_need_kwh=ev.energy_need_kwh)
+                   for ev in self.book.fleet()]
+            return aggregator_pb2.ReservationList(evs=evs, closed=closed, preloaded=self.book.n_preloaded)
+
+        return handle(context, "ListReservations", run)
 
     def register(self, server: grpc.Server) -> None:
         aggregator_pb2_grpc.add_AggregatorServiceServicer_to_server(self, server)

@@ -16,7 +16,7 @@ from dso.network import FeederData
 from dso.report import publish
 from gridcoord import convert
 from gridcoord.rpc import Ctx, idempotent, vector
-from gridcoord.service import SubspaceService
+from gridcoord.service import MAX_BOUNDARY_MW, MAX_PRICE_USD_PER_MWH, SubspaceService
 from gridcoord.v1 import dso_pb2, dso_pb2_grpc
 
 SERVICE_NAME = dso_pb2.DESCRIPTOR.services_by_name["DsoService"].full_name
@@ -50,8 +50,9 @@ class DsoServicer(SubspaceService, dso_pb2_grpc.DsoServiceServicer):
 
     def Report(self, request: dso_pb2.DsoReportRequest, context: Ctx) -> dso_pb2.DsoReport:
         def run() -> dso_pb2.DsoReport:
-            x = np.asarray(vector("boundary_mw", request.boundary_mw, self.n_periods))
-            price = (np.asarray(vector("price_usd_per_mwh", request.price_usd_per_mwh, self.n_periods))
+            x = np.asarray(vector("boundary_mw", request.boundary_mw, self.n_periods, limit=MAX_BOUNDARY_MW))
+            price = (np.asarray(vector("price_usd_per_mwh", request.price_usd_per_mwh, self.n_periods,
+                                            limit=MAX_PRICE_USD_PER_MWH))
                      if len(request.price_usd_per_mwh) else np.zeros(self.n_periods))
             with self.lock:
                 dispatch = self._model().dispatch(x)

@@ -3,6 +3,11 @@
 Each operator is ``python -m orchestrator.cli serve ROLE --id ID --port P --services FILE``; the
 services file maps every operator id to its address. ``LocalDeployment`` waits until every server
 reports SERVING on grpc.health.v1 and stops them all with SIGTERM (drain) on exit.
+
+By default every operator runs with mTLS: a trial CA and one certificate per participant are created in
+``WORKDIR/tls`` (kept across restarts of one operator), each operator writes its security-event log to
+``WORKDIR/security-ID.jsonl``, and ``client_tls`` is the orchestrator's identity for ``RemoteSystem``.
+``insecure=True`` runs plaintext (local development).
 """
 
 from __future__ import annotations
@@ -19,7 +24,9 @@ from types import TracebackType
 import yaml
 
 from gridcoord.rpc import wait_serving
+from gridcoord.tls import TlsIdentity, channel_credentials
 from orchestrator.case import load_case
+from orchestrator.certs import ORCHESTRATOR_ID, create_trial
 from orchestrator.serve import operators
 
 
@@ -39,9 +46,13 @@ class LocalDeployment:
     """Operators of ``case`` as processes; ``services_file`` is what ``gridcoord run --services`` reads."""
 
     def __init__(self, case: str, workdir: Path, *, ac_check: bool = True, ready_timeout_s: float = 300.0,
-                 extra_args: tuple[str, ...] = ()) -> None:
+                 extra_args: tuple[str, ...] = (), insecure: bool = False) -> None:
         self.case = case
         self.workdir = Path(workdir)
+        self.insecure = insecure
+        self.tls_dir = self.workdir / "tls"
+        #: the orchestrator's certificate for ``RemoteSystem(..., tls=dep.client_tls)``; None when insecure
+        self.client_tls = None if insecure else TlsIdentity(str(self.tls_dir), ORCHESTRATOR_ID)
         self.ac_check = ac_check
         self.ready_timeout_s = ready_timeout_s
         self.extra_args = extra_args
@@ -54,12 +65,16 @@ class LocalDeployment:
     def command(self, role: str, oid: str) -> list[str]:
         cmd = [sys.executable, "-m", "orchestrator.cli", "serve", role, "--case", self.case, "--id", oid,
                "--port", str(self.ports[oid]), "--services", str(self.services_file), *self.extra_args]
+        cmd += (["--insecure"] if self.insecure else
+                ["--tls-dir", str(self.tls_dir), "--security-log", str(self.workdir / f"security-{oid}.jsonl")])
         return cmd + (["--no-ac-check"] if not self.ac_check and role == "dso" else [])
 
     def start(self, only: str | None = None) -> None:
         """Start every operator (or just ``only``) and wait until it is SERVING."""
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.services_file.write_text(yaml.safe_dump(self.services))
+        if not self.insecure and not (self.tls_dir / "ca.pem").is_file():
+            create_trial(self.case, self.tls_dir)
         env = dict(os.environ, PYTHONUNBUFFERED="1")
         for role, oid in self.ops:
             if only is not None and oid != only:
@@ -70,7 +85,8 @@ class LocalDeployment:
         for oid in self.procs if only is None else [only]:
             left = max(1.0, deadline - time.monotonic())
             try:
-                wait_serving(self.services[oid], deadline_s=left)
+                wait_serving(self.services[oid], deadline_s=left, target_name=oid,
+                             credentials=None if self.client_tls is None else channel_credentials(self.client_tls))
             except TimeoutError:
                 code = self.procs[oid].poll()
                 tail = (self.workdir / f"{oid}.log").read_text()[-2000:]
@@ -82,6 +98,13 @@ class LocalDeployment:
         proc = self.procs.pop(oid)
         proc.kill()
         proc.wait(10)
+
+    def restart(self, oid: str) -> None:
+        """Start operator ``oid`` again (same id and port, a new process that rebuilds its model and
+        starts with an empty ledger) and wait until it is SERVING; kills it first if it is running."""
+        if oid in self.procs:
+            self.kill(oid)
+        self.start(only=oid)
 
     def stop(self, grace_s: float = 10.0) -> dict[str, int]:
         """SIGTERM every operator, wait for a clean exit; returns exit codes."""

@@ -16,13 +16,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import grpc
 import numpy as np
 import yaml
 
 from dso.report import FeederReport
 from gridcoord import convert
 from gridcoord.rpc import CallStats, call
+from gridcoord.tls import TlsIdentity
+from gridcoord.tls import channel as tls_channel
 from gridcoord.v1 import common_pb2, dso_pb2, dso_pb2_grpc, tso_pb2, tso_pb2_grpc
 from tso.report import TsoReport
 
@@ -30,6 +31,8 @@ from tso.report import TsoReport
 #: power flow per period; generous enough for a loaded machine, short enough to notice a dead operator.
 DEADLINE_S = {"Describe": 5.0, "Evaluate": 30.0, "Optimize": 60.0, "Respond": 30.0, "Prox": 30.0,
               "Report": 120.0, "Forecast": 10.0}
+#: default recovery window [s]: how long a run waits for an operator that died to come back (``--operator-timeout``)
+OPERATOR_TIMEOUT_S = 120.0
 ADDRESS = re.compile(r"^[A-Za-z0-9.\-]+:\d{1,5}$|^\[[0-9a-fA-F:]+\]:\d{1,5}$")
 
 
@@ -65,22 +68,33 @@ class _Link:
     operator_id: str
     address: str
     run_id: str
+    #: how long an idempotent call waits for this operator to come back after UNAVAILABLE [s] (None: 4 retries)
+    recovery_s: float | None = None
+    #: the orchestrator's certificate (mTLS; the server must prove it is ``operator_id``); None: plaintext
+    tls: TlsIdentity | None = None
 
     def __post_init__(self) -> None:
-        self.channel = grpc.insecure_channel(self.address)
+        self.channel = tls_channel(self.address, self.tls, self.operator_id)
         self.stats = CallStats()
         self._counter = itertools.count(1)
+        #: the recovery window applies once the operator has answered this link: one that never did
+        #: (a wrong address, an operator not started) is reported at once, after the quick retries
+        self._reached = False
 
     def key(self) -> common_pb2.RunKey:
         """A fresh (run id, exchange number): a retry of one call reuses it, so it is never counted twice."""
         return convert.run_key(self.run_id, next(self._counter))
 
     def call(self, method: str, fn: Any, request: Any, idempotent_call: bool = True) -> Any:
-        return call(self.operator_id, method, fn, request, deadline_s=DEADLINE_S[method],
-                    idempotent_call=idempotent_call, stats=self.stats)
+        answer = call(self.operator_id, method, fn, request, deadline_s=DEADLINE_S[method],
+                      idempotent_call=idempotent_call, stats=self.stats,
+                      recovery_s=self.recovery_s if self._reached else None, channel=self.channel)
+        self._reached = True
+        return answer
 
     def __getstate__(self) -> dict[str, Any]:  # a link is rebuilt on the Ray worker, not pickled live
-        return {"operator_id": self.operator_id, "address": self.address, "run_id": self.run_id}
+        return {"operator_id": self.operator_id, "address": self.address, "run_id": self.run_id,
+                "recovery_s": self.recovery_s, "tls": self.tls}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__init__(**state)  # type: ignore[misc]
@@ -89,9 +103,10 @@ class _Link:
 class _RemoteSubspace:
     """The coordination calls every subspace service answers; ``shape`` is the operator's boundary shape."""
 
-    def __init__(self, operator_id: str, address: str, run_id: str, shape: tuple[int, ...], stub_cls: Any) -> None:
+    def __init__(self, operator_id: str, address: str, run_id: str, shape: tuple[int, ...], stub_cls: Any,
+                 recovery_s: float | None = None, tls: TlsIdentity | None = None) -> None:
         self.operator_id = operator_id
-        self.link = _Link(operator_id, address, run_id)
+        self.link = _Link(operator_id, address, run_id, recovery_s, tls)
         self.stub = stub_cls(self.link.channel)
         self.shape = shape
 
@@ -124,8 +139,10 @@ class _RemoteSubspace:
 class RemoteTso(_RemoteSubspace):
     """The TSO service as a subspace over the boundary P (K, T)."""
 
-    def __init__(self, operator_id: str, address: str, run_id: str, n_dso: int, n_periods: int) -> None:
-        super().__init__(operator_id, address, run_id, (n_dso, n_periods), tso_pb2_grpc.TsoServiceStub)
+    def __init__(self, operator_id: str, address: str, run_id: str, n_dso: int, n_periods: int,
+                 recovery_s: float | None = None, tls: TlsIdentity | None = None) -> None:
+        super().__init__(operator_id, address, run_id, (n_dso, n_periods), tso_pb2_grpc.TsoServiceStub, recovery_s,
+                         tls)
 
     def dispatch(self, boundary: np.ndarray) -> TsoReport:
         req = tso_pb2.TsoReportRequest(key=self.link.key(), boundary_mw=np.ravel(boundary).tolist())
@@ -135,8 +152,9 @@ class RemoteTso(_RemoteSubspace):
 class RemoteDso(_RemoteSubspace):
     """A DSO service as a subspace over its import P_k (T,)."""
 
-    def __init__(self, operator_id: str, address: str, run_id: str, n_periods: int) -> None:
-        super().__init__(operator_id, address, run_id, (n_periods,), dso_pb2_grpc.DsoServiceStub)
+    def __init__(self, operator_id: str, address: str, run_id: str, n_periods: int,
+                 recovery_s: float | None = None, tls: TlsIdentity | None = None) -> None:
+        super().__init__(operator_id, address, run_id, (n_periods,), dso_pb2_grpc.DsoServiceStub, recovery_s, tls)
 
     def dispatch(self, boundary: np.ndarray) -> FeederReport:
         req = dso_pb2.DsoReportRequest(key=self.link.key(), boundary_mw=np.ravel(boundary).tolist())
@@ -155,12 +173,22 @@ class RemoteFeeder:
 
 class RemoteSystem:
     """What the orchestrator knows in client mode: the case's public structure (operator ids, periods)
-    and where the operators are. It holds no operator's network, loads, costs or EVs."""
+    and where the operators are. It holds no operator's network, loads, costs or EVs.
 
-    def __init__(self, spec: Any, services: dict[str, str], run_id: str) -> None:
+    ``tls``: the orchestrator's certificate (mTLS to every operator); plaintext only with ``insecure=True``."""
+
+    def __init__(self, spec: Any, services: dict[str, str], run_id: str,
+                 operator_timeout_s: float | None = OPERATOR_TIMEOUT_S, *, tls: TlsIdentity | None = None,
+                 insecure: bool = False) -> None:
+        if (tls is None) == (not insecure):
+            raise ValueError("RemoteSystem: give tls=TlsIdentity(DIR, 'orchestrator') (mTLS) or insecure=True "
+                             "(plaintext, local development), not both or neither")
+        self.tls = tls.check() if tls is not None else None
         self.spec = spec
         self.services = services
         self.run_id = run_id
+        #: recovery window of every coordination call [s]: an operator that dies may come back within it
+        self.operator_timeout_s = operator_timeout_s
         self.feeders = tuple(RemoteFeeder(f.feeder_id) for f in spec.feeders)
         require(services, "tso")
         for f in self.feeders:
@@ -184,12 +212,14 @@ class RemoteSystem:
         Each call starts a new coordination (a fresh run id), whose exchanges are numbered from 1."""
         k, t = len(self.feeders), self.n_periods
         run_id = f"{self.run_id}-{uuid.uuid4().hex[:8]}"
-        facs: list[tuple[Any, tuple[Any, ...]]] = [(RemoteTso, ("tso", self.services["tso"], run_id, k, t))]
-        facs += [(RemoteDso, (f.feeder_id, self.services[f.feeder_id], run_id, t)) for f in self.feeders]
+        w = self.operator_timeout_s
+        facs: list[tuple[Any, tuple[Any, ...]]] = [(RemoteTso, ("tso", self.services["tso"], run_id, k, t, w,
+                                                                self.tls))]
+        facs += [(RemoteDso, (f.feeder_id, self.services[f.feeder_id], run_id, t, w, self.tls)) for f in self.feeders]
         return facs
 
     def forecast(self) -> np.ndarray:
         """The DSOs' naive import forecasts (K*T,), asked for directly (the start of every iterative strategy)."""
         run_id = f"{self.run_id}-forecast-{uuid.uuid4().hex[:8]}"
-        return np.concatenate([RemoteDso(f.feeder_id, self.services[f.feeder_id], run_id,
-                                         self.n_periods).forecast() for f in self.feeders])
+        return np.concatenate([RemoteDso(f.feeder_id, self.services[f.feeder_id], run_id, self.n_periods,
+                                         self.operator_timeout_s, self.tls).forecast() for f in self.feeders])

@@ -132,8 +132,16 @@ def ensure_ray(address: str | None = None, num_cpus: int | None = None) -> bool:
     return True
 
 
+#: a subspace actor that dies (process killed, node removed) is restarted this many times ...
+ACTOR_MAX_RESTARTS = 5
+#: ... and a call that was in flight on it is re-sent this many times (calls are pure functions of their args)
+ACTOR_MAX_TASK_RETRIES = 5
+#: how long a round re-sends the calls of an actor that is temporarily unavailable (restarting elsewhere) [s]
+ACTOR_RECOVERY_S = 120.0
+
+
 class RayExecutor:
-    """One Ray actor per subspace, created once; each round fans out and gathers with one ``ray.get``.
+    """One Ray actor per subspace, created once; each round fans out and gathers (one ``ray.get`` each).
 
     ``shared`` objects are ``ray.put`` once and passed to the factories by reference; a factory arg
     ``Shared(i)`` stands for ``shared[i]``.
@@ -143,10 +151,18 @@ class RayExecutor:
         import ray
 
         self.started = ensure_ray(address)
-        cpus = float(ray.cluster_resources().get("CPU", 1.0))
-        refs = [ray.put(s) for s in shared]
-        # SPREAD: on a multi-node cluster the subspaces go to different nodes where they fit
-        host = _remote_host().options(num_cpus=min(1.0, cpus / max(1, len(factories))), scheduling_strategy="SPREAD")
+        # the shared data stays referenced for the executor's lifetime: a restarted actor is rebuilt from it
+        self._refs = refs = [ray.put(s) for s in shared]
+        # SPREAD: on a multi-node cluster the subspaces go to different nodes where they fit. The CPU share
+        # is sized so that every actor fits on the smallest node: when a node goes away, its actors are
+        # restarted on the nodes left (a share of the whole cluster would leave them pending forever).
+        # max_restarts: a dead actor (killed process, lost node) is recreated, its factory runs again in
+        # __init__; max_task_retries: its pending calls are re-sent, which is safe as they are pure.
+        per_node = [float(n["Resources"].get("CPU", 0.0)) for n in ray.nodes() if n.get("Alive")]
+        smallest = min([c for c in per_node if c > 0] or [1.0])
+        host = _remote_host().options(num_cpus=min(1.0, smallest / max(1, len(factories))),
+                                      scheduling_strategy="SPREAD", max_restarts=ACTOR_MAX_RESTARTS,
+                                      max_task_retries=ACTOR_MAX_TASK_RETRIES)
 
         def resolve(a: Any) -> Any:
             return refs[a.index] if isinstance(a, Shared) else a
@@ -161,12 +177,42 @@ class RayExecutor:
         return len(self.actors)
 
     def round(self, calls: Sequence[Sequence[Call]]) -> list[list[Any]]:
+        t0 = time.perf_counter()
+        refs = [a.run.remote(c) for a, c in zip(self.actors, calls, strict=True)]
+        replies = [self._get(i, ref, calls[i]) for i, ref in enumerate(refs)]
+        self.traffic.add(calls, replies, time.perf_counter() - t0)
+        return replies
+
+    def _get(self, i: int, ref: Any, calls: Sequence[Call]) -> Any:
+        """Subspace i's reply. An actor that is temporarily unreachable (its node just went away, it is
+        being restarted) gets the same calls again, for up to ``ACTOR_RECOVERY_S``: they are pure functions
+        of their arguments, so a repeat cannot double-count. A dead actor (restarts exhausted) is named."""
         import ray
 
-        t0 = time.perf_counter()
-        replies = ray.get([a.run.remote(c) for a, c in zip(self.actors, calls, strict=True)])
-        self.traffic.add(calls, replies, time.perf_counter() - t0)
-        return list(replies)
+        end, delay = time.monotonic() + ACTOR_RECOVERY_S, 0.2
+        while True:
+            try:
+                return ray.get(ref)
+            except ray.exceptions.ActorUnavailableError as exc:
+                if time.monotonic() > end:
+                    raise SubspaceCallError(f"subspace {i} actor unavailable for {ACTOR_RECOVERY_S:g} s: "
+                                            f"{str(exc).splitlines()[0]}") from None
+                time.sleep(delay)
+                delay = min(2.0 * delay, 2.0)
+                ref = self.actors[i].run.remote(calls)
+            except ray.exceptions.RayActorError as exc:  # restarts exhausted: name the subspace
+                raise SubspaceCallError(f"subspace {i} actor died and could not be restarted "
+                                        f"({ACTOR_MAX_RESTARTS} restarts): {type(exc).__name__}: "
+                                        f"{str(exc).splitlines()[0] if str(exc) else ''}") from None
+
+    def current_placement(self) -> list[str]:
+        """Node id of each subspace's actor now; updates ``placement`` and adds to ``nodes`` (after a
+        restart an actor may live on another node)."""
+        import ray
+
+        self.placement = list(ray.get([a.node_id.remote() for a in self.actors]))
+        self.nodes = sorted(set(self.nodes) | set(self.placement))
+        return self.placement
 
     def close(self) -> None:
         import ray

@@ -6,6 +6,14 @@ from collections.abc import Iterator
 
 import pytest
 
+#: lines a test module wants in the terminal summary (e.g. the fuzz test's case counts), printed at the end
+SUMMARY_LINES: list[str] = []
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    for line in SUMMARY_LINES:
+        terminalreporter.write_line(line)
+
 
 @pytest.fixture(scope="session")
 def ray_session() -> Iterator[None]:

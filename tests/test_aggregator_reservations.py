@@ -8,7 +8,7 @@ import numpy as np
 
 from aggregator.fleet import EV, Station
 from aggregator.flex import disaggregate
-from aggregator.reservations import Accepted, Refused, ReservationBook
+from aggregator.reservations import Accepted, Refused, Replayed, ReservationBook
 from aggregator.schedule import build_price_response, solve_price_response
 
 STATIONS = [Station("cs-a", 5, 22.0), Station("cs-b", 18, 800.0)]
@@ -43,9 +43,13 @@ def test_refusals_name_the_reason() -> None:
     r = book.submit(_ev(6, arr=6.0, dep=9.0, e=5.0))  # overlaps r-5 in period 6, one plug
     assert isinstance(r, Refused) and "all 1 plugs taken in period 6" in r.reason
     assert book.submit(_ev(7, arr=9.0, dep=12.0, e=5.0)) == Accepted("r-7")  # no overlap
-    r = book.submit(_ev(5))
-    assert isinstance(r, Refused) and "already accepted" in r.reason
+    assert book.submit(_ev(5)) == Replayed("r-5")  # a retry of the same reservation: booked once
+    r = book.submit(_ev(5, e=11.0))  # same id, other data
+    assert isinstance(r, Refused) and "already accepted" in r.reason and r.code == "duplicate_id"
     assert [e.ev_id for e in book.fleet()] == ["r-5", "r-7"]
+    book.close()
+    r = book.submit(_ev(8, arr=13.0, dep=15.0, e=5.0))
+    assert isinstance(r, Refused) and r.code == "closed"
 
 
 def test_station_power_limit_and_concurrency() -> None:

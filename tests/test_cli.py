@@ -117,7 +117,8 @@ def test_cases_lists_reference(capsys: pytest.CaptureFixture[str]) -> None:
 def test_unreachable_service_is_one_line_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     services = tmp_path / "services.yaml"
     services.write_text("tso: 127.0.0.1:1\ndso1: 127.0.0.1:1\ndso2: 127.0.0.1:1\ndso3: 127.0.0.1:1\n")
-    code = main(["run", "--strategy", "admm", "--services", str(services), "--out", str(tmp_path / "out")])
+    code = main(["run", "--strategy", "admm", "--services", str(services), "--out", str(tmp_path / "out"),
+                 "--insecure"])
     err = capsys.readouterr().err
     assert code == 4, err
     assert "unavailable" in err and "dso1" in err

@@ -24,6 +24,7 @@ K8S = DEPLOY / "k8s"
 CASE = "ieee30-3x33"
 PORT = 50051
 SERVICES_PATH = "/etc/gridcoord/services.yaml"
+TLS_DIR = "/etc/gridcoord-tls"
 
 
 def _load_generate():  # deploy/ is not a package: load the script as a module
@@ -85,6 +86,17 @@ def test_every_yaml_under_deploy_parses():
 
 # --- compose -----------------------------------------------------------------------------------------
 
+def _tls_mounts(volumes: list[str]) -> dict[str, str]:
+    """Container file -> host file of the compose bind mounts into the TLS directory (all read-only)."""
+    out = {}
+    for v in volumes:
+        parts = v.split(":")
+        if len(parts) == 3 and parts[1].startswith(TLS_DIR + "/"):
+            assert parts[2] == "ro", v
+            out[parts[1]] = parts[0]
+    return out
+
+
 def test_compose_services_are_exactly_the_operators_plus_orchestrator(compose, ops):
     names = set(compose["services"]) - {"orchestrator"}
     assert names == {oid for _, oid in ops}
@@ -108,6 +120,31 @@ def test_compose_operator_commands_parse_and_match_the_services_file(compose, op
         assert (DEPLOY / svc["build"]["context"]).resolve() == ROOT
 
 
+def test_compose_every_container_mounts_only_its_own_certificate(compose, ops):
+    """mTLS everywhere: --tls-dir (never --insecure); the TLS dir holds ca.pem and the container's own pair only."""
+    for oid in [oid for _, oid in ops] + ["orchestrator"]:
+        svc = compose["services"][oid]
+        args = _parse([str(a) for a in svc["command"]])
+        assert args.tls_dir == TLS_DIR and not args.insecure, oid
+        assert _tls_mounts(svc["volumes"]) == {f"{TLS_DIR}/ca.pem": "./certs/ca.pem",
+                                               f"{TLS_DIR}/{oid}.pem": f"./certs/{oid}.pem",
+                                               f"{TLS_DIR}/{oid}.key": f"./certs/{oid}.key"}, oid
+        if oid != "orchestrator":
+            assert args.security_log.startswith("/var/lib/gridcoord/security/"), oid
+            assert "security:/var/lib/gridcoord/security" in svc["volumes"], oid
+    assert "security" in compose["volumes"]
+
+
+def test_compose_certificates_come_from_gridcoord_certs(compose, ops, tmp_path):
+    """Every host file the compose mounts is one `gridcoord certs --case CASE --out deploy/certs` writes."""
+    from orchestrator.certs import create_trial
+
+    written = {p.name for p in create_trial(CASE, tmp_path / "certs")}
+    for name, svc in compose["services"].items():
+        for host in _tls_mounts(svc["volumes"]).values():
+            assert host.startswith("./certs/") and host.removeprefix("./certs/") in written, (name, host)
+
+
 def test_compose_orchestrator_runs_client_mode_after_every_operator_is_healthy(compose, ops):
     orch = compose["services"]["orchestrator"]
     args = _parse([str(a) for a in orch["command"]])
@@ -126,17 +163,38 @@ def test_compose_network_is_internal_and_nothing_is_published(compose):
         assert svc["networks"] == ["operators"], name
 
 
-def test_compose_healthcheck_probe_is_real_code():
-    """The healthcheck runs `python -c CODE`: CODE must at least import what it calls."""
+def _probe_argv(command: list[str]) -> list[str]:
+    """The arguments of `python -m gridcoord.tls ...` in a healthcheck / exec probe."""
+    assert command[:3] == ["python", "-m", "gridcoord.tls"], command
+    return command[3:]
+
+
+def _container_tls_dir(tmp_path: Path, oid: str) -> Path:
+    """What a container sees at TLS_DIR: ca.pem and its own pair from a real trial, nothing else."""
+    from orchestrator.certs import create_trial
+
+    full, mounted = tmp_path / "all", tmp_path / "mounted"
+    create_trial(CASE, full)
+    mounted.mkdir()
+    for name in ("ca.pem", f"{oid}.pem", f"{oid}.key"):
+        shutil.copy(full / name, mounted / name)
+    return mounted
+
+
+def test_compose_healthcheck_probe_is_real_code(tmp_path):
+    """The healthcheck runs `python -m gridcoord.tls health ...` with the container's own certificate: the
+    same argv against a port where nothing listens must fail (exit 1), not pass."""
+    from gridcoord import tls
+
     compose = yaml.safe_load((DEPLOY / "compose.yaml").read_text())
     test = compose["services"]["tso"]["healthcheck"]["test"]
-    assert test[:3] == ["CMD", "python", "-c"]
-    code = test[3]
-    compile(code, "healthcheck", "exec")
-    from gridcoord.rpc import wait_serving  # noqa: F401 - the import the probe does
-
-    with pytest.raises(TimeoutError):  # nothing listens here: the probe must fail, not pass
-        exec(code.replace("127.0.0.1:50051", "127.0.0.1:1").replace("deadline_s=4.0", "deadline_s=0.3"))
+    assert test[0] == "CMD"
+    argv = _probe_argv(test[1:])
+    assert argv[:2] == ["health", "127.0.0.1:50051"] and argv[argv.index("--tls-dir") + 1] == TLS_DIR
+    mounted = _container_tls_dir(tmp_path, "tso")
+    assert tls.sole_identity(str(mounted)) == "tso"
+    argv = [a.replace(TLS_DIR, str(mounted)).replace("127.0.0.1:50051", "127.0.0.1:1") for a in argv]
+    assert tls.main([*argv, "--deadline-s", "0.5"]) == 1
 
 
 # --- Kubernetes --------------------------------------------------------------------------------------
@@ -185,11 +243,18 @@ def test_k8s_deployments_and_services_are_exactly_the_operators(k8s_docs, ops):
         assert ports == {"grpc": args.port}
         (sp,) = svc["spec"]["ports"]
         assert sp["port"] == args.port and sp["targetPort"] == "grpc"
+        assert args.tls_dir == TLS_DIR and not args.insecure, oid
         for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
-            assert c[probe]["grpc"] == {"port": args.port}, (oid, probe)
+            argv = _probe_argv(c[probe]["exec"]["command"])
+            assert argv[:2] == ["health", f"127.0.0.1:{args.port}"], (oid, probe)
+            assert argv[argv.index("--tls-dir") + 1] == args.tls_dir, (oid, probe)
+            assert c[probe]["timeoutSeconds"] >= 5, (oid, probe)  # a Python start + a TLS handshake
         mounts = {m["mountPath"]: m["name"] for m in c["volumeMounts"]}
         vols = {v["name"]: v for v in pod["spec"]["volumes"]}
         assert vols[mounts[str(Path(args.services).parent)]]["configMap"]["name"] == "gridcoord-services"
+        assert vols[mounts[args.tls_dir]]["secret"]["secretName"] == f"gridcoord-tls-{oid}", oid
+        assert not args.tls_dir.startswith(str(Path(args.services).parent) + "/")  # no mount inside the ConfigMap
+        assert str(Path(args.security_log).parent) in mounts, oid
         assert pod["spec"]["securityContext"]["runAsNonRoot"] is True
 
 
@@ -220,6 +285,41 @@ def test_k8s_rayjob_entrypoint_is_a_client_mode_run(k8s_docs):
     vols = {v["name"]: v for v in head["volumes"]}
     assert vols[mounts[str(Path(args.services).parent)]]["configMap"]["name"] == "gridcoord-services"
     assert any(args.out.startswith(m + "/") for m in mounts), "the run's --out must be a mounted volume"
+    assert args.tls_dir == TLS_DIR and not args.insecure
+    for group in [cluster["spec"]["headGroupSpec"], *cluster["spec"]["workerGroupSpecs"]]:
+        spec = group["template"]["spec"]  # the driver and the actors holding the stubs: the orchestrator's pair
+        mounts = {m["mountPath"]: m["name"] for m in spec["containers"][0]["volumeMounts"]}
+        vols = {v["name"]: v for v in spec["volumes"]}
+        assert vols[mounts[args.tls_dir]]["secret"]["secretName"] == "gridcoord-tls-orchestrator"
+
+
+def test_k8s_tls_secrets_hold_one_identity_each(k8s_docs, ops, tmp_path):
+    """`generate.py --tls-secrets DIR`: one Secret per mounted secretName, holding ca.pem and its own pair only."""
+    import base64
+
+    from orchestrator.certs import create_trial
+
+    create_trial(CASE, tmp_path / "certs")
+    secrets = {s["metadata"]["name"]: s for s in gen.tls_secrets(ops, tmp_path / "certs")}
+    mounted = set()
+    for d in k8s_docs:
+        for tmpl in _pod_templates(d):
+            mounted |= {v["secret"]["secretName"] for v in tmpl["spec"]["volumes"] if "secret" in v}
+    assert mounted == set(secrets)
+    for name, s in secrets.items():
+        oid = name.removeprefix("gridcoord-tls-")
+        assert set(s["data"]) == {"ca.pem", f"{oid}.pem", f"{oid}.key"}, name
+        assert base64.b64decode(s["data"][f"{oid}.key"]) == (tmp_path / "certs" / f"{oid}.key").read_bytes()
+    with pytest.raises(gen.ManifestError, match="missing"):
+        gen.tls_secrets(ops, tmp_path / "nowhere")
+
+
+def _pod_templates(doc: dict) -> list[dict]:
+    if doc.get("kind") == "Deployment":
+        return [doc["spec"]["template"]]
+    if doc.get("kind") == "RayCluster":
+        return [doc["spec"]["headGroupSpec"]["template"]] + [g["template"] for g in doc["spec"]["workerGroupSpecs"]]
+    return []
 
 
 def test_k8s_ray_token_auth_and_nothing_exposed(k8s_docs):

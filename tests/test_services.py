@@ -12,12 +12,12 @@ import sys
 import time
 from pathlib import Path
 
-import grpc
 import numpy as np
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from gridcoord.rpc import OperatorUnavailable
+from gridcoord.tls import channel as tls_channel
 from orchestrator.case import load_case
 from orchestrator.launch import LocalDeployment
 from orchestrator.remote import RemoteDso, RemoteSystem, load_services
@@ -43,8 +43,9 @@ def _options(executor: str) -> RunOptions:
 
 
 def test_every_operator_serving(deployment: LocalDeployment) -> None:
+    assert deployment.client_tls is not None, "LocalDeployment runs mTLS by default"
     for oid, address in deployment.services.items():
-        with grpc.insecure_channel(address) as ch:
+        with tls_channel(address, deployment.client_tls, oid) as ch:
             reply = health_pb2_grpc.HealthStub(ch).Check(health_pb2.HealthCheckRequest(service=""), timeout=5)
             assert reply.status == health_pb2.HealthCheckResponse.SERVING, oid
 
@@ -52,7 +53,7 @@ def test_every_operator_serving(deployment: LocalDeployment) -> None:
 def test_service_mode_matches_embedded(deployment: LocalDeployment) -> None:
     """Same strategy, same rounds: objectives agree to 1e-6 (relative) and the rounds are the same."""
     spec = load_case(CASE)
-    remote = RemoteSystem(spec, load_services(deployment.services_file), "equality")
+    remote = RemoteSystem(spec, load_services(deployment.services_file), "equality", tls=deployment.client_tls)
     served = get_strategy("admm").run(remote, _options("serial"))  # type: ignore[arg-type]
     system = build_system(CASE)
     embedded = get_strategy("admm").run(system, _options("serial"))
@@ -79,12 +80,12 @@ def test_third_party_client_from_protos_alone(deployment: LocalDeployment, tmp_p
     script = tmp_path / "client.py"
     script.write_text(CLIENT)
     services = {oid: addr for oid, addr in deployment.services.items()}
-    args = [f"{oid}={addr}" for oid, addr in services.items()]
+    args = [str(deployment.tls_dir)] + [f"{oid}={addr}" for oid, addr in services.items()]
     proc = subprocess.run([sys.executable, str(script), str(out), *args], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "methods called:" in proc.stdout
     calls = int(proc.stdout.split("methods called:")[1].split()[0])
-    assert calls == 6 + 3 * 7 + 3 * 4  # TSO 6 methods, each DSO 7 (with Forecast), each aggregator 4
+    assert calls == 6 + 3 * 7 + 3 * 5  # TSO 6 methods, each DSO 7 (with Forecast), each aggregator 5
 
 
 CLIENT = r'''
@@ -93,7 +94,12 @@ sys.path.insert(0, sys.argv[1])  # the freshly generated code comes first
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 calls = 0
-for arg in sys.argv[2:]:
+tls_dir = sys.argv[2]  # mTLS: the trial CA and a participant's certificate and key (files only)
+def creds(identity):
+    return grpc.ssl_channel_credentials(open(f"{tls_dir}/ca.pem", "rb").read(),
+                                        open(f"{tls_dir}/{identity}.key", "rb").read(),
+                                        open(f"{tls_dir}/{identity}.pem", "rb").read())
+for arg in sys.argv[3:]:
     oid, address = arg.split("=")
     role = "tso" if oid == "tso" else ("aggregator" if oid.startswith("agg-") else "dso")
     pb2 = importlib.import_module(f"gridcoord.v1.{role}_pb2")
@@ -101,13 +107,18 @@ for arg in sys.argv[2:]:
     assert pb2.__file__.startswith(sys.argv[1]), pb2.__file__
     service = pb2.DESCRIPTOR.services_by_name[{"tso": "TsoService", "dso": "DsoService",
                                               "aggregator": "AggregatorService"}[role]]
-    channel = grpc.insecure_channel(address)
-    stub = getattr(grpc_mod, service.name + "Stub")(channel)
+    def stub_as(identity):
+        ch = grpc.secure_channel(address, creds(identity), options=[("grpc.ssl_target_name_override", oid)])
+        return ch, getattr(grpc_mod, service.name + "Stub")(ch)
+    channel, stub = stub_as("orchestrator")
+    _, own_dso = stub_as(oid.removeprefix("agg-")) if role == "aggregator" else (None, None)
     for method in service.methods:
+        # an aggregator's envelopes and dispatch belong to its own DSO only (gridcoord.tls.POLICY)
+        caller = own_dso if method.name in ("GetEnvelope", "Dispatch") else stub
         request_cls = getattr(importlib.import_module(method.input_type.file.name.replace("/", ".")[:-6] + "_pb2"),
                               method.input_type.name)
         try:
-            getattr(stub, method.name)(request_cls(), timeout=30)
+            getattr(caller, method.name)(request_cls(), timeout=30)
             raise AssertionError(f"{oid}.{method.name}: empty request was accepted")
         except grpc.RpcError as e:
             assert e.code() in (grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.FAILED_PRECONDITION), \
@@ -121,7 +132,7 @@ print("methods called:", calls)
 
 def test_killed_dso_is_named_within_the_deadline(deployment: LocalDeployment) -> None:
     """Last in this module: a SIGKILLed DSO is reported as unavailable, by name, within the deadline."""
-    dso = RemoteDso("dso2", deployment.services["dso2"], "kill-test", 24)
+    dso = RemoteDso("dso2", deployment.services["dso2"], "kill-test", 24, tls=deployment.client_tls)
     dso.forecast()
     deployment.kill("dso2")
     t0 = time.perf_counter()

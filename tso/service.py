@@ -9,7 +9,7 @@ import numpy as np
 
 from gridcoord import convert
 from gridcoord.rpc import Ctx, idempotent, vector
-from gridcoord.service import SubspaceService
+from gridcoord.service import MAX_BOUNDARY_MW, SubspaceService
 from gridcoord.v1 import tso_pb2, tso_pb2_grpc
 from tso.report import TsoReport, publish
 
@@ -26,7 +26,8 @@ class TsoServicer(SubspaceService, tso_pb2_grpc.TsoServiceServicer):
 
     def Report(self, request: tso_pb2.TsoReportRequest, context: Ctx) -> tso_pb2.TsoReport:
         def run() -> tso_pb2.TsoReport:
-            x = np.asarray(vector("boundary_mw", request.boundary_mw, self.n_boundary)).reshape(-1, self.n_periods)
+            x = np.asarray(vector("boundary_mw", request.boundary_mw, self.n_boundary, limit=MAX_BOUNDARY_MW))
+            x = x.reshape(-1, self.n_periods)
             with self.lock:
                 return convert.tso_report_to_proto(self.report(x))
 

@@ -3,10 +3,16 @@
     python deploy/k8s/generate.py                       # writes deploy/k8s/*.yaml for ieee30-3x33
     python deploy/k8s/generate.py --case my.yaml --out /tmp/k8s
     python deploy/k8s/generate.py --check               # exit 1 if the committed files are stale
+    gridcoord certs --case ieee30-3x33 --out certs && \
+      python deploy/k8s/generate.py --tls-secrets certs | kubectl apply -f -   # the mTLS Secrets (not committed)
 
 Per operator (``ROLE ID`` line): a Deployment running ``gridcoord serve ROLE --id ID --port 50051
---host 0.0.0.0 --services /etc/gridcoord/services.yaml`` with grpc startup/readiness/liveness probes on
-that port, and a ClusterIP Service named after the operator id. Shared: the Namespace, a ConfigMap
+--host 0.0.0.0 --services /etc/gridcoord/services.yaml --tls-dir /etc/gridcoord-tls`` with exec
+startup/readiness/liveness probes (``python -m gridcoord.tls health``: a grpc probe cannot present a
+client certificate), and a ClusterIP Service named after the operator id. Each pod mounts only its own
+Secret ``gridcoord-tls-ID`` (ca.pem, ID.pem, ID.key); the Ray pods mount ``gridcoord-tls-orchestrator``
+(the actors hold the orchestrator's stubs). The Secrets carry private keys and are never committed:
+``--tls-secrets DIR`` prints them from a ``gridcoord certs`` directory. Shared: the Namespace, a ConfigMap
 holding the services file (id -> ``<id>.<namespace>.svc:50051``), a NetworkPolicy (operators accept
 gRPC only from each other and from the Ray cluster's pods), a KubeRay RayCluster (token
 authentication, dashboard not exposed) and a RayJob whose entrypoint is ``gridcoord run ... --services
@@ -28,6 +34,11 @@ IMAGE = "gridcoord:0.1.0"
 PORT = 50051
 SERVICES_DIR = "/etc/gridcoord"
 SERVICES_PATH = f"{SERVICES_DIR}/services.yaml"
+#: ca.pem + the pod's own ID.pem/ID.key (Secret gridcoord-tls-ID); not under SERVICES_DIR, so no mount point
+#: has to be created inside the read-only ConfigMap volume
+TLS_DIR = "/etc/gridcoord-tls"
+SECURITY_DIR = "/var/lib/gridcoord/security"  # security-event logs (JSON lines)
+ORCHESTRATOR_ID = "orchestrator"
 RUNS_DIR = "/var/lib/gridcoord/runs"
 RAY_CLUSTER = "gridcoord-ray"
 RAY_VERSION = "2.60.0"  # the Ray in the image (Dockerfile: ray[default]>=2.52); token auth needs >= 2.52
@@ -104,7 +115,40 @@ def _container_security() -> dict[str, object]:
 def serve_args(case: str, role: str, oid: str) -> list[str]:
     """Arguments after ``gridcoord`` for one operator (the image's ENTRYPOINT is ``gridcoord``)."""
     return ["serve", role, "--case", case, "--id", oid, "--port", str(PORT), "--host", "0.0.0.0",
-            "--services", SERVICES_PATH]
+            "--services", SERVICES_PATH, "--tls-dir", TLS_DIR, "--security-log", f"{SECURITY_DIR}/{oid}.jsonl"]
+
+
+def tls_secret_name(oid: str) -> str:
+    return f"gridcoord-tls-{oid}"
+
+
+def _tls_volume(oid: str) -> dict[str, object]:
+    # 0440 + the pod's fsGroup: readable by the non-root user, by no other pod (one Secret per identity)
+    return {"name": "tls", "secret": {"secretName": tls_secret_name(oid), "defaultMode": 0o440}}
+
+
+def _probe(period_s: int, failures: int) -> dict[str, object]:
+    """grpc.health.v1 over mTLS with the pod's own certificate (exit 0 = SERVING)."""
+    return {"exec": {"command": ["python", "-m", "gridcoord.tls", "health", f"127.0.0.1:{PORT}", "--tls-dir", TLS_DIR]},
+            "periodSeconds": period_s, "failureThreshold": failures, "timeoutSeconds": 10}
+
+
+def tls_secrets(ops: list[tuple[str, str]], certs_dir: Path) -> list[dict[str, object]]:
+    """One Secret per identity (every operator and the orchestrator): ca.pem, ID.pem, ID.key from ``certs_dir``."""
+    import base64
+
+    out: list[dict[str, object]] = []
+    for role, oid in [*ops, ("orchestrator", ORCHESTRATOR_ID)]:
+        data = {}
+        for name in ("ca.pem", f"{oid}.pem", f"{oid}.key"):
+            path = certs_dir / name
+            if not path.is_file():
+                raise ManifestError(f"--tls-secrets: {path} is missing (run `gridcoord certs --out {certs_dir}`)")
+            data[name] = base64.b64encode(path.read_bytes()).decode()
+        out.append({"apiVersion": "v1", "kind": "Secret", "type": "Opaque",
+                    "metadata": {"name": tls_secret_name(oid), "namespace": NAMESPACE, "labels": _labels(role, oid)},
+                    "data": data})
+    return out
 
 
 def operator_objects(case: str, role: str, oid: str) -> list[dict[str, object]]:
@@ -128,15 +172,18 @@ def operator_objects(case: str, role: str, oid: str) -> list[dict[str, object]]:
                         "args": serve_args(case, role, oid),
                         "ports": [{"name": "grpc", "containerPort": PORT, "protocol": "TCP"}],
                         # SERVING only once the model is built: the startup probe allows 5 min for it
-                        "startupProbe": {"grpc": {"port": PORT}, "periodSeconds": 5, "failureThreshold": 60},
-                        "readinessProbe": {"grpc": {"port": PORT}, "periodSeconds": 5, "failureThreshold": 2},
-                        "livenessProbe": {"grpc": {"port": PORT}, "periodSeconds": 10, "failureThreshold": 3},
+                        "startupProbe": _probe(5, 60),
+                        "readinessProbe": _probe(10, 2),
+                        "livenessProbe": _probe(20, 3),
                         "resources": {"requests": {"cpu": "250m", "memory": "512Mi"},
                                       "limits": {"memory": "2Gi"}},
                         "securityContext": _container_security(),
-                        "volumeMounts": [{"name": "services", "mountPath": SERVICES_DIR, "readOnly": True}],
+                        "volumeMounts": [{"name": "services", "mountPath": SERVICES_DIR, "readOnly": True},
+                                         {"name": "tls", "mountPath": TLS_DIR, "readOnly": True},
+                                         {"name": "security", "mountPath": SECURITY_DIR}],
                     }],
-                    "volumes": [{"name": "services", "configMap": {"name": "gridcoord-services"}}],
+                    "volumes": [{"name": "services", "configMap": {"name": "gridcoord-services"}}, _tls_volume(oid),
+                                {"name": "security", "emptyDir": {}}],
                 },
             },
         },
@@ -195,9 +242,12 @@ def _ray_pod(role: str, extra_mounts: list[dict[str, object]], extra_volumes: li
                 "resources": {"requests": {"cpu": cpu, "memory": "4Gi"}, "limits": {"cpu": cpu, "memory": "4Gi"}},
                 "securityContext": _container_security(),
                 "volumeMounts": [{"name": "services", "mountPath": SERVICES_DIR, "readOnly": True},
+                                 {"name": "tls", "mountPath": TLS_DIR, "readOnly": True},
                                  {"name": "dshm", "mountPath": "/dev/shm"}, *extra_mounts],
             }],
+            # the driver (head) and the subspace actors (workers) call the operators as the orchestrator
             "volumes": [{"name": "services", "configMap": {"name": "gridcoord-services"}},
+                        _tls_volume(ORCHESTRATOR_ID),
                         {"name": "dshm", "emptyDir": {"medium": "Memory"}}, *extra_volumes],
         },
     }
@@ -234,7 +284,7 @@ def ray_objects(case: str, strategy: str = "csso", workers: int = 2) -> list[dic
             "clusterSelector": {"ray.io/cluster": RAY_CLUSTER},  # run on the RayCluster above
             "submissionMode": "K8sJobMode",
             "entrypoint": " ".join(["gridcoord", "run", "--case", case, "--strategy", strategy,
-                                    "--services", SERVICES_PATH, "--ray-address", "auto",
+                                    "--services", SERVICES_PATH, "--tls-dir", TLS_DIR, "--ray-address", "auto",
                                     "--out", f"{RUNS_DIR}/{Path(case).stem}-{strategy}"]),
             "activeDeadlineSeconds": 3600,
         },
@@ -286,7 +336,18 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--case", default="ieee30-3x33")
     p.add_argument("--out", type=Path, default=HERE)
     p.add_argument("--check", action="store_true", help="compare with --out instead of writing")
+    p.add_argument("--tls-secrets", type=Path, default=None, metavar="CERTS_DIR",
+                   help="print the mTLS Secrets (private keys!) from a `gridcoord certs` directory to stdout; "
+                        "writes no file")
     args = p.parse_args(argv)
+    if args.tls_secrets is not None:
+        try:
+            docs = tls_secrets(operators_of(args.case), args.tls_secrets)
+        except ManifestError as exc:
+            print(f"generate.py: error: {exc}", file=sys.stderr)
+            return 2
+        sys.stdout.write("---\n".join(yaml.safe_dump(d, sort_keys=False) for d in docs))
+        return 0
     files = render(args.case)
     if args.check:
         bad = stale(files, args.out)

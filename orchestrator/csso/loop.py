@@ -13,9 +13,14 @@ Then the orchestrator (1) measures surrogate error on the new points, (2) refits
 on values and sensitivities (warm start), (3) picks the best evaluated candidate, the ratio test
 rho = actual / predicted reduction of the system candidate drives the radius (reject rho <= 0,
 shrink if rho < 0.25, grow if rho > 0.75 and the step hit the boundary), (4) solves the system
-coordination over the surrogates inside the trust region for the next candidate. It stops when the
-boundary change, the objective change and the surrogate error are all below tolerance, or when an
-accepted step gained less than ``tol_f`` (relative) with the surrogate error below tolerance.
+coordination over the surrogates inside the trust region for the next candidate. It stops when an
+accepted step gained less than ``tol_f`` (relative) with the surrogate error below tolerance, when the
+first-order-consistent model predicts less than ``tol_f`` anywhere in the trust region, or when the
+radius reaches ``radius_min``. A round whose candidates were all rejected never counts as converged.
+
+Each subspace optimises its own slice with the others fixed, so it receives its neighbours'
+surrogates restricted to its slice (``_restricted_others``): a DSO sees the TSO's response to its own
+import only, never another DSO's model, and its problem does not grow with the number of feeders.
 
 Constraints: a response may also carry ``eq`` (m,) = 0 and ``ineq`` (p,) <= 0 on its own boundary
 slice, with ``eq_jacobian`` / ``ineq_jacobian`` (., n_i) (e.g. the consistency of coupling variables in
@@ -94,6 +99,25 @@ def _doe(rng: np.random.Generator, center: np.ndarray, move: np.ndarray, lower: 
     return np.clip(pts, lower, upper)
 
 
+def _restricted_others(indices: Sequence[np.ndarray], weights: Sequence[SurrogateWeights], k: int,
+                       center: np.ndarray) -> list[tuple[np.ndarray, SurrogateWeights]]:
+    """The neighbours' surrogates as subspace k sees them when it moves only x[indices[k]].
+
+    Entries outside k's slice are fixed at ``center``, so each surrogate is restricted (exactly) to its
+    overlap with k's slice; a surrogate with no overlap is a constant and is left out. A DSO thus gets
+    one T-input model (the TSO's response to its own import) whatever the number of feeders: its
+    optimisation problem, its memory and its message stay the same size as the system grows.
+    """
+    own = indices[k]
+    out = []
+    for j, (idx, w) in enumerate(zip(indices, weights, strict=True)):
+        keep = np.isin(idx, own)
+        if j == k or not keep.any():
+            continue
+        out.append((idx[keep], w if keep.all() else w.restrict(keep, center[idx])))
+    return out
+
+
 def run_csso(executor: Any, indices: Sequence[np.ndarray], x0: np.ndarray, lower: np.ndarray,
              upper: np.ndarray, scale: np.ndarray, options: CssoOptions = CssoOptions(),
              on_round: Callable[[dict[str, float]], None] | None = None) -> CssoResult:
@@ -130,13 +154,12 @@ def run_csso(executor: Any, indices: Sequence[np.ndarray], x0: np.ndarray, lower
         calls: list[list[tuple[str, tuple[Any, ...]]]] = []
         for k, idx in enumerate(indices):
             c: list[tuple[str, tuple[Any, ...]]] = [("evaluate_many", (points[:, idx],))]
-            if weights is not None:
-                others = [(indices[j], weights[j]) for j in range(len(indices)) if j != k]
-                c.append(("optimize", (others, opt_center, move)))
+            if weights is not None and (idx.size < n or opt.whole_proposals):
+                c.append(("optimize", (_restricted_others(indices, weights, k, opt_center), opt_center, move)))
             calls.append(c)
         replies = executor.round(calls)
         result.rounds = rnd
-        result.solves += len(indices) * len(points) + (len(indices) if weights is not None else 0)
+        result.solves += len(indices) * len(points) + sum(len(c) - 1 for c in calls)
         costs = np.array([[r.cost_usd for r in rep[0]] for rep in replies])  # (S, m)
         lins = [[Linearization.of(p[indices[k]], r) for p, r in zip(points, rep[0], strict=True)]
                 for k, rep in enumerate(replies)]
@@ -211,8 +234,11 @@ def run_csso(executor: Any, indices: Sequence[np.ndarray], x0: np.ndarray, lower
         if opt.target is not None and j_center <= opt.target:
             result.converged = True
             break
-        stalled = dx > 0 and df < opt.tol_f and np.isfinite(err) and err < opt.tol_err  # a step that gained < tol_f
-        if (rnd > 1 and (stalled or (dx < opt.tol_x and df < opt.tol_f and np.isfinite(err) and err < opt.tol_err))
+        # a small accepted step with a small gain and an accurate model: converged. A round whose
+        # candidates were all rejected says nothing about convergence (dx = df = 0 trivially): the
+        # radius shrank, try again (the model-stationarity test below, or radius_min, ends that).
+        accepted = j_center < j_old
+        if (rnd > 1 and accepted and df < opt.tol_f and np.isfinite(err) and err < opt.tol_err
                 and viol_center <= opt.tol_c) or radius <= opt.radius_min:
             result.converged = True
             break
@@ -230,10 +256,10 @@ def run_csso(executor: Any, indices: Sequence[np.ndarray], x0: np.ndarray, lower
             row["stop"] = 1.0
             break
         candidates = [("system", x_sys)]
-        if len(replies[0]) > 1:
+        if any(len(rep) > 1 for rep in replies):
             merged, hits = np.zeros(n), np.zeros(n)
             for k, rep in enumerate(replies):
-                prop = rep[1]
+                prop = rep[1] if len(rep) > 1 else None
                 if prop is None or not getattr(prop, "ok", True):
                     continue
                 own = center.copy()

@@ -48,7 +48,12 @@ def factories(system: System, solver: str) -> tuple[list[Factory], list[object],
 
 
 def executor_for(system: System, options: RunOptions) -> tuple[SerialExecutor | RayExecutor, Layout]:
-    """``options.extra['executor']`` = "ray" (default) or "serial"."""
+    """``options.extra['executor']`` = "ray" (default) or "serial".
+
+    ``options.extra['checkpoint']`` (an ``orchestrator.checkpoint.Checkpoint``) records every round and
+    replays the rounds it already holds (``gridcoord run --resume``); ``options.extra['on_round']`` is
+    called as ``on_round(n, executor)`` after each round. Either wraps the executor in a ``CheckpointedExecutor``.
+    """
     from orchestrator.remote import RemoteSystem
 
     if isinstance(system, RemoteSystem):  # client mode: the subspaces are operator services
@@ -56,7 +61,13 @@ def executor_for(system: System, options: RunOptions) -> tuple[SerialExecutor | 
     else:
         facs, shared, layout = factories(system, options.solver)
     kind = str(options.extra.get("executor", "ray"))
-    return make_executor(kind, facs, shared, options.ray_address), layout
+    executor = make_executor(kind, facs, shared, options.ray_address)
+    checkpoint, on_round = options.extra.get("checkpoint"), options.extra.get("on_round")
+    if checkpoint is not None or on_round is not None:
+        from orchestrator.checkpoint import CheckpointedExecutor
+
+        return CheckpointedExecutor(executor, checkpoint, on_round), layout  # type: ignore[return-value]
+    return executor, layout
 
 
 def start_point(system: System) -> np.ndarray:
@@ -97,6 +108,9 @@ def finish(strategy: str, system: System, executor: SerialExecutor | RayExecutor
         for r in rows:
             r["gap_to_best_known"] = (r["objective_usd"] - best) / abs(best)
         notes = [*notes, f"gap_to_best_known: to this run's best objective {best:.2f} $ (no J* given)"]
+    notes = [*notes, *getattr(executor, "notes", [])]  # a resumed run says what was replayed
+    if hasattr(executor, "current_placement"):  # Ray: where the actors are now (a restart may have moved one)
+        executor.current_placement()
     feeders = {f.feeder_id: replies[1 + k][0] for k, f in enumerate(system.feeders)}
     prices = {k: tso.price_dso_usd_per_mwh[i] for i, k in enumerate(system.feeder_ids)}
     return RunResult(strategy=strategy, tso=tso, feeders=feeders, boundary_price_usd_per_mwh=prices,

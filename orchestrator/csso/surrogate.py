@@ -40,6 +40,17 @@ class SurrogateWeights:
         active = (x @ self.w.T + self.b) > 0.0
         return self.a + (active * self.v) @ self.w
 
+    def restrict(self, keep: np.ndarray, x_fixed: np.ndarray) -> SurrogateWeights:
+        """The same function of the inputs ``keep`` (bool mask (n,)) with the others fixed at ``x_fixed`` (n,).
+
+        Exact: W x = W_k x_k + W_o x_o folds W_o x_o into b, a_o . x_o into c. A subspace that may only
+        move its own boundary entries needs no more than this; it is also all it learns of its neighbour.
+        """
+        keep = np.asarray(keep, dtype=bool)
+        xo = np.asarray(x_fixed, dtype=float)[~keep]
+        return SurrogateWeights(w=self.w[:, keep].copy(), b=self.b + self.w[:, ~keep] @ xo, v=self.v,
+                                a=self.a[keep].copy(), c=self.c + float(self.a[~keep] @ xo))
+
     def nbytes(self) -> int:
         """Wire size of the float64 arrays."""
         return 8 * (self.w.size + self.b.size + self.v.size + self.a.size + 1)

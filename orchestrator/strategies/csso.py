@@ -59,8 +59,9 @@ class Csso(Strategy):
             res = run_csso(executor, layout.indices(), x0, x0 - BOUND_MW, x0 + BOUND_MW,
                            np.ones(layout.n), opts, on_round=on_round)
             counters = Counters(subspace_solves=res.solves)
+            kind = type(getattr(executor, "inner", executor)).__name__  # under the checkpoint wrapper
             notes = [f"CSSO: {res.rounds} rounds, surrogate fit {res.fit_s:.2f} s, "
-                     f"system coordination {res.coord_s:.2f} s, executor {type(executor).__name__}"]
+                     f"system coordination {res.coord_s:.2f} s, executor {kind}"]
             return finish(self.name, system, executor, layout, res.x, counters, res.converged, t0, rows, notes)
         finally:
             executor.close()

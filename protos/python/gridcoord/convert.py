@@ -55,13 +55,25 @@ def weights_to_proto(weights: Any) -> common_pb2.IcnnWeights:
                                   a=np.asarray(weights.a, dtype=float).tolist(), c=float(weights.c))
 
 
+#: largest hidden layer of a surrogate a server embeds (csso uses 24); a bigger one is refused, not built
+MAX_HIDDEN = 1024
+#: |weight| bound: far above trained surrogates, low enough that W x + b stays representable in a solver
+MAX_WEIGHT = 1e9
+#: most surrogate terms in one Optimize request (one per other operator; the scale case has 64 feeders)
+MAX_OTHERS = 256
+
+
 def weights_from_proto(msg: common_pb2.IcnnWeights, field: str = "weights") -> Weights:
     n, h = int(msg.n_inputs), int(msg.n_hidden)
     if n < 1 or h < 1:
         raise InvalidArgument(f"{field}.n_inputs and {field}.n_hidden must be >= 1 (got {n}, {h})")
-    w = _arr(vector(f"{field}.w", msg.w, n * h)).reshape(h, n)
-    return Weights(w=w, b=_arr(vector(f"{field}.b", msg.b, h)), v=_arr(vector(f"{field}.v", msg.v, h, nonneg=True)),
-                   a=_arr(vector(f"{field}.a", msg.a, n)), c=scalar(f"{field}.c", msg.c))
+    if h > MAX_HIDDEN:
+        raise InvalidArgument(f"{field}.n_hidden = {h}: at most {MAX_HIDDEN}")
+    w = _arr(vector(f"{field}.w", msg.w, n * h, limit=MAX_WEIGHT)).reshape(h, n)
+    return Weights(w=w, b=_arr(vector(f"{field}.b", msg.b, h, limit=MAX_WEIGHT)),
+                   v=_arr(vector(f"{field}.v", msg.v, h, nonneg=True, limit=MAX_WEIGHT)),
+                   a=_arr(vector(f"{field}.a", msg.a, n, limit=MAX_WEIGHT)),
+                   c=scalar(f"{field}.c", msg.c, lower=-MAX_WEIGHT * 1e3, upper=MAX_WEIGHT * 1e3))
 
 
 def others_to_proto(others: Sequence[tuple[np.ndarray, Any]], names: Sequence[str]) -> list[common_pb2.SurrogateTerm]:
@@ -70,6 +82,8 @@ def others_to_proto(others: Sequence[tuple[np.ndarray, Any]], names: Sequence[st
 
 
 def others_from_proto(terms: Sequence[common_pb2.SurrogateTerm], n_boundary: int) -> list[tuple[np.ndarray, Weights]]:
+    if len(terms) > MAX_OTHERS:
+        raise InvalidArgument(f"others: {len(terms)} surrogate terms, at most {MAX_OTHERS}")
     out = []
     for j, term in enumerate(terms):
         where = f"others[{j}]"
@@ -81,6 +95,8 @@ def others_from_proto(terms: Sequence[common_pb2.SurrogateTerm], n_boundary: int
             raise InvalidArgument(f"{where}.index: {idx.size} entries for a surrogate of {weights.w.shape[1]} inputs")
         if idx.size and (idx.min() < 0 or idx.max() >= n_boundary):
             raise InvalidArgument(f"{where}.index: entries must be in 0..{n_boundary - 1}")
+        if idx.size > n_boundary:
+            raise InvalidArgument(f"{where}.index: {idx.size} entries, at most {n_boundary} (the boundary's length)")
         out.append((idx, weights))
     return out
 

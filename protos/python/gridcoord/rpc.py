@@ -43,6 +43,10 @@ class FailedPrecondition(RuntimeError):
     """The request is well-formed but cannot be served now (a round from the past, model not ready)."""
 
 
+class ResourceExhausted(RuntimeError):
+    """A request would make the operator hold more than it is sized for (the message says which limit)."""
+
+
 class OperatorUnavailable(RuntimeError):
     """An operator did not answer within its deadline (after retries)."""
 
@@ -65,8 +69,10 @@ class RemoteError(RuntimeError):
 # request validation
 
 
-def vector(name: str, values: Sequence[float], length: int | None = None, *, nonneg: bool = False) -> list[float]:
-    """A repeated double field as a list, refused (naming the field) if its length or values are wrong."""
+def vector(name: str, values: Sequence[float], length: int | None = None, *, nonneg: bool = False,
+           limit: float | None = None) -> list[float]:
+    """A repeated double field as a list, refused (naming the field) if its length or values are wrong;
+    ``limit`` bounds |value| (a physical range, so that no solver sees numbers it cannot represent)."""
     vals = list(values)
     if length is not None and len(vals) != length:
         raise InvalidArgument(f"{name}: expected {length} values, got {len(vals)}")
@@ -75,14 +81,19 @@ def vector(name: str, values: Sequence[float], length: int | None = None, *, non
             raise InvalidArgument(f"{name}[{i}] = {v} is not finite")
         if nonneg and v < 0:
             raise InvalidArgument(f"{name}[{i}] = {v} must be >= 0")
+        if limit is not None and abs(v) > limit:
+            raise InvalidArgument(f"{name}[{i}] = {v} is outside [-{limit:g}, {limit:g}]")
     return vals
 
 
-def scalar(name: str, value: float, *, positive: bool = False) -> float:
+def scalar(name: str, value: float, *, positive: bool = False, lower: float | None = None,
+           upper: float | None = None) -> float:
     if not math.isfinite(value):
         raise InvalidArgument(f"{name} = {value} is not finite")
     if positive and value <= 0:
         raise InvalidArgument(f"{name} = {value} must be > 0")
+    if (lower is not None and value < lower) or (upper is not None and value > upper):
+        raise InvalidArgument(f"{name} = {value} is outside [{lower:g}, {upper:g}]")
     return float(value)
 
 
@@ -138,8 +149,14 @@ def handle(context: grpc.ServicerContext, method: str, fn: Callable[[], Resp]) -
         context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
     except FailedPrecondition as exc:
         context.abort(grpc.StatusCode.FAILED_PRECONDITION, str(exc))
+    except ResourceExhausted as exc:
+        context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, str(exc))
     except ValueError as exc:  # domain data errors (FeederInputError, TransmissionDataError, FleetError ...)
         context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+    except OperatorUnavailable as exc:  # a peer this operator depends on (a DSO's aggregator) is down
+        context.abort(grpc.StatusCode.UNAVAILABLE, f"{method}: {exc}")
+    except RemoteError as exc:  # a peer refused what this operator sent it: not the caller's fault, not a crash
+        context.abort(grpc.StatusCode.FAILED_PRECONDITION, f"{method}: {exc}")
     except Exception as exc:  # noqa: BLE001 - a solver failure or a bug: say so, keep serving
         if type(exc).__name__ == "SolveError":
             context.abort(grpc.StatusCode.FAILED_PRECONDITION, f"{method}: {exc}")
@@ -239,8 +256,20 @@ RETRYABLE = (grpc.StatusCode.UNAVAILABLE,)
 
 def call(operator_id: str, method: str, fn: Callable[..., Resp], request: Message, *, deadline_s: float,
          idempotent_call: bool, stats: CallStats | None = None, retries: int = 4, backoff_s: float = 0.2,
-         metadata: Sequence[tuple[str, str]] = ()) -> Resp:
-    """One RPC with a deadline; an idempotent call retries UNAVAILABLE with exponential backoff."""
+         metadata: Sequence[tuple[str, str]] = (), recovery_s: float | None = None,
+         channel: grpc.Channel | None = None, max_backoff_s: float = 2.0) -> Resp:
+    """One RPC with a deadline; an idempotent call retries UNAVAILABLE with exponential backoff.
+
+    With ``recovery_s`` an idempotent call instead rides out an operator that dies and comes back: on
+    UNAVAILABLE or DEADLINE_EXCEEDED it waits (backoff capped at ``max_backoff_s``) until the operator
+    reports SERVING on grpc.health.v1 over ``channel`` (a restarted one rebuilds its model first) and
+    sends the same request again, for up to ``recovery_s`` seconds from the first failure. The request,
+    and so its RunKey, is unchanged: a server that did answer before serves the retry from its ledger.
+    """
+    if recovery_s is not None and idempotent_call:
+        return _call_recovering(operator_id, method, fn, request, deadline_s=deadline_s, stats=stats,
+                                backoff_s=backoff_s, metadata=metadata, recovery_s=recovery_s, channel=channel,
+                                max_backoff_s=max_backoff_s)
     attempts = retries + 1 if idempotent_call else 1
     delay = backoff_s
     for attempt in range(attempts):
@@ -258,21 +287,81 @@ def call(operator_id: str, method: str, fn: Callable[..., Resp], request: Messag
             if code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
                 raise OperatorUnavailable(operator_id, method, f"{code.name}: {detail}") from exc
             raise RemoteError(operator_id, method, code, detail) from exc
-        if stats is not None:
-            stats.messages += 2
-            stats.bytes_sent += request.ByteSize()
-            stats.bytes_received += response.ByteSize()
-            stats.fields_received.update(f"{response.DESCRIPTOR.name}.{fd.name}"
-                                         for fd, _ in response.ListFields())
+        _count(stats, request, response)
         return response
     raise AssertionError("unreachable")
 
 
+def _count(stats: CallStats | None, request: Message, response: Message) -> None:
+    if stats is not None:
+        stats.messages += 2
+        stats.bytes_sent += request.ByteSize()
+        stats.bytes_received += response.ByteSize()
+        stats.fields_received.update(f"{response.DESCRIPTOR.name}.{fd.name}" for fd, _ in response.ListFields())
+
+
+def _exchange(request: Message) -> str:
+    """'exchange N of run R' from a request's RunKey (what an operator-unavailable message names)."""
+    key = getattr(request, "key", None)
+    if key is None or not getattr(key, "run_id", ""):
+        return "no run key"
+    return f"exchange {key.round} of run {key.run_id!r}"
+
+
+def _serving(channel: grpc.Channel, timeout_s: float) -> bool:
+    try:
+        reply = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(service=""),
+                                                         timeout=max(0.05, timeout_s))
+    except grpc.RpcError:
+        return False
+    return bool(reply.status == health_pb2.HealthCheckResponse.SERVING)
+
+
+def _call_recovering(operator_id: str, method: str, fn: Callable[..., Resp], request: Message, *, deadline_s: float,
+                     stats: CallStats | None, backoff_s: float, metadata: Sequence[tuple[str, str]],
+                     recovery_s: float, channel: grpc.Channel | None, max_backoff_s: float) -> Resp:
+    """``call`` with a recovery window (see there)."""
+    end: float | None = None  # the window starts at the first failure
+    delay = backoff_s
+    while True:
+        timeout = deadline_s if end is None else max(0.05, min(deadline_s, end - time.monotonic()))
+        try:
+            response = fn(request, timeout=timeout, metadata=list(metadata))
+        except grpc.RpcError as exc:
+            code = exc.code()  # type: ignore[attr-defined]
+            detail = exc.details()  # type: ignore[attr-defined]
+            if code not in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
+                raise RemoteError(operator_id, method, code, detail) from exc
+            now = time.monotonic()
+            if end is None:
+                end = now + recovery_s
+                log.warning("operator %r %s: %s; waiting up to %.0f s for it to come back", operator_id, method,
+                            code.name, recovery_s)
+            if now >= end:
+                raise OperatorUnavailable(operator_id, method, f"not back within the {recovery_s:g} s recovery "
+                                          f"window ({_exchange(request)}); last {code.name}: {detail}") from exc
+            if stats is not None:
+                stats.retries += 1
+            # wait until the operator reports SERVING again (a restarted one first rebuilds its model)
+            while time.monotonic() < end:
+                time.sleep(min(delay, max(0.0, end - time.monotonic())))
+                delay = min(2.0 * delay, max_backoff_s)
+                if channel is None or _serving(channel, min(2.0, end - time.monotonic())):
+                    break
+            continue
+        _count(stats, request, response)
+        return response
+
+
 def wait_serving(address: str, deadline_s: float = 60.0,
-                 credentials: grpc.ChannelCredentials | None = None) -> None:
-    """Block until the server at ``address`` reports SERVING, or raise TimeoutError."""
+                 credentials: grpc.ChannelCredentials | None = None, target_name: str | None = None) -> None:
+    """Block until the server at ``address`` reports SERVING, or raise TimeoutError.
+
+    With ``credentials`` (TLS), ``target_name`` is the name the server certificate must carry (its operator id)."""
     end = time.monotonic() + deadline_s
-    channel = grpc.secure_channel(address, credentials) if credentials else grpc.insecure_channel(address)
+    options = [("grpc.ssl_target_name_override", target_name)] if credentials and target_name else []
+    channel = (grpc.secure_channel(address, credentials, options=options) if credentials
+               else grpc.insecure_channel(address))
     stub = health_pb2_grpc.HealthStub(channel)
     try:
         while time.monotonic() < end:

@@ -12,8 +12,18 @@ from typing import Any
 import numpy as np
 
 from gridcoord import convert
-from gridcoord.rpc import Ctx, FailedPrecondition, RoundLedger, idempotent, scalar, vector
+from gridcoord.rpc import Ctx, FailedPrecondition, ResourceExhausted, RoundLedger, idempotent, scalar, vector
 from gridcoord.v1 import common_pb2
+
+#: |boundary power| accepted [MW]: far above any feeder or tie line, low enough for the solvers' arithmetic
+MAX_BOUNDARY_MW = 1e5
+#: |price| accepted [$/MWh]
+MAX_PRICE_USD_PER_MWH = 1e6
+#: ADMM penalty weight range [$/MW^2]: rho * target must stay representable, rho ~ 0 is no penalty at all
+RHO_RANGE_USD_PER_MW2 = (1e-9, 1e9)
+#: distinct surrogate layouts (count and sizes of the others' terms) one operator compiles a problem for;
+#: each is a new cvxpy problem kept for the operator's lifetime, so a client may not create them without end
+MAX_SURROGATE_LAYOUTS = 16
 
 
 class SubspaceService:
@@ -30,6 +40,7 @@ class SubspaceService:
         self.subspace: Any = None
         self.ready = threading.Event()
         self.on_ready: list[Callable[[], None]] = []
+        self.layouts: set[tuple[tuple[int, int], ...]] = set()
 
     def attach(self, subspace: Any) -> None:
         """The model is built: calls are served from now on."""
@@ -43,8 +54,17 @@ class SubspaceService:
             raise FailedPrecondition(f"operator '{self.operator_id}': model is still being built")
         return self.subspace
 
-    def _boundary(self, name: str, values: Any) -> np.ndarray:
-        return np.asarray(vector(name, values, self.n_boundary), dtype=float)
+    def _boundary(self, name: str, values: Any, limit: float = MAX_BOUNDARY_MW) -> np.ndarray:
+        return np.asarray(vector(name, values, self.n_boundary, limit=limit), dtype=float)
+
+    def _layout(self, others: list[tuple[np.ndarray, Any]]) -> None:
+        """Refuse a surrogate layout beyond the first ``MAX_SURROGATE_LAYOUTS`` (call under ``self.lock``)."""
+        layout = tuple((int(idx.size), int(w.w.shape[0])) for idx, w in others)
+        if layout not in self.layouts:
+            if len(self.layouts) >= MAX_SURROGATE_LAYOUTS:
+                raise ResourceExhausted(f"others: operator '{self.operator_id}' already holds {MAX_SURROGATE_LAYOUTS} "
+                                        "surrogate layouts (number of terms x inputs x hidden units); use one of them")
+            self.layouts.add(layout)
 
     # ---- RPCs -------------------------------------------------------------------------------------
 
@@ -65,17 +85,21 @@ class SubspaceService:
 
     def Optimize(self, request: common_pb2.OptimizeRequest, context: Ctx) -> common_pb2.OptimizeResponse:
         def run() -> common_pb2.OptimizeResponse:
-            center = np.asarray(vector("center_mw", request.center_mw, self.n_global), dtype=float)
-            move = np.asarray(vector("move_mw", request.move_mw, self.n_global, nonneg=True), dtype=float)
+            center = np.asarray(vector("center_mw", request.center_mw, self.n_global, limit=MAX_BOUNDARY_MW),
+                                dtype=float)
+            move = np.asarray(vector("move_mw", request.move_mw, self.n_global, nonneg=True, limit=MAX_BOUNDARY_MW),
+                              dtype=float)
             others = convert.others_from_proto(request.others, self.n_global)
             with self.lock:
+                self._model()
+                self._layout(others)
                 return convert.proposal_to_proto(self._model().optimize(others, center, move))
 
         return idempotent(self.ledger, context, "Optimize", request, common_pb2.OptimizeResponse, run)
 
     def Respond(self, request: common_pb2.RespondRequest, context: Ctx) -> common_pb2.BoundaryResponse:
         def run() -> common_pb2.BoundaryResponse:
-            price = self._boundary("price_usd_per_mwh", request.price_usd_per_mwh)
+            price = self._boundary("price_usd_per_mwh", request.price_usd_per_mwh, MAX_PRICE_USD_PER_MWH)
             with self.lock:
                 return convert.boundary_step_to_proto(self._model().respond(self._shaped(price)))
 
@@ -84,7 +108,8 @@ class SubspaceService:
     def Prox(self, request: common_pb2.ProxRequest, context: Ctx) -> common_pb2.BoundaryResponse:
         def run() -> common_pb2.BoundaryResponse:
             target = self._boundary("target_mw", request.target_mw)
-            rho = scalar("rho_usd_per_mw2", request.rho_usd_per_mw2, positive=True)
+            rho = scalar("rho_usd_per_mw2", request.rho_usd_per_mw2, positive=True, lower=RHO_RANGE_USD_PER_MW2[0],
+                         upper=RHO_RANGE_USD_PER_MW2[1])
             with self.lock:
                 return convert.boundary_step_to_proto(self._model().prox(self._shaped(target), rho))
 

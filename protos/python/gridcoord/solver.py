@@ -5,6 +5,11 @@ problems and ends AlmostSolved (cvxpy: optimal_inaccurate), with feasibility res
 status is never accepted as a result. The first attempt asks for a 1e-7 gap (1e-7 of a ~1e3 $
 objective is < 0.001 $); if it still stalls, one more attempt with a 1e-6 gap and equilibration off
 (measured: 1 stall in 72 random-price DSO solves with either setting alone, none with both).
+
+Every solve starts cold (``warm_start=False``): with warm starts cvxpy reuses the solver's state, and
+the answer at a point then depends (at ~1e-6 $) on which points were solved before. Cold solves make an
+operator a pure function of its inputs, so a restarted service or Ray actor and a resumed orchestrator
+reproduce an undisturbed run exactly (tests/test_fault_tolerance.py).
 """
 
 from __future__ import annotations
@@ -26,7 +31,7 @@ def solve_problem(problem: cp.Problem, solver: str) -> str:
     for options in ATTEMPTS.get(solver, ({},)):
         with warnings.catch_warnings():  # the status is checked here; cvxpy's "may be inaccurate" is noise
             warnings.filterwarnings("ignore", message="Solution may be inaccurate", category=UserWarning)
-            problem.solve(solver=solver, **options)
+            problem.solve(solver=solver, warm_start=False, **options)
         if problem.status != cp.OPTIMAL_INACCURATE:
             break
     return str(problem.status)

@@ -62,16 +62,32 @@ class DispatchRequest(_message.Message):
     def __init__(self, key: _Optional[_Union[_common_pb2.RunKey, _Mapping]] = ..., p_ch_mw: _Optional[_Iterable[float]] = ..., p_dis_mw: _Optional[_Iterable[float]] = ..., dlmp_usd_per_mwh: _Optional[_Iterable[float]] = ..., alloc_share: _Optional[_Iterable[float]] = ...) -> None: ...
 
 class DispatchResponse(_message.Message):
-    __slots__ = ("n_evs", "unmet_mwh", "max_unmet_kwh", "station_p_mw")
+    __slots__ = ("n_evs", "unmet_mwh", "max_unmet_kwh", "station_p_mw", "evs", "outside_window_kwh")
     N_EVS_FIELD_NUMBER: _ClassVar[int]
     UNMET_MWH_FIELD_NUMBER: _ClassVar[int]
     MAX_UNMET_KWH_FIELD_NUMBER: _ClassVar[int]
     STATION_P_MW_FIELD_NUMBER: _ClassVar[int]
+    EVS_FIELD_NUMBER: _ClassVar[int]
+    OUTSIDE_WINDOW_KWH_FIELD_NUMBER: _ClassVar[int]
     n_evs: int
     unmet_mwh: float
     max_unmet_kwh: float
     station_p_mw: _containers.RepeatedScalarFieldContainer[float]
-    def __init__(self, n_evs: _Optional[int] = ..., unmet_mwh: _Optional[float] = ..., max_unmet_kwh: _Optional[float] = ..., station_p_mw: _Optional[_Iterable[float]] = ...) -> None: ...
+    evs: _containers.RepeatedCompositeFieldContainer[EvOutcome]
+    outside_window_kwh: float
+    def __init__(self, n_evs: _Optional[int] = ..., unmet_mwh: _Optional[float] = ..., max_unmet_kwh: _Optional[float] = ..., station_p_mw: _Optional[_Iterable[float]] = ..., evs: _Optional[_Iterable[_Union[EvOutcome, _Mapping]]] = ..., outside_window_kwh: _Optional[float] = ...) -> None: ...
+
+class EvOutcome(_message.Message):
+    __slots__ = ("ev_id", "station", "need_kwh", "delivered_kwh")
+    EV_ID_FIELD_NUMBER: _ClassVar[int]
+    STATION_FIELD_NUMBER: _ClassVar[int]
+    NEED_KWH_FIELD_NUMBER: _ClassVar[int]
+    DELIVERED_KWH_FIELD_NUMBER: _ClassVar[int]
+    ev_id: str
+    station: str
+    need_kwh: float
+    delivered_kwh: float
+    def __init__(self, ev_id: _Optional[str] = ..., station: _Optional[str] = ..., need_kwh: _Optional[float] = ..., delivered_kwh: _Optional[float] = ...) -> None: ...
 
 class ReservationRequest(_message.Message):
     __slots__ = ("ev_id", "arrival_h", "departure_h", "energy_need_kwh", "capacity_kwh", "soc_arrival_kwh", "p_charge_kw", "p_discharge_kw", "efficiency", "station")
@@ -98,9 +114,43 @@ class ReservationRequest(_message.Message):
     def __init__(self, ev_id: _Optional[str] = ..., arrival_h: _Optional[float] = ..., departure_h: _Optional[float] = ..., energy_need_kwh: _Optional[float] = ..., capacity_kwh: _Optional[float] = ..., soc_arrival_kwh: _Optional[float] = ..., p_charge_kw: _Optional[float] = ..., p_discharge_kw: _Optional[float] = ..., efficiency: _Optional[float] = ..., station: _Optional[str] = ...) -> None: ...
 
 class ReservationResponse(_message.Message):
-    __slots__ = ("accepted", "reason")
+    __slots__ = ("accepted", "reason", "replay", "reason_code")
     ACCEPTED_FIELD_NUMBER: _ClassVar[int]
     REASON_FIELD_NUMBER: _ClassVar[int]
+    REPLAY_FIELD_NUMBER: _ClassVar[int]
+    REASON_CODE_FIELD_NUMBER: _ClassVar[int]
     accepted: bool
     reason: str
-    def __init__(self, accepted: _Optional[bool] = ..., reason: _Optional[str] = ...) -> None: ...
+    replay: bool
+    reason_code: str
+    def __init__(self, accepted: _Optional[bool] = ..., reason: _Optional[str] = ..., replay: _Optional[bool] = ..., reason_code: _Optional[str] = ...) -> None: ...
+
+class ListReservationsRequest(_message.Message):
+    __slots__ = ("key",)
+    KEY_FIELD_NUMBER: _ClassVar[int]
+    key: _common_pb2.RunKey
+    def __init__(self, key: _Optional[_Union[_common_pb2.RunKey, _Mapping]] = ...) -> None: ...
+
+class ReservationList(_message.Message):
+    __slots__ = ("evs", "closed", "preloaded")
+    EVS_FIELD_NUMBER: _ClassVar[int]
+    CLOSED_FIELD_NUMBER: _ClassVar[int]
+    PRELOADED_FIELD_NUMBER: _ClassVar[int]
+    evs: _containers.RepeatedCompositeFieldContainer[BookedEv]
+    closed: bool
+    preloaded: int
+    def __init__(self, evs: _Optional[_Iterable[_Union[BookedEv, _Mapping]]] = ..., closed: _Optional[bool] = ..., preloaded: _Optional[int] = ...) -> None: ...
+
+class BookedEv(_message.Message):
+    __slots__ = ("ev_id", "station", "arrival_h", "departure_h", "energy_need_kwh")
+    EV_ID_FIELD_NUMBER: _ClassVar[int]
+    STATION_FIELD_NUMBER: _ClassVar[int]
+    ARRIVAL_H_FIELD_NUMBER: _ClassVar[int]
+    DEPARTURE_H_FIELD_NUMBER: _ClassVar[int]
+    ENERGY_NEED_KWH_FIELD_NUMBER: _ClassVar[int]
+    ev_id: str
+    station: str
+    arrival_h: float
+    departure_h: float
+    energy_need_kwh: float
+    def __init__(self, ev_id: _Optional[str] = ..., station: _Optional[str] = ..., arrival_h: _Optional[float] = ..., departure_h: _Optional[float] = ..., energy_need_kwh: _Optional[float] = ...) -> None: ...

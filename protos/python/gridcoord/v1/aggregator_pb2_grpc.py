@@ -55,6 +55,11 @@ class AggregatorServiceStub:
                 request_serializer=gridcoord_dot_v1_dot_aggregator__pb2.ReservationRequest.SerializeToString,
                 response_deserializer=gridcoord_dot_v1_dot_aggregator__pb2.ReservationResponse.FromString,
                 _registered_method=True)
+        self.ListReservations = channel.unary_unary(
+                '/gridcoord.v1.AggregatorService/ListReservations',
+                request_serializer=gridcoord_dot_v1_dot_aggregator__pb2.ListReservationsRequest.SerializeToString,
+                response_deserializer=gridcoord_dot_v1_dot_aggregator__pb2.ReservationList.FromString,
+                _registered_method=True)
 
 
 class AggregatorServiceServicer:
@@ -80,7 +85,15 @@ class AggregatorServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def Reserve(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """a retry of an accepted request is a replay
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListReservations(self, request, context):
+        """the book, for audits
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
@@ -107,6 +120,11 @@ def add_AggregatorServiceServicer_to_server(servicer, server):
                     servicer.Reserve,
                     request_deserializer=gridcoord_dot_v1_dot_aggregator__pb2.ReservationRequest.FromString,
                     response_serializer=gridcoord_dot_v1_dot_aggregator__pb2.ReservationResponse.SerializeToString,
+            ),
+            'ListReservations': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListReservations,
+                    request_deserializer=gridcoord_dot_v1_dot_aggregator__pb2.ListReservationsRequest.FromString,
+                    response_serializer=gridcoord_dot_v1_dot_aggregator__pb2.ReservationList.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -217,6 +235,33 @@ class AggregatorService:
             '/gridcoord.v1.AggregatorService/Reserve',
             gridcoord_dot_v1_dot_aggregator__pb2.ReservationRequest.SerializeToString,
             gridcoord_dot_v1_dot_aggregator__pb2.ReservationResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListReservations(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/gridcoord.v1.AggregatorService/ListReservations',
+            gridcoord_dot_v1_dot_aggregator__pb2.ListReservationsRequest.SerializeToString,
+            gridcoord_dot_v1_dot_aggregator__pb2.ReservationList.FromString,
             options,
             channel_credentials,
             insecure,

@@ -1,0 +1,51 @@
+"""The CSSO loop's plumbing: what a subspace is sent, and that it is exact."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from orchestrator.csso.loop import _restricted_others
+from orchestrator.csso.power import Layout
+from orchestrator.csso.surrogate import SurrogateWeights
+
+RNG = np.random.default_rng(7)
+
+
+def _weights(n: int, hidden: int = 5) -> SurrogateWeights:
+    return SurrogateWeights(w=RNG.normal(size=(hidden, n)), b=RNG.normal(size=hidden), v=RNG.uniform(0, 1, hidden),
+                            a=RNG.normal(size=n), c=float(RNG.normal()))
+
+
+def test_restrict_is_the_same_function_of_the_kept_inputs() -> None:
+    n = 12
+    w = _weights(n)
+    keep = np.zeros(n, dtype=bool)
+    keep[[2, 3, 7]] = True
+    fixed = RNG.normal(size=n)
+    r = w.restrict(keep, fixed)
+    assert r.w.shape == (5, 3) and r.a.shape == (3,)
+    for _ in range(20):
+        x = fixed.copy()
+        x[keep] = RNG.normal(size=3) * 10
+        assert np.isclose(r.value(x[keep]), w.value(x), rtol=0, atol=1e-9)
+        assert np.allclose(r.gradient(x[keep]), w.gradient(x)[keep], atol=1e-9)
+
+
+def test_a_dso_receives_only_the_tso_model_of_its_own_import() -> None:
+    """Subspace 0 (TSO) sees all of x; DSO k sees its T entries: the DSO gets one T-input model whatever NN."""
+    for n_dso in (3, 32):
+        layout = Layout(n_dso, 24)
+        indices = layout.indices()
+        weights = [_weights(i.size) for i in indices]
+        center = RNG.normal(size=layout.n)
+        for k in range(1, n_dso + 1):
+            others = _restricted_others(indices, weights, k, center)
+            assert len(others) == 1
+            idx, w = others[0]
+            assert np.array_equal(idx, indices[k]) and w.w.shape == (5, 24)
+            x = center.copy()
+            x[idx] += RNG.normal(size=24)
+            assert np.isclose(w.value(x[idx]), weights[0].value(x), atol=1e-8)
+        tso_view = _restricted_others(indices, weights, 0, center)
+        assert len(tso_view) == n_dso
+        assert all(w is weights[j + 1] for j, (_, w) in enumerate(tso_view))  # unrestricted: it moves everything
