@@ -157,7 +157,7 @@ def bench_scale(feeders: tuple[int, ...] = (4, 16, 32), strategies: tuple[str, .
             print(f"  NN={nn} {strategy}: done in {wall:.0f} s", file=sys.stderr, flush=True)
     lines = [f"gridcoord bench --scale — ieee118-NNx33, executor {executor} (one process per run), AC check off",
              "rounds: coordination rounds to the strategy's own stop + 1 reporting round; r@0.1%: rounds until "
-             "the objective is within 0.1 % of centralized",
+             f"the objective is within 0.1 % of centralized at a boundary residual <= {CONSISTENT_MW} MW",
              f"{'NN':>3} {'strategy':<12} {'objective $':>14} {'gap':>9} {'rounds':>6} {'r@0.1%':>6} {'solves':>7} "
              f"{'wall s':>8} {'peak MB':>8}"]
     for r in rows:
@@ -174,8 +174,13 @@ def bench_scale(feeders: tuple[int, ...] = (4, 16, 32), strategies: tuple[str, .
     return "\n".join(lines)
 
 
+#: a round counts as "within the gap" only at a consistent boundary: ADMM's early iterates have a good
+#: objective at a boundary the operators disagree on (residual ~20 MW), which no one could dispatch
+CONSISTENT_MW = 0.1
+
+
 def _rounds_to_gap(convergence_csv: Path, ref: float | None, gap: float) -> int | str:
-    """First round whose objective is within ``gap`` of ``ref`` ('-' for a one-shot strategy, '>N' if never)."""
+    """First round within ``gap`` of ``ref`` with a primal residual <= CONSISTENT_MW ('-': one-shot, '>N': never)."""
     import csv
 
     if ref is None or not convergence_csv.is_file():
@@ -183,7 +188,7 @@ def _rounds_to_gap(convergence_csv: Path, ref: float | None, gap: float) -> int 
     with convergence_csv.open() as fh:
         rows = list(csv.DictReader(fh))
     for row in rows:
-        if (float(row["objective_usd"]) - ref) / abs(ref) <= gap:
+        if (float(row["objective_usd"]) - ref) / abs(ref) <= gap and float(row["primal_residual_mw"]) <= CONSISTENT_MW:
             return int(float(row["round"]))
     return f">{len(rows)}"
 
