@@ -140,6 +140,17 @@ ACTOR_MAX_TASK_RETRIES = 5
 ACTOR_RECOVERY_S = 120.0
 
 
+#: custom node resource that pins an operator's subspace to a node: start the node with
+#: ``ray start ... --resources '{"gridcoord:dso1": 1}'`` and dso1's actor runs there (and only there)
+PIN_PREFIX = "gridcoord:"
+PIN_SHARE = 0.01  # what a pinned actor asks of that resource (several runs may share the node)
+
+
+def pinned_resources(names: Sequence[str], cluster_resources: dict[str, float]) -> dict[int, str]:
+    """Subspace index -> ``gridcoord:<name>`` for every subspace whose resource some node of the cluster offers."""
+    return {i: PIN_PREFIX + n for i, n in enumerate(names) if cluster_resources.get(PIN_PREFIX + n, 0.0) > 0}
+
+
 class RayExecutor:
     """One Ray actor per subspace, created once; each round fans out and gathers (one ``ray.get`` each).
 
@@ -147,7 +158,8 @@ class RayExecutor:
     ``Shared(i)`` stands for ``shared[i]``.
     """
 
-    def __init__(self, factories: Sequence[Factory], shared: Sequence[Any] = (), address: str | None = None) -> None:
+    def __init__(self, factories: Sequence[Factory], shared: Sequence[Any] = (), address: str | None = None,
+                 names: Sequence[str] | None = None) -> None:
         import ray
 
         self.started = ensure_ray(address)
@@ -160,14 +172,17 @@ class RayExecutor:
         # __init__; max_task_retries: its pending calls are re-sent, which is safe as they are pure.
         per_node = [float(n["Resources"].get("CPU", 0.0)) for n in ray.nodes() if n.get("Alive")]
         smallest = min([c for c in per_node if c > 0] or [1.0])
-        host = _remote_host().options(num_cpus=min(1.0, smallest / max(1, len(factories))),
-                                      scheduling_strategy="SPREAD", max_restarts=ACTOR_MAX_RESTARTS,
-                                      max_task_retries=ACTOR_MAX_TASK_RETRIES)
+        opts = {"num_cpus": min(1.0, smallest / max(1, len(factories))), "scheduling_strategy": "SPREAD",
+                "max_restarts": ACTOR_MAX_RESTARTS, "max_task_retries": ACTOR_MAX_TASK_RETRIES}
+        #: subspace index -> the node resource that pins it (operators that must run on a given node)
+        self.pins = pinned_resources(names or [], ray.cluster_resources())
 
         def resolve(a: Any) -> Any:
             return refs[a.index] if isinstance(a, Shared) else a
 
-        self.actors = [host.remote(f, *[resolve(a) for a in args]) for f, args in factories]
+        host = _remote_host()
+        self.actors = [host.options(**opts, **({"resources": {self.pins[i]: PIN_SHARE}} if i in self.pins else {}))
+                       .remote(f, *[resolve(a) for a in args]) for i, (f, args) in enumerate(factories)]
         #: node id of each subspace's actor, in subspace order (which subspace ran where)
         self.placement = list(ray.get([a.node_id.remote() for a in self.actors]))
         self.nodes = sorted(set(self.placement))
@@ -232,10 +247,11 @@ class Shared:
 
 
 def make_executor(kind: str, factories: Sequence[Factory], shared: Sequence[Any] = (),
-                  address: str | None = None) -> SerialExecutor | RayExecutor:
-    """``kind`` = "ray" or "serial"; serial resolves ``Shared`` placeholders in-process."""
+                  address: str | None = None, names: Sequence[str] | None = None) -> SerialExecutor | RayExecutor:
+    """``kind`` = "ray" or "serial"; serial resolves ``Shared`` placeholders in-process. ``names``: the
+    subspaces' operator ids (Ray pins a subspace to a node that offers the ``gridcoord:<id>`` resource)."""
     if kind == "ray":
-        return RayExecutor(factories, shared, address)
+        return RayExecutor(factories, shared, address, names)
     if kind == "serial":
         resolved = [(f, tuple(shared[a.index] if isinstance(a, Shared) else a for a in args))
                     for f, args in factories]

@@ -1,5 +1,6 @@
 """A multi-node Ray cluster on one machine (ray.cluster_utils.Cluster, 2 nodes): a run spreads its
-subspace actors over both nodes and gives the same objective as the in-process run.
+subspace actors over both nodes, pins dso2 to the node that offers the ``gridcoord:dso2`` resource, and
+gives the same objective as the in-process run.
 
 Runs in a subprocess: the rest of the suite shares one single-node Ray in this process."""
 
@@ -19,7 +20,7 @@ from orchestrator.strategies import RunOptions, get_strategy
 from orchestrator.system import build_system
 
 cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 2})
-cluster.add_node(num_cpus=2)
+worker = cluster.add_node(num_cpus=2, resources={"gridcoord:dso2": 1})  # dso2 must run on this node
 cluster.wait_for_nodes()
 ray.init(address=cluster.address, include_dashboard=False, log_to_driver=False)
 system = build_system("ieee30-3x33")
@@ -27,7 +28,7 @@ extra = {"admm_max_rounds": 2}
 res = get_strategy("admm").run(system, RunOptions(progress=False, extra={**extra, "executor": "ray"},
                                                   ray_address=cluster.address))
 ref = get_strategy("admm").run(system, RunOptions(progress=False, extra={**extra, "executor": "serial"}))
-print(json.dumps({"nodes": res.nodes, "placement": res.placement,
+print(json.dumps({"nodes": res.nodes, "placement": res.placement, "worker": worker.node_id,
                   "j": summarize(system, res, ac=False)["objective_usd"],
                   "j_ref": summarize(system, ref, ac=False)["objective_usd"],
                   "cluster_nodes": len([n for n in ray.nodes() if n["Alive"]])}))
@@ -44,4 +45,5 @@ def test_two_node_cluster_run() -> None:
     assert len(out["nodes"]) >= 2, out
     assert set(out["placement"]) == {"tso", "dso1", "dso2", "dso3"}
     assert set(out["placement"].values()) == set(out["nodes"])
+    assert out["placement"]["dso2"] == out["worker"]  # pinned by the node's gridcoord:dso2 resource
     assert abs(out["j"] - out["j_ref"]) <= 1e-6 * abs(out["j_ref"]), out

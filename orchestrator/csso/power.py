@@ -61,7 +61,7 @@ def executor_for(system: System, options: RunOptions) -> tuple[SerialExecutor | 
     else:
         facs, shared, layout = factories(system, options.solver)
     kind = str(options.extra.get("executor", "ray"))
-    executor = make_executor(kind, facs, shared, options.ray_address)
+    executor = make_executor(kind, facs, shared, options.ray_address, names=["tso", *system.feeder_ids])
     checkpoint, on_round = options.extra.get("checkpoint"), options.extra.get("on_round")
     if checkpoint is not None or on_round is not None:
         from orchestrator.checkpoint import CheckpointedExecutor
