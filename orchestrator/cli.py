@@ -28,6 +28,8 @@ def _given(argv: Sequence[str], flag: str) -> bool:
 
 
 def _same(dest: str, a: object, b: object) -> bool:
+    if dest == "case" and a is not None and Path(str(a)).is_file():  # a case file: compare the files
+        return b is not None and Path(str(a)).resolve() == Path(str(b)).resolve()
     if dest in ("out", "services", "tls_dir") and a is not None and b is not None:
         return Path(str(a)).resolve() == Path(str(b)).resolve()
     return a == b
@@ -115,7 +117,9 @@ def _cmd_run(args: argparse.Namespace) -> int:
     if strategy.name in DISTRIBUTED:  # every round is committed to OUT/checkpoint.sqlite (--resume OUT)
         if checkpoint is None:
             checkpoint = Checkpoint.create(out, {
-                "case": args.case, "strategy": strategy.name, "executor": args.executor, "solver": args.solver,
+                # a case file by its absolute path, so that --resume works from any directory
+                "case": str(Path(args.case).resolve()) if Path(args.case).is_file() else args.case,
+                "strategy": strategy.name, "executor": args.executor, "solver": args.solver,
                 "services_file": str(Path(args.services).resolve()) if args.services else None,
                 "tls_dir": str(Path(args.tls_dir).resolve()) if getattr(args, "tls_dir", None) else None,
                 "insecure": bool(getattr(args, "insecure", False)), "no_ac_check": bool(args.no_ac_check),

@@ -135,6 +135,23 @@ def test_resume_refuses_conflicting_flags_and_finished_runs(tmp_path: Path,
     assert "already complete" in capsys.readouterr().out
 
 
+def test_resume_compares_case_files_by_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                            capsys: pytest.CaptureFixture[str]) -> None:
+    """A case file is recorded by its absolute path: the same file named relatively is not a conflict."""
+    case_file = tmp_path / "my-case.yaml"
+    case_file.write_text((ROOT / "orchestrator" / "cases" / f"{CASE}.yaml").read_text())
+    run = tmp_path / "run"
+    ck = Checkpoint.create(run, {"case": str(case_file.resolve()), "strategy": "csso", "executor": "serial",
+                                 "run_id": "r", "finished": True})
+    ck.record(1, "d", [[1]], 0.1)
+    monkeypatch.chdir(tmp_path)
+    assert main(["run", "--resume", str(run), "--case", "my-case.yaml"]) == 0
+    assert "already complete" in capsys.readouterr().out
+    (tmp_path / "other.yaml").write_text(case_file.read_text())
+    assert main(["run", "--resume", str(run), "--case", "other.yaml"]) == 2
+    assert "--case 'other.yaml' conflicts" in capsys.readouterr().err
+
+
 # --------------------------------------------------------------------------------------------------
 # the orchestrator dies: SIGKILL the CLI once the checkpoint holds 2 rounds, resume
 
