@@ -11,6 +11,10 @@ Thread-safe: one lock serialises decisions, so concurrent submits never over-boo
 were built from it). A resubmission of an accepted reservation with the same data is a replay (a client
 retry): answered accepted again, booked once.
 
+Durability: with a :class:`~aggregator.journal.ReservationJournal` every accepted reservation and the
+closing of the book are on disk before the answer, and :meth:`ReservationBook.restore` rebuilds the book
+after a restart (the journal was written by this same book, so its EVs are booked without re-checking).
+
 Speed: each station keeps one feasible net-power profile of its accepted EVs. A new EV that fits in the
 headroom left by that profile (charging as early as possible in its window) is accepted without an LP,
 which proves feasibility by construction; only when it does not fit is the exact LP over all of the
@@ -28,6 +32,7 @@ import numpy as np
 
 from aggregator.fleet import EV, FleetError, Station, plug_in_window, validate_fleet
 from aggregator.flex import FleetFlexibility, exact_flexibility, inner_flexibility, period_map_matrix
+from aggregator.journal import ReservationJournal
 from aggregator.schedule import SolveError, build_price_response, solve_price_response
 
 
@@ -83,7 +88,9 @@ class ReservationBook:
         self._profile_kw: dict[str, np.ndarray | None] = {s.station_id: None for s in stations}
         self._closed: tuple[EV, ...] | None = None
         self.n_preloaded = 0
+        self.n_restored = 0
         self.lp_solves = 0
+        self.journal: ReservationJournal | None = None
 
     def _window_mask(self, ev: EV) -> np.ndarray:
         start, dwell = plug_in_window(np.array([ev.arrival_h]), np.array([ev.departure_h]), self.dt_h,
@@ -158,6 +165,8 @@ class ReservationBook:
                 if not self._station_feasible([*same, ev], station):
                     return Refused(ev.ev_id, f"station '{ev.station}' full: p_max_kw={station.p_max_kw:g} cannot "
                                              f"serve the accepted EVs plus this one in their windows", "station_power")
+            if self.journal is not None:  # on disk before it is confirmed (a failure here refuses nothing silently)
+                self.journal.append(ev)
             self._evs[ev.ev_id] = ev
             occ[mask] += 1
             return Accepted(ev.ev_id)
@@ -166,6 +175,8 @@ class ReservationBook:
         """Stop taking reservations and return the fleet, atomically with respect to ``submit`` (idempotent)."""
         with self._lock:
             if self._closed is None:
+                if self.journal is not None:
+                    self.journal.close_book()
                 self._closed = tuple(self._evs.values())
             return self._closed
 
@@ -185,6 +196,18 @@ class ReservationBook:
                 self._occupancy[ev.station][self._window_mask(ev)] += 1
                 self._profile_kw[ev.station] = None  # the preloaded EVs were not checked: the next one runs the LP
             self.n_preloaded += len(evs)
+
+    def restore(self, journal: ReservationJournal) -> None:
+        """Attach ``journal`` (call after ``preload``): book the reservations it holds, close the book if it was
+        closed; every later acceptance and the closing are written to it."""
+        evs = journal.accepted()
+        if evs:
+            self.preload(evs)
+            self.n_preloaded -= len(evs)
+            self.n_restored = len(evs)
+        self.journal = journal
+        if journal.closed:
+            self.close()
 
     def fleet(self) -> tuple[EV, ...]:
         """Accepted EVs, in acceptance order."""

@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Sequence
+from pathlib import Path
 
 import grpc
 import numpy as np
 
 from aggregator.fleet import EV, Station, plug_in_window
 from aggregator.flex import FleetFlexibility, disaggregate_spatial, inner_flexibility
+from aggregator.journal import ReservationJournal
 from aggregator.reservations import Accepted, Replayed, ReservationBook
 from gridcoord import convert
 from gridcoord.rpc import Ctx, InvalidArgument, RoundLedger, handle, idempotent, vector
@@ -28,12 +30,14 @@ class AggregatorServicer(aggregator_pb2_grpc.AggregatorServiceServicer):
     """Holds the fleet of one feeder's stations. Reservations add EVs until the envelopes are first sent."""
 
     def __init__(self, operator_id: str, fleet: Sequence[EV], stations: Sequence[Station], dt_h: float,
-                 n_periods: int) -> None:
+                 n_periods: int, journal_path: str | Path | None = None) -> None:
         self.operator_id = operator_id
         self.stations = tuple(stations)
         self.dt_h, self.n_periods = dt_h, n_periods
         self.book = ReservationBook(self.stations, dt_h, n_periods)
         self.book.preload(fleet)
+        if journal_path is not None:  # durable: a restarted service holds what it confirmed before
+            self.book.restore(ReservationJournal(journal_path, operator_id, fleet))
         self.ledger = RoundLedger()
         self.lock = threading.Lock()
         self._fleet: tuple[EV, ...] | None = None

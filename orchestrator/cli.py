@@ -153,7 +153,8 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     return serve_forever(ServeOptions(case=args.case, role=args.role, operator_id=args.id, port=args.port,
                                       host=args.host, services_file=args.services, reflection=args.reflection,
                                       ac_check=not args.no_ac_check, solver=args.solver, tls_dir=args.tls_dir,
-                                      insecure=args.insecure, security_log=args.security_log))
+                                      insecure=args.insecure, security_log=args.security_log,
+                                      state_dir=args.state_dir))
 
 
 def _cmd_certs(args: argparse.Namespace) -> int:
@@ -286,6 +287,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="plaintext gRPC, no authentication or authorization (local development only)")
     serve.add_argument("--security-log", default=None,
                        help="JSON-lines log of refused calls (default: security-ID.jsonl in the working directory)")
+    serve.add_argument("--state-dir", default=None,
+                       help="aggregator: keep the reservation book in DIR/ID.reservations.sqlite, so a restarted "
+                            "service holds every reservation it confirmed")
     serve.set_defaults(func=_cmd_serve)
 
     certs = sub.add_parser("certs", help="create a trial CA and a key + certificate per operator and orchestrator")

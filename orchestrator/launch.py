@@ -67,6 +67,8 @@ class LocalDeployment:
                "--port", str(self.ports[oid]), "--services", str(self.services_file), *self.extra_args]
         cmd += (["--insecure"] if self.insecure else
                 ["--tls-dir", str(self.tls_dir), "--security-log", str(self.workdir / f"security-{oid}.jsonl")])
+        if role == "aggregator":  # its reservation book survives a restart (``restart(oid)``)
+            cmd += ["--state-dir", str(self.workdir / "state")]
         return cmd + (["--no-ac-check"] if not self.ac_check and role == "dso" else [])
 
     def start(self, only: str | None = None) -> None:

@@ -13,6 +13,7 @@ import threading
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -71,6 +72,8 @@ class ServeOptions:
     insecure: bool = False
     #: security-event log (JSON lines, one per refused call); default ``security-ID.jsonl`` in the working dir
     security_log: str | None = None
+    #: aggregator: keep the reservation book in ``state_dir/ID.reservations.sqlite`` (survives a restart)
+    state_dir: str | None = None
 
     def transport(self) -> TlsIdentity | None:
         """This operator's TLS identity, or None for an explicit plaintext server; refuses neither/both."""
@@ -197,7 +200,8 @@ def start_operator(opts: ServeOptions) -> Served:
 
     feeder_id = opts.operator_id.removeprefix("agg-")
     fleet, stations = operator_aggregator(spec, feeder_id)
-    agg_servicer = AggregatorServicer(opts.operator_id, fleet, stations, dt, T)
+    journal = None if opts.state_dir is None else Path(opts.state_dir) / f"{opts.operator_id}.reservations.sqlite"
+    agg_servicer = AggregatorServicer(opts.operator_id, fleet, stations, dt, T, journal_path=journal)
     served = start_server([agg_servicer.register], [AGG_SERVICE], address, reflection=opts.reflection, **secure)
     served.set_serving(True)
     return served

@@ -62,3 +62,50 @@ def test_station_power_limit_and_concurrency() -> None:
     refused = [r for r in results if isinstance(r, Refused)]
     assert len(accepted) == 3 and len(book.fleet()) == 3
     assert all("p_max_kw=22 cannot serve" in r.reason for r in refused)
+
+
+def test_journal_keeps_confirmed_reservations_across_a_restart(tmp_path) -> None:
+    """What a book confirmed is on disk: a new book (a restarted service) holds it, replays retries of it,
+    and a closed book stays closed with the same fleet; a journal of another aggregator is refused."""
+    import pytest
+
+    from aggregator.fleet import FleetError
+    from aggregator.journal import ReservationJournal
+
+    fleet = [_ev(100, arr=8, dep=17, e=4.0)]  # the case's own EVs (preloaded)
+    path = tmp_path / "agg.reservations.sqlite"
+
+    def book() -> ReservationBook:
+        b = ReservationBook(STATIONS, plugs={"cs-a": 2})
+        b.preload(fleet)
+        b.restore(ReservationJournal(path, "agg-x", fleet))
+        return b
+
+    first = book()
+    assert first.submit(_ev(1)) == Accepted("r-1")
+    assert first.submit(_ev(2, st="cs-a", e=5.0)) == Accepted("r-2")
+    assert first.submit(_ev(3, st="cs-a", e=5.0, arr=20.0, dep=6.0)) == Accepted("r-3")
+    full = first.submit(_ev(4, st="cs-a", e=5.0, arr=19.0, dep=6.0))  # a third plug at cs-a: refused, not journaled
+    assert isinstance(full, Refused) and full.code == "station_plugs"
+    booked = [e.ev_id for e in first.fleet()]
+    first.journal.shutdown()  # the process dies (nothing else is flushed)
+
+    second = book()  # restarted, book still open
+    assert [e.ev_id for e in second.fleet()] == booked == ["r-100", "r-1", "r-2", "r-3"]
+    assert second.n_restored == 3 and second.n_preloaded == 1
+    assert second.submit(_ev(1)) == Replayed("r-1")  # a client retry after the crash: booked once
+    assert second.submit(_ev(5, arr=9, dep=16, e=3.0)) == Accepted("r-5")
+    closed_fleet = second.close()
+    second.journal.shutdown()
+
+    third = book()  # restarted after the envelopes were sent: closed, same fleet, same envelopes
+    assert third.closed and third.fleet() == closed_fleet
+    assert isinstance(third.submit(_ev(6)), Refused)
+    for name in ("e_min_mwh", "e_max_mwh", "p_ch_max_mw", "start", "dwell"):
+        np.testing.assert_array_equal(getattr(third.flexibility(), name), getattr(second.flexibility(), name))
+    third.journal.shutdown()
+
+    with pytest.raises(FleetError, match="agg.reservations.sqlite: written for operator_id 'agg-x'"):
+        ReservationJournal(path, "agg-y", fleet)
+    with pytest.raises(FleetError, match="written for fleet"):
+        ReservationJournal(path, "agg-x", [_ev(101)])

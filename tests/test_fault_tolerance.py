@@ -261,6 +261,32 @@ def test_dso_that_never_comes_back_is_named(deployment: LocalDeployment, tmp_pat
         deployment.restart("dso3")
 
 
+def test_aggregator_restarted_keeps_its_book(deployment: LocalDeployment) -> None:
+    """An aggregator killed after its DSO took the envelopes comes back from its journal (--state-dir) with
+    the same book, still closed: its DSO disaggregates against the same fleet, and no reservation sneaks in."""
+    from gridcoord import convert
+    from gridcoord.tls import channel as tls_channel
+    from gridcoord.v1 import aggregator_pb2, aggregator_pb2_grpc
+
+    def listing(n: int) -> tuple[bool, list[str]]:
+        ch = tls_channel(deployment.services["agg-dso1"], deployment.client_tls, "agg-dso1")
+        try:
+            stub = aggregator_pb2_grpc.AggregatorServiceStub(ch)
+            book = stub.ListReservations(aggregator_pb2.ListReservationsRequest(key=convert.run_key("audit", n)),
+                                         timeout=30)
+            return book.closed, [e.ev_id for e in book.evs]
+        finally:
+            ch.close()
+
+    closed, evs = listing(1)
+    assert closed and len(evs) > 0  # dso1 built its model from the envelopes: the book is closed
+    pid_before = deployment.procs["agg-dso1"].pid
+    deployment.kill("agg-dso1")
+    deployment.restart("agg-dso1")
+    assert deployment.procs["agg-dso1"].pid != pid_before
+    assert listing(1) == (True, evs)  # a new process (empty ledger): same book, still closed
+
+
 # --------------------------------------------------------------------------------------------------
 # Ray: a subspace actor killed mid-run is restarted and rebuilt
 

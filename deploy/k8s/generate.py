@@ -38,6 +38,9 @@ SERVICES_PATH = f"{SERVICES_DIR}/services.yaml"
 #: has to be created inside the read-only ConfigMap volume
 TLS_DIR = "/etc/gridcoord-tls"
 SECURITY_DIR = "/var/lib/gridcoord/security"  # security-event logs (JSON lines)
+#: an aggregator's reservation journal (``--state-dir``): an emptyDir survives a crashed container, not a
+#: deleted pod; give it a PersistentVolumeClaim where reservations must outlive the pod
+STATE_DIR = "/var/lib/gridcoord/state"
 ORCHESTRATOR_ID = "orchestrator"
 RUNS_DIR = "/var/lib/gridcoord/runs"
 RAY_CLUSTER = "gridcoord-ray"
@@ -115,7 +118,8 @@ def _container_security() -> dict[str, object]:
 def serve_args(case: str, role: str, oid: str) -> list[str]:
     """Arguments after ``gridcoord`` for one operator (the image's ENTRYPOINT is ``gridcoord``)."""
     return ["serve", role, "--case", case, "--id", oid, "--port", str(PORT), "--host", "0.0.0.0",
-            "--services", SERVICES_PATH, "--tls-dir", TLS_DIR, "--security-log", f"{SECURITY_DIR}/{oid}.jsonl"]
+            "--services", SERVICES_PATH, "--tls-dir", TLS_DIR, "--security-log", f"{SECURITY_DIR}/{oid}.jsonl",
+            *(["--state-dir", STATE_DIR] if role == "aggregator" else [])]
 
 
 def tls_secret_name(oid: str) -> str:
@@ -180,10 +184,13 @@ def operator_objects(case: str, role: str, oid: str) -> list[dict[str, object]]:
                         "securityContext": _container_security(),
                         "volumeMounts": [{"name": "services", "mountPath": SERVICES_DIR, "readOnly": True},
                                          {"name": "tls", "mountPath": TLS_DIR, "readOnly": True},
-                                         {"name": "security", "mountPath": SECURITY_DIR}],
+                                         {"name": "security", "mountPath": SECURITY_DIR},
+                                         *([{"name": "state", "mountPath": STATE_DIR}] if role == "aggregator"
+                                           else [])],
                     }],
                     "volumes": [{"name": "services", "configMap": {"name": "gridcoord-services"}}, _tls_volume(oid),
-                                {"name": "security", "emptyDir": {}}],
+                                {"name": "security", "emptyDir": {}},
+                                *([{"name": "state", "emptyDir": {}}] if role == "aggregator" else [])],
                 },
             },
         },

@@ -1,0 +1,95 @@
+"""A durable reservation journal: accepted reservations survive a crash of the aggregator service.
+
+``ReservationBook`` writes every accepted EV (and the closing of the book when the envelopes are first
+sent) to this SQLite file before it answers, so a restarted ``gridcoord serve aggregator --state-dir DIR``
+holds exactly the reservations it had confirmed and, once closed, stays closed with the same fleet: the
+DSO it serves gets the same envelopes and disaggregation as before the crash. WAL mode with
+``synchronous=FULL``: an answered reservation is on disk.
+
+The journal names the aggregator and the fleet it was started with (a fingerprint of the preloaded EV
+ids); opening it for another aggregator or another fleet is refused with the file named, so a state
+directory cannot silently mix two trials.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import sqlite3
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+
+from aggregator.fleet import EV, FleetError
+
+FORMAT = 1
+
+
+def fleet_fingerprint(evs: Sequence[EV]) -> str:
+    """SHA-256 over the preloaded EVs' data (order included)."""
+    h = hashlib.sha256()
+    for ev in evs:
+        h.update(json.dumps(dataclasses.asdict(ev), sort_keys=True).encode() + b"\n")
+    return h.hexdigest()
+
+
+def _ev_from_json(text: str) -> EV:
+    data = json.loads(text)
+    data["alt_stations"] = tuple(data.get("alt_stations", ()))
+    return EV(**data)
+
+
+class ReservationJournal:
+    """Append-only record of one aggregator's accepted reservations and of the book's closing."""
+
+    def __init__(self, path: str | Path, operator_id: str, preloaded: Sequence[EV]) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.Lock()
+        try:
+            self._conn = sqlite3.connect(self.path, check_same_thread=False)
+            self._conn.execute("PRAGMA journal_mode=WAL")
+            self._conn.execute("PRAGMA synchronous=FULL")
+            with self._conn:
+                self._conn.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+                self._conn.execute("CREATE TABLE IF NOT EXISTS evs (seq INTEGER PRIMARY KEY AUTOINCREMENT, "
+                                   "ev_id TEXT NOT NULL UNIQUE, data TEXT NOT NULL)")
+            meta = dict(self._conn.execute("SELECT key, value FROM meta").fetchall())
+        except sqlite3.DatabaseError as exc:
+            raise FleetError(f"reservation journal {self.path}: not a readable SQLite file ({exc})") from None
+        want = {"format": str(FORMAT), "operator_id": operator_id, "fleet": fleet_fingerprint(preloaded)}
+        if not meta:
+            with self._conn:
+                self._conn.executemany("INSERT INTO meta VALUES (?, ?)", [*want.items(), ("closed", "0")])
+            return
+        for key, value in want.items():
+            if meta.get(key) != value:
+                raise FleetError(f"reservation journal {self.path}: written for {key} {meta.get(key)!r}, this "
+                                 f"aggregator has {value!r}; use another --state-dir or remove the file")
+
+    def accepted(self) -> list[EV]:
+        """The journaled reservations, in acceptance order."""
+        with self._lock:
+            rows = self._conn.execute("SELECT data FROM evs ORDER BY seq").fetchall()
+        return [_ev_from_json(r[0]) for r in rows]
+
+    @property
+    def closed(self) -> bool:
+        with self._lock:
+            row = self._conn.execute("SELECT value FROM meta WHERE key = 'closed'").fetchone()
+        return row is not None and row[0] == "1"
+
+    def append(self, ev: EV) -> None:
+        """Record an accepted reservation (committed before the caller answers)."""
+        with self._lock, self._conn:
+            self._conn.execute("INSERT INTO evs (ev_id, data) VALUES (?, ?)",
+                               (ev.ev_id, json.dumps(dataclasses.asdict(ev), sort_keys=True)))
+
+    def close_book(self) -> None:
+        with self._lock, self._conn:
+            self._conn.execute("UPDATE meta SET value = '1' WHERE key = 'closed'")
+
+    def shutdown(self) -> None:
+        with self._lock:
+            self._conn.close()
