@@ -51,7 +51,6 @@ class CssoOptions:
     radius0: float = 1.0  # initial trust radius, in units of ``scale``
     radius_min: float = 1e-3
     radius_max: float = 4.0
-    tol_x: float = 1e-2  # boundary change (inf-norm, units of scale)
     tol_f: float = 1e-4  # relative objective change
     tol_err: float = 1e-3  # relative surrogate error on the newest points
     hidden: int = 24
@@ -234,7 +233,7 @@ def run_csso(executor: Any, indices: Sequence[np.ndarray], x0: np.ndarray, lower
         if opt.target is not None and j_center <= opt.target:
             result.converged = True
             break
-        # a small accepted step with a small gain and an accurate model: converged. A round whose
+        # an accepted step that gained less than tol_f, with an accurate model: converged. A round whose
         # candidates were all rejected says nothing about convergence (dx = df = 0 trivially): the
         # radius shrank, try again (the model-stationarity test below, or radius_min, ends that).
         accepted = j_center < j_old

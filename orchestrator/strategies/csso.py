@@ -42,7 +42,7 @@ class Csso(Strategy):
                 speculate=bool(ex.get("csso_speculate", True)),
                 whole_proposals=bool(ex.get("csso_tso_proposal", False)),
                 refit_epochs=int(ex.get("csso_refit_epochs", 100)),
-                radius0=float(ex.get("csso_radius_mw", 0.5)), tol_x=0.01, tol_f=1e-5, tol_err=2e-3,
+                radius0=float(ex.get("csso_radius_mw", 0.5)), tol_f=1e-5, tol_err=2e-3,
                 seed=int(ex.get("seed", 0)),
                 target=None if (stop_gap is None or j_star is None) else j_star + float(stop_gap) * abs(j_star))
             rows: list[dict[str, float]] = []
