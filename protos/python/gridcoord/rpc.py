@@ -308,7 +308,8 @@ def _exchange(request: Message) -> str:
     return f"exchange {key.round} of run {key.run_id!r}"
 
 
-def _serving(channel: grpc.Channel, timeout_s: float) -> bool:
+def is_serving(channel: grpc.Channel, timeout_s: float) -> bool:
+    """One grpc.health.v1 Check over ``channel``: True when the server answers SERVING within ``timeout_s``."""
     try:
         reply = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(service=""),
                                                          timeout=max(0.05, timeout_s))
@@ -346,7 +347,7 @@ def _call_recovering(operator_id: str, method: str, fn: Callable[..., Resp], req
             while time.monotonic() < end:
                 time.sleep(min(delay, max(0.0, end - time.monotonic())))
                 delay = min(2.0 * delay, max_backoff_s)
-                if channel is None or _serving(channel, min(2.0, end - time.monotonic())):
+                if channel is None or is_serving(channel, min(2.0, end - time.monotonic())):
                     break
             continue
         _count(stats, request, response)
@@ -362,15 +363,10 @@ def wait_serving(address: str, deadline_s: float = 60.0,
     options = [("grpc.ssl_target_name_override", target_name)] if credentials and target_name else []
     channel = (grpc.secure_channel(address, credentials, options=options) if credentials
                else grpc.insecure_channel(address))
-    stub = health_pb2_grpc.HealthStub(channel)
     try:
         while time.monotonic() < end:
-            try:
-                reply = stub.Check(health_pb2.HealthCheckRequest(service=""), timeout=2.0)
-                if reply.status == health_pb2.HealthCheckResponse.SERVING:
-                    return
-            except grpc.RpcError:
-                pass
+            if is_serving(channel, 2.0):
+                return
             time.sleep(0.2)
     finally:
         channel.close()

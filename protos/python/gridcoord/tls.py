@@ -34,6 +34,8 @@ import grpc
 from cryptography import x509
 from cryptography.x509.oid import NameOID
 
+from gridcoord.rpc import is_serving
+
 log = logging.getLogger("gridcoord.security")
 
 ORCHESTRATOR = "orchestrator"  # the orchestrator's identity and role
@@ -332,14 +334,8 @@ class AuthorizationInterceptor(grpc.ServerInterceptor):
 
 def probe(address: str, tls: TlsIdentity | None, target_id: str, deadline_s: float = 4.0) -> bool:
     """True when the server at ``address`` answers SERVING on grpc.health.v1 over mTLS as ``tls.identity``."""
-    from grpc_health.v1 import health_pb2, health_pb2_grpc
-
     with channel(address, tls, target_id) as ch:
-        try:
-            reply = health_pb2_grpc.HealthStub(ch).Check(health_pb2.HealthCheckRequest(service=""), timeout=deadline_s)
-        except grpc.RpcError:
-            return False
-    return reply.status == health_pb2.HealthCheckResponse.SERVING
+        return is_serving(ch, deadline_s)
 
 
 def sole_identity(tls_dir: str) -> str:
