@@ -105,8 +105,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
         tls = TlsIdentity(args.tls_dir, "orchestrator") if args.tls_dir else None
         spec = load_case(args.case)
-        system: object = RemoteSystem(spec, load_services(args.services), run_id,
-                                      tls=tls, insecure=args.insecure, operator_timeout_s=args.operator_timeout)
+        system: object = RemoteSystem(spec, load_services(args.services), run_id, tls=tls, insecure=args.insecure,
+                                      operator_timeout_s=args.operator_timeout, resumed=checkpoint is not None)
     else:
         from orchestrator.system import build_system
 

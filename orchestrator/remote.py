@@ -21,7 +21,7 @@ import yaml
 
 from dso.report import FeederReport
 from gridcoord import convert
-from gridcoord.rpc import CallStats, call
+from gridcoord.rpc import CallStats, OperatorUnavailable, call, health_status
 from gridcoord.tls import TlsIdentity
 from gridcoord.tls import channel as tls_channel
 from gridcoord.v1 import common_pb2, dso_pb2, dso_pb2_grpc, tso_pb2, tso_pb2_grpc
@@ -72,29 +72,45 @@ class _Link:
     recovery_s: float | None = None
     #: the orchestrator's certificate (mTLS; the server must prove it is ``operator_id``); None: plaintext
     tls: TlsIdentity | None = None
+    #: the operator is known to exist (a resumed run: it answered this run before), so the recovery window
+    #: applies from the first call
+    known: bool = False
 
     def __post_init__(self) -> None:
         self.channel = tls_channel(self.address, self.tls, self.operator_id)
         self.stats = CallStats()
         self._counter = itertools.count(1)
-        #: the recovery window applies once the operator has answered this link: one that never did
-        #: (a wrong address, an operator not started) is reported at once, after the quick retries
-        self._reached = False
+        #: the recovery window applies once the operator has answered this link (or is ``known``): one that
+        #: never did and has nothing listening (a wrong address, an operator not started) is reported at once
+        self._reached = self.known
 
     def key(self) -> common_pb2.RunKey:
         """A fresh (run id, exchange number): a retry of one call reuses it, so it is never counted twice."""
         return convert.run_key(self.run_id, next(self._counter))
 
     def call(self, method: str, fn: Any, request: Any, idempotent_call: bool = True) -> Any:
-        answer = call(self.operator_id, method, fn, request, deadline_s=DEADLINE_S[method],
-                      idempotent_call=idempotent_call, stats=self.stats,
-                      recovery_s=self.recovery_s if self._reached else None, channel=self.channel)
+        def send(recovery_s: float | None) -> Any:
+            return call(self.operator_id, method, fn, request, deadline_s=DEADLINE_S[method],
+                        idempotent_call=idempotent_call, stats=self.stats, recovery_s=recovery_s,
+                        channel=self.channel)
+
+        if self._reached or self.recovery_s is None or not idempotent_call:
+            answer = send(self.recovery_s if self._reached else None)
+        else:
+            try:
+                answer = send(None)
+            except OperatorUnavailable:
+                # a server that answers grpc.health (NOT_SERVING: still building its model) is there: it
+                # gets the recovery window; nothing listening at the address is reported at once
+                if health_status(self.channel, 2.0) is None:
+                    raise
+                answer = send(self.recovery_s)
         self._reached = True
         return answer
 
     def __getstate__(self) -> dict[str, Any]:  # a link is rebuilt on the Ray worker, not pickled live
         return {"operator_id": self.operator_id, "address": self.address, "run_id": self.run_id,
-                "recovery_s": self.recovery_s, "tls": self.tls}
+                "recovery_s": self.recovery_s, "tls": self.tls, "known": self._reached}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__init__(**state)  # type: ignore[misc]
@@ -104,9 +120,9 @@ class _RemoteSubspace:
     """The coordination calls every subspace service answers; ``shape`` is the operator's boundary shape."""
 
     def __init__(self, operator_id: str, address: str, run_id: str, shape: tuple[int, ...], stub_cls: Any,
-                 recovery_s: float | None = None, tls: TlsIdentity | None = None) -> None:
+                 recovery_s: float | None = None, tls: TlsIdentity | None = None, known: bool = False) -> None:
         self.operator_id = operator_id
-        self.link = _Link(operator_id, address, run_id, recovery_s, tls)
+        self.link = _Link(operator_id, address, run_id, recovery_s, tls, known)
         self.stub = stub_cls(self.link.channel)
         self.shape = shape
 
@@ -140,9 +156,9 @@ class RemoteTso(_RemoteSubspace):
     """The TSO service as a subspace over the boundary P (K, T)."""
 
     def __init__(self, operator_id: str, address: str, run_id: str, n_dso: int, n_periods: int,
-                 recovery_s: float | None = None, tls: TlsIdentity | None = None) -> None:
+                 recovery_s: float | None = None, tls: TlsIdentity | None = None, known: bool = False) -> None:
         super().__init__(operator_id, address, run_id, (n_dso, n_periods), tso_pb2_grpc.TsoServiceStub, recovery_s,
-                         tls)
+                         tls, known)
 
     def dispatch(self, boundary: np.ndarray) -> TsoReport:
         req = tso_pb2.TsoReportRequest(key=self.link.key(), boundary_mw=np.ravel(boundary).tolist())
@@ -153,8 +169,9 @@ class RemoteDso(_RemoteSubspace):
     """A DSO service as a subspace over its import P_k (T,)."""
 
     def __init__(self, operator_id: str, address: str, run_id: str, n_periods: int,
-                 recovery_s: float | None = None, tls: TlsIdentity | None = None) -> None:
-        super().__init__(operator_id, address, run_id, (n_periods,), dso_pb2_grpc.DsoServiceStub, recovery_s, tls)
+                 recovery_s: float | None = None, tls: TlsIdentity | None = None, known: bool = False) -> None:
+        super().__init__(operator_id, address, run_id, (n_periods,), dso_pb2_grpc.DsoServiceStub, recovery_s, tls,
+                         known)
 
     def dispatch(self, boundary: np.ndarray) -> FeederReport:
         req = dso_pb2.DsoReportRequest(key=self.link.key(), boundary_mw=np.ravel(boundary).tolist())
@@ -179,7 +196,7 @@ class RemoteSystem:
 
     def __init__(self, spec: Any, services: dict[str, str], run_id: str,
                  operator_timeout_s: float | None = OPERATOR_TIMEOUT_S, *, tls: TlsIdentity | None = None,
-                 insecure: bool = False) -> None:
+                 insecure: bool = False, resumed: bool = False) -> None:
         if (tls is None) == (not insecure):
             raise ValueError("RemoteSystem: give tls=TlsIdentity(DIR, 'orchestrator') (mTLS) or insecure=True "
                              "(plaintext, local development), not both or neither")
@@ -189,6 +206,9 @@ class RemoteSystem:
         self.run_id = run_id
         #: recovery window of every coordination call [s]: an operator that dies may come back within it
         self.operator_timeout_s = operator_timeout_s
+        #: a resumed run: every operator answered this run before, so the window applies from the first call
+        #: (services restarted together with the orchestrator may still be starting)
+        self.resumed = resumed
         self.feeders = tuple(RemoteFeeder(f.feeder_id) for f in spec.feeders)
         require(services, "tso")
         for f in self.feeders:
@@ -212,14 +232,16 @@ class RemoteSystem:
         Each call starts a new coordination (a fresh run id), whose exchanges are numbered from 1."""
         k, t = len(self.feeders), self.n_periods
         run_id = f"{self.run_id}-{uuid.uuid4().hex[:8]}"
-        w = self.operator_timeout_s
+        w, known = self.operator_timeout_s, self.resumed
         facs: list[tuple[Any, tuple[Any, ...]]] = [(RemoteTso, ("tso", self.services["tso"], run_id, k, t, w,
-                                                                self.tls))]
-        facs += [(RemoteDso, (f.feeder_id, self.services[f.feeder_id], run_id, t, w, self.tls)) for f in self.feeders]
+                                                                self.tls, known))]
+        facs += [(RemoteDso, (f.feeder_id, self.services[f.feeder_id], run_id, t, w, self.tls, known))
+                 for f in self.feeders]
         return facs
 
     def forecast(self) -> np.ndarray:
         """The DSOs' naive import forecasts (K*T,), asked for directly (the start of every iterative strategy)."""
         run_id = f"{self.run_id}-forecast-{uuid.uuid4().hex[:8]}"
         return np.concatenate([RemoteDso(f.feeder_id, self.services[f.feeder_id], run_id, self.n_periods,
-                                         self.operator_timeout_s, self.tls).forecast() for f in self.feeders])
+                                         self.operator_timeout_s, self.tls, self.resumed).forecast()
+                               for f in self.feeders])

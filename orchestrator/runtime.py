@@ -194,14 +194,14 @@ class RayExecutor:
     def round(self, calls: Sequence[Sequence[Call]]) -> list[list[Any]]:
         t0 = time.perf_counter()
         refs = [a.run.remote(c) for a, c in zip(self.actors, calls, strict=True)]
-        replies = [self._get(i, ref, calls[i]) for i, ref in enumerate(refs)]
+        replies = [self._get(i, ref, lambda i=i: self.actors[i].run.remote(calls[i])) for i, ref in enumerate(refs)]
         self.traffic.add(calls, replies, time.perf_counter() - t0)
         return replies
 
-    def _get(self, i: int, ref: Any, calls: Sequence[Call]) -> Any:
+    def _get(self, i: int, ref: Any, resend: Callable[[], Any]) -> Any:
         """Subspace i's reply. An actor that is temporarily unreachable (its node just went away, it is
-        being restarted) gets the same calls again, for up to ``ACTOR_RECOVERY_S``: they are pure functions
-        of their arguments, so a repeat cannot double-count. A dead actor (restarts exhausted) is named."""
+        being restarted) is asked again (``resend()``), for up to ``ACTOR_RECOVERY_S``: calls are pure
+        functions of their arguments, so a repeat cannot double-count. A dead actor (restarts exhausted) is named."""
         import ray
 
         end, delay = time.monotonic() + ACTOR_RECOVERY_S, 0.2
@@ -214,7 +214,7 @@ class RayExecutor:
                                             f"{str(exc).splitlines()[0]}") from None
                 time.sleep(delay)
                 delay = min(2.0 * delay, 2.0)
-                ref = self.actors[i].run.remote(calls)
+                ref = resend()
             except ray.exceptions.RayActorError as exc:  # restarts exhausted: name the subspace
                 raise SubspaceCallError(f"subspace {i} actor died and could not be restarted "
                                         f"({ACTOR_MAX_RESTARTS} restarts): {type(exc).__name__}: "
@@ -223,9 +223,10 @@ class RayExecutor:
     def current_placement(self) -> list[str]:
         """Node id of each subspace's actor now; updates ``placement`` and adds to ``nodes`` (after a
         restart an actor may live on another node)."""
-        import ray
-
-        self.placement = list(ray.get([a.node_id.remote() for a in self.actors]))
+        refs = [a.node_id.remote() for a in self.actors]
+        # an actor may be restarting right now (a node just went away): ride it out as a round does
+        self.placement = [str(self._get(i, ref, a.node_id.remote)) for i, (a, ref) in enumerate(zip(self.actors, refs,
+                                                                                                  strict=True))]
         self.nodes = sorted(set(self.nodes) | set(self.placement))
         return self.placement
 

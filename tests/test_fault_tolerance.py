@@ -242,6 +242,54 @@ def test_dso_killed_after_round_1_and_restarted(deployment: LocalDeployment, j_r
     assert _rel(j, j_ref) <= 1e-6, (j, j_ref)
 
 
+def test_dso_restarted_while_building_its_model(deployment: LocalDeployment, j_ref: float,
+                                               monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """The race of issue 18, made deterministic: dso2 is killed after round 1 and restarted (here, in this
+    process, on the same port) listening at once, with its model build held open until the orchestrator's
+    round-2 call has reached it and been refused as not ready. The run must ride that out inside the
+    recovery window and end with the undisturbed objective."""
+    import gridcoord.service
+    import orchestrator.serve as serve
+
+    release, refused = threading.Event(), []
+    build_dso, model = serve.operator_dso, gridcoord.service.SubspaceService._model
+
+    def held_build(spec: Any, feeder_id: str) -> Any:
+        assert release.wait(120), "no call reached the restarted DSO while it was building its model"
+        return build_dso(spec, feeder_id)
+
+    def counting_model(self: Any) -> Any:
+        if not self.ready.is_set():
+            refused.append(self.operator_id)
+            release.set()
+        return model(self)
+
+    monkeypatch.setattr(serve, "operator_dso", held_build)
+    monkeypatch.setattr(gridcoord.service.SubspaceService, "_model", counting_model)
+    restarted: list[Any] = []
+
+    def on_round(n: int, executor: CheckpointedExecutor) -> None:
+        if n == 1:
+            deployment.kill("dso2")
+            restarted.append(serve.start_operator(serve.ServeOptions(
+                case=CASE, role="dso", operator_id="dso2", port=deployment.ports["dso2"],
+                services_file=str(deployment.services_file), ac_check=False, tls_dir=str(deployment.tls_dir),
+                security_log=str(tmp_path / "security-dso2.jsonl"))))
+
+    try:
+        res = get_strategy("csso").run(_remote(deployment, "build-race", 120.0),  # type: ignore[arg-type]
+                                       _options("serial", on_round=on_round))
+    finally:
+        for served in restarted:
+            served.stop(1.0)
+        deployment.start(only="dso2")
+    spec = load_case(CASE)
+    j = summarize(spec, res, published=publish_run(spec, res, ac=False))["objective_usd"]
+    assert refused and set(refused) == {"dso2"}  # the call did arrive during the build
+    assert res.counters.rounds == ROUNDS + 1
+    assert _rel(j, j_ref) <= 1e-6, (j, j_ref)
+
+
 def test_dso_that_never_comes_back_is_named(deployment: LocalDeployment, tmp_path: Path) -> None:
     ck = Checkpoint.create(tmp_path, {"case": CASE, "strategy": "csso", "executor": "serial", "run_id": "gone"})
 

@@ -3,6 +3,8 @@ oversize messages, health, and what leaves a DSO during coordination (the privac
 
 from __future__ import annotations
 
+import threading
+import time
 from dataclasses import dataclass
 
 import grpc
@@ -134,10 +136,66 @@ def test_not_serving_until_model_attached() -> None:
         with pytest.raises(grpc.RpcError) as err:
             dso_pb2_grpc.DsoServiceStub(channel).Evaluate(
                 common_pb2.EvaluateRequest(key=convert.run_key("r6", 1), boundary_mw=[0.0] * T), timeout=5)
-        assert err.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+        # up but not ready is what gRPC means by "transient, try again": UNAVAILABLE, naming the operator
+        assert err.value.code() == grpc.StatusCode.UNAVAILABLE
+        assert "operator 'dso9': model is still being built" in err.value.details()
     finally:
         channel.close()
         served.stop(1.0)
+
+
+class _HeldBuild:
+    """A DSO service whose model is attached only once a call has been refused as not ready (the race of a
+    restarted operator that listens before its model is built, made deterministic)."""
+
+    def __init__(self) -> None:
+        self.servicer = DsoServicer("dso7", n_periods=T, dt_h=1.0, n_global=T)
+        self.served = start_server([self.servicer.register], ["gridcoord.v1.DsoService"], "127.0.0.1:0")
+        self.sub = CountingSubspace()
+        self.refused = 0
+        model = self.servicer._model
+
+        def held() -> object:
+            if not self.servicer.ready.is_set():
+                self.refused += 1
+                threading.Thread(target=self.build, daemon=True).start()
+            return model()
+
+        self.servicer._model = held  # type: ignore[method-assign]
+
+    def build(self) -> None:
+        time.sleep(0.3)  # the refusal is on its way back before the model is there
+        self.servicer.attach(self.sub)
+        self.served.set_serving(True)
+
+
+@pytest.mark.parametrize("known", [False, True], ids=["fresh-run", "resumed-run"])
+def test_call_during_model_build_waits_for_it(known: bool) -> None:
+    """A call that reaches an operator still building its model is answered once it is built, inside the
+    recovery window, for a fresh run (the operator answers health NOT_SERVING: it is there) and a resumed one."""
+    held = _HeldBuild()
+    try:
+        dso = RemoteDso("dso7", f"127.0.0.1:{held.served.port}", "race", T, recovery_s=30.0, known=known)
+        ev = dso.evaluate(np.arange(T, dtype=float))
+        assert held.refused >= 1 and held.sub.solves == 1  # refused while building, then solved once
+        assert ev.cost_usd == pytest.approx(0.5 * float(np.arange(T) @ np.arange(T)))
+        assert dso.link.stats.retries >= 1
+    finally:
+        held.served.stop(1.0)
+
+
+def test_nothing_listening_is_reported_at_once() -> None:
+    """The recovery window is for operators that exist: a fresh run against an address where nothing listens
+    fails after the quick retries, not after the window."""
+    from gridcoord.rpc import OperatorUnavailable
+    from orchestrator.launch import free_ports
+
+    (port,) = free_ports(1)
+    dso = RemoteDso("dso8", f"127.0.0.1:{port}", "nobody", T, recovery_s=120.0)
+    t0 = time.monotonic()
+    with pytest.raises(OperatorUnavailable, match="operator 'dso8' unavailable on Evaluate"):
+        dso.evaluate(np.zeros(T))
+    assert time.monotonic() - t0 < 30.0
 
 
 def test_client_retries_unavailable_then_names_the_operator() -> None:

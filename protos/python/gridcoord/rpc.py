@@ -2,9 +2,10 @@
 
 Servers: validate, call a pure handler, map domain errors to status codes (never UNKNOWN); idempotent
 calls keyed by (run id, round) answer a retry from a cache instead of solving twice; a round from the
-past is FAILED_PRECONDITION; grpc.health.v1 reports SERVING only once the model is built; SIGTERM drains
-in-flight calls. Clients: every call carries a deadline; idempotent calls retry UNAVAILABLE with
-exponential backoff; a dead operator becomes ``OperatorUnavailable`` naming it.
+past is FAILED_PRECONDITION; a call that arrives before the model is built is UNAVAILABLE (``NotReady``),
+and grpc.health.v1 reports SERVING only once it is built; SIGTERM drains in-flight calls. Clients: every
+call carries a deadline; idempotent calls retry UNAVAILABLE with exponential backoff; a dead operator
+becomes ``OperatorUnavailable`` naming it.
 """
 
 from __future__ import annotations
@@ -40,7 +41,13 @@ class InvalidArgument(ValueError):
 
 
 class FailedPrecondition(RuntimeError):
-    """The request is well-formed but cannot be served now (a round from the past, model not ready)."""
+    """The request is well-formed but can never be served as sent (a round from the past, a solve not optimal)."""
+
+
+class NotReady(RuntimeError):
+    """The operator is up but cannot serve yet (its model is still being built): UNAVAILABLE, which is what
+    gRPC means by "transient, try again with backoff", so every client's retry and recovery path covers a
+    restarted operator that is listening before it is ready."""
 
 
 class ResourceExhausted(RuntimeError):
@@ -145,6 +152,8 @@ def handle(context: grpc.ServicerContext, method: str, fn: Callable[[], Resp]) -
     """Run a handler and map domain errors to status codes; an unexpected error is INTERNAL, never UNKNOWN."""
     try:
         return fn()
+    except NotReady as exc:
+        context.abort(grpc.StatusCode.UNAVAILABLE, str(exc))
     except InvalidArgument as exc:
         context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
     except FailedPrecondition as exc:
@@ -308,14 +317,20 @@ def _exchange(request: Message) -> str:
     return f"exchange {key.round} of run {key.run_id!r}"
 
 
-def is_serving(channel: grpc.Channel, timeout_s: float) -> bool:
-    """One grpc.health.v1 Check over ``channel``: True when the server answers SERVING within ``timeout_s``."""
+def health_status(channel: grpc.Channel, timeout_s: float) -> int | None:
+    """One grpc.health.v1 Check over ``channel``: the server's status (SERVING, NOT_SERVING, ...), or None
+    when nothing answered within ``timeout_s`` (no server listening, unreachable, handshake refused)."""
     try:
         reply = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(service=""),
                                                          timeout=max(0.05, timeout_s))
     except grpc.RpcError:
-        return False
-    return bool(reply.status == health_pb2.HealthCheckResponse.SERVING)
+        return None
+    return int(reply.status)
+
+
+def is_serving(channel: grpc.Channel, timeout_s: float) -> bool:
+    """True when the server answers SERVING on grpc.health.v1 within ``timeout_s``."""
+    return health_status(channel, timeout_s) == health_pb2.HealthCheckResponse.SERVING
 
 
 def _call_recovering(operator_id: str, method: str, fn: Callable[..., Resp], request: Message, *, deadline_s: float,

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from gridcoord import convert
-from gridcoord.rpc import Ctx, FailedPrecondition, ResourceExhausted, RoundLedger, idempotent, scalar, vector
+from gridcoord.rpc import Ctx, NotReady, ResourceExhausted, RoundLedger, idempotent, scalar, vector
 from gridcoord.v1 import common_pb2
 
 #: |boundary power| accepted [MW]: far above any feeder or tie line, low enough for the solvers' arithmetic
@@ -51,7 +51,7 @@ class SubspaceService:
 
     def _model(self) -> Any:
         if not self.ready.is_set():
-            raise FailedPrecondition(f"operator '{self.operator_id}': model is still being built")
+            raise NotReady(f"operator '{self.operator_id}': model is still being built")
         return self.subspace
 
     def _boundary(self, name: str, values: Any, limit: float = MAX_BOUNDARY_MW) -> np.ndarray:
