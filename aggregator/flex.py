@@ -23,6 +23,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from aggregator.fleet import EV, FleetArrays, FleetError, Station, fleet_arrays
+from core import windows
 
 POWER_TOL_MW = 1e-6  # tolerance for a group profile to count as inside its envelope
 
@@ -87,47 +88,24 @@ class Disaggregation:
 # window bookkeeping
 
 
-def _window_flat(start: np.ndarray, dwell: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """For windows (start, dwell): (owner index, k within window, offsets) per flat entry."""
-    offsets = np.concatenate(([0], np.cumsum(dwell)))
-    owner = np.repeat(np.arange(dwell.size), dwell)
-    k = np.arange(offsets[-1]) - offsets[owner]
-    return owner, k, offsets
-
-
 def window_periods(flex: FleetFlexibility, n_periods: int) -> np.ndarray:
     """(sum dwell,) calendar period index of every flat window entry."""
-    owner, k, _ = _window_flat(flex.start, flex.dwell)
-    return (flex.start[owner] + k) % n_periods
+    return windows.periods(flex.start, flex.dwell, n_periods)
 
 
 def envelope_of_entry(flex: FleetFlexibility) -> np.ndarray:
     """(sum dwell,) envelope index of every flat window entry."""
-    return np.repeat(np.arange(flex.dwell.size), flex.dwell)
+    return windows.owner(flex.dwell)
 
 
 def window_cumsum_matrix(flex: FleetFlexibility) -> sp.csr_matrix:
     """Sparse L (sum dwell x sum dwell) with (L x)_k = sum of x over the same window up to k."""
-    owner, k, offsets = _window_flat(flex.start, flex.dwell)
-    counts = k + 1  # row of entry (owner, k) has k + 1 ones
-    rows = np.repeat(np.arange(k.size), counts)
-    first_col = np.repeat(offsets[owner], counts)
-    cols = first_col + (np.arange(rows.size) - np.repeat(np.cumsum(counts) - counts, counts))
-    n = int(k.size)
-    return sp.csr_matrix((np.ones(rows.size), (rows, cols)), shape=(n, n))
+    return windows.cumsum_matrix(flex.dwell)
 
 
 def period_map_matrix(flex: FleetFlexibility, n_periods: int) -> sp.csr_matrix:
     """Sparse M (T x sum dwell): (M x)_t = sum of the flat entries that fall in calendar period t."""
-    t = window_periods(flex, n_periods)
-    return sp.csr_matrix((np.ones(t.size), (t, np.arange(t.size))), shape=(n_periods, t.size))
-
-
-def _segment_cumsum(x: np.ndarray, offsets: np.ndarray) -> np.ndarray:
-    """Cumulative sum restarting at each offset (x flat, offsets from _window_flat)."""
-    c = np.cumsum(x)
-    base = np.concatenate(([0.0], c))[offsets[:-1]]
-    return c - np.repeat(base, np.diff(offsets))
+    return windows.period_map(flex.start, flex.dwell, n_periods)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -144,7 +122,7 @@ class _EVWindows:
 
 
 def _ev_windows(fa: FleetArrays, dt_h: float) -> _EVWindows:
-    owner, k, offsets = _window_flat(fa.start, fa.dwell)
+    owner, k, offsets = windows.layout(fa.dwell)
     eta = fa.efficiency[owner]
     ch_kwh = eta * fa.p_ch_kw[owner] * dt_h
     dis_kwh = fa.p_dis_kw[owner] / eta * dt_h
@@ -199,9 +177,9 @@ def _expand_stations(
     es = np.array(env_station, dtype=np.int64)
     if eg.size == first.size:
         return flex  # no EV can reach another station
-    _, _, off_g = _window_flat(flex.start, flex.dwell)
+    _, _, off_g = windows.layout(flex.dwell)
     dwell = flex.dwell[eg]
-    owner, k, _ = _window_flat(flex.start[eg], dwell)
+    owner, k, _ = windows.layout(dwell)
     flat = off_g[eg[owner]] + k
     env_index = {(g, s): r for r, (g, s) in enumerate(zip(env_group, env_station, strict=True))}
     home_env = np.array([env_index[(int(group[i]), int(fa.station_index[i]))] for i in range(group.size)],
@@ -239,7 +217,7 @@ def _build_groups(
     e_g = np.bincount(group, weights=need, minlength=n_g)  # E_g, kWh
     start_g = fa.start[first]
     dwell_g = fa.dwell[first]
-    owner_g, _, off_g = _window_flat(start_g, dwell_g)
+    owner_g, _, off_g = windows.layout(dwell_g)
     w = _ev_windows(fa, dt_h)
     gidx = off_g[group[w.owner]] + w.k  # flat envelope entry of each flat EV entry
     n_flat = int(off_g[-1])
@@ -359,7 +337,7 @@ def outer_flexibility(
 
 
 def _uncontrolled_flat_kw(fa: FleetArrays, dt_h: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    owner, k, _ = _window_flat(fa.start, fa.dwell)
+    owner, k, _ = windows.layout(fa.dwell)
     eta = fa.efficiency[owner]
     p_max = fa.p_ch_kw[owner]
     left_kwh = fa.need_kwh[owner] - eta * p_max * dt_h * k  # stored energy still missing at period start
@@ -438,8 +416,8 @@ def envelope_violation(
 ) -> float:
     """Largest bound violation of a group profile, in MW (energy violations divided by dt_h)."""
     p_ch, p_dis = _check_profile_shape(flex, p_ch_mw, p_dis_mw)
-    owner, _, off = _window_flat(flex.start, flex.dwell)
-    s = _segment_cumsum((flex.eta_ch[owner] * p_ch - p_dis / flex.eta_dis[owner]) * dt_h, off)
+    owner, _, off = windows.layout(flex.dwell)
+    s = windows.segment_cumsum((flex.eta_ch[owner] * p_ch - p_dis / flex.eta_dis[owner]) * dt_h, off)
     v = [
         -p_ch,
         p_ch - flex.p_ch_max_mw,
@@ -482,12 +460,12 @@ def disaggregate(
     for j, m in enumerate(flex.members):
         group[m] = j
     if np.any(fa.start != flex.start[group]) or np.any(fa.dwell != flex.dwell[group]):
-        bad = int(np.flatnonzero((fa.start != flex.start[group]) | (fa.dwell != flex.dwell[group]))[0])
-        raise FleetError(f"EV '{fa.ev_id[bad]}': its plug-in window differs from its envelope's")
+        first = int(np.flatnonzero((fa.start != flex.start[group]) | (fa.dwell != flex.dwell[group]))[0])
+        raise FleetError(f"EV '{fa.ev_id[first]}': its plug-in window differs from its envelope's")
 
     # group-level check
-    owner_g, k_g, off_g = _window_flat(flex.start, flex.dwell)
-    s_g = _segment_cumsum((flex.eta_ch[owner_g] * p_ch - p_dis / flex.eta_dis[owner_g]) * dt_h, off_g)
+    owner_g, k_g, off_g = windows.layout(flex.dwell)
+    s_g = windows.segment_cumsum((flex.eta_ch[owner_g] * p_ch - p_dis / flex.eta_dis[owner_g]) * dt_h, off_g)
     e_tol = POWER_TOL_MW * dt_h * (k_g + 1)
     for what, val, bound, bad in (
         ("p_ch_mw", p_ch, np.zeros_like(p_ch), p_ch < -POWER_TOL_MW),
@@ -508,7 +486,7 @@ def disaggregate(
     ch_kw = share * p_ch[gidx] * 1e3
     dis_kw = share * p_dis[gidx] * 1e3
     eta = fa.efficiency[w.owner]
-    s_kwh = _segment_cumsum((eta * ch_kw - dis_kw / eta) * dt_h, w.offsets)
+    s_kwh = windows.segment_cumsum((eta * ch_kw - dis_kw / eta) * dt_h, w.offsets)
     tol_kw = POWER_TOL_MW * 1e3
     tol_kwh = tol_kw * dt_h * (w.k + 1)
     lower = (fa.soc_min_kwh - fa.soc_arrival_kwh)[w.owner]
@@ -618,8 +596,8 @@ def allocate_stations(
             deficit[j] -= fa.need_kwh[i] / 1e3
     # unit profiles per envelope (1/h): dispatched profile / its own stored-energy gain (so that u E' delivers
     # E' exactly, whatever the solver tolerance on the final gain = a_e E_g), or the group's average profile
-    owner, _, off = _window_flat(flex.start, flex.dwell)
-    gain = _segment_cumsum((flex.eta_ch[owner] * p_ch - p_dis / flex.eta_dis[owner]) * dt_h, off)
+    owner, _, off = windows.layout(flex.dwell)
+    gain = windows.segment_cumsum((flex.eta_ch[owner] * p_ch - p_dis / flex.eta_dis[owner]) * dt_h, off)
     gain_end = gain[off[1:] - 1] if n_env else np.zeros(0)
     unit_ch, unit_dis = np.empty_like(p_ch), np.empty_like(p_dis)
     for cand in envs_of_group:

@@ -33,7 +33,8 @@ import numpy as np
 from aggregator.fleet import EV, FleetError, Station, plug_in_window, validate_fleet
 from aggregator.flex import FleetFlexibility, exact_flexibility, inner_flexibility, period_map_matrix
 from aggregator.journal import ReservationJournal
-from aggregator.schedule import SolveError, build_price_response, solve_price_response
+from aggregator.schedule import build_price_response, solve_price_response
+from core.errors import SolveError
 
 
 @dataclass(frozen=True)
@@ -159,7 +160,7 @@ class ReservationBook:
                                "station_plugs")
             quick = self._fits_headroom(ev, station, mask)
             if quick is not None:
-                self._profile_kw[ev.station] = self._profile_kw[ev.station] + quick  # type: ignore[operator]
+                self._profile_kw[ev.station] = self._profile_kw[ev.station] + quick
             else:
                 same = [e for e in self._evs.values() if e.station == ev.station]
                 if not self._station_feasible([*same, ev], station):

@@ -16,14 +16,8 @@ from aggregator.flex import (
     window_cumsum_matrix,
     window_periods,
 )
-
-
-class SolveError(RuntimeError):
-    """A solve ended without an optimal solution; ``status`` is the solver status."""
-
-    def __init__(self, message: str, status: str) -> None:
-        super().__init__(f"{message} (status {status})")
-        self.status = status
+from core.errors import SolveError
+from core.solver import value
 
 
 @dataclass(frozen=True)
@@ -89,8 +83,4 @@ def solve_price_response(
     model.problem.solve(solver=solver)
     if model.problem.status != cp.OPTIMAL:
         raise SolveError("fleet price response", str(model.problem.status))
-    return (
-        np.maximum(model.p_ch_mw.value, 0.0),
-        np.maximum(model.p_dis_mw.value, 0.0),
-        float(model.problem.value),
-    )
+    return np.maximum(value(model.p_ch_mw), 0.0), np.maximum(value(model.p_dis_mw), 0.0), float(model.problem.value)

@@ -14,8 +14,8 @@ from aggregator.fleet import EV, Station, plug_in_window
 from aggregator.flex import FleetFlexibility, disaggregate_spatial, inner_flexibility
 from aggregator.journal import ReservationJournal
 from aggregator.reservations import Accepted, Replayed, ReservationBook
-from gridcoord import convert
-from gridcoord.rpc import Ctx, InvalidArgument, RoundLedger, handle, idempotent, vector
+from core import convert
+from core.rpc import Ctx, InvalidArgument, RoundLedger, handle, idempotent, vector
 from gridcoord.v1 import aggregator_pb2, aggregator_pb2_grpc, common_pb2
 
 SERVICE_NAME = aggregator_pb2.DESCRIPTOR.services_by_name["AggregatorService"].full_name

@@ -34,7 +34,7 @@ import scipy.sparse as sp
 from scipy.optimize import linprog
 
 from aggregator.fleet import EV, FleetArrays, FleetError, Station, fleet_arrays
-from aggregator.schedule import SolveError
+from core.errors import SolveError
 
 DEFAULT_SHIFTS = (1, 2, 4, 8)
 
@@ -181,8 +181,8 @@ def unit_templates(n_periods: int, shifts: tuple[int, ...], n_fill: int) -> tupl
     and P(D, f2) (same generators) lies inside P(D, lambda f1 + (1-lambda) f2). Fleet-independent: solved once.
     """
     fill = np.linspace(0.0, 1.0, n_fill)
-    dd, ff = np.meshgrid(np.arange(1, n_periods + 1), fill, indexing="ij")
-    dd, ff = dd.ravel(), ff.ravel()
+    dd_grid, ff_grid = np.meshgrid(np.arange(1, n_periods + 1), fill, indexing="ij")
+    dd, ff = dd_grid.ravel(), ff_grid.ravel()
     n = dd.size
     owner = np.repeat(np.arange(n), dd)
     k = np.arange(dd.sum()) - np.repeat(np.cumsum(dd) - dd, dd)

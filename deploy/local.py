@@ -15,8 +15,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from orchestrator.cli import main as gridcoord
-from orchestrator.launch import LocalDeployment
+from orchestrator.cli.launch import LocalDeployment
+from orchestrator.cli.main import main as gridcoord
 
 
 def main() -> int:

@@ -24,6 +24,9 @@ import cvxpy as cp
 import numpy as np
 import scipy.sparse as sp
 
+from core import windows
+from core.errors import SolveError
+from core.solver import scalar, value
 from dso.network import FeederData
 
 __all__ = [
@@ -33,8 +36,6 @@ __all__ = [
     "FeederInputError",
     "FeederInputs",
     "FeederModel",
-    "SolveError",
-    "base_inputs",
     "build_feeder_model",
 ]
 
@@ -43,14 +44,6 @@ S_BASE_MVA = 1.0
 
 class FeederInputError(ValueError):
     """Bad dispatch inputs; the message names the feeder, the element and the bad value."""
-
-
-class SolveError(RuntimeError):
-    """A solve did not reach an optimal solution; `.status` is the solver status."""
-
-    def __init__(self, message: str, status: str | None) -> None:
-        super().__init__(f"{message} (status: {status})")
-        self.status = status
 
 
 def _i64(a: np.ndarray | list[int]) -> np.ndarray:
@@ -159,22 +152,20 @@ class EvFlexibility:
     @property
     def envelope_of_window(self) -> np.ndarray:
         """(W,) envelope index of each window entry."""
-        return np.repeat(np.arange(self.n_envelopes), self.dwell)
+        return windows.owner(self.dwell)
 
     @property
     def offset_in_window(self) -> np.ndarray:
         """(W,) k = 0..dwell-1 of each window entry."""
-        first = np.concatenate([[0], np.cumsum(self.dwell)[:-1]]).astype(np.int64)
-        return np.arange(self.n_window) - np.repeat(first, self.dwell)
+        return windows.local_index(self.dwell)
 
     def period_of_window(self, n_periods: int) -> np.ndarray:
         """(W,) period index (start + k) % T of each window entry."""
-        return (np.repeat(self.start, self.dwell) + self.offset_in_window) % n_periods
+        return windows.periods(self.start, self.dwell, n_periods)
 
     def cumsum_matrix(self) -> sp.csr_matrix:
         """(W, W) block lower-triangular ones: (C x)[k] = sum of x over the same envelope up to k."""
-        blocks = [sp.tril(np.ones((d, d))) for d in self.dwell.tolist()]
-        return sp.block_diag(blocks, format="csr") if blocks else sp.csr_matrix((0, 0))
+        return windows.cumsum_matrix(self.dwell)
 
     @property
     def shared_envelopes(self) -> np.ndarray:
@@ -192,20 +183,13 @@ class EvFlexibility:
         return np.flatnonzero(self.p_dis_max_mw > 0)
 
     def shift_matrix(self) -> sp.csr_matrix:
-        """(W, W) (S x)[k] = x[k-1] within the same envelope, 0 at each envelope's first entry.
-
-        ``e - S e = x`` is the sparse recursion form of ``e = C x`` (two non-zeros a row instead of
-        a dense triangle per envelope, which keeps the KKT system of the interior-point solver sparse).
-        """
-        w = self.n_window
-        rows = np.flatnonzero(self.offset_in_window > 0)
-        return sp.csr_matrix((np.ones(rows.size), (rows, rows - 1)), shape=(w, w))
+        """(W, W) (S x)[k] = x[k-1] within the same envelope, 0 at each envelope's first entry (the sparse
+        recursion form of ``e = C x``, see ``core.windows.shift_matrix``)."""
+        return windows.shift_matrix(self.dwell)
 
     def node_period_map(self, n_nodes: int, n_periods: int) -> sp.csr_matrix:
         """(N*T, W) 0/1 map, row n*T + t: window entries at node n in period t (C-order flatten)."""
-        rows = np.repeat(self.node_idx, self.dwell) * n_periods + self.period_of_window(n_periods)
-        w = self.n_window
-        return sp.csr_matrix((np.ones(w), (rows, np.arange(w))), shape=(n_nodes * n_periods, w))
+        return windows.period_map(self.start, self.dwell, n_periods, self.node_idx, n_nodes)
 
 
 @dataclass(frozen=True)
@@ -294,32 +278,6 @@ class FeederInputs:
         return int(self.p_load_mw.shape[1])
 
 
-def base_inputs(
-    data: FeederData,
-    n_periods: int = 1,
-    dt_h: float = 1.0,
-    load_profile: np.ndarray | None = None,
-    loss_cost_usd_per_mwh: float = 0.0,
-    v_min_pu: float = 0.95,
-    v_max_pu: float = 1.05,
-    v_sub_pu: float = 1.0,
-) -> FeederInputs:
-    """Inputs with the base loads scaled by `load_profile` (T,) and no PV, MT or EV."""
-    prof = np.ones(n_periods) if load_profile is None else np.asarray(load_profile, dtype=float)
-    n = data.n_nodes
-    z_i, z_f = np.zeros(0, dtype=np.int64), np.zeros(0)
-    return FeederInputs(
-        dt_h=dt_h,
-        p_load_mw=np.outer(data.p_load_mw, prof),
-        q_load_mvar=np.outer(data.q_load_mvar, prof),
-        pv_node_idx=z_i, pv_avail_mw=np.zeros((0, prof.size)), pv_s_mva=z_f, pv_curtail_usd_per_mwh=0.0,
-        mt_node_idx=z_i, mt_p_min_mw=z_f, mt_p_max_mw=z_f, mt_q_max_mvar=z_f, mt_ramp_mw_per_h=z_f,
-        mt_c1_usd_per_mwh=z_f, mt_c2_usd_per_mw2h=z_f,
-        ev=EvFlexibility.empty(), ev_fixed_mw=np.zeros((n, prof.size)),
-        loss_cost_usd_per_mwh=loss_cost_usd_per_mwh, v_min_pu=v_min_pu, v_max_pu=v_max_pu, v_sub_pu=v_sub_pu,
-    )
-
-
 @dataclass(frozen=True)
 class FeederDispatch:
     """Numerical result of a solved feeder model (MW, MVAr, kA, p.u. voltage, $)."""
@@ -379,38 +337,39 @@ class FeederModel:
 
     def extract(self) -> FeederDispatch:
         """Numpy results; call after the problem containing this model was solved."""
-        v = self.variables
-        if any(var.value is None for var in v.values()):
+        variables = self.variables
+        if any(var.value is None for var in variables.values()):
             raise SolveError(f"feeder '{self.name}': model has no solution values", None)
+        v = {name: value(var) for name, var in variables.items()}
         data, inp = self.data, self.inputs
         z_base = data.base_kv**2 / S_BASE_MVA
         i_base_ka = S_BASE_MVA / (np.sqrt(3.0) * data.base_kv)
         r_pu = data.r_ohm / z_base
-        p_pu, q_pu = v["p_branch"].value, v["q_branch"].value
-        l_pu, w_pu = v["l_branch"].value, v["w_node"].value
+        p_pu, q_pu = v["p_branch"], v["q_branch"]
+        l_pu, w_pu = v["l_branch"], v["w_node"]
         l_pos = np.maximum(l_pu, 0.0)
         w_from = w_pu[data.from_idx, :]
         gap = (p_pu**2 + q_pu**2 - w_from * l_pu) * S_BASE_MVA**2
         n, t = inp.p_load_mw.shape
         g_pv, g_mt = _incidence(inp.pv_node_idx, n), _incidence(inp.mt_node_idx, n)
-        pv_p = v["pv_p_mw"].value if "pv_p_mw" in v else np.zeros((0, t))
-        pv_q = v["pv_q_mvar"].value if "pv_q_mvar" in v else np.zeros((0, t))
-        mt_p = v["mt_p_mw"].value if "mt_p_mw" in v else np.zeros((0, t))
-        mt_q = v["mt_q_mvar"].value if "mt_q_mvar" in v else np.zeros((0, t))
-        ev_ch = v["ev_p_ch_mw"].value if "ev_p_ch_mw" in v else np.zeros(0)
+        pv_p = v.get("pv_p_mw", np.zeros((0, t)))
+        pv_q = v.get("pv_q_mvar", np.zeros((0, t)))
+        mt_p = v.get("mt_p_mw", np.zeros((0, t)))
+        mt_q = v.get("mt_q_mvar", np.zeros((0, t)))
+        ev_ch = v.get("ev_p_ch_mw", np.zeros(0))
         ev_dis = np.zeros(inp.ev.n_window)
         if "ev_p_dis_mw" in v:
-            ev_dis[inp.ev.v2g_entries] = v["ev_p_dis_mw"].value
+            ev_dis[inp.ev.v2g_entries] = v["ev_p_dis_mw"]
         ev_net = inp.ev_fixed_mw.copy()
         if self._ev_net_mw is not None:
-            ev_net = ev_net + np.asarray(self._ev_net_mw.value)
+            ev_net = ev_net + value(self._ev_net_mw)
         dual = self.constraints["balance.p"].dual_value
         if dual is None:
             raise SolveError(f"feeder '{self.name}': balance.p has no dual value", None)
         dlmp = np.asarray(dual) / (S_BASE_MVA * inp.dt_h)
         return FeederDispatch(
-            p_import_mw=np.asarray(self.p_import_mw.value, dtype=float),
-            q_import_mvar=np.asarray(self.q_import_mvar.value, dtype=float),
+            p_import_mw=value(self.p_import_mw),
+            q_import_mvar=value(self.q_import_mvar),
             v_pu=np.sqrt(np.maximum(w_pu, 0.0)),
             p_branch_mw=p_pu * S_BASE_MVA,
             q_branch_mvar=q_pu * S_BASE_MVA,
@@ -421,7 +380,7 @@ class FeederModel:
             ev_p_mw=ev_net,
             ev_p_ch_mw=np.asarray(ev_ch), ev_p_dis_mw=np.asarray(ev_dis),
             dlmp_usd_per_mwh=dlmp,
-            cost_usd={k: float(e.value) for k, e in self.cost_terms.items()},
+            cost_usd={k: scalar(e) for k, e in self.cost_terms.items()},
             soc_gap_mva2=float(np.abs(gap).max()) if gap.size else 0.0,
             p_gen_mw=g_pv @ pv_p + g_mt @ mt_p,
             q_gen_mvar=g_pv @ pv_q + g_mt @ mt_q,
@@ -432,7 +391,7 @@ class FeederModel:
         ev = self.inputs.ev
         share = np.ones(ev.n_envelopes)
         if "ev_alloc" in self.variables:
-            share[ev.shared_envelopes] = np.asarray(self.variables["ev_alloc"].value, dtype=float)
+            share[ev.shared_envelopes] = value(self.variables["ev_alloc"])
         return share
 
 
@@ -555,8 +514,7 @@ def build_feeder_model(data: FeederData, inputs: FeederInputs) -> FeederModel:
         if ev.station_idx is not None and ev.station_p_max_mw is not None:
             # connection limit per station-period on the net EV power: |sum of its envelopes| <= p_max
             n_st = ev.station_p_max_mw.shape[0]
-            st_rows = ev.station_idx[env] * t + ev.period_of_window(t)
-            st_map = sp.csr_matrix((np.ones(w_len), (st_rows, np.arange(w_len))), shape=(n_st * t, w_len))
+            st_map = windows.period_map(ev.start, ev.dwell, t, ev.station_idx, n_st)
             used = np.flatnonzero(np.asarray(st_map.sum(axis=1)).reshape(-1) > 0)
             cons["ev.station_limit"] = cp.abs(st_map[used] @ (p_ch - p_dis)) <= np.repeat(
                 ev.station_p_max_mw, t)[used]

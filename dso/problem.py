@@ -13,9 +13,9 @@ from typing import Literal
 import cvxpy as cp
 import numpy as np
 
+from core.solver import scalar, solve_problem
 from dso.model import FeederDispatch, FeederInputs, FeederModel, SolveError, build_feeder_model
 from dso.network import FeederData
-from gridcoord.solver import solve_problem
 
 __all__ = ["DsoProblem", "DsoSolution", "SolveError"]
 
@@ -82,7 +82,7 @@ class DsoProblem:
             sens = -np.asarray(self.boundary.dual_value, dtype=float) / self.inputs.dt_h
         return DsoSolution(
             objective_usd=float(self.problem.value),
-            local_cost_usd=float(self.model.local_cost_usd().value),
+            local_cost_usd=scalar(self.model.local_cost_usd()),
             dispatch=self.model.extract(),
             import_sensitivity_usd_per_mwh=sens,
             solve_s=solve_s,

@@ -17,6 +17,26 @@ from dso.network import FeederData
 
 
 @dataclass(frozen=True)
+class EvStations:
+    """The EVs behind a feeder's dispatch, per station and period, as its aggregator allocated them."""
+
+    station_id: tuple[str, ...]  # (S,)
+    node: tuple[int, ...]  # (S,) feeder node (1-based)
+    p_mw: np.ndarray  # (S, T) net EV power at the station, charging positive (from the per-EV schedules)
+    n_evs: np.ndarray  # (S, T) EVs plugged in at the station
+    rounding_mw: float  # max |station power after rounding the allocation to whole EVs - dispatched| [MW]
+
+
+@dataclass(frozen=True)
+class EvSettlement:
+    """What a DSO's aggregator reports back about the dispatched envelopes."""
+
+    unmet_mwh: float  # energy the EVs needed and did not get
+    #: per-station detail; only an aggregator in the same process hands it over (services: None)
+    stations: EvStations | None = None
+
+
+@dataclass(frozen=True)
 class FeederReport:
     feeder_id: str
     p_import_mw: np.ndarray  # (T,)
@@ -38,15 +58,17 @@ class FeederReport:
     ac_loss_error_rel: float
     ac_checked: bool
     ac_converged: bool
+    ev_stations: EvStations | None = None
 
     @property
     def n_nodes(self) -> int:
         return int(self.v_pu.shape[0])
 
 
-def publish(data: FeederData, inputs: FeederInputs, dispatch: FeederDispatch, ev_unmet_mwh: float,
+def publish(data: FeederData, inputs: FeederInputs, dispatch: FeederDispatch, ev: EvSettlement,
             ac: bool = True) -> FeederReport:
-    """The DSO's report of ``dispatch``; ``ac`` runs the pandapower AC check at the dispatched injections."""
+    """The DSO's report of ``dispatch`` with its aggregator's EV outcome ``ev``; ``ac`` runs the pandapower
+    AC check at the dispatched injections."""
     if ac:
         chk = ac_check(data, inputs, dispatch)
         v_err, loss_err, converged = float(chk.max_voltage_error_pu), float(chk.loss_error_rel), bool(chk.converged)
@@ -58,6 +80,7 @@ def publish(data: FeederData, inputs: FeederInputs, dispatch: FeederDispatch, ev
         q_gen_mvar=dispatch.q_gen_mvar, p_ev_mw=dispatch.ev_p_mw, v_pu=dispatch.v_pu, loss_mw=dispatch.loss_mw,
         pv_p_mw=dispatch.pv_p_mw.sum(axis=0), pv_avail_mw=inputs.pv_avail_mw.sum(axis=0),
         mt_p_mw=dispatch.mt_p_mw.sum(axis=0), cost_usd=dict(dispatch.cost_usd),
-        soc_gap_mva2=float(dispatch.soc_gap_mva2), ev_unmet_mwh=float(ev_unmet_mwh),
+        soc_gap_mva2=float(dispatch.soc_gap_mva2), ev_unmet_mwh=float(ev.unmet_mwh),
         ac_max_voltage_error_pu=v_err, ac_loss_error_rel=loss_err, ac_checked=ac, ac_converged=converged,
+        ev_stations=ev.stations,
     )

@@ -1,66 +1,89 @@
-"""A DSO as a gRPC service (``gridcoord serve dso``): the coordination calls plus its end-of-run report.
-
-The report needs the EV outcome from the DSO's aggregator; the process that starts the service passes
-``ev_unmet_mwh(dispatch, price)`` (a call to the aggregator service, or an in-process disaggregation).
-"""
+"""A DSO as a gRPC service (``gridcoord serve dso``): the coordination calls plus its end-of-run report,
+and the DSO's own link to its EV aggregator service (envelopes in, dispatch out)."""
 
 from __future__ import annotations
-
-from collections.abc import Callable
 
 import grpc
 import numpy as np
 
-from dso.model import FeederDispatch, FeederInputs
-from dso.network import FeederData
-from dso.report import publish
-from gridcoord import convert
-from gridcoord.rpc import Ctx, idempotent, vector
-from gridcoord.service import MAX_BOUNDARY_MW, MAX_PRICE_USD_PER_MWH, SubspaceService
-from gridcoord.v1 import dso_pb2, dso_pb2_grpc
+from core import convert
+from core.rpc import Ctx, call, idempotent, vector, wait_serving
+from core.service import MAX_BOUNDARY_MW, MAX_PRICE_USD_PER_MWH, SubspaceService
+from core.tls import TlsIdentity, channel_credentials
+from core.tls import channel as tls_channel
+from dso.inputs import flexibility_from_envelope, import_forecast_mw
+from dso.model import EvFlexibility, FeederDispatch
+from dso.report import EvSettlement
+from dso.subspace import DsoSubspace
+from gridcoord.v1 import aggregator_pb2, aggregator_pb2_grpc, common_pb2, dso_pb2, dso_pb2_grpc
 
 SERVICE_NAME = dso_pb2.DESCRIPTOR.services_by_name["DsoService"].full_name
+#: how long a DSO waits for its aggregator service to come back after it died [s] (below the orchestrator's
+#: 120 s Report deadline, so a DSO answers with a clear error before the orchestrator gives up on it)
+AGGREGATOR_RECOVERY_S = 60.0
 
 
-class DsoServicer(SubspaceService, dso_pb2_grpc.DsoServiceServicer):
+class DsoServicer(SubspaceService[DsoSubspace], dso_pb2_grpc.DsoServiceServicer):
     """Serves a ``DsoSubspace`` attached once built (health goes SERVING then)."""
 
     def __init__(self, operator_id: str, n_periods: int, dt_h: float, n_global: int) -> None:
         super().__init__(operator_id, "dso", n_periods, dt_h, n_boundary=n_periods, n_global=n_global)
-        self.data: FeederData | None = None
-        self.inputs: FeederInputs | None = None
-        self.ev_unmet_mwh: Callable[[FeederDispatch, np.ndarray], float] = lambda d, p: 0.0
-        self.ac_check = True
-        self.forecast_mw: np.ndarray | None = None
-
-    def attach_feeder(self, subspace: object, data: FeederData, inputs: FeederInputs,
-                      ev_unmet_mwh: Callable[[FeederDispatch, np.ndarray], float]) -> None:
-        self.data, self.inputs, self.ev_unmet_mwh = data, inputs, ev_unmet_mwh
-        # today's practice: loads + uncontrolled EV charging - available PV
-        self.forecast_mw = (inputs.p_load_mw.sum(axis=0) + inputs.ev_fixed_mw.sum(axis=0)
-                            - inputs.pv_avail_mw.sum(axis=0))
-        self.attach(subspace)
 
     def Forecast(self, request: dso_pb2.ForecastRequest, context: Ctx) -> dso_pb2.ForecastResponse:
         def run() -> dso_pb2.ForecastResponse:
-            self._model()
-            return dso_pb2.ForecastResponse(p_import_mw=np.asarray(self.forecast_mw, dtype=float).tolist())
+            sub = self._model()
+            # today's practice: loads + uncontrolled EV charging - available PV
+            return dso_pb2.ForecastResponse(p_import_mw=import_forecast_mw(sub.inputs).tolist())
 
         return idempotent(self.ledger, context, "Forecast", request, dso_pb2.ForecastResponse, run)
 
     def Report(self, request: dso_pb2.DsoReportRequest, context: Ctx) -> dso_pb2.DsoReport:
         def run() -> dso_pb2.DsoReport:
             x = np.asarray(vector("boundary_mw", request.boundary_mw, self.n_periods, limit=MAX_BOUNDARY_MW))
-            price = (np.asarray(vector("price_usd_per_mwh", request.price_usd_per_mwh, self.n_periods,
-                                            limit=MAX_PRICE_USD_PER_MWH))
-                     if len(request.price_usd_per_mwh) else np.zeros(self.n_periods))
+            if len(request.price_usd_per_mwh):  # accepted for compatibility; the report does not depend on it
+                vector("price_usd_per_mwh", request.price_usd_per_mwh, self.n_periods, limit=MAX_PRICE_USD_PER_MWH)
             with self.lock:
-                dispatch = self._model().dispatch(x)
-                assert self.data is not None and self.inputs is not None
-                unmet = self.ev_unmet_mwh(dispatch, price)
-                return convert.dso_report_to_proto(publish(self.data, self.inputs, dispatch, unmet, ac=self.ac_check))
+                return convert.dso_report_to_proto(self._model().report(x))
 
         return idempotent(self.ledger, context, "Report", request, dso_pb2.DsoReport, run)
 
     def register(self, server: grpc.Server) -> None:
         dso_pb2_grpc.add_DsoServiceServicer_to_server(self, server)
+
+
+class AggregatorLink:
+    """A DSO's channel to its own aggregator service: the EV envelopes it dispatches, and the EV outcome of
+    its dispatch (``AggregatorLink(...)`` is the DSO subspace's ``settle``)."""
+
+    def __init__(self, operator_id: str, address: str, run_id: str,
+                 recovery_s: float | None = AGGREGATOR_RECOVERY_S, tls: TlsIdentity | None = None) -> None:
+        self.operator_id, self.address, self.run_id = operator_id, address, run_id
+        #: how long a call waits for a restarted aggregator to come back [s] (None: 4 quick retries)
+        self.recovery_s = recovery_s
+        #: the DSO's own certificate; the aggregator must prove it is ``operator_id`` (its SAN)
+        self.tls = tls
+        self.channel = tls_channel(address, tls, operator_id)
+        self.stub = aggregator_pb2_grpc.AggregatorServiceStub(self.channel)
+        self.round = 0
+
+    def _key(self) -> common_pb2.RunKey:
+        self.round += 1
+        return convert.run_key(self.run_id, self.round)
+
+    def envelope(self) -> EvFlexibility:
+        wait_serving(self.address, deadline_s=120.0,
+                     credentials=channel_credentials(self.tls) if self.tls else None, target_name=self.operator_id)
+        msg = call(self.operator_id, "GetEnvelope", self.stub.GetEnvelope,
+                   aggregator_pb2.EnvelopeRequest(key=self._key()), deadline_s=30.0, idempotent_call=True,
+                   recovery_s=self.recovery_s, channel=self.channel)
+        env = convert.envelope_from_proto(msg)
+        return flexibility_from_envelope(env, dict(zip(env.stations, env.station_p_max_mw.tolist(), strict=True)))
+
+    def __call__(self, dispatch: FeederDispatch) -> EvSettlement:
+        req = aggregator_pb2.DispatchRequest(key=self._key(), p_ch_mw=np.asarray(dispatch.ev_p_ch_mw).tolist(),
+                                             p_dis_mw=np.asarray(dispatch.ev_p_dis_mw).tolist(),
+                                             alloc_share=np.asarray(dispatch.ev_alloc_share).tolist(),
+                                             dlmp_usd_per_mwh=np.asarray(dispatch.dlmp_usd_per_mwh).ravel().tolist())
+        msg = call(self.operator_id, "Dispatch", self.stub.Dispatch, req, deadline_s=60.0, idempotent_call=True,
+                   recovery_s=self.recovery_s, channel=self.channel)
+        return EvSettlement(unmet_mwh=float(msg.unmet_mwh))

@@ -6,8 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 
-#: lines a test module wants in the terminal summary (e.g. the fuzz test's case counts), printed at the end
-SUMMARY_LINES: list[str] = []
+from tests.helpers.summary import SUMMARY_LINES
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:

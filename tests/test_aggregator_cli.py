@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from orchestrator.cli import main
+from orchestrator.cli.main import main
 
 
 def test_aggregate_500(tmp_path: Path) -> None:

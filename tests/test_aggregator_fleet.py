@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from typing import Any
 
 import numpy as np
 import pytest
@@ -14,7 +15,7 @@ STATIONS = [Station("cs-a", 5, 800.0), Station("cs-b", 18, 800.0), Station("cs-c
 
 
 def _ev(**kw: object) -> EV:
-    base = dict(
+    base: dict[str, Any] = dict(
         ev_id="ev-0412",
         arrival_h=18.0,
         departure_h=7.0,
@@ -27,7 +28,7 @@ def _ev(**kw: object) -> EV:
         station="cs-a",
     )
     base.update(kw)
-    return EV(**base)  # type: ignore[arg-type]
+    return EV(**base)
 
 
 def test_valid_ev_passes() -> None:
@@ -129,4 +130,4 @@ def test_synthetic_no_v2g() -> None:
 
 def test_ev_is_frozen() -> None:
     with pytest.raises(dataclasses.FrozenInstanceError):
-        _ev().arrival_h = 3.0  # type: ignore[misc]
+        _ev().arrival_h = 3.0  # type: ignore[misc]  # assigning to a frozen field is the point of the test

@@ -19,6 +19,7 @@ from aggregator.flex import (
     window_periods,
 )
 from aggregator.schedule import build_price_response, solve_price_response
+from tests.helpers.fleets import check_per_ev, plugged_mask
 
 T = 24
 DT_H = 1.0
@@ -35,31 +36,6 @@ def inner(fleet: list[EV]) -> FleetFlexibility:
     return inner_flexibility(fleet, STATIONS, DT_H, T)
 
 
-def _plugged(ev: EV) -> np.ndarray:
-    """Independent check: period t is plugged iff [t, t+1) lies inside [arrival, departure) (cyclic)."""
-    dep = ev.departure_h if ev.departure_h > ev.arrival_h else ev.departure_h + 24.0
-    mask = np.zeros(T, dtype=bool)
-    for t in range(48):
-        if t >= ev.arrival_h - 1e-9 and t + 1 <= dep + 1e-9:
-            mask[t % T] = True
-    return mask
-
-
-def _check_per_ev(fleet: list[EV], p_ch_kw: np.ndarray, p_dis_kw: np.ndarray) -> None:
-    """Every EV: powers within limits, zero outside the window, SOC within [soc_min, cap], need met."""
-    for i, ev in enumerate(fleet):
-        plugged = _plugged(ev)
-        assert np.all(p_ch_kw[i, ~plugged] == 0.0) and np.all(p_dis_kw[i, ~plugged] == 0.0), ev.ev_id
-        assert np.all(p_ch_kw[i] <= ev.p_charge_kw + 1e-6) and np.all(p_ch_kw[i] >= -1e-9), ev.ev_id
-        assert np.all(p_dis_kw[i] <= ev.p_discharge_kw + 1e-6) and np.all(p_dis_kw[i] >= -1e-9), ev.ev_id
-        first = int(np.ceil(ev.arrival_h - 1e-9)) % T
-        order = [(first + k) % T for k in range(int(plugged.sum()))]
-        gain = np.cumsum(ev.efficiency * p_ch_kw[i, order] - p_dis_kw[i, order] / ev.efficiency) * DT_H
-        soc = ev.soc_arrival_kwh + gain
-        assert np.all(soc >= ev.soc_min_kwh - 1e-6) and np.all(soc <= ev.capacity_kwh + 1e-6), ev.ev_id
-        assert abs(gain[-1] - ev.energy_need_kwh) <= 1e-6, (ev.ev_id, gain[-1], ev.energy_need_kwh)
-
-
 def _random_price(seed: int) -> np.ndarray:
     rng = np.random.default_rng(seed)
     return 60.0 + 40.0 * np.sin(2 * np.pi * (np.arange(T) - 14) / T) + rng.normal(0.0, 15.0, T)
@@ -70,7 +46,7 @@ def test_optimal_inner_profile_disaggregates(fleet: list[EV], inner: FleetFlexib
     assert model.problem.is_dpp()
     p_ch, p_dis, cost = solve_price_response(model, _random_price(11))
     d = disaggregate(fleet, inner, p_ch, p_dis, DT_H, T)
-    _check_per_ev(fleet, d.p_ch_kw, d.p_dis_kw)
+    check_per_ev(fleet, d.p_ch_kw, d.p_dis_kw)
     need = np.array([ev.energy_need_kwh for ev in fleet])
     assert np.max(np.abs(d.delivered_kwh - need)) <= 1e-6
     assert np.max(d.unmet_kwh) <= 1e-6
@@ -91,7 +67,7 @@ def test_interior_profile_disaggregates(fleet: list[EV], inner: FleetFlexibility
     p_ch, p_dis = 0.37 * a_ch + 0.63 * b_ch, 0.37 * a_dis + 0.63 * b_dis
     assert envelope_violation(inner, p_ch, p_dis, DT_H) <= 1e-9
     d = disaggregate(fleet, inner, p_ch, p_dis, DT_H, T)
-    _check_per_ev(fleet, d.p_ch_kw, d.p_dis_kw)
+    check_per_ev(fleet, d.p_ch_kw, d.p_dis_kw)
     # proportional sharing: inside an envelope each EV's power is share * group power
     j = int(np.argmax([m.size for m in inner.members]))
     members = inner.members[j]
@@ -102,10 +78,10 @@ def test_interior_profile_disaggregates(fleet: list[EV], inner: FleetFlexibility
 
 def test_uncontrolled_meets_every_need(fleet: list[EV]) -> None:
     p_kw = uncontrolled_schedule_kw(fleet, STATIONS, DT_H, T)
-    _check_per_ev(fleet, p_kw, np.zeros_like(p_kw))
+    check_per_ev(fleet, p_kw, np.zeros_like(p_kw))
     for i, ev in enumerate(fleet):  # full power from the first plugged-in period, then one partial period
         first = int(np.ceil(ev.arrival_h - 1e-9)) % T
-        window = p_kw[i, [(first + k) % T for k in range(int(_plugged(ev).sum()))]]
+        window = p_kw[i, [(first + k) % T for k in range(int(plugged_mask(ev).sum()))]]
         assert np.all(np.diff(window) <= 1e-12), ev.ev_id
         assert np.sum((window > 1e-12) & (window < ev.p_charge_kw - 1e-9)) <= 1, ev.ev_id
     prof = uncontrolled_profile(fleet, STATIONS, DT_H, T)
@@ -153,7 +129,7 @@ def test_exact_envelope_is_per_ev(fleet: list[EV]) -> None:
     assert flex.n_envelopes == 40 and np.all(flex.share == 1.0)
     p_ch, p_dis, _ = solve_price_response(build_price_response(flex, DT_H, T), _random_price(5))
     d = disaggregate(evs, flex, p_ch, p_dis, DT_H, T)
-    _check_per_ev(evs, d.p_ch_kw, d.p_dis_kw)
+    check_per_ev(evs, d.p_ch_kw, d.p_dis_kw)
 
 
 def test_inner_envelope_hand_computed() -> None:
@@ -206,7 +182,7 @@ def test_laxity_bins_split_groups_and_still_disaggregate(fleet: list[EV], inner:
     cost = solve_price_response(build_price_response(inner, DT_H, T), _random_price(9))[2]
     assert cost_fine <= cost + 1e-6  # a finer partition keeps at least the coarse profiles
     d = disaggregate(fleet, fine, p_ch, p_dis, DT_H, T)
-    _check_per_ev(fleet, d.p_ch_kw, d.p_dis_kw)
+    check_per_ev(fleet, d.p_ch_kw, d.p_dis_kw)
     with pytest.raises(FleetError, match="laxity_bins=0"):
         inner_flexibility(fleet, STATIONS, DT_H, T, laxity_bins=0)
 
@@ -222,4 +198,4 @@ def test_station_limit_respected(fleet: list[EV], inner: FleetFlexibility) -> No
     assert np.abs(station_power(inner, p_ch, p_dis, T, ids)).max() <= 0.8 * peak + 1e-6
     assert cost >= free[2] - 1e-6
     d = disaggregate(fleet, inner, p_ch, p_dis, DT_H, T)
-    _check_per_ev(fleet, d.p_ch_kw, d.p_dis_kw)
+    check_per_ev(fleet, d.p_ch_kw, d.p_dis_kw)

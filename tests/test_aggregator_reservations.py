@@ -88,6 +88,7 @@ def test_journal_keeps_confirmed_reservations_across_a_restart(tmp_path) -> None
     full = first.submit(_ev(4, st="cs-a", e=5.0, arr=19.0, dep=6.0))  # a third plug at cs-a: refused, not journaled
     assert isinstance(full, Refused) and full.code == "station_plugs"
     booked = [e.ev_id for e in first.fleet()]
+    assert first.journal is not None
     first.journal.shutdown()  # the process dies (nothing else is flushed)
 
     second = book()  # restarted, book still open
@@ -96,6 +97,7 @@ def test_journal_keeps_confirmed_reservations_across_a_restart(tmp_path) -> None
     assert second.submit(_ev(1)) == Replayed("r-1")  # a client retry after the crash: booked once
     assert second.submit(_ev(5, arr=9, dep=16, e=3.0)) == Accepted("r-5")
     closed_fleet = second.close()
+    assert second.journal is not None
     second.journal.shutdown()
 
     third = book()  # restarted after the envelopes were sent: closed, same fleet, same envelopes
@@ -103,6 +105,7 @@ def test_journal_keeps_confirmed_reservations_across_a_restart(tmp_path) -> None
     assert isinstance(third.submit(_ev(6)), Refused)
     for name in ("e_min_mwh", "e_max_mwh", "p_ch_max_mw", "start", "dwell"):
         np.testing.assert_array_equal(getattr(third.flexibility(), name), getattr(second.flexibility(), name))
+    assert third.journal is not None
     third.journal.shutdown()
 
     with pytest.raises(FleetError, match="agg.reservations.sqlite: written for operator_id 'agg-x'"):

@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from aggregator.bench import zonotope_min_cost_usd
 from aggregator.fleet import EV, FleetError, Station, synthetic_fleet
 from aggregator.flex import exact_flexibility
 from aggregator.schedule import build_price_response, solve_price_response
@@ -15,7 +14,8 @@ from aggregator.zonotope import (
     fit_zonotopes,
     zonotope_coordinates,
 )
-from tests.test_aggregator_flex import _check_per_ev
+from orchestrator.bench.aggregator import zonotope_min_cost_usd
+from tests.helpers.fleets import check_per_ev
 
 T = 24
 STATIONS = [Station("cs-a", 5, 800.0), Station("cs-b", 18, 800.0), Station("cs-c", 30, 800.0)]
@@ -37,7 +37,7 @@ def test_every_point_disaggregates_per_ev(fleet: list[EV], zono: ZonotopeFlexibi
     shape = zono.beta_mw.shape
     xi = rng.choice([-1.0, 1.0], shape) if kind == "vertices" else rng.uniform(-1, 1, shape)
     p_kw = disaggregate_zonotope(zono, xi)
-    _check_per_ev(fleet, p_kw, np.zeros_like(p_kw))
+    check_per_ev(fleet, p_kw, np.zeros_like(p_kw))
     # the per-EV schedules add up exactly to the aggregate point, per station
     station = np.array([[s.station_id for s in STATIONS].index(ev.station) for ev in fleet])
     by_station = np.zeros((3, T))
@@ -49,7 +49,7 @@ def test_template_fit_close_to_per_ev_lp(fleet: list[EV], zono: ZonotopeFlexibil
     small = fleet[:120]
     per_ev = fit_zonotopes(small, STATIONS, method="per_ev")
     tmpl = fit_zonotopes(small, STATIONS)
-    _check_per_ev(small, disaggregate_zonotope(per_ev, np.ones(per_ev.n_generators)), np.zeros((120, T)))
+    check_per_ev(small, disaggregate_zonotope(per_ev, np.ones(per_ev.n_generators)), np.zeros((120, T)))
     # the per-EV LP is optimal for sum(beta); the interpolated templates lose little of it
     assert tmpl.ev_beta_kw.sum() <= per_ev.ev_beta_kw.sum() * (1 + 1e-6)
     assert tmpl.ev_beta_kw.sum() >= 0.95 * per_ev.ev_beta_kw.sum()

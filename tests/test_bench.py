@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from orchestrator.bench import _rounds_to_gap
-from orchestrator.cli import main
+from orchestrator.bench.runs import _rounds_to_gap
+from orchestrator.cli.main import main
 
 
 def _csv(path: Path, rows: list[tuple[int, float, float]]) -> Path:

@@ -7,7 +7,7 @@ import copy
 import pytest
 import yaml
 
-from orchestrator.case import CASES_DIR, CaseError, list_cases, load_case, parse_case
+from core.case import CASES_DIR, CaseError, list_cases, load_case, parse_case
 
 
 @pytest.fixture()
@@ -78,7 +78,7 @@ def test_scale_case_generated() -> None:
 def test_case118_load_bus_order() -> None:
     import pandapower.networks as pn
 
-    from orchestrator.case import CASE118_LOAD_BUSES_BY_SIZE
+    from core.case import CASE118_LOAD_BUSES_BY_SIZE
 
     net = pn.case118()
     load = net.load.groupby("bus").p_mw.sum()

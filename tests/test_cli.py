@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 import yaml
 
-from orchestrator.case import CASES_DIR
-from orchestrator.cli import main
+from core.case import CASES_DIR
+from orchestrator.cli.main import main
 
 INLINE_BRANCHES = [
     {"from_node": 1, "to_node": 2, "r_ohm": 0.0922, "x_ohm": 0.047},

@@ -14,10 +14,10 @@ SCRIPT = r'''
 import json
 from ray.cluster_utils import Cluster
 import ray
-from orchestrator.results import summarize
-from orchestrator.runtime import RayExecutor
+from orchestrator.results.run import summarize
+from orchestrator.runtime.executors import RayExecutor
 from orchestrator.strategies import RunOptions, get_strategy
-from orchestrator.system import build_system
+from orchestrator.system.embedded import build_system
 
 cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 2})
 worker = cluster.add_node(num_cpus=2, resources={"gridcoord:dso2": 1})  # dso2 must run on this node
@@ -25,12 +25,13 @@ cluster.wait_for_nodes()
 ray.init(address=cluster.address, include_dashboard=False, log_to_driver=False)
 system = build_system("ieee30-3x33")
 extra = {"admm_max_rounds": 2}
-res = get_strategy("admm").run(system, RunOptions(progress=False, extra={**extra, "executor": "ray"},
+res = get_strategy("admm").run(system, RunOptions(progress=False, ac_check=False, extra={**extra, "executor": "ray"},
                                                   ray_address=cluster.address))
-ref = get_strategy("admm").run(system, RunOptions(progress=False, extra={**extra, "executor": "serial"}))
+ref = get_strategy("admm").run(system, RunOptions(progress=False, ac_check=False,
+                                                  extra={**extra, "executor": "serial"}))
 print(json.dumps({"nodes": res.nodes, "placement": res.placement, "worker": worker.node_id,
-                  "j": summarize(system, res, ac=False)["objective_usd"],
-                  "j_ref": summarize(system, ref, ac=False)["objective_usd"],
+                  "j": summarize(system.spec, res)["objective_usd"],
+                  "j_ref": summarize(system.spec, ref)["objective_usd"],
                   "cluster_nodes": len([n for n in ray.nodes() if n["Alive"]])}))
 ray.shutdown()
 cluster.shutdown()

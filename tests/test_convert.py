@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pytest
 
+from core import convert
+from core.icnn import SurrogateWeights
+from core.rpc import InvalidArgument
+from core.subspace import Evaluation, Proposal
 from dso.report import FeederReport
-from gridcoord import convert
-from gridcoord.rpc import InvalidArgument
 from gridcoord.v1 import common_pb2
 from tso.report import TsoReport
 
@@ -15,7 +19,7 @@ RNG = np.random.default_rng(0)
 
 
 def test_weights_round_trip() -> None:
-    w = convert.Weights(w=RNG.normal(size=(5, 3)), b=RNG.normal(size=5), v=RNG.uniform(size=5),
+    w = SurrogateWeights(w=RNG.normal(size=(5, 3)), b=RNG.normal(size=5), v=RNG.uniform(size=5),
                         a=RNG.normal(size=3), c=1.5)
     back = convert.weights_from_proto(common_pb2.IcnnWeights.FromString(
         convert.weights_to_proto(w).SerializeToString()))
@@ -25,7 +29,7 @@ def test_weights_round_trip() -> None:
 
 
 def test_weights_refused_with_field_named() -> None:
-    msg = convert.weights_to_proto(convert.Weights(w=np.ones((2, 2)), b=np.ones(2), v=np.ones(2), a=np.ones(2), c=0))
+    msg = convert.weights_to_proto(SurrogateWeights(w=np.ones((2, 2)), b=np.ones(2), v=np.ones(2), a=np.ones(2), c=0))
     msg.v[1] = -1.0
     with pytest.raises(InvalidArgument, match=r"weights\.v\[1\] = -1.0 must be >= 0"):
         convert.weights_from_proto(msg)
@@ -39,7 +43,7 @@ def test_weights_refused_with_field_named() -> None:
 
 
 def test_others_index_checked() -> None:
-    w = convert.Weights(w=np.ones((2, 3)), b=np.ones(2), v=np.ones(2), a=np.ones(3), c=0)
+    w = SurrogateWeights(w=np.ones((2, 3)), b=np.ones(2), v=np.ones(2), a=np.ones(3), c=0)
     terms = convert.others_to_proto([(np.array([0, 1, 2]), w)], ["tso"])
     assert len(convert.others_from_proto(terms, 3)) == 1
     with pytest.raises(InvalidArgument, match=r"others\[0\]\.index: entries must be in 0\.\.1"):
@@ -47,13 +51,13 @@ def test_others_index_checked() -> None:
 
 
 def test_evaluation_and_proposal_round_trip() -> None:
-    ev = convert.Evaluation(cost_usd=12.5, sensitivity_usd_per_mwh=RNG.normal(size=(3, 4)), penalty_usd=0.0,
+    ev = Evaluation(cost_usd=12.5, sensitivity_usd_per_mwh=RNG.normal(size=(3, 4)), penalty_usd=0.0,
                             mismatch_mw=1e-9, dt_h=1.0)
     back = convert.evaluation_from_proto(convert.evaluation_to_proto(ev), shape=(3, 4))
     np.testing.assert_array_equal(back.sensitivity_usd_per_mwh, ev.sensitivity_usd_per_mwh)
     np.testing.assert_array_equal(back.gradient, ev.gradient)
     assert (back.cost_usd, back.penalty_usd, back.mismatch_mw, back.dt_h) == (12.5, 0.0, 1e-9, 1.0)
-    p = convert.Proposal(x=RNG.normal(size=4), predicted_usd=3.0, ok=False)
+    p = Proposal(x=RNG.normal(size=4), predicted_usd=3.0, ok=False)
     q = convert.proposal_from_proto(convert.proposal_to_proto(p))
     np.testing.assert_array_equal(q.x, p.x)
     assert (q.predicted_usd, q.ok) == (3.0, False)
@@ -68,10 +72,10 @@ def test_reports_round_trip() -> None:
     back = convert.tso_report_from_proto(convert.tso_report_to_proto(tso), TsoReport)
     np.testing.assert_array_equal(back.price_dso_usd_per_mwh, tso.price_dso_usd_per_mwh)
     assert back.cost_usd == tso.cost_usd and back.transmission_loss_mwh == 2.0
-    node = {k: RNG.normal(size=(n, t))
+    node: dict[str, Any] = {k: RNG.normal(size=(n, t))
             for k in ("p_load_mw", "q_load_mvar", "p_gen_mw", "q_gen_mvar", "p_ev_mw", "v_pu")}
-    per = {k: RNG.normal(size=t) for k in ("p_import_mw", "q_import_mvar", "loss_mw", "pv_p_mw", "pv_avail_mw",
-                                            "mt_p_mw")}
+    per: dict[str, Any] = {k: RNG.normal(size=t) for k in ("p_import_mw", "q_import_mvar", "loss_mw", "pv_p_mw",
+                                                           "pv_avail_mw", "mt_p_mw")}
     rep = FeederReport(feeder_id="dso1", cost_usd={"loss": 1.0}, soc_gap_mva2=1e-9, ev_unmet_mwh=0.0,
                        ac_max_voltage_error_pu=1e-10, ac_loss_error_rel=1e-9, ac_checked=True, ac_converged=True,
                        **node, **per)

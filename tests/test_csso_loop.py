@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from orchestrator.csso.loop import _restricted_others
-from orchestrator.csso.power import Layout
-from orchestrator.csso.surrogate import SurrogateWeights
+from core.icnn import SurrogateWeights
+from orchestrator.strategies.csso.loop import _restricted_others
+from orchestrator.strategies.iterative import Layout
 
 RNG = np.random.default_rng(7)
 

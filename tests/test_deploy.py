@@ -13,10 +13,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from orchestrator.case import load_case
-from orchestrator.cli import DISTRIBUTED, build_parser
-from orchestrator.remote import load_services
-from orchestrator.serve import operators
+from core.case import load_case, operators
+from core.peers import load_services
+from orchestrator.cli.main import DISTRIBUTED, build_parser
 
 ROOT = Path(__file__).resolve().parents[1]
 DEPLOY = ROOT / "deploy"
@@ -29,8 +28,8 @@ TLS_DIR = "/etc/gridcoord-tls"
 
 def _load_generate():  # deploy/ is not a package: load the script as a module
     spec = importlib.util.spec_from_file_location("deploy_k8s_generate", K8S / "generate.py")
+    assert spec is not None and spec.loader is not None
     mod = importlib.util.module_from_spec(spec)
-    assert spec.loader is not None
     spec.loader.exec_module(mod)
     return mod
 
@@ -43,9 +42,9 @@ def ops() -> list[tuple[str, str]]:
     """What `gridcoord operators --case ieee30-3x33` prints, via the CLI itself."""
     out = subprocess.run([sys.executable, "-m", "orchestrator.cli", "operators", "--case", CASE],
                          check=True, capture_output=True, text=True, cwd=ROOT).stdout
-    pairs = [tuple(line.split()) for line in out.splitlines() if line.strip()]
+    pairs = [(role, oid) for role, oid in (line.split() for line in out.splitlines() if line.strip())]
     assert pairs == operators(load_case(CASE))
-    return pairs  # type: ignore[return-value]
+    return pairs
 
 
 @pytest.fixture(scope="module")
@@ -137,7 +136,7 @@ def test_compose_every_container_mounts_only_its_own_certificate(compose, ops):
 
 def test_compose_certificates_come_from_gridcoord_certs(compose, ops, tmp_path):
     """Every host file the compose mounts is one `gridcoord certs --case CASE --out deploy/certs` writes."""
-    from orchestrator.certs import create_trial
+    from orchestrator.cli.certs import create_trial
 
     written = {p.name for p in create_trial(CASE, tmp_path / "certs")}
     for name, svc in compose["services"].items():
@@ -164,14 +163,14 @@ def test_compose_network_is_internal_and_nothing_is_published(compose):
 
 
 def _probe_argv(command: list[str]) -> list[str]:
-    """The arguments of `python -m gridcoord.tls ...` in a healthcheck / exec probe."""
-    assert command[:3] == ["python", "-m", "gridcoord.tls"], command
+    """The arguments of `python -m core.tls ...` in a healthcheck / exec probe."""
+    assert command[:3] == ["python", "-m", "core.tls"], command
     return command[3:]
 
 
 def _container_tls_dir(tmp_path: Path, oid: str) -> Path:
     """What a container sees at TLS_DIR: ca.pem and its own pair from a real trial, nothing else."""
-    from orchestrator.certs import create_trial
+    from orchestrator.cli.certs import create_trial
 
     full, mounted = tmp_path / "all", tmp_path / "mounted"
     create_trial(CASE, full)
@@ -182,9 +181,9 @@ def _container_tls_dir(tmp_path: Path, oid: str) -> Path:
 
 
 def test_compose_healthcheck_probe_is_real_code(tmp_path):
-    """The healthcheck runs `python -m gridcoord.tls health ...` with the container's own certificate: the
+    """The healthcheck runs `python -m core.tls health ...` with the container's own certificate: the
     same argv against a port where nothing listens must fail (exit 1), not pass."""
-    from gridcoord import tls
+    from core import tls
 
     compose = yaml.safe_load((DEPLOY / "compose.yaml").read_text())
     test = compose["services"]["tso"]["healthcheck"]["test"]
@@ -297,7 +296,7 @@ def test_k8s_tls_secrets_hold_one_identity_each(k8s_docs, ops, tmp_path):
     """`generate.py --tls-secrets DIR`: one Secret per mounted secretName, holding ca.pem and its own pair only."""
     import base64
 
-    from orchestrator.certs import create_trial
+    from orchestrator.cli.certs import create_trial
 
     create_trial(CASE, tmp_path / "certs")
     secrets = {s["metadata"]["name"]: s for s in gen.tls_secrets(ops, tmp_path / "certs")}
@@ -387,4 +386,4 @@ def test_dockerfile_torch_cpu_first_then_project_entrypoint_gridcoord():
     import tomllib
 
     scripts = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["scripts"]
-    assert scripts["gridcoord"] == "orchestrator.cli:main"
+    assert scripts["gridcoord"] == "orchestrator.cli.main:main"

@@ -16,21 +16,23 @@ import subprocess
 import sys
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from gridcoord.rpc import OperatorUnavailable
-from orchestrator.case import load_case
-from orchestrator.checkpoint import Checkpoint, CheckpointedExecutor, CheckpointError, calls_digest
-from orchestrator.cli import main
-from orchestrator.launch import LocalDeployment
-from orchestrator.remote import RemoteSystem, load_services
-from orchestrator.results import publish_run, summarize
-from orchestrator.runtime import SerialExecutor
+from core.case import load_case
+from core.peers import load_services
+from core.rpc import OperatorUnavailable
+from orchestrator.cli.launch import LocalDeployment
+from orchestrator.cli.main import main
+from orchestrator.results.run import summarize
+from orchestrator.runtime.checkpoint import Checkpoint, CheckpointedExecutor, CheckpointError, calls_digest
+from orchestrator.runtime.executors import RayExecutor, SerialExecutor
 from orchestrator.strategies import RunOptions, get_strategy
-from orchestrator.system import build_system
+from orchestrator.system.embedded import build_system
+from orchestrator.system.services import ServicesSystem
 
 CASE = "ieee30-3x33"
 ROUNDS = 3
@@ -38,7 +40,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def _options(executor: str, **extra: Any) -> RunOptions:
-    return RunOptions(progress=False, extra={"executor": executor, "csso_max_rounds": ROUNDS, **extra})
+    return RunOptions(progress=False, ac_check=False, extra={"executor": executor, "csso_max_rounds": ROUNDS, **extra})
 
 
 def _rel(a: float, b: float) -> float:
@@ -54,11 +56,21 @@ def system():
 def j_ref(system) -> float:
     """The undisturbed objective of ``ROUNDS`` CSSO rounds, embedded, in this process [$]."""
     res = get_strategy("csso").run(system, _options("serial"))
-    return float(summarize(system, res, ac=False)["objective_usd"])
+    return float(summarize(system.spec, res)["objective_usd"])
 
 
 # --------------------------------------------------------------------------------------------------
 # the checkpoint file and the replaying executor (fast, no solver)
+
+
+@dataclass(frozen=True)
+class F:
+    """A call of ``Echo.f`` (what the executor sends, as strategies send ``core.subspace`` calls)."""
+
+    x: float
+
+    def __call__(self, subspace: Echo) -> float:
+        return subspace.f(self.x)
 
 
 class Echo:
@@ -81,23 +93,23 @@ def test_replay_answers_recorded_rounds_then_goes_live(tmp_path: Path) -> None:
     ck = Checkpoint.create(tmp_path, {"case": "c", "strategy": "s", "executor": "serial", "run_id": "r"})
     assert not (tmp_path / "checkpoint.sqlite").exists()  # written with the first round only
     ex = CheckpointedExecutor(_echo_executor(), ck)
-    first = [ex.round([[("f", (float(i),))], [("f", (float(i),))]]) for i in range(3)]
+    first = [ex.round([[F(float(i))], [F(float(i))]]) for i in range(3)]
     ck.close()
 
     again = Checkpoint.open(tmp_path)
     assert again.n_rounds() == 3 and again.meta["run_id"] == "r"
     inner = _echo_executor()
     ex2 = CheckpointedExecutor(inner, again)
-    replayed = [ex2.round([[("f", (float(i),))], [("f", (float(i),))]]) for i in range(2)]
+    replayed = [ex2.round([[F(float(i))], [F(float(i))]]) for i in range(2)]
     assert replayed == first[:2]
     assert [h.subspace.calls for h in inner.hosts] == [0, 0]  # answered from the file
     assert inner.traffic.rounds == 2  # the replayed rounds still count as traffic
     # round 3 asks something else: replay stops, the stale row is dropped, the call goes live
-    live = ex2.round([[("f", (10.0,))], [("f", (10.0,))]])
+    live = ex2.round([[F(10.0)], [F(10.0)]])
     assert live == [[11.0], [21.0]]
     assert [h.subspace.calls for h in inner.hosts] == [1, 1]
     assert any("different calls" in n for n in ex2.notes) and any("live from round 3" in n for n in ex2.notes)
-    assert again.digests()[3] == calls_digest([[("f", (10.0,))], [("f", (10.0,))]])
+    assert again.digests()[3] == calls_digest([[F(10.0)], [F(10.0)]])
 
 
 def test_digest_is_canonical() -> None:
@@ -139,7 +151,7 @@ def test_resume_compares_case_files_by_path(tmp_path: Path, monkeypatch: pytest.
                                             capsys: pytest.CaptureFixture[str]) -> None:
     """A case file is recorded by its absolute path: the same file named relatively is not a conflict."""
     case_file = tmp_path / "my-case.yaml"
-    case_file.write_text((ROOT / "orchestrator" / "cases" / f"{CASE}.yaml").read_text())
+    case_file.write_text((ROOT / "core" / "cases" / f"{CASE}.yaml").read_text())
     run = tmp_path / "run"
     ck = Checkpoint.create(run, {"case": str(case_file.resolve()), "strategy": "csso", "executor": "serial",
                                  "run_id": "r", "finished": True})
@@ -210,8 +222,8 @@ def deployment(tmp_path_factory: pytest.TempPathFactory):
     dep.stop()
 
 
-def _remote(dep: LocalDeployment, run_id: str, timeout_s: float) -> RemoteSystem:
-    return RemoteSystem(load_case(CASE), load_services(dep.services_file), run_id, operator_timeout_s=timeout_s,
+def _remote(dep: LocalDeployment, run_id: str, timeout_s: float) -> ServicesSystem:
+    return ServicesSystem(load_case(CASE), load_services(dep.services_file), run_id, operator_timeout_s=timeout_s,
                         tls=dep.client_tls)
 
 
@@ -233,12 +245,12 @@ def test_dso_killed_after_round_1_and_restarted(deployment: LocalDeployment, j_r
             threading.Thread(target=back, daemon=True).start()
 
     remote = _remote(deployment, "restart-test", 120.0)
-    res = get_strategy("csso").run(remote, _options("serial", on_round=on_round))  # type: ignore[arg-type]
+    res = get_strategy("csso").run(remote, _options("serial", on_round=on_round))
     spec = load_case(CASE)
-    j = summarize(spec, res, published=publish_run(spec, res, ac=False))["objective_usd"]
+    j = summarize(spec, res)["objective_usd"]
     assert deployment.procs["dso2"].pid != pid_before and "serving" in seen
     assert seen["link"].stats.retries >= 1  # dso2 was called while down and the call was retried
-    assert res.counters.rounds == ROUNDS + 1  # no round lost or repeated (+1: the reporting round)
+    assert res.traffic.rounds == ROUNDS + 1  # no round lost or repeated (+1: the reporting round)
     assert _rel(j, j_ref) <= 1e-6, (j, j_ref)
 
 
@@ -248,11 +260,12 @@ def test_dso_restarted_while_building_its_model(deployment: LocalDeployment, j_r
     process, on the same port) listening at once, with its model build held open until the orchestrator's
     round-2 call has reached it and been refused as not ready. The run must ride that out inside the
     recovery window and end with the undisturbed objective."""
-    import gridcoord.service
-    import orchestrator.serve as serve
+    import core.service
+    import dso.inputs
+    import orchestrator.cli.serve as serve
 
     release, refused = threading.Event(), []
-    build_dso, model = serve.operator_dso, gridcoord.service.SubspaceService._model
+    build_dso, model = dso.inputs.feeder_data, core.service.SubspaceService._model
 
     def held_build(spec: Any, feeder_id: str) -> Any:
         assert release.wait(120), "no call reached the restarted DSO while it was building its model"
@@ -264,8 +277,8 @@ def test_dso_restarted_while_building_its_model(deployment: LocalDeployment, j_r
             release.set()
         return model(self)
 
-    monkeypatch.setattr(serve, "operator_dso", held_build)
-    monkeypatch.setattr(gridcoord.service.SubspaceService, "_model", counting_model)
+    monkeypatch.setattr(dso.inputs, "feeder_data", held_build)
+    monkeypatch.setattr(core.service.SubspaceService, "_model", counting_model)
     restarted: list[Any] = []
 
     def on_round(n: int, executor: CheckpointedExecutor) -> None:
@@ -277,16 +290,16 @@ def test_dso_restarted_while_building_its_model(deployment: LocalDeployment, j_r
                 security_log=str(tmp_path / "security-dso2.jsonl"))))
 
     try:
-        res = get_strategy("csso").run(_remote(deployment, "build-race", 120.0),  # type: ignore[arg-type]
+        res = get_strategy("csso").run(_remote(deployment, "build-race", 120.0),
                                        _options("serial", on_round=on_round))
     finally:
         for served in restarted:
             served.stop(1.0)
         deployment.start(only="dso2")
     spec = load_case(CASE)
-    j = summarize(spec, res, published=publish_run(spec, res, ac=False))["objective_usd"]
+    j = summarize(spec, res)["objective_usd"]
     assert refused and set(refused) == {"dso2"}  # the call did arrive during the build
-    assert res.counters.rounds == ROUNDS + 1
+    assert res.traffic.rounds == ROUNDS + 1
     assert _rel(j, j_ref) <= 1e-6, (j, j_ref)
 
 
@@ -302,7 +315,7 @@ def test_dso_that_never_comes_back_is_named(deployment: LocalDeployment, tmp_pat
     try:
         with pytest.raises(OperatorUnavailable, match=r"operator 'dso3' unavailable on Evaluate: not back within "
                                                       r"the 3 s recovery window \(exchange \d+ of run "):
-            get_strategy("csso").run(remote, _options("serial", on_round=on_round, checkpoint=ck))  # type: ignore
+            get_strategy("csso").run(remote, _options("serial", on_round=on_round, checkpoint=ck))
         assert time.monotonic() - t0 < 60
         assert Checkpoint.open(tmp_path).n_rounds() == 1  # round 1 is kept for --resume
     finally:
@@ -312,8 +325,8 @@ def test_dso_that_never_comes_back_is_named(deployment: LocalDeployment, tmp_pat
 def test_aggregator_restarted_keeps_its_book(deployment: LocalDeployment) -> None:
     """An aggregator killed after its DSO took the envelopes comes back from its journal (--state-dir) with
     the same book, still closed: its DSO disaggregates against the same fleet, and no reservation sneaks in."""
-    from gridcoord import convert
-    from gridcoord.tls import channel as tls_channel
+    from core import convert
+    from core.tls import channel as tls_channel
     from gridcoord.v1 import aggregator_pb2, aggregator_pb2_grpc
 
     def listing(n: int) -> tuple[bool, list[str]]:
@@ -346,7 +359,9 @@ def test_ray_actor_killed_mid_run(ray_session: None, system, j_ref: float) -> No
 
     def on_round(n: int, executor: CheckpointedExecutor) -> None:
         if n == 1:  # kill dso1's actor while round 2 runs
-            actor = executor.inner.actors[1]
+            inner = executor.inner
+            assert isinstance(inner, RayExecutor)
+            actor = inner.actors[1]
 
             def kill() -> None:
                 time.sleep(0.5)
@@ -357,17 +372,17 @@ def test_ray_actor_killed_mid_run(ray_session: None, system, j_ref: float) -> No
 
     res = get_strategy("csso").run(system, _options("ray", on_round=on_round))
     assert killed == ["dso1"]
-    assert res.counters.rounds == ROUNDS + 1
-    assert _rel(float(summarize(system, res, ac=False)["objective_usd"]), j_ref) <= 1e-6
+    assert res.traffic.rounds == ROUNDS + 1
+    assert _rel(float(summarize(system.spec, res)["objective_usd"]), j_ref) <= 1e-6
 
 
 NODE_LOSS = r'''
 import json, threading, time
 from ray.cluster_utils import Cluster
 import ray
-from orchestrator.results import summarize
+from orchestrator.results.run import summarize
 from orchestrator.strategies import RunOptions, get_strategy
-from orchestrator.system import build_system
+from orchestrator.system.embedded import build_system
 
 cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 2})
 worker = cluster.add_node(num_cpus=2)
@@ -388,13 +403,15 @@ def on_round(n, executor):
 
 extra = {"csso_max_rounds": 3}
 t0 = time.monotonic()
-opts = RunOptions(progress=False, extra={**extra, "executor": "ray", "on_round": on_round}, ray_address=cluster.address)
+opts = RunOptions(progress=False, ac_check=False, extra={**extra, "executor": "ray", "on_round": on_round},
+                  ray_address=cluster.address)
 res = get_strategy("csso").run(system, opts)
 wall = time.monotonic() - t0
-ref = get_strategy("csso").run(system, RunOptions(progress=False, extra={**extra, "executor": "serial"}))
+ref = get_strategy("csso").run(system, RunOptions(progress=False, ac_check=False,
+                                                  extra={**extra, "executor": "serial"}))
 print(json.dumps({"placement": res.placement, "worker": worker.node_id, "info": info, "wall_s": wall,
-                  "j": summarize(system, res, ac=False)["objective_usd"],
-                  "j_ref": summarize(system, ref, ac=False)["objective_usd"],
+                  "j": summarize(system.spec, res)["objective_usd"],
+                  "j_ref": summarize(system.spec, ref)["objective_usd"],
                   "alive": len([n for n in ray.nodes() if n["Alive"]])}))
 ray.shutdown()
 cluster.shutdown()

@@ -26,6 +26,7 @@ import re
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import grpc
@@ -38,9 +39,9 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from hypothesis import HealthCheck, example, given, seed, settings
 from hypothesis import strategies as st
 
-from gridcoord.rpc import MAX_MESSAGE_BYTES, RUN_ID, Served, start_server
+from core.rpc import MAX_MESSAGE_BYTES, RUN_ID, Served, start_server
 from gridcoord.v1 import aggregator_pb2, common_pb2, dso_pb2, tso_pb2
-from tests.conftest import SUMMARY_LINES
+from tests.helpers.summary import SUMMARY_LINES
 
 CASE = "ieee30-3x33"
 SEED = int(os.environ.get("GRIDCOORD_FUZZ_SEED", "20240607"))
@@ -119,11 +120,10 @@ KNOWN_METHODS = {
 def fleet_servers() -> Iterator[dict[str, Target]]:
     """TSO, DSO dso1 (envelopes from its aggregator service), agg-dso1 and an open-book aggregator."""
     from aggregator.service import AggregatorServicer
-    from dso.model import FeederInputs
-    from dso.service import DsoServicer
+    from dso.inputs import feeder_data, feeder_inputs
+    from dso.service import AggregatorLink, DsoServicer
     from dso.subspace import DsoSubspace
-    from orchestrator.serve import AggregatorLink
-    from orchestrator.system import build_system, operator_dso
+    from orchestrator.system.embedded import build_system
     from tso.service import TsoServicer
     from tso.subspace import TsoSubspace
 
@@ -155,12 +155,11 @@ def fleet_servers() -> Iterator[dict[str, Target]]:
     for name in ("agg-dso1", "agg-open"):
         servers[name].groups = np.asarray(feeder.flex.alloc_group)
 
-    data, common = operator_dso(spec, "dso1")
+    data = feeder_data(spec, "dso1")
     link = AggregatorLink("agg-dso1", servers["agg-dso1"].address, "fuzz-dso1-agg")
-    inputs = FeederInputs(**common, ev=link.envelope(), ev_fixed_mw=np.zeros((data.n_nodes, t_n)))
+    inputs = feeder_inputs(spec, "dso1", data, link.envelope())
     dso = DsoServicer("dso1", t_n, dt, n_global=n_global)
-    dso.ac_check = False
-    dso.attach_feeder(DsoSubspace(data, inputs, np.arange(t_n)), data, inputs, link.unmet_mwh)
+    dso.attach(DsoSubspace(data, inputs, np.arange(t_n), settle=link, ac_check=False))
     serve("dso1", dso, {"boundary_mw": t_n, "center_mw": n_global, "move_mw": n_global,
                         "price_usd_per_mwh": t_n, "target_mw": t_n}, {})
     for target in servers.values():
@@ -272,7 +271,7 @@ def generic(desc: pbd.Descriptor, target: Target, depth: int = 0) -> st.SearchSt
             lengths = sorted({0, 1, target.lengths.get(fd.name, 2), target.lengths.get(fd.name, 2) + 1})
             item = _scalar(fd, target)
             fields[fd.name] = st.one_of(
-                st.sampled_from(lengths).flatmap(lambda n, item=item: st.lists(item, min_size=n, max_size=n)),
+                st.sampled_from(lengths).flatmap(partial(_lists, item)),
                 _huge(fd))
         else:
             fields[fd.name] = _scalar(fd, target)
@@ -366,9 +365,13 @@ def _targets() -> list[tuple[str, str, str]]:
     return out
 
 
+def _lists(item: st.SearchStrategy[Any], n: int) -> st.SearchStrategy[list[Any]]:
+    return st.lists(item, min_size=n, max_size=n)
+
+
 def _finite(msg: Message) -> list[str]:
     """Names of non-finite double fields in an OK answer (OptimizeResponse.predicted_usd is NaN when ok=False)."""
-    bad = []
+    bad: list[str] = []
     for fd, value in msg.ListFields():
         if fd.type == pbd.FieldDescriptor.TYPE_MESSAGE:
             items = value.values() if _is_map(fd) else (value if fd.is_repeated else [value])
@@ -392,7 +395,7 @@ def send(target: Target, service: str, method: str, payload: bytes, response_des
     try:
         answer = rpc(payload, timeout=DEADLINE_S)
     except grpc.RpcError as exc:
-        code, detail = exc.code(), exc.details()  # type: ignore[attr-defined]
+        code, detail = exc.code(), exc.details()
         CODES[code.name] += 1
         if os.environ.get("GRIDCOORD_FUZZ_TRACE"):
             print(f"TRACE {label} {code.name} {detail[:160]}")
@@ -582,7 +585,7 @@ def test_regressions(fleet_servers: dict[str, Target], baseline: dict[str, Any],
 def test_surrogate_layouts_are_bounded(fleet_servers: dict[str, Target], baseline: dict[str, Any]) -> None:
     """Each new surrogate layout compiled a new problem, kept forever: a client could grow a server without
     end. Beyond MAX_SURROGATE_LAYOUTS the answer is RESOURCE_EXHAUSTED, and known layouts still work."""
-    from gridcoord.service import MAX_SURROGATE_LAYOUTS
+    from core.service import MAX_SURROGATE_LAYOUTS
     from gridcoord.v1 import tso_pb2_grpc
 
     stub = tso_pb2_grpc.TsoServiceStub(fleet_servers["tso"].channel)

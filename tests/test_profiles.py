@@ -7,8 +7,8 @@ import importlib.util
 import numpy as np
 import pytest
 
-from orchestrator.data.extract_profiles import OUT, extract
-from orchestrator.profiles import profile, profile_names
+from core.data.extract_profiles import OUT, extract
+from core.profiles import profile, profile_names
 
 
 def test_profiles_are_normalised() -> None:

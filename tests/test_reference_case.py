@@ -12,34 +12,38 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from orchestrator.results import SUMMARY_FIELDS, summarize, write_run
+from core.solver import solve_or_raise
+from dso.inputs import flexibility_from_envelope
+from dso.problem import DsoProblem
+from orchestrator.results.run import SUMMARY_FIELDS, summarize, write_run
 from orchestrator.strategies import RunOptions, RunResult, get_strategy
-from orchestrator.system import System, build_system, to_dso_flexibility
+from orchestrator.strategies.centralized import Centralized
+from orchestrator.system.embedded import EmbeddedSystem, build_system
 
 
 @pytest.fixture(scope="module")
-def system() -> System:
+def system() -> EmbeddedSystem:
     return build_system("ieee30-3x33")
 
 
 @pytest.fixture(scope="module")
-def results(system: System) -> dict[str, RunResult]:
+def results(system: EmbeddedSystem) -> dict[str, RunResult]:
     return {name: get_strategy(name).run(system, RunOptions()) for name in ("isolated", "centralized")}
 
 
 @pytest.fixture(scope="module")
-def runs(system: System, results: dict[str, RunResult],
+def runs(system: EmbeddedSystem, results: dict[str, RunResult],
          tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[dict, Path]]:
     out = {}
     for name, result in results.items():
-        summary = summarize(system, result)
+        summary = summarize(system.spec, result)
         d = tmp_path_factory.mktemp(name)
-        write_run(d, system, result, summary)
+        write_run(d, system.spec, result, summary)
         out[name] = (summary, d)
     return out
 
 
-def test_system_holds_three_feeders_with_evs(system: System) -> None:
+def test_system_holds_three_feeders_with_evs(system: EmbeddedSystem) -> None:
     assert system.feeder_ids == ["dso1", "dso2", "dso3"]
     for f in system.feeders:
         assert f.data.n_nodes == 33 and len(f.fleet) == 300
@@ -48,7 +52,7 @@ def test_system_holds_three_feeders_with_evs(system: System) -> None:
         assert kinds == {"home", "work"}
     # the DSO sees the aggregator's envelopes node-for-node (labels 1..33 -> indices 0..32)
     flex = system.feeders[0].flex
-    dso = to_dso_flexibility(flex)
+    dso = flexibility_from_envelope(flex)
     np.testing.assert_array_equal(dso.node_idx + 1, flex.node)
     np.testing.assert_array_equal(dso.dwell, flex.dwell)
 
@@ -64,7 +68,7 @@ def test_summary_has_every_contract_field(runs: dict[str, tuple[dict, Path]]) ->
             assert (d / png).stat().st_size > 10_000
 
 
-def test_timeseries_files(runs: dict[str, tuple[dict, Path]], system: System) -> None:
+def test_timeseries_files(runs: dict[str, tuple[dict, Path]], system: EmbeddedSystem) -> None:
     _, d = runs["centralized"]
     with open(d / "timeseries" / "boundary.csv") as fh:
         rows = list(csv.DictReader(fh))
@@ -107,17 +111,21 @@ def test_cost_accounting_is_consistent(runs: dict[str, tuple[dict, Path]]) -> No
         assert s["objective_usd"] == pytest.approx(physical, rel=1e-9)
 
 
-def test_boundary_prices_are_consistent(results: dict[str, RunResult], system: System) -> None:
+def test_boundary_prices_are_consistent(results: dict[str, RunResult], system: EmbeddedSystem) -> None:
     """Centralized: the TSO's LMP at a DSO's bus equals that feeder's substation DLMP (one joint
-    optimum prices the boundary alike on both sides). Isolated: DSOs pay the day-ahead clearing price."""
-    cen = results["centralized"]
-    for k in system.feeder_ids:
-        lmp = cen.boundary_price_usd_per_mwh[k]
-        dlmp_sub = cen.feeders[k].dlmp_usd_per_mwh[0]
-        np.testing.assert_allclose(dlmp_sub, lmp, rtol=1e-3, atol=1e-2)
-        assert np.all(lmp > 0)
+    optimum prices the boundary alike on both sides). Isolated: DSOs pay the day-ahead clearing price and
+    dispatch against it (a DSO solve at that price gives the reported import)."""
+    problem, tso, feeders = Centralized().build(system)
+    solve_or_raise(problem, "CLARABEL", "centralized joint problem")
+    lmp = tso.extract().price_dso_usd_per_mwh
+    for k, model in enumerate(feeders.values()):
+        np.testing.assert_allclose(model.extract().dlmp_usd_per_mwh[0], lmp[k], rtol=1e-3, atol=1e-2)
+        assert np.all(lmp[k] > 0)
+    np.testing.assert_allclose(np.vstack(list(results["centralized"].boundary_price_usd_per_mwh.values())), lmp,
+                               rtol=1e-6, atol=1e-6)
     iso = results["isolated"]
-    for k in system.feeder_ids:
-        # each DSO dispatched against the clearing price: its substation DLMP is that price
-        np.testing.assert_allclose(iso.feeders[k].dlmp_usd_per_mwh[0], iso.boundary_price_usd_per_mwh[k],
-                                   rtol=1e-4, atol=1e-3)
+    for f in system.feeders:
+        price = iso.boundary_price_usd_per_mwh[f.feeder_id]
+        at_price = DsoProblem(f.data, f.inputs_uncontrolled).solve(price_usd_per_mwh=price).dispatch
+        np.testing.assert_allclose(at_price.dlmp_usd_per_mwh[0], price, rtol=1e-4, atol=1e-3)
+        np.testing.assert_allclose(iso.feeders[f.feeder_id].p_import_mw, at_price.p_import_mw, atol=1e-6)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from aggregator.loadbench import bench_reservations, make_jobs
+from orchestrator.bench.reservations import bench_reservations, make_jobs
 
 
 def test_jobs_include_duplicates_retries_and_over_capacity() -> None:

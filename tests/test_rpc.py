@@ -6,17 +6,22 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import dataclass
+from typing import cast
 
 import grpc
 import numpy as np
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from core import convert
+from core.icnn import SurrogateWeights
+from core.rpc import MAX_MESSAGE_BYTES, call, start_server
+from core.subspace import Proposal
+from core.traffic import Traffic
 from dso.service import DsoServicer
-from gridcoord import convert
-from gridcoord.rpc import MAX_MESSAGE_BYTES, CallStats, call, start_server
+from dso.subspace import DsoSubspace
 from gridcoord.v1 import common_pb2, dso_pb2_grpc
-from orchestrator.remote import RemoteDso
+from orchestrator.system.services import RemoteDso
 
 T = 4
 
@@ -49,9 +54,9 @@ class CountingSubspace:
         x = rho * target / (1 + rho)
         return x, float(0.5 * x @ x)
 
-    def optimize(self, others: list, center: np.ndarray, move: np.ndarray) -> convert.Proposal:
+    def optimize(self, others: list, center: np.ndarray, move: np.ndarray) -> Proposal:
         self.solves += 1
-        return convert.Proposal(x=center[:T], predicted_usd=0.0)
+        return Proposal(x=center[:T], predicted_usd=0.0)
 
 
 @pytest.fixture()
@@ -59,7 +64,7 @@ def server():
     servicer = DsoServicer("dso1", n_periods=T, dt_h=1.0, n_global=2 * T)
     sub = CountingSubspace()
     served = start_server([servicer.register], ["gridcoord.v1.DsoService"], "127.0.0.1:0")
-    servicer.attach(sub)
+    servicer.attach(cast(DsoSubspace, sub))  # a test double of the DSO subspace
     served.set_serving(True)
     channel = grpc.insecure_channel(f"127.0.0.1:{served.port}")
     yield served, sub, dso_pb2_grpc.DsoServiceStub(channel), channel
@@ -155,17 +160,17 @@ class _HeldBuild:
         self.refused = 0
         model = self.servicer._model
 
-        def held() -> object:
+        def held() -> DsoSubspace:
             if not self.servicer.ready.is_set():
                 self.refused += 1
                 threading.Thread(target=self.build, daemon=True).start()
             return model()
 
-        self.servicer._model = held  # type: ignore[method-assign]
+        self.servicer._model = held  # type: ignore[method-assign]  # holds the build open (the race under test)
 
     def build(self) -> None:
         time.sleep(0.3)  # the refusal is on its way back before the model is there
-        self.servicer.attach(self.sub)
+        self.servicer.attach(cast(DsoSubspace, self.sub))  # a test double of the DSO subspace
         self.served.set_serving(True)
 
 
@@ -187,8 +192,8 @@ def test_call_during_model_build_waits_for_it(known: bool) -> None:
 def test_nothing_listening_is_reported_at_once() -> None:
     """The recovery window is for operators that exist: a fresh run against an address where nothing listens
     fails after the quick retries, not after the window."""
-    from gridcoord.rpc import OperatorUnavailable
-    from orchestrator.launch import free_ports
+    from core.rpc import OperatorUnavailable
+    from orchestrator.cli.launch import free_ports
 
     (port,) = free_ports(1)
     dso = RemoteDso("dso8", f"127.0.0.1:{port}", "nobody", T, recovery_s=120.0)
@@ -199,10 +204,10 @@ def test_nothing_listening_is_reported_at_once() -> None:
 
 
 def test_client_retries_unavailable_then_names_the_operator() -> None:
-    stats = CallStats()
+    stats = Traffic()
     channel = grpc.insecure_channel("127.0.0.1:1")  # nothing listens there
     stub = dso_pb2_grpc.DsoServiceStub(channel)
-    from gridcoord.rpc import OperatorUnavailable
+    from core.rpc import OperatorUnavailable
 
     with pytest.raises(OperatorUnavailable, match="operator 'dso7' unavailable on Evaluate"):
         call("dso7", "Evaluate", stub.Evaluate, common_pb2.EvaluateRequest(), deadline_s=1.0,
@@ -227,7 +232,7 @@ def test_privacy_audit_only_boundary_quantities_leave_a_dso(server) -> None:
     dso.evaluate(x)
     dso.respond(x)
     dso.prox(x, 2.0)
-    w = convert.Weights(w=np.ones((2, T)), b=np.zeros(2), v=np.ones(2), a=np.zeros(T), c=0.0)
+    w = SurrogateWeights(w=np.ones((2, T)), b=np.zeros(2), v=np.ones(2), a=np.zeros(T), c=0.0)
     dso.optimize([(np.arange(T, 2 * T), w)], np.zeros(2 * T), np.ones(2 * T))
     crossed = dso.wire_stats().fields_received
     assert crossed, "nothing was recorded"

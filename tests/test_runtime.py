@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from orchestrator.csso.loop import CssoOptions, run_csso
-from orchestrator.csso.sellar import INDEX_1, INDEX_2, LOWER, UPPER, SellarDiscipline
-from orchestrator.runtime import RayExecutor, SerialExecutor, Shared, make_executor
+from orchestrator.runtime.executors import RayExecutor, SerialExecutor, Shared, make_executor
+from orchestrator.strategies.csso.loop import CssoOptions, run_csso
+from tests.helpers.sellar import INDEX_1, INDEX_2, LOWER, UPPER, SellarDiscipline
 
 START = np.array([5.0, 2.0, 1.0, 10.0, 3.0])
 OPTIONS = CssoOptions(max_rounds=2, radius0=1.0, epochs=60)
@@ -40,8 +40,8 @@ def test_unknown_executor_kind_is_refused() -> None:
 class _Failing:
     name = "dso9"
 
-    def evaluate(self, x: float) -> float:
-        raise _UnpicklableError(f"bad boundary {x}", "infeasible")
+    def evaluate_many(self, points: np.ndarray) -> list[float]:
+        raise _UnpicklableError(f"bad boundary {float(points[0, 0])}", "infeasible")
 
 
 class _UnpicklableError(RuntimeError):
@@ -53,9 +53,10 @@ class _UnpicklableError(RuntimeError):
 def test_actor_failures_come_back_picklable_and_name_the_call() -> None:
     import pickle
 
-    from orchestrator.runtime import PortableSubspaceHost, SubspaceCallError
+    from core.subspace import Evaluate
+    from orchestrator.runtime.executors import PortableSubspaceHost, SubspaceCallError
 
     with pytest.raises(SubspaceCallError) as info:
-        PortableSubspaceHost(_Failing).run([("evaluate", (3.5,))])
-    assert "'dso9' evaluate" in str(info.value) and "bad boundary 3.5" in str(info.value)
+        PortableSubspaceHost(_Failing).run([Evaluate(np.array([3.5]))])
+    assert "'dso9' Evaluate" in str(info.value) and "bad boundary 3.5" in str(info.value)
     assert str(pickle.loads(pickle.dumps(info.value))) == str(info.value)

@@ -7,8 +7,11 @@ from dataclasses import dataclass
 import numpy as np
 import pytest
 
-from orchestrator.csso.loop import CssoOptions, run_csso
-from orchestrator.csso.sellar import (
+from core.icnn import SurrogateWeights
+from orchestrator.runtime.executors import SerialExecutor
+from orchestrator.strategies.csso.loop import CssoOptions, run_csso
+from orchestrator.strategies.csso.surrogate import IcnnSurrogate, first_order_corrected
+from tests.helpers.sellar import (
     F_STAR,
     INDEX_1,
     INDEX_2,
@@ -19,8 +22,6 @@ from orchestrator.csso.sellar import (
     sellar_mda,
     sellar_objective,
 )
-from orchestrator.csso.surrogate import IcnnSurrogate, SurrogateWeights, first_order_corrected
-from orchestrator.runtime import SerialExecutor
 
 
 @dataclass(frozen=True)

@@ -16,14 +16,15 @@ import numpy as np
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from gridcoord.rpc import OperatorUnavailable
-from gridcoord.tls import channel as tls_channel
-from orchestrator.case import load_case
-from orchestrator.launch import LocalDeployment
-from orchestrator.remote import RemoteDso, RemoteSystem, load_services
-from orchestrator.results import publish_run, summarize
+from core.case import load_case
+from core.peers import load_services
+from core.rpc import OperatorUnavailable
+from core.tls import channel as tls_channel
+from orchestrator.cli.launch import LocalDeployment
+from orchestrator.results.run import summarize
 from orchestrator.strategies import RunOptions, get_strategy
-from orchestrator.system import build_system
+from orchestrator.system.embedded import build_system
+from orchestrator.system.services import RemoteDso, ServicesSystem
 
 CASE = "ieee30-3x33"
 ROUNDS = 3
@@ -39,7 +40,7 @@ def deployment(tmp_path_factory: pytest.TempPathFactory):
 
 
 def _options(executor: str) -> RunOptions:
-    return RunOptions(progress=False, extra={"executor": executor, "admm_max_rounds": ROUNDS})
+    return RunOptions(progress=False, ac_check=False, extra={"executor": executor, "admm_max_rounds": ROUNDS})
 
 
 def test_every_operator_serving(deployment: LocalDeployment) -> None:
@@ -53,13 +54,13 @@ def test_every_operator_serving(deployment: LocalDeployment) -> None:
 def test_service_mode_matches_embedded(deployment: LocalDeployment) -> None:
     """Same strategy, same rounds: objectives agree to 1e-6 (relative) and the rounds are the same."""
     spec = load_case(CASE)
-    remote = RemoteSystem(spec, load_services(deployment.services_file), "equality", tls=deployment.client_tls)
-    served = get_strategy("admm").run(remote, _options("serial"))  # type: ignore[arg-type]
+    remote = ServicesSystem(spec, load_services(deployment.services_file), "equality", tls=deployment.client_tls)
+    served = get_strategy("admm").run(remote, _options("serial"))
     system = build_system(CASE)
     embedded = get_strategy("admm").run(system, _options("serial"))
-    j_served = summarize(spec, served, published=publish_run(spec, served, ac=False))["objective_usd"]
-    j_embedded = summarize(system, embedded, ac=False)["objective_usd"]
-    assert served.counters.rounds == embedded.counters.rounds
+    j_served = summarize(spec, served)["objective_usd"]
+    j_embedded = summarize(system.spec, embedded)["objective_usd"]
+    assert served.traffic.rounds == embedded.traffic.rounds
     assert abs(j_served - j_embedded) <= 1e-6 * abs(j_embedded), (j_served, j_embedded)
     for k in system.feeder_ids:
         np.testing.assert_allclose(served.boundary_price_usd_per_mwh[k], embedded.boundary_price_usd_per_mwh[k],
@@ -113,7 +114,7 @@ for arg in sys.argv[3:]:
     channel, stub = stub_as("orchestrator")
     _, own_dso = stub_as(oid.removeprefix("agg-")) if role == "aggregator" else (None, None)
     for method in service.methods:
-        # an aggregator's envelopes and dispatch belong to its own DSO only (gridcoord.tls.POLICY)
+        # an aggregator's envelopes and dispatch belong to its own DSO only (core.tls.POLICY)
         caller = own_dso if method.name in ("GetEnvelope", "Dispatch") else stub
         request_cls = getattr(importlib.import_module(method.input_type.file.name.replace("/", ".")[:-6] + "_pb2"),
                               method.input_type.name)

@@ -8,16 +8,16 @@ from pathlib import Path
 
 import numpy as np
 
-from orchestrator.results import summarize, write_run
+from orchestrator.results.run import summarize, write_run
 from orchestrator.strategies import RunOptions, get_strategy
-from orchestrator.system import build_system
+from orchestrator.system.embedded import build_system
 
 
 def test_ev_allocation_matches_dispatch(tmp_path: Path) -> None:
     system = build_system("ieee30-3x33")
-    result = get_strategy("centralized").run(system, RunOptions())
-    summary = summarize(system, result, ac=False)
-    written = write_run(tmp_path, system, result, summary)
+    result = get_strategy("centralized").run(system, RunOptions(ac_check=False))
+    summary = summarize(system.spec, result)
+    written = write_run(tmp_path, system.spec, result, summary)
     # spatial allocation rounds group shares to whole EVs: station power moves by at most this much
     rounding_mw = summary["ev_allocation_rounding_mw"]
     assert 0.0 <= rounding_mw < 0.05
@@ -33,6 +33,6 @@ def test_ev_allocation_matches_dispatch(tmp_path: Path) -> None:
             if r["dso"] == f.feeder_id:
                 grid[int(r["node"]) - 1, int(float(r["hour"]))] += float(r["p_mw"])
                 n_evs += int(r["n_evs"])
-        np.testing.assert_allclose(grid, result.feeders[f.feeder_id].ev_p_mw, atol=rounding_mw + 1e-5)
+        np.testing.assert_allclose(grid, result.feeders[f.feeder_id].p_ev_mw, atol=rounding_mw + 1e-5)
         # every EV is counted once per plugged-in hour
         assert n_evs == int(f.flex.dwell @ np.array([m.size for m in f.flex.members]))

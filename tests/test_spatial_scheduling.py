@@ -16,13 +16,14 @@ from aggregator.flex import (
     inner_flexibility,
     station_power,
 )
+from core.case import load_case, with_ev_reach
+from dso.inputs import flexibility_from_envelope
 from dso.model import build_feeder_model
 from dso.network import ieee33bw
 from dso.problem import DsoProblem
-from orchestrator.case import load_case, with_ev_reach
-from orchestrator.results import summarize
+from orchestrator.results.run import summarize
 from orchestrator.strategies import RunOptions, get_strategy
-from orchestrator.system import build_system, to_dso_flexibility
+from orchestrator.system.embedded import build_system
 
 T = 24
 DT_H = 1.0
@@ -39,10 +40,11 @@ def _inputs(fleet: list[EV], spatial: bool, stations: tuple[Station, ...] = STAT
     data = ieee33bw()
     flex = inner_flexibility(fleet, stations, DT_H, T, spatial=spatial)
     load = 0.4 + 0.3 * np.sin(np.linspace(0, 2 * np.pi, T, endpoint=False)) ** 2
-    from dso.model import base_inputs
+    from tests.helpers.feeders import base_inputs
 
     base = base_inputs(data, T, load_profile=load, loss_cost_usd_per_mwh=40.0, v_min_pu=0.9)
-    return data, flex, replace(base, ev=to_dso_flexibility(flex, stations))
+    limits = {s.station_id: s.p_max_kw / 1e3 for s in stations}
+    return data, flex, replace(base, ev=flexibility_from_envelope(flex, limits))
 
 
 def _solve(data, inputs):
@@ -141,14 +143,11 @@ def test_station_limit_binds(fleet: list[EV]) -> None:
     loose = replace(inp, ev=replace(inp.ev, station_idx=None, station_p_max_mw=None))
     assert "ev.station_limit" not in build_feeder_model(data, loose).constraints
     ids = [s.station_id for s in tight]
-    free = station_power(flex, *_flat(_solve(data, loose).dispatch), T, ids)
-    limited = station_power(flex, *_flat(_solve(data, inp).dispatch), T, ids)
+    free_d, limited_d = _solve(data, loose).dispatch, _solve(data, inp).dispatch
+    free = station_power(flex, free_d.ev_p_ch_mw, free_d.ev_p_dis_mw, T, ids)
+    limited = station_power(flex, limited_d.ev_p_ch_mw, limited_d.ev_p_dis_mw, T, ids)
     assert np.max(np.abs(free[0])) > 0.085  # without the limit the near station draws more
     assert np.max(np.abs(limited[0])) <= 0.080 + 1e-6
-
-
-def _flat(d):
-    return d.ev_p_ch_mw, d.ev_p_dis_mw
 
 
 def test_reference_case_spatial_lowers_distribution_losses() -> None:
@@ -158,8 +157,8 @@ def test_reference_case_spatial_lowers_distribution_losses() -> None:
     out = {}
     for reach in (1, 2):
         system = build_system(with_ev_reach(spec, reach))
-        result = get_strategy("centralized").run(system, RunOptions())
-        out[reach] = summarize(system, result, ac=False)
+        result = get_strategy("centralized").run(system, RunOptions(ac_check=False))
+        out[reach] = summarize(system.spec, result)
     temporal, spatial = out[1], out[2]
     assert spatial["distribution_loss_mwh"] < temporal["distribution_loss_mwh"] - 0.05
     assert spatial["distribution_loss_rate"] < temporal["distribution_loss_rate"]

@@ -20,16 +20,17 @@ import pytest
 from cryptography import x509
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from gridcoord import tls as gtls
-from gridcoord.rpc import RemoteError, Served, start_server
-from gridcoord.tls import POLICY, AuthorizationInterceptor, SecurityLog, TlsIdentity
+from core import tls as gtls
+from core.case import load_case, operators
+from core.rpc import RemoteError, Served, start_server
+from core.tls import POLICY, AuthorizationInterceptor, SecurityLog, TlsIdentity
+from dso.service import AggregatorLink
 from gridcoord.v1 import aggregator_pb2, aggregator_pb2_grpc, common_pb2, dso_pb2, tso_pb2, tso_pb2_grpc
 from gridcoord.v1 import aggregator_pb2 as _agg
-from orchestrator import certs
-from orchestrator.case import load_case
-from orchestrator.cli import main
-from orchestrator.remote import RemoteSystem
-from orchestrator.serve import AggregatorLink, ServeOptions, operators, start_operator
+from orchestrator.cli import certs
+from orchestrator.cli.main import main
+from orchestrator.cli.serve import ServeOptions, start_operator
+from orchestrator.system.services import ServicesSystem
 from tso.service import SERVICE_NAME as TSO_SERVICE
 from tso.service import TsoServicer
 
@@ -66,11 +67,11 @@ class CountingTso(TsoServicer):
 
     calls: list[str]
 
-    def Describe(self, request, context):  # type: ignore[no-untyped-def]
+    def Describe(self, request, context):
         self.calls.append("Describe")
         return super().Describe(request, context)
 
-    def Evaluate(self, request, context):  # type: ignore[no-untyped-def]
+    def Evaluate(self, request, context):
         self.calls.append("Evaluate")
         return super().Evaluate(request, context)
 
@@ -106,11 +107,11 @@ def _channel(port: int, target: str, ca: bytes, pair: tuple[bytes, bytes] | None
     return grpc.secure_channel(f"127.0.0.1:{port}", creds, options=gtls.target_options(target))
 
 
-def _code(fn, request) -> grpc.StatusCode:  # type: ignore[no-untyped-def]
+def _code(fn, request) -> grpc.StatusCode:
     try:
         fn(request, timeout=10)
     except grpc.RpcError as exc:
-        return exc.code()  # type: ignore[attr-defined, no-any-return]
+        return exc.code()
     return grpc.StatusCode.OK
 
 
@@ -336,7 +337,7 @@ def test_dso_a_cannot_read_or_write_dso_b_ev_data(pki: Pki, agg: tuple[Served, P
 
 
 def test_own_dso_gets_its_envelope_through_the_dso_link(pki: Pki, agg: tuple[Served, Path]) -> None:
-    """The DSO's AggregatorLink (serve.py) over mTLS: dso2 reads agg-dso2; dso1 with the same code is refused."""
+    """The DSO's AggregatorLink (dso/service.py) over mTLS: dso2 reads agg-dso2; dso1 with the same code is refused."""
     served, log_path = agg
     address = f"127.0.0.1:{served.port}"
     env = AggregatorLink("agg-dso2", address, "dso2-link", tls=TlsIdentity(str(pki.dir), "dso2")).envelope()
@@ -415,10 +416,10 @@ def test_remote_system_needs_tls_or_insecure(pki: Pki) -> None:
     spec = load_case(CASE)
     services = {oid: "127.0.0.1:1" for _, oid in operators(spec)}
     with pytest.raises(ValueError, match="insecure=True"):
-        RemoteSystem(spec, services, "r")
+        ServicesSystem(spec, services, "r")
     with pytest.raises(ValueError, match="not both"):
-        RemoteSystem(spec, services, "r", tls=TlsIdentity(str(pki.dir), "orchestrator"), insecure=True)
-    remote = RemoteSystem(spec, services, "r", tls=TlsIdentity(str(pki.dir), "orchestrator"))
-    assert all(args[-1] == remote.tls for _, args in remote.factories())
+        ServicesSystem(spec, services, "r", tls=TlsIdentity(str(pki.dir), "orchestrator"), insecure=True)
+    remote = ServicesSystem(spec, services, "r", tls=TlsIdentity(str(pki.dir), "orchestrator"))
+    assert all(args[-2] == remote.tls for _, args in remote.subspaces("CLARABEL", ac_check=True).factories)
     with pytest.raises(ValueError, match="--tls-dir"):
         start_operator(ServeOptions(case=CASE, role="aggregator", operator_id="agg-dso1", port=0))

@@ -5,7 +5,7 @@ import dataclasses
 import numpy as np
 import pytest
 
-from tso.errors import SolveError
+from core.errors import SolveError
 from tso.model import TsoInputs
 from tso.network import ieee30
 from tso.problem import TsoProblem
@@ -143,5 +143,15 @@ def test_infeasible_target_raises(lossy):
     target[0, 12] = data.gen_p_max_mw.sum() + 100.0  # above all capacity
     with pytest.raises(SolveError) as err:
         prob.solve(target)
-    assert "infeasible" in err.value.status
+    assert "infeasible" in str(err.value.status)
     prob.solve(dso_target())
+
+
+def test_optimum_passes_the_kkt_check(lossy):
+    """The TSO's DC OPF with the loss cone, at a fixed boundary: a KKT point of its compiled conic problem."""
+    from tests.helpers.optimality import check_optimality
+
+    _, prob, _ = lossy
+    prob.solve(dso_target())
+    report = check_optimality(prob.problem)
+    assert report.worst() < 1e-6, report

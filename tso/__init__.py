@@ -1,6 +1,6 @@
 """Transmission system operator: network data, DC OPF with losses, and its boundary problem."""
 
-from tso.errors import SolveError
+from core.errors import SolveError
 from tso.model import TsoDispatch, TsoInputs, TsoModel, build_tso_model, marginal_loss_factors
 from tso.network import (
     TransmissionData,

@@ -25,7 +25,7 @@ import cvxpy as cp
 import numpy as np
 import scipy.sparse as sp
 
-from tso.errors import SolveError
+from core.errors import SolveError
 from tso.network import TransmissionData, TransmissionDataError
 
 

@@ -8,8 +8,8 @@ from dataclasses import dataclass
 import cvxpy as cp
 import numpy as np
 
-from gridcoord.solver import solve_problem
-from tso.errors import SolveError
+from core.errors import SolveError
+from core.solver import solve_problem
 from tso.model import TsoDispatch, TsoInputs, build_tso_model
 from tso.network import TransmissionData, TransmissionDataError
 

@@ -8,7 +8,7 @@
 
 Per operator (``ROLE ID`` line): a Deployment running ``gridcoord serve ROLE --id ID --port 50051
 --host 0.0.0.0 --services /etc/gridcoord/services.yaml --tls-dir /etc/gridcoord-tls`` with exec
-startup/readiness/liveness probes (``python -m gridcoord.tls health``: a grpc probe cannot present a
+startup/readiness/liveness probes (``python -m core.tls health``: a grpc probe cannot present a
 client certificate), and a ClusterIP Service named after the operator id. Each pod mounts only its own
 Secret ``gridcoord-tls-ID`` (ca.pem, ID.pem, ID.key); the Ray pods mount ``gridcoord-tls-orchestrator``
 (the actors hold the orchestrator's stubs). The Secrets carry private keys and are never committed:
@@ -133,7 +133,7 @@ def _tls_volume(oid: str) -> dict[str, object]:
 
 def _probe(period_s: int, failures: int) -> dict[str, object]:
     """grpc.health.v1 over mTLS with the pod's own certificate (exit 0 = SERVING)."""
-    return {"exec": {"command": ["python", "-m", "gridcoord.tls", "health", f"127.0.0.1:{PORT}", "--tls-dir", TLS_DIR]},
+    return {"exec": {"command": ["python", "-m", "core.tls", "health", f"127.0.0.1:{PORT}", "--tls-dir", TLS_DIR]},
             "periodSeconds": period_s, "failureThreshold": failures, "timeoutSeconds": 10}
 
 
@@ -158,7 +158,7 @@ def tls_secrets(ops: list[tuple[str, str]], certs_dir: Path) -> list[dict[str, o
 def operator_objects(case: str, role: str, oid: str) -> list[dict[str, object]]:
     """Deployment + Service for one operator."""
     sel = {"gridcoord.io/operator": oid}
-    deployment = {
+    deployment: dict[str, object] = {
         "apiVersion": "apps/v1", "kind": "Deployment",
         "metadata": {"name": oid, "namespace": NAMESPACE, "labels": _labels(role, oid)},
         "spec": {
@@ -195,7 +195,7 @@ def operator_objects(case: str, role: str, oid: str) -> list[dict[str, object]]:
             },
         },
     }
-    service = {
+    service: dict[str, object] = {
         "apiVersion": "v1", "kind": "Service",
         "metadata": {"name": oid, "namespace": NAMESPACE, "labels": _labels(role, oid)},
         "spec": {"type": "ClusterIP", "selector": sel,
@@ -210,8 +210,8 @@ def services_map(ops: list[tuple[str, str]]) -> dict[str, str]:
 
 
 def common_objects(ops: list[tuple[str, str]]) -> dict[str, list[dict[str, object]]]:
-    namespace = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NAMESPACE}}
-    configmap = {
+    namespace: dict[str, object] = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NAMESPACE}}
+    configmap: dict[str, object] = {
         "apiVersion": "v1", "kind": "ConfigMap",
         "metadata": {"name": "gridcoord-services", "namespace": NAMESPACE, "labels": _labels("config")},
         "data": {"services.yaml": yaml.safe_dump(services_map(ops), sort_keys=False)},
@@ -219,7 +219,7 @@ def common_objects(ops: list[tuple[str, str]]) -> dict[str, list[dict[str, objec
     # Operators accept gRPC only from operators (a DSO calls its aggregator) and from the Ray cluster's
     # pods (the orchestrator's actors hold the stubs). Kubelet probes come from the node, which most
     # CNIs allow regardless; check yours.
-    policy = {
+    policy: dict[str, object] = {
         "apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
         "metadata": {"name": "operators-grpc", "namespace": NAMESPACE, "labels": _labels("policy")},
         "spec": {
@@ -264,7 +264,7 @@ def ray_objects(case: str, strategy: str = "csso", workers: int = 2) -> list[dic
     """KubeRay RayCluster (token auth, ClusterIP head, no dashboard exposure) + RayJob (orchestrator)."""
     head_pod = _ray_pod("head", [{"name": "runs", "mountPath": RUNS_DIR}], [{"name": "runs", "emptyDir": {}}], "2")
     worker_pod = _ray_pod("worker", [], [], "2")
-    cluster = {
+    cluster: dict[str, object] = {
         "apiVersion": "ray.io/v1", "kind": "RayCluster",
         "metadata": {"name": RAY_CLUSTER, "namespace": NAMESPACE, "labels": _labels("orchestrator")},
         "spec": {
@@ -284,7 +284,7 @@ def ray_objects(case: str, strategy: str = "csso", workers: int = 2) -> list[dic
             }],
         },
     }
-    job = {
+    job: dict[str, object] = {
         "apiVersion": "ray.io/v1", "kind": "RayJob",
         "metadata": {"name": f"gridcoord-{strategy}", "namespace": NAMESPACE, "labels": _labels("orchestrator")},
         "spec": {

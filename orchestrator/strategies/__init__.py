@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from orchestrator.strategies.admm import Admm
-from orchestrator.strategies.base import Counters, RunOptions, RunResult, Strategy
+from orchestrator.strategies.base import RunOptions, RunResult, Strategy
 from orchestrator.strategies.centralized import Centralized
 from orchestrator.strategies.csso import Csso
 from orchestrator.strategies.dual import Dual
 from orchestrator.strategies.isolated import Isolated
 
-STRATEGIES: dict[str, type[Strategy]] = {cls.name: cls for cls in (Isolated, Centralized, Csso, Admm, Dual)}
+STRATEGIES: dict[str, type[Strategy[Any]]] = {cls.name: cls for cls in (Isolated, Centralized, Csso, Admm, Dual)}
 
 
-def get_strategy(name: str) -> Strategy:
+def get_strategy(name: str) -> Strategy[Any]:
     """The strategy called ``name``; ``ValueError`` naming the known ones otherwise."""
     try:
         return STRATEGIES[name]()
@@ -20,4 +22,4 @@ def get_strategy(name: str) -> Strategy:
         raise ValueError(f"unknown strategy {name!r} (known: {', '.join(STRATEGIES)})") from None
 
 
-__all__ = ["Counters", "RunOptions", "RunResult", "Strategy", "STRATEGIES", "get_strategy"]
+__all__ = ["RunOptions", "RunResult", "STRATEGIES", "Strategy", "get_strategy"]

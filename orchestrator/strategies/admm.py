@@ -19,15 +19,16 @@ import time
 
 import numpy as np
 
-from orchestrator.csso.power import best_known, executor_for, finish, progress_line, start_point
-from orchestrator.strategies.base import Counters, RunOptions, RunResult, Strategy
-from orchestrator.system import System
+from core.subspace import Evaluate, Prox, SubspaceCall
+from orchestrator.strategies.base import RunOptions, RunResult, Strategy
+from orchestrator.strategies.iterative import best_known, executor_for, finish, progress_line, start_point
+from orchestrator.system import CoordinatedSystem
 
 
-class Admm(Strategy):
+class Admm(Strategy[CoordinatedSystem]):
     name = "admm"
 
-    def run(self, system: System, options: RunOptions) -> RunResult:
+    def run(self, system: CoordinatedSystem, options: RunOptions) -> RunResult:
         t0 = time.perf_counter()
         ex = options.extra
         executor, layout = executor_for(system, options)
@@ -38,20 +39,21 @@ class Admm(Strategy):
             rho = float(ex.get("admm_rho", 1.0))
             tol = float(ex.get("admm_tol_mw", 1e-3))
             max_rounds = int(ex.get("admm_max_rounds", 150))
-            j_star = best_known(system, options)
+            j_star = best_known(options)
             stop_gap = ex.get("admm_stop_gap")
             rows: list[dict[str, float]] = []
-            counters = Counters()
+            solves = 0
             p_prev: np.ndarray | None = None
             d_prev = 0.0
             converged = False
             for rnd in range(1, max_rounds + 1):
-                calls = [[("prox", (z - u_t, rho))] + ([("evaluate", (p_prev,))] if p_prev is not None else [])]
-                calls += [[("prox", (z[k] - u_d[k], rho))] for k in range(k_n)]
+                calls: list[list[SubspaceCall]] = [[Prox(z - u_t, rho),
+                                                     *([Evaluate(p_prev)] if p_prev is not None else [])]]
+                calls += [[Prox(z[k] - u_d[k], rho)] for k in range(k_n)]
                 replies = executor.round(calls)
-                counters.subspace_solves += len(calls) + (1 if p_prev is not None else 0)
+                solves += len(calls) + (1 if p_prev is not None else 0)
                 if p_prev is not None:  # J at the previous DSO iterate, now that the TSO evaluated it
-                    j = replies[0][1].cost_usd + d_prev
+                    j = replies[0][1][0].cost_usd + d_prev
                     gap = np.nan if j_star is None else (j - j_star) / abs(j_star)
                     rows[-1].update(objective_usd=j, gap_to_best_known=gap)
                     if options.progress:
@@ -86,6 +88,6 @@ class Admm(Strategy):
                     rho, u_t, u_d = rho / 2.0, u_t * 2.0, u_d * 2.0
             x = p_prev if p_prev is not None else z.reshape(-1)
             notes = [f"ADMM: final rho {rho:.3g} $/MW^2, primal residual {rows[-1]['primal_residual_mw']:.2e} MW"]
-            return finish(self.name, system, executor, layout, x, counters, converged, t0, rows, notes)
+            return finish(self.name, system, executor, layout, x, solves, converged, t0, rows, notes)
         finally:
             executor.close()

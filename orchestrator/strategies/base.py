@@ -4,52 +4,47 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Generic, TypeVar
 
 import numpy as np
 
-from dso.model import FeederDispatch
-from orchestrator.system import System
-from tso.model import TsoDispatch
+from core.traffic import Traffic
+from dso.report import FeederReport
+from tso.report import TsoReport
 
-
-@dataclass
-class Counters:
-    """What a wide-area deployment pays for. A *round* is one send-to-all-and-gather exchange."""
-
-    rounds: int = 0
-    subspace_solves: int = 0
-    messages: int = 0
-    bytes: int = 0
-
-    def exchange(self, n_messages: int, n_bytes: int) -> None:
-        self.messages += n_messages
-        self.bytes += n_bytes
+#: the kind of system a strategy works on (``orchestrator.system.CoordinatedSystem``, or the embedded
+#: system for the baselines that need every operator's private data)
+S = TypeVar("S", contravariant=True)
 
 
 @dataclass(frozen=True)
 class RunOptions:
-    """Options shared by all strategies (later strategies add their own fields with defaults)."""
+    """Options shared by all strategies (strategy-specific ones go in ``extra``)."""
 
     solver: str = "CLARABEL"
     ray_address: str | None = None
     services_file: str | None = None
     progress: bool = True
+    #: operators built in this process run the pandapower AC check in their report (services decide for themselves)
+    ac_check: bool = True
     extra: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
 class RunResult:
-    """A strategy's final dispatch, before metrics are computed from it (``orchestrator.results``)."""
+    """What a strategy ends with: the operators' published reports at the final boundary, the prices
+    each DSO pays, and what the coordination cost. ``orchestrator.results`` computes the metrics from it."""
 
     strategy: str
-    tso: TsoDispatch
-    feeders: dict[str, FeederDispatch]
+    tso: TsoReport
+    feeders: dict[str, FeederReport]
     #: the price each DSO pays for its import, $/MWh, (T,) per DSO
     boundary_price_usd_per_mwh: dict[str, np.ndarray]
-    counters: Counters
+    traffic: Traffic
     converged: bool
+    #: coordination wall time [s] (the final reporting round, with its AC checks, is ``report_s``)
     wall_s: float = 0.0
+    report_s: float = 0.0
     nodes: list[str] = field(default_factory=list)
     #: EV schedules were flexible (envelopes) or uncontrolled (charge on arrival)
     ev_controlled: bool = True
@@ -59,14 +54,16 @@ class RunResult:
     placement: dict[str, str] = field(default_factory=dict)
 
 
-class Strategy(ABC):
-    """A coordination method: turns a ``System`` into a ``RunResult``."""
+class Strategy(ABC, Generic[S]):
+    """A coordination method: turns a system into a ``RunResult``."""
 
     name: ClassVar[str]
+    #: needs every operator's private data in one process (``isolated``, ``centralized``): embedded only
+    private_data: ClassVar[bool] = False
 
     @abstractmethod
-    def run(self, system: System, options: RunOptions) -> RunResult:
-        """Coordinate the operators of ``system`` and return the final dispatch."""
+    def run(self, system: S, options: RunOptions) -> RunResult:
+        """Coordinate the operators of ``system`` and return the final reports."""
 
 
 def array_bytes(*arrays: np.ndarray) -> int:

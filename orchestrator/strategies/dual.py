@@ -18,31 +18,32 @@ import time
 
 import numpy as np
 
-from orchestrator.csso.power import best_known, executor_for, finish, progress_line, start_point
-from orchestrator.strategies.base import Counters, RunOptions, RunResult, Strategy
-from orchestrator.system import System
+from core.subspace import Evaluate, Respond, SubspaceCall
+from orchestrator.strategies.base import RunOptions, RunResult, Strategy
+from orchestrator.strategies.iterative import best_known, executor_for, finish, progress_line, start_point
+from orchestrator.system import CoordinatedSystem
 
 
-class Dual(Strategy):
+class Dual(Strategy[CoordinatedSystem]):
     name = "dual"
 
-    def run(self, system: System, options: RunOptions) -> RunResult:
+    def run(self, system: CoordinatedSystem, options: RunOptions) -> RunResult:
         t0 = time.perf_counter()
         ex = options.extra
         executor, layout = executor_for(system, options)
         try:
-            k_n, t_n = layout.n_dso, layout.n_periods
+            k_n = layout.n_dso
             x0 = start_point(system)
             alpha0 = float(ex.get("dual_step", 2.0))
             tol = float(ex.get("dual_tol_mw", 1e-2))
             max_rounds = int(ex.get("dual_max_rounds", 100))
-            j_star = best_known(system, options)
+            j_star = best_known(options)
             stop_gap = ex.get("dual_stop_gap")
-            counters = Counters()
+            solves = 0
             notes_fail: list[str] = []
-            first = executor.round([[("evaluate", (x0,))]] + [[] for _ in range(k_n)])
-            counters.subspace_solves += 1
-            price = first[0][0].sensitivity_usd_per_mwh.copy()
+            first = executor.round([[Evaluate(x0)]] + [[] for _ in range(k_n)])
+            solves += 1
+            price = first[0][0][0].sensitivity_usd_per_mwh.copy()
             rows: list[dict[str, float]] = []
             p_prev: np.ndarray | None = None
             best_x, best_j = x0, float("inf")
@@ -53,8 +54,9 @@ class Dual(Strategy):
             rnd = 0
             while rnd < max_rounds:
                 rnd += 1
-                calls = [[("respond", (price,))] + ([("evaluate", (p_prev,))] if p_prev is not None else [])]
-                calls += [[("respond", (price[k],))] for k in range(k_n)]
+                calls: list[list[SubspaceCall]] = [[Respond(price),
+                                                     *([Evaluate(p_prev)] if p_prev is not None else [])]]
+                calls += [[Respond(price[k])] for k in range(k_n)]
                 try:
                     replies = executor.round(calls)
                 except RuntimeError as exc:  # SolveError in-process, SubspaceCallError from an actor
@@ -66,9 +68,9 @@ class Dual(Strategy):
                     rnd -= 1
                     notes_fail.append(f"round {rnd + 1}: {exc}; step halved")
                     continue
-                counters.subspace_solves += 1 + k_n + (1 if p_prev is not None else 0)
+                solves += 1 + k_n + (1 if p_prev is not None else 0)
                 if p_prev is not None:
-                    j = replies[0][1].cost_usd + d_prev
+                    j = replies[0][1][0].cost_usd + d_prev
                     if j < best_j:
                         best_x, best_j = p_prev, j
                     gap = np.nan if j_star is None else (j - j_star) / abs(j_star)
@@ -90,9 +92,8 @@ class Dual(Strategy):
                 price = good_price + step
             notes = [f"dual: final mismatch {rows[-1]['primal_residual_mw']:.3g} MW; reported dispatch at the "
                      f"best DSO iterate (J = {best_j:.2f} $)", *notes_fail]
-            del t_n
-            result = finish(self.name, system, executor, layout, best_x, counters, converged, t0, rows, notes)
-            result.counters.rounds += retries  # failed exchanges cost a round too
+            result = finish(self.name, system, executor, layout, best_x, solves, converged, t0, rows, notes)
+            result.traffic.rounds += retries  # failed exchanges cost a round too
             return result
         finally:
             executor.close()

@@ -14,52 +14,51 @@ import time
 
 import numpy as np
 
+from core.traffic import Traffic
+from dso.inputs import import_forecast_mw
 from dso.problem import DsoProblem
-from orchestrator.strategies.base import Counters, RunOptions, RunResult, Strategy, array_bytes
-from orchestrator.system import System
+from orchestrator.strategies.base import RunOptions, RunResult, Strategy, array_bytes
+from orchestrator.system.embedded import EmbeddedSystem
 from tso.problem import TsoProblem
 
 
-def import_forecast_mw(feeder_inputs: object) -> np.ndarray:
-    """Naive DSO import forecast (T,): loads + fixed EV charging - available PV."""
-    fi = feeder_inputs
-    return (fi.p_load_mw.sum(axis=0) + fi.ev_fixed_mw.sum(axis=0)  # type: ignore[attr-defined]
-            - fi.pv_avail_mw.sum(axis=0))  # type: ignore[attr-defined]
-
-
-class Isolated(Strategy):
+class Isolated(Strategy[EmbeddedSystem]):
     name = "isolated"
+    private_data = True
 
-    def run(self, system: System, options: RunOptions) -> RunResult:
+    def run(self, system: EmbeddedSystem, options: RunOptions) -> RunResult:
         t0 = time.perf_counter()
-        counters = Counters()
+        traffic = Traffic()
         forecast = np.vstack([import_forecast_mw(f.inputs_uncontrolled) for f in system.feeders])
         tso = TsoProblem(system.tso_data, system.tso_inputs, losses=system.spec.transmission.losses,
                          solver=options.solver)
         # round 1: forecasts up, clearing prices down
-        counters.rounds += 1
-        counters.exchange(len(system.feeders), array_bytes(forecast))
+        traffic.rounds += 1
+        traffic.add_exchange(len(system.feeders), array_bytes(forecast))
         cleared = tso.solve(forecast)
-        counters.subspace_solves += 1
+        traffic.subspace_solves += 1
         prices = cleared.dispatch.price_dso_usd_per_mwh
-        counters.exchange(len(system.feeders), array_bytes(prices))
+        traffic.add_exchange(len(system.feeders), array_bytes(prices))
         # DSOs dispatch at the price (EVs uncontrolled)
         dispatches = {}
         for k, f in enumerate(system.feeders):
             sol = DsoProblem(f.data, f.inputs_uncontrolled, mode="price", solver=options.solver).solve(
                 price_usd_per_mwh=prices[k])
-            counters.subspace_solves += 1
+            traffic.subspace_solves += 1
             dispatches[f.feeder_id] = sol.dispatch
         # round 2: actual imports up for settlement; the TSO re-dispatches to balance them
         actual = np.vstack([dispatches[k].p_import_mw for k in system.feeder_ids])
-        counters.rounds += 1
-        counters.exchange(len(system.feeders), array_bytes(actual))
+        traffic.rounds += 1
+        traffic.add_exchange(len(system.feeders), array_bytes(actual))
         settled = tso.solve(actual)
-        counters.subspace_solves += 1
+        traffic.subspace_solves += 1
+        wall_s = time.perf_counter() - t0
+        feeders = {k: system.feeder_report(k, d, controlled=False, ac=options.ac_check) for k, d in dispatches.items()}
         return RunResult(
-            strategy=self.name, tso=settled.dispatch, feeders=dispatches,
+            strategy=self.name, tso=system.tso_report(settled.dispatch), feeders=feeders,
             boundary_price_usd_per_mwh={k: prices[i] for i, k in enumerate(system.feeder_ids)},
-            counters=counters, converged=True, wall_s=time.perf_counter() - t0, ev_controlled=False,
+            traffic=traffic, converged=True, wall_s=wall_s, report_s=time.perf_counter() - t0 - wall_s,
+            ev_controlled=False,
             notes=[f"forecast error (max |actual - forecast| import): "
                    f"{float(np.max(np.abs(actual - forecast))):.3f} MW"],
         )

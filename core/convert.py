@@ -1,0 +1,240 @@
+"""Conversions between protobuf messages and plain data, in one place (round-trip tested).
+
+Domain code never sees a protobuf type: services and the orchestrator's client call these functions.
+Objects going to the wire are read by attribute (duck typing), so this module does not import the
+operator packages' internals; objects coming from the wire are the shared core's dataclasses
+(``Evaluation``, ``Proposal``, ``SurrogateWeights``) or those below, or, for reports, the operator's own
+report dataclass passed in as ``cls``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import numpy as np
+
+from core.icnn import SurrogateTerm, SurrogateWeights
+from core.rpc import InvalidArgument, scalar, vector
+from core.subspace import BoundaryStep, Evaluation, Proposal
+from gridcoord.v1 import aggregator_pb2, common_pb2, dso_pb2, tso_pb2
+
+T = TypeVar("T")
+
+
+def _arr(values: Sequence[float]) -> np.ndarray:
+    return np.asarray(list(values), dtype=float)
+
+
+# --------------------------------------------------------------------------------------------------
+# run keys
+
+
+def run_key(run_id: str, round_: int) -> common_pb2.RunKey:
+    return common_pb2.RunKey(run_id=run_id, round=round_)
+
+
+# --------------------------------------------------------------------------------------------------
+# surrogates
+
+
+def weights_to_proto(weights: SurrogateWeights) -> common_pb2.IcnnWeights:
+    w = np.asarray(weights.w, dtype=float)
+    return common_pb2.IcnnWeights(n_inputs=w.shape[1], n_hidden=w.shape[0], w=w.ravel().tolist(),
+                                  b=np.asarray(weights.b, dtype=float).tolist(),
+                                  v=np.asarray(weights.v, dtype=float).tolist(),
+                                  a=np.asarray(weights.a, dtype=float).tolist(), c=float(weights.c))
+
+
+#: largest hidden layer of a surrogate a server embeds (csso uses 24); a bigger one is refused, not built
+MAX_HIDDEN = 1024
+#: |weight| bound: far above trained surrogates, low enough that W x + b stays representable in a solver
+MAX_WEIGHT = 1e9
+#: most surrogate terms in one Optimize request (one per other operator; the scale case has 64 feeders)
+MAX_OTHERS = 256
+
+
+def weights_from_proto(msg: common_pb2.IcnnWeights, field: str = "weights") -> SurrogateWeights:
+    n, h = int(msg.n_inputs), int(msg.n_hidden)
+    if n < 1 or h < 1:
+        raise InvalidArgument(f"{field}.n_inputs and {field}.n_hidden must be >= 1 (got {n}, {h})")
+    if h > MAX_HIDDEN:
+        raise InvalidArgument(f"{field}.n_hidden = {h}: at most {MAX_HIDDEN}")
+    w = _arr(vector(f"{field}.w", msg.w, n * h, limit=MAX_WEIGHT)).reshape(h, n)
+    return SurrogateWeights(w=w, b=_arr(vector(f"{field}.b", msg.b, h, limit=MAX_WEIGHT)),
+                   v=_arr(vector(f"{field}.v", msg.v, h, nonneg=True, limit=MAX_WEIGHT)),
+                   a=_arr(vector(f"{field}.a", msg.a, n, limit=MAX_WEIGHT)),
+                   c=scalar(f"{field}.c", msg.c, lower=-MAX_WEIGHT * 1e3, upper=MAX_WEIGHT * 1e3))
+
+
+def others_to_proto(others: Sequence[SurrogateTerm], names: Sequence[str]) -> list[common_pb2.SurrogateTerm]:
+    return [common_pb2.SurrogateTerm(operator_id=name, index=np.asarray(idx, dtype=int).tolist(),
+                                     weights=weights_to_proto(w)) for (idx, w), name in zip(others, names, strict=True)]
+
+
+def others_from_proto(terms: Sequence[common_pb2.SurrogateTerm], n_boundary: int) -> list[SurrogateTerm]:
+    if len(terms) > MAX_OTHERS:
+        raise InvalidArgument(f"others: {len(terms)} surrogate terms, at most {MAX_OTHERS}")
+    out = []
+    for j, term in enumerate(terms):
+        where = f"others[{j}]"
+        if not term.HasField("weights"):
+            raise InvalidArgument(f"{where}.weights: required")
+        weights = weights_from_proto(term.weights, f"{where}.weights")
+        idx = np.asarray(list(term.index), dtype=int)
+        if idx.size != weights.w.shape[1]:
+            raise InvalidArgument(f"{where}.index: {idx.size} entries for a surrogate of {weights.w.shape[1]} inputs")
+        if idx.size and (idx.min() < 0 or idx.max() >= n_boundary):
+            raise InvalidArgument(f"{where}.index: entries must be in 0..{n_boundary - 1}")
+        if idx.size > n_boundary:
+            raise InvalidArgument(f"{where}.index: {idx.size} entries, at most {n_boundary} (the boundary's length)")
+        out.append((idx, weights))
+    return out
+
+
+# --------------------------------------------------------------------------------------------------
+# evaluate / optimize / respond / prox
+
+
+def evaluation_to_proto(resp: Evaluation) -> common_pb2.EvaluateResponse:
+    return common_pb2.EvaluateResponse(
+        cost_usd=float(resp.cost_usd),
+        sensitivity_usd_per_mwh=np.asarray(resp.sensitivity_usd_per_mwh, dtype=float).ravel().tolist(),
+        penalty_usd=float(resp.penalty_usd), mismatch_mw=float(resp.mismatch_mw), dt_h=float(resp.dt_h))
+
+
+def evaluation_from_proto(msg: common_pb2.EvaluateResponse, shape: tuple[int, ...] | None = None) -> Evaluation:
+    sens = _arr(msg.sensitivity_usd_per_mwh)
+    return Evaluation(cost_usd=msg.cost_usd, sensitivity_usd_per_mwh=sens.reshape(shape) if shape else sens,
+                      penalty_usd=msg.penalty_usd, mismatch_mw=msg.mismatch_mw, dt_h=msg.dt_h)
+
+
+def proposal_to_proto(p: Proposal) -> common_pb2.OptimizeResponse:
+    return common_pb2.OptimizeResponse(x_mw=np.asarray(p.x, dtype=float).tolist(),
+                                       predicted_usd=float(p.predicted_usd), ok=bool(p.ok))
+
+
+def proposal_from_proto(msg: common_pb2.OptimizeResponse) -> Proposal:
+    return Proposal(x=_arr(msg.x_mw), predicted_usd=msg.predicted_usd, ok=msg.ok)
+
+
+def boundary_step_to_proto(step: BoundaryStep) -> common_pb2.BoundaryResponse:
+    x, cost = step
+    return common_pb2.BoundaryResponse(x_mw=np.asarray(x, dtype=float).ravel().tolist(), cost_usd=float(cost))
+
+
+def boundary_step_from_proto(msg: common_pb2.BoundaryResponse,
+                             shape: tuple[int, ...] | None = None) -> BoundaryStep:
+    x = _arr(msg.x_mw)
+    return (x.reshape(shape) if shape else x), msg.cost_usd
+
+
+# --------------------------------------------------------------------------------------------------
+# reports
+
+
+def tso_report_to_proto(r: Any) -> tso_pb2.TsoReport:
+    price = np.asarray(r.price_dso_usd_per_mwh, dtype=float)
+    return tso_pb2.TsoReport(n_periods=price.shape[-1], price_dso_usd_per_mwh=price.ravel().tolist(),
+                             cost_usd={k: float(v) for k, v in r.cost_usd.items()},
+                             transmission_loss_mwh=float(r.transmission_loss_mwh),
+                             wind_p_mw=np.asarray(r.wind_p_mw, dtype=float).tolist(),
+                             wind_avail_mw=np.asarray(r.wind_avail_mw, dtype=float).tolist())
+
+
+def tso_report_from_proto(msg: tso_pb2.TsoReport, cls: Callable[..., T]) -> T:
+    t = int(msg.n_periods)
+    return cls(price_dso_usd_per_mwh=_arr(msg.price_dso_usd_per_mwh).reshape(-1, t), cost_usd=dict(msg.cost_usd),
+               transmission_loss_mwh=msg.transmission_loss_mwh, wind_p_mw=_arr(msg.wind_p_mw),
+               wind_avail_mw=_arr(msg.wind_avail_mw))
+
+
+_NODE_FIELDS = ("p_load_mw", "q_load_mvar", "p_gen_mw", "q_gen_mvar", "p_ev_mw", "v_pu")
+_PERIOD_FIELDS = ("p_import_mw", "q_import_mvar", "loss_mw", "pv_p_mw", "pv_avail_mw", "mt_p_mw")
+
+
+def dso_report_to_proto(r: Any) -> dso_pb2.DsoReport:
+    v = np.asarray(r.v_pu, dtype=float)
+    msg = dso_pb2.DsoReport(n_nodes=v.shape[0], n_periods=v.shape[1],
+                            cost_usd={k: float(x) for k, x in r.cost_usd.items()},
+                            soc_gap_mva2=float(r.soc_gap_mva2), ev_unmet_mwh=float(r.ev_unmet_mwh),
+                            ac_max_voltage_error_pu=float(r.ac_max_voltage_error_pu),
+                            ac_loss_error_rel=float(r.ac_loss_error_rel), ac_converged=bool(r.ac_converged),
+                            ac_checked=bool(r.ac_checked))
+    for name in _NODE_FIELDS + _PERIOD_FIELDS:
+        getattr(msg, name).extend(np.asarray(getattr(r, name), dtype=float).ravel().tolist())
+    return msg
+
+
+def dso_report_from_proto(msg: dso_pb2.DsoReport, cls: Callable[..., T], feeder_id: str) -> T:
+    n, t = int(msg.n_nodes), int(msg.n_periods)
+    fields: dict[str, Any] = {name: _arr(getattr(msg, name)).reshape(n, t) for name in _NODE_FIELDS}
+    fields.update({name: _arr(getattr(msg, name)) for name in _PERIOD_FIELDS})
+    return cls(feeder_id=feeder_id, cost_usd=dict(msg.cost_usd), soc_gap_mva2=msg.soc_gap_mva2,
+               ev_unmet_mwh=msg.ev_unmet_mwh, ac_max_voltage_error_pu=msg.ac_max_voltage_error_pu,
+               ac_loss_error_rel=msg.ac_loss_error_rel, ac_checked=msg.ac_checked, ac_converged=msg.ac_converged,
+               **fields)
+
+
+# --------------------------------------------------------------------------------------------------
+# aggregator
+
+
+_ENTRY_FIELDS = ("p_ch_max_mw", "p_dis_max_mw", "e_min_mwh", "e_max_mwh")
+
+
+def envelope_to_proto(flex: Any, n_periods: int, dt_h: float, stations: Sequence[Any]) -> aggregator_pb2.Envelope:
+    """``flex``: the aggregator's envelopes; ``stations``: its stations (id, p_max_kw)."""
+    msg = aggregator_pb2.Envelope(n_periods=n_periods, dt_h=dt_h)
+    msg.alloc_group.extend(np.asarray(flex.alloc_group, dtype=int).tolist())
+    msg.stations.extend([s.station_id for s in stations])
+    msg.station_p_max_mw.extend([float(s.p_max_kw) / 1e3 for s in stations])
+    msg.node.extend(np.asarray(flex.node, dtype=int).tolist())
+    msg.station_id.extend(list(flex.station_id))
+    msg.start.extend(np.asarray(flex.start, dtype=int).tolist())
+    msg.dwell.extend(np.asarray(flex.dwell, dtype=int).tolist())
+    for name in (*_ENTRY_FIELDS, "eta_ch", "eta_dis"):
+        getattr(msg, name).extend(np.asarray(getattr(flex, name), dtype=float).tolist())
+    return msg
+
+
+@dataclass(frozen=True)
+class EnvelopeData:
+    """Envelopes as received by a DSO (the fields its EV model reads)."""
+
+    node: np.ndarray
+    station_id: tuple[str, ...]
+    start: np.ndarray
+    dwell: np.ndarray
+    p_ch_max_mw: np.ndarray
+    p_dis_max_mw: np.ndarray
+    e_min_mwh: np.ndarray
+    e_max_mwh: np.ndarray
+    eta_ch: np.ndarray
+    eta_dis: np.ndarray
+    alloc_group: np.ndarray
+    stations: tuple[str, ...]
+    station_p_max_mw: np.ndarray
+
+
+def envelope_from_proto(msg: aggregator_pb2.Envelope) -> EnvelopeData:
+    e = len(msg.node)
+    dwell = np.asarray(list(msg.dwell), dtype=int)
+    if dwell.size != e or len(msg.start) != e or len(msg.station_id) != e:
+        raise InvalidArgument("envelope: node, station_id, start and dwell must have one entry per envelope")
+    w = int(dwell.sum())
+    entries = {name: _arr(vector(f"envelope.{name}", getattr(msg, name), w)) for name in _ENTRY_FIELDS}
+    group = np.asarray(list(msg.alloc_group), dtype=int) if len(msg.alloc_group) else np.arange(e)
+    if group.size != e:
+        raise InvalidArgument(f"envelope.alloc_group: expected {e} values, got {group.size}")
+    unknown = sorted(set(msg.station_id) - set(msg.stations))
+    if unknown:
+        raise InvalidArgument(f"envelope.station_id: {unknown} not in envelope.stations")
+    return EnvelopeData(node=np.asarray(list(msg.node), dtype=int), station_id=tuple(msg.station_id),
+                        start=np.asarray(list(msg.start), dtype=int), dwell=dwell,
+                        eta_ch=_arr(vector("envelope.eta_ch", msg.eta_ch, e)),
+                        eta_dis=_arr(vector("envelope.eta_dis", msg.eta_dis, e)), alloc_group=group,
+                        stations=tuple(msg.stations),
+                        station_p_max_mw=_arr(vector("envelope.station_p_max_mw", msg.station_p_max_mw,
+                                                     len(msg.stations), nonneg=True)), **entries)

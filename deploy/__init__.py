@@ -1,0 +1,1 @@
+"""Deployment: the local launcher script and the container and cluster manifests (not an installed package)."""

@@ -1,0 +1,164 @@
+"""Operator processes: ``gridcoord serve tso|dso|aggregator``.
+
+This is the composition root of an operator process: it reads the operator's own part of the case,
+starts its gRPC server (health NOT_SERVING), builds the model (a DSO first asks its aggregator service
+for the EV envelopes), then reports SERVING. The operator packages themselves never import the
+orchestrator; only this entry point wires them to the case file and to their peers.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from core.case import aggregator_id, load_case, operators
+from core.peers import load_services, require
+from core.rpc import Served, start_server, stop_on_sigterm
+from core.tls import (
+    AuthorizationInterceptor,
+    SecurityLog,
+    TlsIdentity,
+    participants,
+    server_credentials,
+)
+
+log = logging.getLogger("gridcoord.serve")
+ROLES = ("tso", "dso", "aggregator")
+
+
+@dataclass(frozen=True)
+class ServeOptions:
+    case: str
+    role: str
+    operator_id: str
+    port: int
+    host: str = "127.0.0.1"
+    services_file: str | None = None
+    reflection: bool = False
+    ac_check: bool = True
+    solver: str = "CLARABEL"
+    #: mTLS: ``tls_dir`` holds ca.pem and this operator's ID.pem/ID.key; plaintext only with ``insecure``
+    tls_dir: str | None = None
+    insecure: bool = False
+    #: security-event log (JSON lines, one per refused call); default ``security-ID.jsonl`` in the working dir
+    security_log: str | None = None
+    #: aggregator: keep the reservation book in ``state_dir/ID.reservations.sqlite`` (survives a restart)
+    state_dir: str | None = None
+
+    def transport(self) -> TlsIdentity | None:
+        """This operator's TLS identity, or None for an explicit plaintext server; refuses neither/both."""
+        if (self.tls_dir is None) == (not self.insecure):
+            raise ValueError("serve: give --tls-dir DIR (mTLS, certificates from `gridcoord certs`) or --insecure "
+                             "(plaintext, local development only), not both or neither")
+        return TlsIdentity(self.tls_dir, self.operator_id).check() if self.tls_dir is not None else None
+
+
+def _build_in_background(served: Served, build: Callable[[], None], what: str) -> None:
+    def run() -> None:
+        try:
+            build()
+        except Exception:  # noqa: BLE001 - stays NOT_SERVING; the cause is logged for the operator
+            log.exception("%s: building the model failed; staying NOT_SERVING", what)
+            return
+        served.set_serving(True)
+        log.info("%s: SERVING on port %d", what, served.port)
+
+    threading.Thread(target=run, name=f"build-{what}", daemon=True).start()
+
+
+def start_operator(opts: ServeOptions) -> Served:
+    """Start one operator's server and build its model in the background (SERVING when done)."""
+    from dso.service import SERVICE_NAME as DSO_SERVICE
+    from dso.service import DsoServicer
+    from tso.service import SERVICE_NAME as TSO_SERVICE
+    from tso.service import TsoServicer
+
+    spec = load_case(opts.case)
+    known = dict((oid, role) for role, oid in operators(spec))
+    if known.get(opts.operator_id) != opts.role:
+        listed = ", ".join(f"{r} {o}" for r, o in operators(spec))
+        raise ValueError(f"case '{spec.name}' has no {opts.role} {opts.operator_id!r} (operators: {listed})")
+    tls = opts.transport()
+    secure: dict[str, Any] = {}
+    if tls is not None:  # every call is authorized from the caller's certificate before a servicer sees it
+        events = SecurityLog(opts.security_log or f"security-{opts.operator_id}.jsonl")
+        secure = {"credentials": server_credentials(tls),
+                  "interceptors": [AuthorizationInterceptor(opts.operator_id, participants(operators(spec)), events)]}
+        log.info("%s: mTLS with %s; security events to %s", opts.operator_id, tls.cert_path, events.path)
+    else:
+        log.warning("%s: PLAINTEXT (--insecure): no authentication, no authorization; local development only",
+                    opts.operator_id)
+    services = load_services(opts.services_file) if opts.services_file else {}
+    address = f"{opts.host}:{opts.port}"
+    T, dt = spec.periods, spec.dt_h
+    ids = tuple(f.feeder_id for f in spec.feeders)
+
+    if opts.role == "tso":
+        servicer = TsoServicer(opts.operator_id, ids, T, dt)
+        served = start_server([servicer.register], [TSO_SERVICE], address, reflection=opts.reflection, **secure)
+
+        def build_tso() -> None:
+            from tso.inputs import from_case
+            from tso.subspace import TsoSubspace
+
+            data, inputs = from_case(spec)
+            servicer.attach(TsoSubspace(data, inputs, losses=spec.transmission.losses, solver=opts.solver))
+
+        _build_in_background(served, build_tso, opts.operator_id)
+        return served
+
+    if opts.role == "dso":
+        k = ids.index(opts.operator_id)
+        dso = DsoServicer(opts.operator_id, T, dt, n_global=len(ids) * T)
+        served = start_server([dso.register], [DSO_SERVICE], address, reflection=opts.reflection, **secure)
+
+        def build_dso() -> None:
+            from dso.inputs import feeder_data, feeder_inputs
+            from dso.service import AggregatorLink
+            from dso.subspace import DsoSubspace
+
+            data = feeder_data(spec, opts.operator_id)
+            # one run id per DSO process: a restarted DSO numbers its exchanges from 1 again, which the
+            # aggregator's ledger would refuse (or answer from its cache) under the previous process's id
+            agg = AggregatorLink(aggregator_id(opts.operator_id), require(services, aggregator_id(opts.operator_id)),
+                                 f"{opts.operator_id}-agg-{uuid.uuid4().hex[:8]}", tls=tls)
+            inputs = feeder_inputs(spec, opts.operator_id, data, agg.envelope())
+            dso.attach(DsoSubspace(data, inputs, np.arange(k * T, (k + 1) * T), solver=opts.solver, settle=agg,
+                                   ac_check=opts.ac_check))
+
+        _build_in_background(served, build_dso, opts.operator_id)
+        return served
+
+    from aggregator.inputs import fleet_from_case, stations_from_case
+    from aggregator.service import SERVICE_NAME as AGG_SERVICE
+    from aggregator.service import AggregatorServicer
+    from dso.inputs import feeder_data, station_distance_ohm
+
+    feeder_id = opts.operator_id.removeprefix("agg-")
+    stations = stations_from_case(spec, feeder_id)
+    # EVs may use nearby stations: "near" is the feeder path resistance, a public fact about the feeder the
+    # aggregator's stations sit on (computed here by the composition root, not by the aggregator package)
+    distance = station_distance_ohm(feeder_data(spec, feeder_id), np.array([st.node for st in stations]))
+    fleet = fleet_from_case(spec, feeder_id, distance if stations else None)
+    journal = None if opts.state_dir is None else Path(opts.state_dir) / f"{opts.operator_id}.reservations.sqlite"
+    agg_servicer = AggregatorServicer(opts.operator_id, fleet, stations, dt, T, journal_path=journal)
+    served = start_server([agg_servicer.register], [AGG_SERVICE], address, reflection=opts.reflection, **secure)
+    served.set_serving(True)
+    return served
+
+
+def serve_forever(opts: ServeOptions) -> int:
+    """``gridcoord serve``: run until SIGTERM/SIGINT, then drain in-flight calls and exit 0."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    served = start_operator(opts)
+    stop_on_sigterm(served)
+    log.info("%s %s listening on %s:%d", opts.role, opts.operator_id, opts.host, served.port)
+    served.stopped.wait()
+    return 0

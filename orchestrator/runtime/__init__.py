@@ -1,0 +1,1 @@
+"""Where subspaces run (Ray actors or in-process executors) and the durable run checkpoint."""

@@ -1,0 +1,283 @@
+"""Where subspaces run: one Ray actor per subspace (``RayExecutor``) or in-process (``SerialExecutor``).
+
+Both implement ``Executor``. A *round* is ``executor.round(calls)``: one message to every subspace
+carrying a batch of calls (``core.subspace`` call objects: each applies itself to the subspace), then one
+gather. The executor counts rounds, messages and the bytes of what crosses (pickled calls and replies),
+so strategies report honest traffic. ``ray.remote`` is applied here, once; the operator packages never
+import Ray.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from functools import partial
+from typing import Any, Protocol
+
+from core.traffic import Traffic
+
+#: a subspace is built on its worker by factory(*args); args may hold Ray object refs (shared data)
+Factory = tuple[Callable[..., Any], tuple[Any, ...]]
+#: one call on a subspace: a callable applied to it on its host (``core.subspace.Evaluate(points)``, ...)
+Call = Callable[[Any], Any]
+
+
+class Executor(Protocol):
+    """Where a strategy's subspaces run; every exchange with them is one ``round``."""
+
+    @property
+    def traffic(self) -> Traffic: ...
+
+    @property
+    def nodes(self) -> list[str]:
+        """Node ids the subspaces ran on."""
+        ...
+
+    @property
+    def placement(self) -> list[str]:
+        """The node of each subspace."""
+        ...
+
+    def __len__(self) -> int: ...
+
+    def round(self, calls: Sequence[Sequence[Call]]) -> list[list[Any]]:
+        """Send calls[i] to subspace i, gather every reply list."""
+        ...
+
+    def current_placement(self) -> list[str]:
+        """Node id of each subspace now (an actor may have been restarted elsewhere)."""
+        ...
+
+    def close(self) -> None: ...
+
+
+class SubspaceHost:
+    """Holds one subspace and runs batches of calls on it (the body of a Ray actor)."""
+
+    def __init__(self, factory: Callable[..., Any], *args: Any) -> None:
+        self.subspace = factory(*args)
+
+    def run(self, calls: Sequence[Call]) -> list[Any]:
+        return [call(self.subspace) for call in calls]
+
+    def node_id(self) -> str:
+        try:
+            import ray
+
+            return str(ray.get_runtime_context().get_node_id())
+        except Exception:  # noqa: BLE001 - outside Ray there is no node id
+            return "local"
+
+
+class SubspaceCallError(RuntimeError):
+    """A subspace call failed on a Ray actor; carries the original type name and message.
+
+    Operator errors (e.g. ``SolveError(message, status)``) need not survive Ray's pickling; this one
+    always does, so the orchestrator sees which subspace and which call failed, and why.
+    """
+
+
+class PortableSubspaceHost(SubspaceHost):
+    """The body of a Ray actor: failures come back as ``SubspaceCallError`` naming the call."""
+
+    def run(self, calls: Sequence[Call]) -> list[Any]:
+        out = []
+        for call in calls:
+            try:
+                out.append(call(self.subspace))
+            except Exception as exc:  # noqa: BLE001 - re-raised as a picklable error with the same message
+                name = getattr(self.subspace, "name", type(self.subspace).__name__)
+                raise SubspaceCallError(f"subspace {name!r} {type(call).__name__}: {type(exc).__name__}: {exc}") \
+                    from None
+        return out
+
+
+class SerialExecutor:
+    """Subspaces in this process, called one after another (tests; the sequential reference)."""
+
+    def __init__(self, factories: Sequence[Factory]) -> None:
+        self.hosts = [SubspaceHost(f, *a) for f, a in factories]
+        self.traffic = Traffic()
+        self.nodes = ["local"]
+        self.placement = ["local"] * len(self.hosts)
+
+    def __len__(self) -> int:
+        return len(self.hosts)
+
+    def round(self, calls: Sequence[Sequence[Call]]) -> list[list[Any]]:
+        """Send calls[i] to subspace i, gather every reply list."""
+        t0 = time.perf_counter()
+        replies = [h.run(c) for h, c in zip(self.hosts, calls, strict=True)]
+        self.traffic.add_round(calls, replies, time.perf_counter() - t0)
+        return replies
+
+    def local(self, i: int) -> Any:
+        """The subspace object itself (serial only; for tests)."""
+        return self.hosts[i].subspace
+
+    def current_placement(self) -> list[str]:
+        return self.placement
+
+    def close(self) -> None:
+        self.hosts = []
+
+
+_REMOTE_HOST: Any = None
+
+
+def _remote_host() -> Any:
+    global _REMOTE_HOST
+    if _REMOTE_HOST is None:
+        import ray
+
+        _REMOTE_HOST = ray.remote(PortableSubspaceHost)
+    return _REMOTE_HOST
+
+
+def ensure_ray(address: str | None = None, num_cpus: int | None = None) -> bool:
+    """Start a local Ray (or join ``address``) unless one is running; True when this call started it."""
+    import ray
+
+    if ray.is_initialized():
+        return False
+    if address:
+        ray.init(address=address, include_dashboard=False, log_to_driver=False)
+    else:
+        # address="local": always a new Ray for this run (never silently join a cluster left running on
+        # the machine), dashboard off
+        ray.init(address="local", num_cpus=num_cpus or min(2, os.cpu_count() or 1), include_dashboard=False,
+                 log_to_driver=False)
+    return True
+
+
+#: a subspace actor that dies (process killed, node removed) is restarted this many times ...
+ACTOR_MAX_RESTARTS = 5
+#: ... and a call that was in flight on it is re-sent this many times (calls are pure functions of their args)
+ACTOR_MAX_TASK_RETRIES = 5
+#: how long a round re-sends the calls of an actor that is temporarily unavailable (restarting elsewhere) [s]
+ACTOR_RECOVERY_S = 120.0
+
+
+#: custom node resource that pins an operator's subspace to a node: start the node with
+#: ``ray start ... --resources '{"gridcoord:dso1": 1}'`` and dso1's actor runs there (and only there)
+PIN_PREFIX = "gridcoord:"
+PIN_SHARE = 0.01  # what a pinned actor asks of that resource (several runs may share the node)
+
+
+def pinned_resources(names: Sequence[str], cluster_resources: dict[str, float]) -> dict[int, str]:
+    """Subspace index -> ``gridcoord:<name>`` for every subspace whose resource some node of the cluster offers."""
+    return {i: PIN_PREFIX + n for i, n in enumerate(names) if cluster_resources.get(PIN_PREFIX + n, 0.0) > 0}
+
+
+class RayExecutor:
+    """One Ray actor per subspace, created once; each round fans out and gathers (one ``ray.get`` each).
+
+    ``shared`` objects are ``ray.put`` once and passed to the factories by reference; a factory arg
+    ``Shared(i)`` stands for ``shared[i]``.
+    """
+
+    def __init__(self, factories: Sequence[Factory], shared: Sequence[Any] = (), address: str | None = None,
+                 names: Sequence[str] | None = None) -> None:
+        import ray
+
+        self.started = ensure_ray(address)
+        # the shared data stays referenced for the executor's lifetime: a restarted actor is rebuilt from it
+        self._refs = refs = [ray.put(s) for s in shared]
+        # SPREAD: on a multi-node cluster the subspaces go to different nodes where they fit. The CPU share
+        # is sized so that every actor fits on the smallest node: when a node goes away, its actors are
+        # restarted on the nodes left (a share of the whole cluster would leave them pending forever).
+        # max_restarts: a dead actor (killed process, lost node) is recreated, its factory runs again in
+        # __init__; max_task_retries: its pending calls are re-sent, which is safe as they are pure.
+        per_node = [float(n["Resources"].get("CPU", 0.0)) for n in ray.nodes() if n.get("Alive")]
+        smallest = min([c for c in per_node if c > 0] or [1.0])
+        opts = {"num_cpus": min(1.0, smallest / max(1, len(factories))), "scheduling_strategy": "SPREAD",
+                "max_restarts": ACTOR_MAX_RESTARTS, "max_task_retries": ACTOR_MAX_TASK_RETRIES}
+        #: subspace index -> the node resource that pins it (operators that must run on a given node)
+        self.pins = pinned_resources(names or [], ray.cluster_resources())
+
+        def resolve(a: Any) -> Any:
+            return refs[a.index] if isinstance(a, Shared) else a
+
+        host = _remote_host()
+        self.actors = [host.options(**opts, **({"resources": {self.pins[i]: PIN_SHARE}} if i in self.pins else {}))
+                       .remote(f, *[resolve(a) for a in args]) for i, (f, args) in enumerate(factories)]
+        #: node id of each subspace's actor, in subspace order (which subspace ran where)
+        self.placement = list(ray.get([a.node_id.remote() for a in self.actors]))
+        self.nodes = sorted(set(self.placement))
+        self.traffic = Traffic()
+
+    def __len__(self) -> int:
+        return len(self.actors)
+
+    def round(self, calls: Sequence[Sequence[Call]]) -> list[list[Any]]:
+        t0 = time.perf_counter()
+        refs = [a.run.remote(c) for a, c in zip(self.actors, calls, strict=True)]
+        replies = [self._get(i, ref, partial(self._send, i, calls[i])) for i, ref in enumerate(refs)]
+        self.traffic.add_round(calls, replies, time.perf_counter() - t0)
+        return replies
+
+    def _send(self, i: int, calls: Sequence[Call]) -> Any:
+        return self.actors[i].run.remote(calls)
+
+    def _get(self, i: int, ref: Any, resend: Callable[[], Any]) -> Any:
+        """Subspace i's reply. An actor that is temporarily unreachable (its node just went away, it is
+        being restarted) is asked again (``resend()``), for up to ``ACTOR_RECOVERY_S``: calls are pure
+        functions of their arguments, so a repeat cannot double-count. A dead actor (restarts exhausted) is named."""
+        import ray
+
+        end, delay = time.monotonic() + ACTOR_RECOVERY_S, 0.2
+        while True:
+            try:
+                return ray.get(ref)
+            except ray.exceptions.ActorUnavailableError as exc:
+                if time.monotonic() > end:
+                    raise SubspaceCallError(f"subspace {i} actor unavailable for {ACTOR_RECOVERY_S:g} s: "
+                                            f"{str(exc).splitlines()[0]}") from None
+                time.sleep(delay)
+                delay = min(2.0 * delay, 2.0)
+                ref = resend()
+            except ray.exceptions.RayActorError as exc:  # restarts exhausted: name the subspace
+                raise SubspaceCallError(f"subspace {i} actor died and could not be restarted "
+                                        f"({ACTOR_MAX_RESTARTS} restarts): {type(exc).__name__}: "
+                                        f"{str(exc).splitlines()[0] if str(exc) else ''}") from None
+
+    def current_placement(self) -> list[str]:
+        """Node id of each subspace's actor now; updates ``placement`` and adds to ``nodes`` (after a
+        restart an actor may live on another node)."""
+        refs = [a.node_id.remote() for a in self.actors]
+        # an actor may be restarting right now (a node just went away): ride it out as a round does
+        self.placement = [str(self._get(i, ref, a.node_id.remote)) for i, (a, ref) in enumerate(zip(self.actors, refs,
+                                                                                                  strict=True))]
+        self.nodes = sorted(set(self.nodes) | set(self.placement))
+        return self.placement
+
+    def close(self) -> None:
+        import ray
+
+        for a in self.actors:
+            ray.kill(a)
+        self.actors = []
+        if self.started:
+            ray.shutdown()
+
+
+@dataclass(frozen=True)
+class Shared:
+    """Placeholder in a factory's args for the ``index``-th shared (``ray.put``) object."""
+
+    index: int
+
+
+def make_executor(kind: str, factories: Sequence[Factory], shared: Sequence[Any] = (),
+                  address: str | None = None, names: Sequence[str] | None = None) -> Executor:
+    """``kind`` = "ray" or "serial"; serial resolves ``Shared`` placeholders in-process. ``names``: the
+    subspaces' operator ids (Ray pins a subspace to a node that offers the ``gridcoord:<id>`` resource)."""
+    if kind == "ray":
+        return RayExecutor(factories, shared, address, names)
+    if kind == "serial":
+        resolved = [(f, tuple(shared[a.index] if isinstance(a, Shared) else a for a in args))
+                    for f, args in factories]
+        return SerialExecutor(resolved)
+    raise ValueError(f"executor kind {kind!r} must be 'ray' or 'serial'")
