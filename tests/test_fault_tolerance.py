@@ -33,8 +33,9 @@ from orchestrator.runtime.executors import RayExecutor, SerialExecutor
 from orchestrator.strategies import RunOptions, get_strategy
 from orchestrator.system.embedded import build_system
 from orchestrator.system.services import ServicesSystem
+from tests.helpers.cases import TINY_CASE
 
-CASE = "ieee30-3x33"
+CASE = TINY_CASE  # recovery is what these tests check, not the reference case's numbers
 ROUNDS = 3
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -151,7 +152,7 @@ def test_resume_compares_case_files_by_path(tmp_path: Path, monkeypatch: pytest.
                                             capsys: pytest.CaptureFixture[str]) -> None:
     """A case file is recorded by its absolute path: the same file named relatively is not a conflict."""
     case_file = tmp_path / "my-case.yaml"
-    case_file.write_text((ROOT / "core" / "cases" / f"{CASE}.yaml").read_text())
+    case_file.write_text(Path(CASE).read_text())
     run = tmp_path / "run"
     ck = Checkpoint.create(run, {"case": str(case_file.resolve()), "strategy": "csso", "executor": "serial",
                                  "run_id": "r", "finished": True})
@@ -185,8 +186,8 @@ def test_orchestrator_killed_and_resumed(tmp_path: Path, j_ref: float) -> None:
     (``j_ref``: the same ``ROUNDS`` rounds run in this process without interruption)."""
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     out = tmp_path / "run"
-    proc = subprocess.Popen(_cli("run", "--strategy", "csso", "--executor", "serial", "--no-ac-check",
-                                 "--max-rounds", str(ROUNDS), "--out", str(out)), cwd=ROOT, env=env,
+    proc = subprocess.Popen(_cli("run", "--case", CASE, "--strategy", "csso", "--executor", "serial",
+                                 "--no-ac-check", "--max-rounds", str(ROUNDS), "--out", str(out)), cwd=ROOT, env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 240
     while _rounds_in(out / "checkpoint.sqlite") < 2:
@@ -308,18 +309,18 @@ def test_dso_that_never_comes_back_is_named(deployment: LocalDeployment, tmp_pat
 
     def on_round(n: int, executor: CheckpointedExecutor) -> None:
         if n == 1:
-            deployment.kill("dso3")
+            deployment.kill("dso2")
 
     remote = _remote(deployment, "gone-test", 3.0)
     t0 = time.monotonic()
     try:
-        with pytest.raises(OperatorUnavailable, match=r"operator 'dso3' unavailable on Evaluate: not back within "
+        with pytest.raises(OperatorUnavailable, match=r"operator 'dso2' unavailable on Evaluate: not back within "
                                                       r"the 3 s recovery window \(exchange \d+ of run "):
             get_strategy("csso").run(remote, _options("serial", on_round=on_round, checkpoint=ck))
         assert time.monotonic() - t0 < 60
         assert Checkpoint.open(tmp_path).n_rounds() == 1  # round 1 is kept for --resume
     finally:
-        deployment.restart("dso3")
+        deployment.restart("dso2")
 
 
 def test_aggregator_restarted_keeps_its_book(deployment: LocalDeployment) -> None:
@@ -377,7 +378,7 @@ def test_ray_actor_killed_mid_run(ray_session: None, system, j_ref: float) -> No
 
 
 NODE_LOSS = r'''
-import json, threading, time
+import json, sys, threading, time
 from ray.cluster_utils import Cluster
 import ray
 from orchestrator.results.run import summarize
@@ -388,7 +389,7 @@ cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 2})
 worker = cluster.add_node(num_cpus=2)
 cluster.wait_for_nodes()
 ray.init(address=cluster.address, include_dashboard=False, log_to_driver=False)
-system = build_system("ieee30-3x33")
+system = build_system(sys.argv[1])
 info = {}
 
 def on_round(n, executor):
@@ -421,7 +422,8 @@ cluster.shutdown()
 def test_worker_node_removed_mid_run() -> None:
     """2-node cluster (in a subprocess, like test_cluster.py): the worker node is removed while round 2
     runs; its actors restart on the head node, their calls are re-sent, the run completes."""
-    proc = subprocess.run([sys.executable, "-c", NODE_LOSS], capture_output=True, text=True, timeout=400, cwd=ROOT)
+    proc = subprocess.run([sys.executable, "-c", NODE_LOSS, CASE], capture_output=True, text=True, timeout=400,
+                          cwd=ROOT)
     assert proc.returncode == 0, proc.stderr[-3000:]
     out = json.loads([line for line in proc.stdout.splitlines() if line.startswith("{")][-1])
     assert out["alive"] == 1 and "removed" in out["info"]

@@ -1,7 +1,7 @@
-"""Every operator of the reference case as its own process talking real gRPC (deploy/local.py's launcher).
+"""Every operator of a case as its own process talking real gRPC (deploy/local.py's launcher), on the
+small test case (the reference case through services is ``gridcoord bench --services``).
 
-One deployment per module (the operators take ~20-40 s to build their models); each test is a few
-rounds so the suite stays fast.
+One deployment per module; each test is a few rounds so the suite stays fast.
 """
 
 from __future__ import annotations
@@ -25,8 +25,9 @@ from orchestrator.results.run import summarize
 from orchestrator.strategies import RunOptions, get_strategy
 from orchestrator.system.embedded import build_system
 from orchestrator.system.services import RemoteDso, ServicesSystem
+from tests.helpers.cases import TINY_CASE
 
-CASE = "ieee30-3x33"
+CASE = TINY_CASE  # the service plumbing, not the reference case's numbers
 ROUNDS = 3
 
 
@@ -86,7 +87,8 @@ def test_third_party_client_from_protos_alone(deployment: LocalDeployment, tmp_p
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "methods called:" in proc.stdout
     calls = int(proc.stdout.split("methods called:")[1].split()[0])
-    assert calls == 6 + 3 * 7 + 3 * 5  # TSO 6 methods, each DSO 7 (with Forecast), each aggregator 5
+    n_dso = len(load_case(CASE).feeders)
+    assert calls == 6 + n_dso * 7 + n_dso * 5  # TSO 6 methods, each DSO 7 (with Forecast), each aggregator 5
 
 
 CLIENT = r'''
@@ -133,12 +135,13 @@ print("methods called:", calls)
 
 def test_killed_dso_is_named_within_the_deadline(deployment: LocalDeployment) -> None:
     """Last in this module: a SIGKILLed DSO is reported as unavailable, by name, within the deadline."""
-    dso = RemoteDso("dso2", deployment.services["dso2"], "kill-test", 24, tls=deployment.client_tls)
+    t_n = load_case(CASE).periods
+    dso = RemoteDso("dso2", deployment.services["dso2"], "kill-test", t_n, tls=deployment.client_tls)
     dso.forecast()
     deployment.kill("dso2")
     t0 = time.perf_counter()
     with pytest.raises(OperatorUnavailable, match="operator 'dso2' unavailable on Evaluate"):
-        dso.evaluate(np.zeros(24))
+        dso.evaluate(np.zeros(t_n))
     assert time.perf_counter() - t0 < 30.0
 
 

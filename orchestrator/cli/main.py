@@ -1,4 +1,4 @@
-"""``gridcoord`` command line: run, serve, operators, cases, compare, bench, aggregate."""
+"""``gridcoord`` command line: run, serve, operators, cases, compare, bench, study, plan, aggregate."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # the commands import what they need when they run (a fast ``--help``)
     from orchestrator.runtime.checkpoint import Checkpoint
@@ -201,6 +201,12 @@ def _cmd_compare(args: argparse.Namespace) -> int:
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:
+    if args.soak is not None:
+        from orchestrator.bench.soak import soak
+
+        report, ok = soak(args.soak, out=args.soak_out)
+        print(report)
+        return 0 if ok else 4
     if args.reservations:
         from orchestrator.bench.reservations import bench_reservations
 
@@ -233,6 +239,24 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     from orchestrator.bench.runs import bench_foundation
 
     print(bench_foundation(args.case, repeat=args.repeat, solver=args.solver))
+    return 0
+
+
+def _study_module(registry: dict[str, str], name: str, what: str) -> Any:
+    import importlib
+
+    if name not in registry:
+        raise UsageError(f"{what} {name!r} is unknown (known: {', '.join(sorted(registry)) or 'none'})")
+    return importlib.import_module(registry[name])
+
+
+def _cmd_study(args: argparse.Namespace) -> int:
+    from orchestrator.studies.contract import write_study
+
+    result = args.study_module.run(args)
+    written = write_study(args.out, result, getattr(result, "plots", ()))
+    print(Path(args.out, "table.md").read_text())
+    print(f"wrote {len(written)} files under {args.out}/ (study.json, table.md, plots, one run directory per scenario)")
     return 0
 
 
@@ -337,7 +361,25 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--clients", type=int, default=200, help="with --reservations: concurrent clients")
     bench.add_argument("--count", type=int, default=2000, help="with --reservations: reservations sent")
     bench.add_argument("--seed", type=int, default=1, help="with --reservations: seed of the reservations")
+    bench.add_argument("--soak", type=int, default=None, metavar="N",
+                       help="run tests/test_fault_tolerance.py N times in a row (from a source checkout); prints the "
+                            "count of passing runs")
+    bench.add_argument("--soak-out", default=None, metavar="DIR", help="with --soak: also write DIR/soak.json")
     bench.set_defaults(func=_cmd_bench)
+
+    from orchestrator.studies import PLANS, STUDIES
+
+    for command, registry, help_text in (("study", STUDIES, "reproduce a paper's experiment on a bundled case"),
+                                         ("plan", PLANS, "planning studies (e.g. storage siting and sizing)")):
+        group = sub.add_parser(command, help=f"{help_text}: " + ", ".join(sorted(registry)))
+        names = group.add_subparsers(dest="name", required=True)
+        for name in sorted(registry):
+            module = _study_module(registry, name, command)
+            sp = names.add_parser(name, help=(module.__doc__ or "").strip().splitlines()[0])
+            sp.add_argument("--out", default=f"runs/{command}-{name}", help="output directory (study.json, table.md, "
+                                                                           "plots, one run directory per scenario)")
+            module.add_arguments(sp)
+            sp.set_defaults(func=_cmd_study, study_module=module)
 
     agg = sub.add_parser("aggregate", help="aggregate a synthetic EV fleet, dispatch and disaggregate it")
     agg.add_argument("--evs", type=int, default=500, help="number of EVs")
