@@ -204,8 +204,8 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     if args.soak is not None:
         from orchestrator.bench.soak import soak
 
-        report, ok = soak(args.soak, out=args.soak_out)
-        print(report)
+        text, ok = soak(args.soak, out=args.soak_out)
+        print(text)
         return 0 if ok else 4
     if args.reservations:
         from orchestrator.bench.reservations import bench_reservations
