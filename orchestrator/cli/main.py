@@ -254,7 +254,7 @@ def _cmd_study(args: argparse.Namespace) -> int:
     from orchestrator.studies.contract import write_study
 
     result = args.study_module.run(args)
-    written = write_study(args.out, result, getattr(result, "plots", ()))
+    written = write_study(args.out, result, result.plots)
     print(Path(args.out, "table.md").read_text())
     print(f"wrote {len(written)} files under {args.out}/ (study.json, table.md, plots, one run directory per scenario)")
     return 0

@@ -35,6 +35,8 @@ class StudyResult:
     table_metrics: list[str] = field(default_factory=list)
     extra: dict[str, Any] = field(default_factory=dict)
     title: str = ""
+    #: PNG files the study wrote (listed with the study's files)
+    plots: list[Path] = field(default_factory=list)
 
 
 def _jsonable(v: Any) -> Any:
