@@ -47,6 +47,8 @@ class TransmissionSpec:
 
 @dataclass(frozen=True)
 class PvSpec:
+    """A renewable unit behind an inverter (PV or wind): capacity [MW] and inverter rating [MVA]."""
+
     node: int
     capacity_mw: float
     s_mva: float
@@ -110,6 +112,9 @@ class FeederSpec:
     ev_list: tuple[EvInlineSpec, ...]
     #: stations each EV can use: its own plus the reach - 1 nearest others of the same kind (1 = temporal only)
     ev_reach: int = 1
+    #: wind turbines on the feeder (inverter-connected, like PV) and their capacity-factor profile
+    wind: tuple[PvSpec, ...] = ()
+    wind_profile: str = ""
 
 
 @dataclass(frozen=True)
@@ -123,6 +128,8 @@ class CaseSpec:
     transmission: TransmissionSpec
     feeders: tuple[FeederSpec, ...]
     source: str = field(default="", compare=False)
+    #: penalty on feeder wind energy not used [$/MWh] (default: the PV curtailment penalty)
+    wind_curtail_usd_per_mwh: float = 0.0
 
     def feeder(self, feeder_id: str) -> FeederSpec:
         """The feeder called ``feeder_id``; ``CaseError`` naming the known ones otherwise."""
@@ -306,12 +313,17 @@ def _parse_feeder(r: _Reader, profiles: set[str], n_tso_bus: int, tso_network: s
             raise CaseError(f"{rr.path}.{key}={node} is an unknown node (feeder has nodes 1..{n_nodes})")
         return node
 
-    pv = []
-    for i, p in enumerate(r.list_("pv")):
-        pr = _Reader(p, f"{r.path}.pv[{i}]")
-        cap = pr.num("capacity_mw", min_=0.0)
-        pv.append(PvSpec(node_of(pr), cap, pr.num("s_mva", round(1.1 * cap, 6), min_=cap)))
-        pr.done()
+    def inverters(key: str) -> list[PvSpec]:
+        units = []
+        for i, p in enumerate(r.list_(key)):
+            pr = _Reader(p, f"{r.path}.{key}[{i}]")
+            cap = pr.num("capacity_mw", min_=0.0)
+            units.append(PvSpec(node_of(pr), cap, pr.num("s_mva", round(1.1 * cap, 6), min_=cap)))
+            pr.done()
+        return units
+
+    pv = inverters("pv")
+    wind = inverters("wind")
     mts = []
     for i, m in enumerate(r.list_("microturbines")):
         mr = _Reader(m, f"{r.path}.microturbines[{i}]")
@@ -364,7 +376,8 @@ def _parse_feeder(r: _Reader, profiles: set[str], n_tso_bus: int, tso_network: s
         load_scale=r.num("load_scale", 1.0, min_=0.0),
         load_profile=_profile(r, "load_profile", profiles), pv_profile=_profile(r, "pv_profile", profiles),
         pv=tuple(pv), microturbines=tuple(mts), stations=tuple(stations), ev_count=ev_count, ev_seed=ev_seed,
-        v2g_share=v2g, ev_list=tuple(ev_list), ev_reach=reach,
+        v2g_share=v2g, ev_list=tuple(ev_list), ev_reach=reach, wind=tuple(wind),
+        wind_profile=_profile(r, "wind_profile", profiles) if wind else str(r._get("wind_profile", "")),
     )
     r.done()
     return spec
@@ -401,6 +414,8 @@ def parse_case(data: Any, source: str = "<memory>") -> CaseSpec:
     spec = CaseSpec(
         name=name, description=str(r._get("description", "")), periods=periods, dt_h=dt_h,
         pv_curtail_usd_per_mwh=r.num("pv_curtail_usd_per_mwh", 0.0, min_=0.0),
+        wind_curtail_usd_per_mwh=r.num("wind_curtail_usd_per_mwh", r.data.get("pv_curtail_usd_per_mwh", 0.0),
+                                       min_=0.0),
         loss_cost_usd_per_mwh=r.num("loss_cost_usd_per_mwh", 0.0, min_=0.0),
         transmission=tspec, feeders=tuple(feeders), source=source,
     )

@@ -151,7 +151,8 @@ def tso_report_from_proto(msg: tso_pb2.TsoReport, cls: Callable[..., T]) -> T:
 
 
 _NODE_FIELDS = ("p_load_mw", "q_load_mvar", "p_gen_mw", "q_gen_mvar", "p_ev_mw", "v_pu")
-_PERIOD_FIELDS = ("p_import_mw", "q_import_mvar", "loss_mw", "pv_p_mw", "pv_avail_mw", "mt_p_mw")
+_PERIOD_FIELDS = ("p_import_mw", "q_import_mvar", "loss_mw", "pv_p_mw", "pv_avail_mw", "mt_p_mw", "wind_p_mw",
+                  "wind_avail_mw")
 
 
 def dso_report_to_proto(r: Any) -> dso_pb2.DsoReport:

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 
 PROFILE_FILE = Path(__file__).resolve().parent / "data" / "profiles_simbench.csv"
+YEAR_FILE = Path(__file__).resolve().parent / "data" / "profiles_simbench_year.csv"
 STEP_H = 0.25  # the bundled profiles are quarter-hour values
 
 
@@ -33,3 +34,22 @@ def profile(name: str, dt_h: float) -> np.ndarray:
         raise ValueError(f"dt_h={dt_h} is not a multiple of the profiles' {STEP_H} h step")
     series = table[name]
     return series.reshape(-1, per).mean(axis=1)
+
+
+@cache
+def _year_table() -> dict[str, np.ndarray]:
+    header, *rows = YEAR_FILE.read_text().strip().splitlines()
+    names = header.split(",")
+    values = np.array([[float(x) for x in row.split(",")] for row in rows])
+    days = int(values[:, 0].max()) + 1
+    return {name: values[:, j].reshape(days, 24) for j, name in enumerate(names) if name not in ("day", "hour")}
+
+
+def year_profile(name: str) -> np.ndarray:
+    """A whole SimBench profile year (2016, 366 days) as (days, 24) hourly means, each column divided by its
+    annual maximum (loads: 1.0 = the year's peak; PV and wind: capacity factors). For uncertainty and
+    scenario studies (forecast errors, representative days); see ``data/PROVENANCE.md``."""
+    table = _year_table()
+    if name not in table:
+        raise KeyError(f"unknown year profile {name!r} (known: {', '.join(sorted(table))})")
+    return table[name].copy()

@@ -53,6 +53,8 @@ def feeder_inputs(spec: CaseSpec, feeder_id: str, data: FeederData, ev: EvFlexib
     load_shape = profile(f.load_profile, dt)
     pv_shape = profile(f.pv_profile, dt)
     pv_cap = np.array([p.capacity_mw for p in f.pv])
+    wind_cap = np.array([w.capacity_mw for w in f.wind])
+    wind_shape = profile(f.wind_profile, dt) if f.wind else np.zeros(T)
     common: dict[str, Any] = dict(
         dt_h=dt,
         p_load_mw=data.p_load_mw[:, None] * load_shape[None, :],
@@ -70,6 +72,10 @@ def feeder_inputs(spec: CaseSpec, feeder_id: str, data: FeederData, ev: EvFlexib
         mt_c2_usd_per_mw2h=np.array([m.c2_usd_per_mw2h for m in f.microturbines]),
         loss_cost_usd_per_mwh=spec.loss_cost_usd_per_mwh,
         v_sub_pu=f.v_sub_pu,
+        wind_node_idx=np.array([w.node - 1 for w in f.wind], dtype=int),
+        wind_avail_mw=wind_cap[:, None] * wind_shape[None, :] if f.wind else np.zeros((0, T)),
+        wind_s_mva=np.array([w.s_mva for w in f.wind]),
+        wind_curtail_usd_per_mwh=spec.wind_curtail_usd_per_mwh,
     )
     fixed = np.zeros((data.n_nodes, T)) if ev_fixed_mw is None else ev_fixed_mw
     return FeederInputs(**common, ev=ev, ev_fixed_mw=fixed)
@@ -77,8 +83,9 @@ def feeder_inputs(spec: CaseSpec, feeder_id: str, data: FeederData, ev: EvFlexib
 
 def import_forecast_mw(inputs: FeederInputs) -> np.ndarray:
     """Today's practice of a DSO's day-ahead import forecast (T,): loads + uncontrolled EV charging - all
-    available PV (no losses, microturbines off)."""
-    return inputs.p_load_mw.sum(axis=0) + inputs.ev_fixed_mw.sum(axis=0) - inputs.pv_avail_mw.sum(axis=0)
+    available PV and wind (no losses, microturbines off)."""
+    return (inputs.p_load_mw.sum(axis=0) + inputs.ev_fixed_mw.sum(axis=0) - inputs.pv_avail_mw.sum(axis=0)
+            - inputs.wind_avail_mw.sum(axis=0))
 
 
 def station_distance_ohm(data: FeederData, nodes: np.ndarray) -> np.ndarray:

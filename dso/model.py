@@ -216,23 +216,31 @@ class FeederInputs:
     v_min_pu: float = 0.95
     v_max_pu: float = 1.05
     v_sub_pu: float = 1.0
+    #: wind turbines behind inverters, like PV: (U,) nodes, (U,T) available power, (U,) rating S
+    wind_node_idx: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    wind_avail_mw: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)))
+    wind_s_mva: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    wind_curtail_usd_per_mwh: float = 0.0
 
     def __post_init__(self) -> None:
-        for name in ("pv_node_idx", "mt_node_idx"):
+        for name in ("pv_node_idx", "mt_node_idx", "wind_node_idx"):
             object.__setattr__(self, name, _i64(getattr(self, name)))
         for name in ("p_load_mw", "q_load_mvar", "pv_avail_mw", "pv_s_mva", "mt_p_min_mw", "mt_p_max_mw",
                      "mt_q_max_mvar", "mt_ramp_mw_per_h", "mt_c1_usd_per_mwh", "mt_c2_usd_per_mw2h",
-                     "ev_fixed_mw"):
+                     "ev_fixed_mw", "wind_avail_mw", "wind_s_mva"):
             object.__setattr__(self, name, _f64(getattr(self, name)))
         if not self.dt_h > 0:
             raise FeederInputError(f"dt_h={self.dt_h!r} must be > 0")
         if self.p_load_mw.ndim != 2:
             raise FeederInputError(f"p_load_mw must be (N,T), got shape {self.p_load_mw.shape}")
         n, t = self.p_load_mw.shape
-        g, m = self.pv_node_idx.shape[0], self.mt_node_idx.shape[0]
+        g, m, u = self.pv_node_idx.shape[0], self.mt_node_idx.shape[0], self.wind_node_idx.shape[0]
         if self.pv_avail_mw.size == 0:
             object.__setattr__(self, "pv_avail_mw", np.zeros((g, t)))
+        if self.wind_avail_mw.size == 0:
+            object.__setattr__(self, "wind_avail_mw", np.zeros((u, t)))
         shapes = {"q_load_mvar": (n, t), "ev_fixed_mw": (n, t), "pv_avail_mw": (g, t), "pv_s_mva": (g,),
+                  "wind_avail_mw": (u, t), "wind_s_mva": (u,),
                   "mt_p_min_mw": (m,), "mt_p_max_mw": (m,), "mt_q_max_mvar": (m,), "mt_ramp_mw_per_h": (m,),
                   "mt_c1_usd_per_mwh": (m,), "mt_c2_usd_per_mw2h": (m,)}
         for name, shape in shapes.items():
@@ -241,7 +249,7 @@ class FeederInputs:
                 raise FeederInputError(f"{name} has shape {arr.shape}, expected {shape}")
             if not np.all(np.isfinite(arr)):
                 raise FeederInputError(f"{name} has non-finite entries")
-        for name in ("pv_node_idx", "mt_node_idx"):
+        for name in ("pv_node_idx", "mt_node_idx", "wind_node_idx"):
             idx = getattr(self, name)
             bad = np.flatnonzero((idx < 0) | (idx >= n))
             if bad.size:
@@ -257,9 +265,10 @@ class FeederInputs:
             e = int(bad[0])
             raise FeederInputError(f"EV envelope {e}: start={int(ev.start[e])}, dwell={int(ev.dwell[e])} "
                                    f"outside a horizon of T={t}")
-        if np.any(self.pv_avail_mw < 0):
-            g0 = int(np.argwhere(self.pv_avail_mw < 0)[0, 0])
-            raise FeederInputError(f"PV {g0}: pv_avail_mw has negative entries")
+        for what, avail in (("PV", self.pv_avail_mw), ("wind", self.wind_avail_mw)):
+            if np.any(avail < 0):
+                g0 = int(np.argwhere(avail < 0)[0, 0])
+                raise FeederInputError(f"{what} {g0}: available power has negative entries")
         bad = np.flatnonzero(self.mt_p_min_mw > self.mt_p_max_mw)
         if bad.size:
             k = int(bad[0])
@@ -306,6 +315,8 @@ class FeederDispatch:
     q_gen_mvar: np.ndarray  # (N,T)
     #: (E,) fraction of its allocation group's energy need served by each EV envelope (1 when alone)
     ev_alloc_share: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    wind_p_mw: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)))  # (U,T)
+    wind_q_mvar: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)))  # (U,T)
 
 
 def _incidence(node_idx: np.ndarray, n_nodes: int) -> sp.csr_matrix:
@@ -352,8 +363,11 @@ class FeederModel:
         gap = (p_pu**2 + q_pu**2 - w_from * l_pu) * S_BASE_MVA**2
         n, t = inp.p_load_mw.shape
         g_pv, g_mt = _incidence(inp.pv_node_idx, n), _incidence(inp.mt_node_idx, n)
+        g_wind = _incidence(inp.wind_node_idx, n)
         pv_p = v.get("pv_p_mw", np.zeros((0, t)))
         pv_q = v.get("pv_q_mvar", np.zeros((0, t)))
+        wind_p = v.get("wind_p_mw", np.zeros((0, t)))
+        wind_q = v.get("wind_q_mvar", np.zeros((0, t)))
         mt_p = v.get("mt_p_mw", np.zeros((0, t)))
         mt_q = v.get("mt_q_mvar", np.zeros((0, t)))
         ev_ch = v.get("ev_p_ch_mw", np.zeros(0))
@@ -382,9 +396,10 @@ class FeederModel:
             dlmp_usd_per_mwh=dlmp,
             cost_usd={k: scalar(e) for k, e in self.cost_terms.items()},
             soc_gap_mva2=float(np.abs(gap).max()) if gap.size else 0.0,
-            p_gen_mw=g_pv @ pv_p + g_mt @ mt_p,
-            q_gen_mvar=g_pv @ pv_q + g_mt @ mt_q,
+            p_gen_mw=g_pv @ pv_p + g_mt @ mt_p + g_wind @ wind_p,
+            q_gen_mvar=g_pv @ pv_q + g_mt @ mt_q + g_wind @ wind_q,
             ev_alloc_share=self._alloc_share(),
+            wind_p_mw=wind_p, wind_q_mvar=wind_q,
         )
 
     def _alloc_share(self) -> np.ndarray:
@@ -435,20 +450,28 @@ def build_feeder_model(data: FeederData, inputs: FeederInputs) -> FeederModel:
     p_inj: cp.Expression = cp.Constant(-(inp.p_load_mw + inp.ev_fixed_mw))
     q_inj: cp.Expression = cp.Constant(-inp.q_load_mvar)
 
-    g = inp.pv_node_idx.shape[0]
-    if g:
-        pv_p = cp.Variable((g, t), nonneg=True, name=f"{data.name}.pv_p_mw")
-        pv_q = cp.Variable((g, t), name=f"{data.name}.pv_q_mvar")
-        variables |= {"pv_p_mw": pv_p, "pv_q_mvar": pv_q}
-        cons["pv.avail"] = pv_p <= inp.pv_avail_mw
-        # One cone object over all PV-hours: ||(p, q)|| <= S.
-        s_rep = np.repeat(inp.pv_s_mva, t)
-        cons["pv.capability"] = cp.SOC(s_rep, cp.vstack([cp.vec(pv_p, order="C"), cp.vec(pv_q, order="C")]),
-                                       axis=0)
-        costs["pv_curtailment"] = inp.pv_curtail_usd_per_mwh * dt * cp.sum(inp.pv_avail_mw - pv_p)
-        g_pv = _incidence(inp.pv_node_idx, n)
-        p_inj = p_inj + g_pv @ pv_p
-        q_inj = q_inj + g_pv @ pv_q
+    def inverter_der(key: str, node_idx: np.ndarray, avail_mw: np.ndarray, s_mva: np.ndarray,
+                     curtail_usd_per_mwh: float) -> tuple[cp.Expression, cp.Expression]:
+        """Renewable units behind inverters (PV, wind): 0 <= p <= available, ||(p, q)|| <= S as one cone over
+        all unit-hours, curtailment priced; returns their (N,T) nodal P and Q injections."""
+        g = node_idx.shape[0]
+        p_der = cp.Variable((g, t), nonneg=True, name=f"{data.name}.{key}_p_mw")
+        q_der = cp.Variable((g, t), name=f"{data.name}.{key}_q_mvar")
+        variables[f"{key}_p_mw"], variables[f"{key}_q_mvar"] = p_der, q_der
+        cons[f"{key}.avail"] = p_der <= avail_mw
+        cons[f"{key}.capability"] = cp.SOC(np.repeat(s_mva, t), cp.vstack([cp.vec(p_der, order="C"),
+                                                                            cp.vec(q_der, order="C")]), axis=0)
+        costs[f"{key}_curtailment"] = curtail_usd_per_mwh * dt * cp.sum(avail_mw - p_der)
+        inc = _incidence(node_idx, n)
+        return inc @ p_der, inc @ q_der
+
+    if inp.pv_node_idx.shape[0]:
+        p_der, q_der = inverter_der("pv", inp.pv_node_idx, inp.pv_avail_mw, inp.pv_s_mva, inp.pv_curtail_usd_per_mwh)
+        p_inj, q_inj = p_inj + p_der, q_inj + q_der
+    if inp.wind_node_idx.shape[0]:
+        p_der, q_der = inverter_der("wind", inp.wind_node_idx, inp.wind_avail_mw, inp.wind_s_mva,
+                                    inp.wind_curtail_usd_per_mwh)
+        p_inj, q_inj = p_inj + p_der, q_inj + q_der
 
     m = inp.mt_node_idx.shape[0]
     if m:

@@ -7,7 +7,7 @@ power-flow check, since only it holds the feeder's impedances.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -43,7 +43,7 @@ class FeederReport:
     q_import_mvar: np.ndarray  # (T,)
     p_load_mw: np.ndarray  # (N,T)
     q_load_mvar: np.ndarray  # (N,T)
-    p_gen_mw: np.ndarray  # (N,T) PV + microturbines
+    p_gen_mw: np.ndarray  # (N,T) PV + wind + microturbines
     q_gen_mvar: np.ndarray  # (N,T)
     p_ev_mw: np.ndarray  # (N,T) net EV withdrawal
     v_pu: np.ndarray  # (N,T)
@@ -59,6 +59,8 @@ class FeederReport:
     ac_checked: bool
     ac_converged: bool
     ev_stations: EvStations | None = None
+    wind_p_mw: np.ndarray = field(default_factory=lambda: np.zeros(0))  # (T,) feeder wind used (empty: none)
+    wind_avail_mw: np.ndarray = field(default_factory=lambda: np.zeros(0))  # (T,) feeder wind available
 
     @property
     def n_nodes(self) -> int:
@@ -83,4 +85,6 @@ def publish(data: FeederData, inputs: FeederInputs, dispatch: FeederDispatch, ev
         soc_gap_mva2=float(dispatch.soc_gap_mva2), ev_unmet_mwh=float(ev.unmet_mwh),
         ac_max_voltage_error_pu=v_err, ac_loss_error_rel=loss_err, ac_checked=ac, ac_converged=converged,
         ev_stations=ev.stations,
+        wind_p_mw=dispatch.wind_p_mw.sum(axis=0) if dispatch.wind_p_mw.size else np.zeros(0),
+        wind_avail_mw=inputs.wind_avail_mw.sum(axis=0) if inputs.wind_avail_mw.size else np.zeros(0),
     )

@@ -85,3 +85,33 @@ def test_case118_load_bus_order() -> None:
     order = sorted((-float(p), int(net.bus.index.get_loc(b)) + 1) for b, p in load.items())
     labels = [label for _, label in order[: len(CASE118_LOAD_BUSES_BY_SIZE)]]
     assert tuple(labels) == CASE118_LOAD_BUSES_BY_SIZE
+
+
+def test_feeder_wind_from_the_case() -> None:
+    """``wind:`` on a feeder (like ``pv:``) with its ``wind_profile``: the DSO's inputs carry the turbines."""
+    import copy
+
+    import yaml
+
+    from core.case import CASES_DIR, CaseError, parse_case
+    from dso.inputs import feeder_data, feeder_inputs
+    from dso.model import EvFlexibility
+
+    data = yaml.safe_load((CASES_DIR / "ieee30-3x33.yaml").read_text())
+    case = copy.deepcopy(data)
+    case["feeders"][0]["wind"] = [{"node": 18, "capacity_mw": 1.0}]
+    case["feeders"][0]["wind_profile"] = "wind_wp4"
+    spec = parse_case(case)
+    f = spec.feeder("dso1")
+    assert f.wind[0].node == 18 and f.wind[0].s_mva == 1.1 and spec.wind_curtail_usd_per_mwh == 30.0
+    fd = feeder_data(spec, "dso1")
+    inp = feeder_inputs(spec, "dso1", fd, EvFlexibility.empty())
+    assert inp.wind_node_idx.tolist() == [17] and inp.wind_avail_mw.shape == (1, 24)
+    assert 0 < inp.wind_avail_mw.max() <= 1.0
+    del case["feeders"][0]["wind_profile"]
+    with pytest.raises(CaseError, match="wind_profile"):
+        parse_case(case)
+    case["feeders"][0]["wind_profile"] = "wind_wp4"
+    case["feeders"][0]["wind"][0]["node"] = 40
+    with pytest.raises(CaseError, match=r"wind\[0\]\.node=40 is an unknown node"):
+        parse_case(case)

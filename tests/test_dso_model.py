@@ -8,7 +8,7 @@ from dso.acpf import ac_check
 from dso.model import EvFlexibility, FeederInputError, FeederInputs, build_feeder_model
 from dso.network import feeder_from_tables, ieee33bw
 from dso.problem import DsoProblem
-from tests.helpers.feeders import base_inputs, day_price_usd_per_mwh, day_scenario
+from tests.helpers.feeders import base_inputs, day_price_usd_per_mwh, day_scenario, hourly_profile
 
 
 def test_baran_wu_base_case_losses_and_voltage() -> None:
@@ -183,3 +183,26 @@ def test_ev_windows_wrap_around_midnight() -> None:
     outside = np.setdiff1d(np.arange(24), periods[first])
     np.testing.assert_allclose(d.ev_p_mw[5, outside], 0.0, atol=1e-9)
     assert d.ev_p_mw[5].sum() * inp.dt_h * 0.95 >= 0.8 - 1e-6  # energy need met inside the window
+
+
+def test_wind_behind_an_inverter_is_dispatched_and_ac_checked() -> None:
+    """Feeder wind as inverter DER like PV: used up to its availability, reactive power within its rating,
+    curtailment priced, counted in p_gen_mw (so the AC check sees it), and the relaxation stays exact."""
+    from dataclasses import replace
+
+    data = ieee33bw()
+    base = day_scenario(data)
+    wind = np.outer([1.0, 0.8], 0.2 + 0.6 * hourly_profile("load_mv_urban")[::-1])
+    inputs = replace(base, wind_node_idx=np.array([17, 32]), wind_avail_mw=wind, wind_s_mva=np.array([1.1, 0.9]),
+                     wind_curtail_usd_per_mwh=35.0)
+    problem = DsoProblem(data, inputs)
+    d = problem.solve(price_usd_per_mwh=day_price_usd_per_mwh()).dispatch
+    assert d.wind_p_mw.shape == wind.shape and np.all(d.wind_p_mw <= wind + 1e-6)
+    assert np.all(np.hypot(d.wind_p_mw, d.wind_q_mvar) <= np.array([[1.1], [0.9]]) + 1e-6)
+    assert d.wind_p_mw.sum() > 0.9 * wind.sum()  # priced above the import, wind is used
+    curtailed = float(np.sum(wind - d.wind_p_mw))
+    assert d.cost_usd["wind_curtailment"] == pytest.approx(35.0 * curtailed, abs=1e-6)
+    assert d.p_gen_mw[17].sum() >= d.wind_p_mw[0].sum() - 1e-9  # node 18 carries its turbine's output
+    assert d.soc_gap_mva2 < 1e-4
+    chk = ac_check(data, inputs, d)
+    assert chk.converged and chk.max_voltage_error_pu <= 0.002 and chk.loss_error_rel <= 0.01

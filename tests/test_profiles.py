@@ -7,8 +7,8 @@ import importlib.util
 import numpy as np
 import pytest
 
-from core.data.extract_profiles import OUT, extract
-from core.profiles import profile, profile_names
+from core.data.extract_profiles import OUT, YEAR_OUT, extract, extract_year
+from core.profiles import profile, profile_names, year_profile
 
 
 def test_profiles_are_normalised() -> None:
@@ -34,3 +34,17 @@ def test_hourly_is_mean_of_quarter_hours() -> None:
 @pytest.mark.skipif(importlib.util.find_spec("simbench") is None, reason="simbench not installed (gridcoord[data])")
 def test_bundled_file_matches_simbench() -> None:
     assert extract() == OUT.read_text()
+    assert extract_year() == YEAR_OUT.read_text()
+
+
+def test_year_profiles_hold_the_day_file() -> None:
+    """The year file is the same SimBench series: its day 160 is the day file's shape (up to the
+    normalisation: the day file divides loads by the day's peak, the year file by the year's)."""
+    for name in profile_names():
+        year = year_profile(name)
+        assert year.shape == (366, 24) and np.all(year >= 0) and year.max() == pytest.approx(1.0)
+        day = profile(name, 1.0)
+        scale = year[160].max() / day.max() if day.max() > 0 else 0.0
+        np.testing.assert_allclose(year[160], scale * day, atol=2e-6)  # both files round to 1e-6
+    with pytest.raises(KeyError, match="unknown year profile"):
+        year_profile("nope")

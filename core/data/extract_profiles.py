@@ -15,6 +15,7 @@ import numpy as np
 
 HERE = Path(__file__).resolve().parent
 OUT = HERE / "profiles_simbench.csv"
+YEAR_OUT = HERE / "profiles_simbench_year.csv"
 
 #: (column written, simbench grid code, profile table, profile column)
 SOURCES: tuple[tuple[str, str, str, str], ...] = (
@@ -60,13 +61,44 @@ def extract(day: int = DAY_OF_YEAR) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _series() -> dict[str, np.ndarray]:
+    import simbench as sb  # optional dependency, only needed to regenerate the files
+
+    nets: dict[str, Any] = {}
+    out: dict[str, np.ndarray] = {}
+    for name, code, table, column in SOURCES:
+        if code not in nets:
+            nets[code] = sb.get_simbench_net(code)
+        series = np.asarray(nets[code].profiles[table][column], dtype=np.float64)
+        out[name] = series[: (series.size // STEPS_PER_DAY) * STEPS_PER_DAY].reshape(-1, STEPS_PER_DAY)
+    return out
+
+
+def extract_year() -> str:
+    """CSV text of the whole profile year at hourly resolution: one row per (day, hour), the mean of the
+    four quarter-hour values. Every column is divided by its annual maximum (loads: 1.0 = the year's peak;
+    PV and wind: capacity factors), wind clipped at 0 like the day file."""
+    cols = {}
+    for name, year in _series().items():
+        hourly = year.reshape(year.shape[0], 24, 4).mean(axis=2)
+        cols[name] = np.clip(hourly / float(np.max(hourly)), 0.0, None)
+    days = next(iter(cols.values())).shape[0]
+    lines = ["day,hour," + ",".join(cols)]
+    for d in range(days):
+        for h in range(24):
+            lines.append(f"{d},{h}," + ",".join(f"{cols[c][d, h]:.6f}" for c in cols))
+    return "\n".join(lines) + "\n"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--day", type=int, default=DAY_OF_YEAR)
     parser.add_argument("--out", type=Path, default=OUT)
+    parser.add_argument("--year-out", type=Path, default=YEAR_OUT)
     args = parser.parse_args()
     args.out.write_text(extract(args.day))
-    print(f"wrote {args.out}")
+    args.year_out.write_text(extract_year())
+    print(f"wrote {args.out} and {args.year_out}")
 
 
 if __name__ == "__main__":

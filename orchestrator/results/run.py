@@ -64,7 +64,8 @@ def summarize(spec: CaseSpec, result: RunResult) -> dict[str, Any]:
         revenue += purchase
         dso_cost[fid] = local + purchase
         loss_mwh += float(np.sum(r.loss_mw) * dt)
-        energy_in_mwh += float((np.sum(r.p_import_mw) + np.sum(r.pv_p_mw) + np.sum(r.mt_p_mw)) * dt)
+        energy_in_mwh += float((np.sum(r.p_import_mw) + np.sum(r.pv_p_mw) + np.sum(r.wind_p_mw) + np.sum(r.mt_p_mw))
+                               * dt)
         pv_used += float(np.sum(r.pv_p_mw) * dt)
         pv_avail += float(np.sum(r.pv_avail_mw) * dt)
         ev_mwh += float(np.sum(r.p_ev_mw) * dt)
@@ -74,7 +75,10 @@ def summarize(spec: CaseSpec, result: RunResult) -> dict[str, Any]:
         v_err = max(v_err, r.ac_max_voltage_error_pu)
         loss_err = max(loss_err, r.ac_loss_error_rel)
         ac_ok = ac_ok and r.ac_converged
-    wind_avail = float(np.sum(tso.wind_avail_mw) * dt)
+    feeder_wind_used = sum(float(np.sum(r.wind_p_mw) * dt) for r in result.feeders.values())
+    feeder_wind_avail = sum(float(np.sum(r.wind_avail_mw) * dt) for r in result.feeders.values())
+    wind_used = float(np.sum(tso.wind_p_mw) * dt) + feeder_wind_used
+    wind_avail = float(np.sum(tso.wind_avail_mw) * dt) + feeder_wind_avail
     summary: dict[str, Any] = {
         "case": spec.name,
         "strategy": result.strategy,
@@ -85,7 +89,9 @@ def summarize(spec: CaseSpec, result: RunResult) -> dict[str, Any]:
         "distribution_loss_mwh": loss_mwh,
         "distribution_loss_rate": loss_mwh / energy_in_mwh if energy_in_mwh > 0 else 0.0,
         "pv_utilization": pv_used / pv_avail if pv_avail > 0 else 1.0,
-        "wind_utilization": float(np.sum(tso.wind_p_mw) * dt) / wind_avail if wind_avail > 0 else 1.0,
+        # transmission and feeder wind together (feeder_wind_utilization: the feeders' own)
+        "wind_utilization": wind_used / wind_avail if wind_avail > 0 else 1.0,
+        "feeder_wind_utilization": feeder_wind_used / feeder_wind_avail if feeder_wind_avail > 0 else 1.0,
         "ev_energy_mwh": ev_mwh,
         "ev_unmet_mwh": unmet_mwh,
         "peak_valley_mw": peak_valley,
