@@ -43,6 +43,8 @@ class TransmissionSpec:
     wind_curtail_usd_per_mwh: float
     dr_max_share: float
     dr_cost_usd_per_mwh: float
+    #: the transmission-level demand (excluding the feeders) as a share of the network file's loads
+    load_scale: float = 1.0
 
 
 @dataclass(frozen=True)
@@ -261,6 +263,7 @@ def _parse_transmission(r: _Reader, profiles: set[str]) -> TransmissionSpec:
         wind_curtail_usd_per_mwh=r.num("wind_curtail_usd_per_mwh", 0.0, min_=0.0),
         dr_max_share=dr.num("max_share", min_=0.0, max_=1.0),
         dr_cost_usd_per_mwh=dr.num("cost_usd_per_mwh", min_=0.0),
+        load_scale=r.num("load_scale", 1.0, positive=True),
     )
     dr.done()
     r.done()

@@ -17,7 +17,7 @@ import numpy as np
 
 from core.icnn import SurrogateTerm, SurrogateWeights
 from core.rpc import InvalidArgument, scalar, vector
-from core.subspace import BoundaryStep, Evaluation, Proposal
+from core.subspace import BoundaryStep, Columns, Evaluation, Merge, Proposal
 from gridcoord.v1 import aggregator_pb2, common_pb2, dso_pb2, tso_pb2
 
 T = TypeVar("T")
@@ -98,25 +98,72 @@ def others_from_proto(terms: Sequence[common_pb2.SurrogateTerm], n_boundary: int
 
 
 def evaluation_to_proto(resp: Evaluation) -> common_pb2.EvaluateResponse:
+    hourly = [] if resp.hourly_cost_usd is None else np.asarray(resp.hourly_cost_usd, dtype=float).tolist()
     return common_pb2.EvaluateResponse(
         cost_usd=float(resp.cost_usd),
         sensitivity_usd_per_mwh=np.asarray(resp.sensitivity_usd_per_mwh, dtype=float).ravel().tolist(),
-        penalty_usd=float(resp.penalty_usd), mismatch_mw=float(resp.mismatch_mw), dt_h=float(resp.dt_h))
+        penalty_usd=float(resp.penalty_usd), mismatch_mw=float(resp.mismatch_mw), dt_h=float(resp.dt_h),
+        hourly_cost_usd=hourly)
 
 
 def evaluation_from_proto(msg: common_pb2.EvaluateResponse, shape: tuple[int, ...] | None = None) -> Evaluation:
     sens = _arr(msg.sensitivity_usd_per_mwh)
     return Evaluation(cost_usd=msg.cost_usd, sensitivity_usd_per_mwh=sens.reshape(shape) if shape else sens,
-                      penalty_usd=msg.penalty_usd, mismatch_mw=msg.mismatch_mw, dt_h=msg.dt_h)
+                      penalty_usd=msg.penalty_usd, mismatch_mw=msg.mismatch_mw, dt_h=msg.dt_h,
+                      hourly_cost_usd=_arr(msg.hourly_cost_usd) if len(msg.hourly_cost_usd) else None)
 
 
 def proposal_to_proto(p: Proposal) -> common_pb2.OptimizeResponse:
+    sens = [] if p.sensitivity_usd_per_mwh is None else np.asarray(p.sensitivity_usd_per_mwh, dtype=float).tolist()
     return common_pb2.OptimizeResponse(x_mw=np.asarray(p.x, dtype=float).tolist(),
-                                       predicted_usd=float(p.predicted_usd), ok=bool(p.ok))
+                                       predicted_usd=float(p.predicted_usd), ok=bool(p.ok), cost_usd=float(p.cost_usd),
+                                       sensitivity_usd_per_mwh=sens)
 
 
 def proposal_from_proto(msg: common_pb2.OptimizeResponse) -> Proposal:
-    return Proposal(x=_arr(msg.x_mw), predicted_usd=msg.predicted_usd, ok=msg.ok)
+    return Proposal(x=_arr(msg.x_mw), predicted_usd=msg.predicted_usd, ok=msg.ok, cost_usd=msg.cost_usd,
+                    sensitivity_usd_per_mwh=_arr(msg.sensitivity_usd_per_mwh) if len(msg.sensitivity_usd_per_mwh)
+                    else None)
+
+
+#: most points per DSO in one Merge request (the merge is compiled once per count; csso keeps 10)
+MAX_POINTS = 64
+
+
+def columns_to_proto(key: common_pb2.RunKey, columns: Columns) -> tso_pb2.MergeRequest:
+    return tso_pb2.MergeRequest(key=key, dsos=[
+        tso_pb2.DsoPoints(n_points=int(np.asarray(x).shape[0]), points_mw=np.asarray(x, dtype=float).ravel().tolist(),
+                          costs_usd=np.asarray(c, dtype=float).tolist())
+        for x, c in zip(columns.points, columns.costs, strict=True)])
+
+
+def columns_from_proto(msg: tso_pb2.MergeRequest, n_dso: int, n_periods: int) -> Columns:
+    """The DSOs' points, refused naming the field when counts, lengths or values are wrong."""
+    if len(msg.dsos) != n_dso:
+        raise InvalidArgument(f"dsos: expected {n_dso} entries (one per DSO), got {len(msg.dsos)}")
+    counts = {int(d.n_points) for d in msg.dsos}
+    if len(counts) != 1:
+        raise InvalidArgument(f"dsos[*].n_points: every DSO must send the same number of points, got {sorted(counts)}")
+    m = counts.pop()
+    if not 1 <= m <= MAX_POINTS:
+        raise InvalidArgument(f"dsos[*].n_points = {m}: 1..{MAX_POINTS}")
+    pts, costs = [], []
+    for k, d in enumerate(msg.dsos):
+        pts.append(_arr(vector(f"dsos[{k}].points_mw", d.points_mw, m * n_periods, limit=1e5)).reshape(m, n_periods))
+        costs.append(_arr(vector(f"dsos[{k}].costs_usd", d.costs_usd, m, limit=1e12)))
+    return Columns(points=tuple(pts), costs=tuple(costs))
+
+
+def merge_to_proto(m: Merge) -> tso_pb2.MergeResponse:
+    return tso_pb2.MergeResponse(x_mw=np.asarray(m.x, dtype=float).tolist(),
+                                 theta=np.concatenate([np.asarray(t, dtype=float) for t in m.theta]).tolist(),
+                                 bound_usd=float(m.bound_usd), evaluation=evaluation_to_proto(m.evaluation))
+
+
+def merge_from_proto(msg: tso_pb2.MergeResponse, n_dso: int, shape: tuple[int, ...]) -> Merge:
+    theta = _arr(msg.theta).reshape(n_dso, -1)
+    return Merge(x=_arr(msg.x_mw), theta=tuple(theta), bound_usd=msg.bound_usd,
+                 evaluation=evaluation_from_proto(msg.evaluation, shape))
 
 
 def boundary_step_to_proto(step: BoundaryStep) -> common_pb2.BoundaryResponse:
@@ -140,14 +187,15 @@ def tso_report_to_proto(r: Any) -> tso_pb2.TsoReport:
                              cost_usd={k: float(v) for k, v in r.cost_usd.items()},
                              transmission_loss_mwh=float(r.transmission_loss_mwh),
                              wind_p_mw=np.asarray(r.wind_p_mw, dtype=float).tolist(),
-                             wind_avail_mw=np.asarray(r.wind_avail_mw, dtype=float).tolist())
+                             wind_avail_mw=np.asarray(r.wind_avail_mw, dtype=float).tolist(),
+                             penalty_usd=float(r.penalty_usd), mismatch_mw=float(r.mismatch_mw))
 
 
 def tso_report_from_proto(msg: tso_pb2.TsoReport, cls: Callable[..., T]) -> T:
     t = int(msg.n_periods)
     return cls(price_dso_usd_per_mwh=_arr(msg.price_dso_usd_per_mwh).reshape(-1, t), cost_usd=dict(msg.cost_usd),
                transmission_loss_mwh=msg.transmission_loss_mwh, wind_p_mw=_arr(msg.wind_p_mw),
-               wind_avail_mw=_arr(msg.wind_avail_mw))
+               wind_avail_mw=_arr(msg.wind_avail_mw), penalty_usd=msg.penalty_usd, mismatch_mw=msg.mismatch_mw)
 
 
 _NODE_FIELDS = ("p_load_mw", "q_load_mvar", "p_gen_mw", "q_gen_mvar", "p_ev_mw", "v_pu")
@@ -162,7 +210,8 @@ def dso_report_to_proto(r: Any) -> dso_pb2.DsoReport:
                             soc_gap_mva2=float(r.soc_gap_mva2), ev_unmet_mwh=float(r.ev_unmet_mwh),
                             ac_max_voltage_error_pu=float(r.ac_max_voltage_error_pu),
                             ac_loss_error_rel=float(r.ac_loss_error_rel), ac_converged=bool(r.ac_converged),
-                            ac_checked=bool(r.ac_checked))
+                            ac_checked=bool(r.ac_checked), penalty_usd=float(r.penalty_usd),
+                            mismatch_mw=float(r.mismatch_mw))
     for name in _NODE_FIELDS + _PERIOD_FIELDS:
         getattr(msg, name).extend(np.asarray(getattr(r, name), dtype=float).ravel().tolist())
     return msg
@@ -175,7 +224,7 @@ def dso_report_from_proto(msg: dso_pb2.DsoReport, cls: Callable[..., T], feeder_
     return cls(feeder_id=feeder_id, cost_usd=dict(msg.cost_usd), soc_gap_mva2=msg.soc_gap_mva2,
                ev_unmet_mwh=msg.ev_unmet_mwh, ac_max_voltage_error_pu=msg.ac_max_voltage_error_pu,
                ac_loss_error_rel=msg.ac_loss_error_rel, ac_checked=msg.ac_checked, ac_converged=msg.ac_converged,
-               **fields)
+               penalty_usd=msg.penalty_usd, mismatch_mw=msg.mismatch_mw, **fields)
 
 
 # --------------------------------------------------------------------------------------------------

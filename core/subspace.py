@@ -44,6 +44,9 @@ class Evaluation:
     penalty_usd: float  # elastic mismatch cost included in cost_usd [$]
     mismatch_mw: float  # max |own boundary value - the point| [MW]
     dt_h: float
+    #: (T,) the cost per period [$] (incl. its share of the penalty), for operators whose cost is a sum over
+    #: periods (the TSO): one evaluation is then T samples of an hour-by-hour response surface
+    hourly_cost_usd: np.ndarray | None = None
 
     @property
     def gradient(self) -> np.ndarray:
@@ -57,7 +60,30 @@ class Proposal:
 
     x: np.ndarray  # its own boundary slice [MW]
     predicted_usd: float  # own exact cost + the neighbours' surrogates at x [$]
-    ok: bool = True  # False: no feasible point in the move box (x is then the centre's slice)
+    ok: bool = True  # False: no solution (x is then the centre's slice)
+    #: its own exact cost at x [$] (no surrogate, no move-limit penalty): x is a point it can dispatch
+    cost_usd: float = float("nan")
+    #: d own cost / d x / dt_h at x [$/MWh] (its own slice, flattened)
+    sensitivity_usd_per_mwh: np.ndarray | None = None
+
+
+@dataclass(frozen=True)
+class Columns:
+    """For each slice subspace k: points it can dispatch (``points[k]`` (M, n_k), its own exact boundary
+    values) and its exact cost at each (``costs[k]`` (M,) [$])."""
+
+    points: tuple[np.ndarray, ...]
+    costs: tuple[np.ndarray, ...]
+
+
+@dataclass(frozen=True)
+class Merge:
+    """The whole-boundary subspace's optimum over convex combinations of the others' points (see ``merge``)."""
+
+    x: np.ndarray  # the merged boundary (n,) [MW]: slice k = sum_j theta[k][j] points[k][j]
+    theta: tuple[np.ndarray, ...]  # (M,) weights per slice subspace
+    bound_usd: float  # own exact cost at x + sum_k theta_k . costs_k: an upper bound on J(x) (convexity)
+    evaluation: Evaluation  # its own cost, sensitivity and hourly costs at x (exact)
 
 
 class Response(Protocol):
@@ -96,6 +122,12 @@ class Subspace(Protocol):
         """What the operator publishes about its dispatch at ``boundary`` at the end of a run."""
         ...
 
+    def merge(self, columns: Columns) -> Merge:
+        """(A subspace that sees the whole boundary) min own exact cost(x) + sum_k theta_k . costs_k over
+        x_k = sum_j theta_kj points_kj, theta_k in the simplex: the others enter only through points they
+        can dispatch and their exact costs there, so by convexity the optimum bounds J(x) from above."""
+        ...
+
 
 # --------------------------------------------------------------------------------------------------
 # the calls a strategy sends (one round carries a list of them per subspace)
@@ -104,6 +136,10 @@ class Subspace(Protocol):
 @dataclass(frozen=True)
 class Evaluate:
     points: np.ndarray  # (m, n_i) or (n_i,)
+
+    @property
+    def solves(self) -> int:
+        return int(np.atleast_2d(self.points).shape[0])
 
     def __call__(self, subspace: Subspace) -> list[Any]:
         return list(subspace.evaluate_many(np.atleast_2d(self.points)))
@@ -144,7 +180,20 @@ class Report:
         return subspace.report(self.boundary_mw)
 
 
-SubspaceCall = Evaluate | Optimize | Respond | Prox | Report
+@dataclass(frozen=True)
+class MergeColumns:
+    columns: Columns
+
+    def __call__(self, subspace: Subspace) -> Merge:
+        return subspace.merge(self.columns)
+
+
+SubspaceCall = Evaluate | Optimize | Respond | Prox | Report | MergeColumns
+
+
+def solves_of(call: object) -> int:
+    """Subspace solves a call costs (an evaluation of m points is m solves; every other call one)."""
+    return int(getattr(call, "solves", 1))
 
 
 # --------------------------------------------------------------------------------------------------
@@ -152,7 +201,9 @@ SubspaceCall = Evaluate | Optimize | Respond | Prox | Report
 
 
 @dataclass
-class _Built:
+class CompiledProblem:
+    """A subspace's cvxpy problem for one mode, compiled on its first solve, and its Parameters by name."""
+
     problem: cp.Problem
     params: dict[str, Any] = field(default_factory=dict)
 
@@ -183,10 +234,10 @@ class BoundarySubspace(ABC):
             raise BoundaryInputError(f"{label}: index has shape {self.index.shape}, expected ({self.size},)")
         self.price_sign, self.prefix = float(price_sign), prefix
         self.n_solves = 0
-        self._problems: dict[str, _Built] = {}
+        self._problems: dict[str, CompiledProblem] = {}
 
     # -- helpers --------------------------------------------------------------------------------------
-    def _solve(self, built: _Built, what: str) -> None:
+    def _solve(self, built: CompiledProblem, what: str) -> None:
         solve_or_raise(built.problem, self.solver, f"{self.label} {what}")
         self.n_solves += 1
 
@@ -201,7 +252,7 @@ class BoundarySubspace(ABC):
         b = self.boundary
         return cp.reshape(b, (self.size,), order="C") if len(self.shape) > 1 else b
 
-    def _elastic(self) -> _Built:
+    def _elastic(self) -> CompiledProblem:
         if "elastic" not in self._problems:
             p = self.prefix
             target = cp.Parameter(self.shape, name=f"{p}boundary_target_mw")
@@ -210,7 +261,8 @@ class BoundarySubspace(ABC):
             balance = self.boundary - up + down == target
             penalty = ELASTIC_PENALTY_USD_PER_MWH * self.dt_h * cp.sum(up + down)
             prob = cp.Problem(cp.Minimize(self.own_cost + penalty), [*self.constraints, balance])
-            self._problems["elastic"] = _Built(prob, {"target": target, "balance": balance, "penalty": penalty})
+            self._problems["elastic"] = CompiledProblem(prob, {"target": target, "balance": balance,
+                                                               "penalty": penalty})
         return self._problems["elastic"]
 
     # -- the interface --------------------------------------------------------------------------------
@@ -224,14 +276,24 @@ class BoundarySubspace(ABC):
         mismatch = np.abs(np.asarray(self.boundary.value) - target.value)
         return Evaluation(cost_usd=float(built.problem.value), sensitivity_usd_per_mwh=-dual / self.dt_h,
                           penalty_usd=float(built.params["penalty"].value), mismatch_mw=float(mismatch.max()),
-                          dt_h=self.dt_h)
+                          dt_h=self.dt_h, hourly_cost_usd=self._hourly_cost(mismatch_mwh=mismatch * self.dt_h))
+
+    def _hourly_cost(self, mismatch_mwh: np.ndarray) -> np.ndarray | None:
+        """(T,) own cost per period at the current solution incl. the elastic penalty on ``mismatch_mwh``
+        (boundary shape), for operators whose cost is a sum over periods; None otherwise."""
+        return None
 
     def evaluate_many(self, points: np.ndarray) -> list[Evaluation]:
         return [self.evaluate(p) for p in np.atleast_2d(points)]
 
     def optimize(self, others: Sequence[SurrogateTerm], center: np.ndarray, move: np.ndarray) -> Proposal:
-        """min own cost + sum_j s_j(x[idx_j]) with x = ``center`` but this subspace's slice free inside
-        |x_i - center_i| <= move_i (``center``, ``move``: the whole boundary vector (n,))."""
+        """min own cost + sum_j s_j(x[idx_j]) with x = ``center`` but this subspace's slice free, kept within
+        |x_i - center_i| <= move_i (``center``, ``move``: the whole boundary vector (n,)).
+
+        The move limit is soft (each MW beyond it is priced at ``ELASTIC_PENALTY_USD_PER_MWH``), so a centre
+        this operator cannot dispatch near still gets a proposal: the nearest point it can dispatch. The
+        proposal is always a point of its own feasible set (``cost_usd``: its exact cost there, with the
+        sensitivity from the dual of ``own boundary == x``)."""
         n = np.asarray(center).size
         whole = self.size == n and bool(np.array_equal(self.index, np.arange(n)))
         key = f"optimize:{n}:" + ",".join(f"{i.size}x{w.w.shape[0]}" for i, w in others)
@@ -239,28 +301,30 @@ class BoundarySubspace(ABC):
         if key not in self._problems:
             c = cp.Parameter(self.size, name=f"{p}center")
             mv = cp.Parameter(self.size, nonneg=True, name=f"{p}move")
-            own = self._flat()
-            cons = [*self.constraints, cp.abs(own - c) <= mv]
-            params: dict[str, Any] = {"center": c, "move": mv}
+            y = cp.Variable(self.size, name=f"{p}proposal_mw")  # the proposed slice, = own boundary
+            beyond = cp.Variable(self.size, nonneg=True, name=f"{p}beyond_move_mw")
+            link = self._flat() == y
+            cons = [*self.constraints, link, cp.abs(y - c) <= mv + beyond]
+            params: dict[str, Any] = {"center": c, "move": mv, "link": link}
             if whole:
-                x: cp.Expression = own
+                x: cp.Expression = y
             else:
                 # the others' entries as a Variable pinned to a Parameter: W @ x stays DPP (W and the pinned
                 # values are both Parameters, so W @ (fixed + ...) would not be)
                 fixed = cp.Parameter(n, name=f"{p}fixed_boundary")
                 others_mw = cp.Variable(n, name=f"{p}others_boundary_mw")
                 place = sp.csr_matrix((np.ones(self.size), (self.index, np.arange(self.size))), shape=(n, self.size))
-                x = others_mw + place @ own
+                x = others_mw + place @ y
                 cons.append(others_mw == fixed)
                 params["fixed"] = fixed
-            cost = self.own_cost
+            cost = self.own_cost + ELASTIC_PENALTY_USD_PER_MWH * self.dt_h * cp.sum(beyond)
             icnn = []
             for j, (idx, w) in enumerate(others):
-                s, extra, prm = icnn_cost(x[np.asarray(idx)], w.w.shape[0], f"{p}surrogate{j}")
-                cost, cons = cost + s, cons + extra
+                s_j, extra, prm = icnn_cost(x[np.asarray(idx)], w.w.shape[0], f"{p}surrogate{j}")
+                cost, cons = cost + s_j, cons + extra
                 icnn.append(prm)
             params["icnn"] = icnn
-            self._problems[key] = _Built(cp.Problem(cp.Minimize(cost), cons), params)
+            self._problems[key] = CompiledProblem(cp.Problem(cp.Minimize(cost), cons), params)
         built = self._problems[key]
         for prm, (_, w) in zip(built.params["icnn"], others, strict=True):
             set_icnn(prm, w)
@@ -273,17 +337,19 @@ class BoundarySubspace(ABC):
         built.params["move"].value = np.asarray(move, dtype=float)[self.index]
         try:
             self._solve(built, "subspace optimisation")
-        except SolveError:  # the move box misses the operator's feasible boundary values: no proposal
+        except SolveError:  # no solution at all (a numerical failure): no proposal
             return Proposal(x=center[self.index], predicted_usd=float("nan"), ok=False)
+        dual = np.asarray(built.params["link"].dual_value, dtype=float).reshape(-1)
         return Proposal(x=np.asarray(self.boundary.value, dtype=float).reshape(-1),
-                        predicted_usd=float(built.problem.value))
+                        predicted_usd=float(built.problem.value), cost_usd=scalar(self.own_cost),
+                        sensitivity_usd_per_mwh=-dual / self.dt_h)
 
     def respond(self, price_usd_per_mwh: np.ndarray) -> BoundaryStep:
         """Price mode: argmin own cost + price_sign * dt * price . boundary; returns (boundary, own cost $)."""
         if "price" not in self._problems:
             price = cp.Parameter(self.shape, name=f"{self.prefix}price_usd_per_mwh")
             obj = self.own_cost + self.price_sign * self.dt_h * cp.sum(cp.multiply(price, self.boundary))
-            self._problems["price"] = _Built(cp.Problem(cp.Minimize(obj), self.constraints), {"price": price})
+            self._problems["price"] = CompiledProblem(cp.Problem(cp.Minimize(obj), self.constraints), {"price": price})
         built = self._problems["price"]
         built.params["price"].value = self._vector("price_usd_per_mwh", price_usd_per_mwh)
         self._solve(built, "price response")
@@ -297,7 +363,7 @@ class BoundarySubspace(ABC):
             # rho/2 |p - t|^2 = rho/2 |p|^2 - (rho t) . p + const; rho * t as its own Parameter keeps DPP
             obj = self.own_cost + (0.5 * r * cp.sum_squares(self.boundary)
                                    - cp.sum(cp.multiply(target, self.boundary)))
-            self._problems["prox"] = _Built(cp.Problem(cp.Minimize(obj), self.constraints),
+            self._problems["prox"] = CompiledProblem(cp.Problem(cp.Minimize(obj), self.constraints),
                                             {"target": target, "rho": r})
         built = self._problems["prox"]
         built.params["target"].value = float(rho) * self._vector("prox target", target_mw)
@@ -308,3 +374,6 @@ class BoundarySubspace(ABC):
     @abstractmethod
     def report(self, boundary: np.ndarray) -> Any:
         """What the operator publishes about its dispatch at ``boundary``."""
+
+    def merge(self, columns: Columns) -> Merge:
+        raise NotImplementedError(f"{self.label} sees only its own slice of the boundary: it does not merge")

@@ -62,6 +62,7 @@ POLICY: dict[str, tuple[str, ...]] = {
     _TSO + "Respond": (THE_ORCHESTRATOR,),
     _TSO + "Prox": (THE_ORCHESTRATOR,),
     _TSO + "Report": (THE_ORCHESTRATOR,),
+    _TSO + "Merge": (THE_ORCHESTRATOR,),
     _DSO + "Describe": (ANY,),
     _DSO + "Evaluate": (THE_ORCHESTRATOR,),
     _DSO + "Optimize": (THE_ORCHESTRATOR,),

@@ -32,10 +32,12 @@ class Traffic:
         """Bytes in both directions."""
         return self.bytes_sent + self.bytes_received
 
-    def add_round(self, sent: Sequence[object], replies: Sequence[object], seconds: float) -> None:
-        """One executor round: a message to and from every subspace, sized as pickled."""
+    def add_round(self, sent: Sequence[Sequence[object]], replies: Sequence[object], seconds: float) -> None:
+        """One executor round: a message to and from every subspace, sized as pickled; ``sent[i]`` is the batch
+        of calls to subspace i, each costing ``call.solves`` solves (one unless it says otherwise)."""
         self.rounds += 1
         self.messages += len(sent) + len(replies)
+        self.subspace_solves += sum(int(getattr(c, "solves", 1)) for batch in sent for c in batch)
         self.bytes_sent += sum(len(pickle.dumps(m)) for m in sent)
         self.bytes_received += sum(len(pickle.dumps(r)) for r in replies)
         self.round_s.append(seconds)

@@ -61,6 +61,9 @@ class FeederReport:
     ev_stations: EvStations | None = None
     wind_p_mw: np.ndarray = field(default_factory=lambda: np.zeros(0))  # (T,) feeder wind used (empty: none)
     wind_avail_mw: np.ndarray = field(default_factory=lambda: np.zeros(0))  # (T,) feeder wind available
+    #: the elastic mismatch at the reported import: what the feeder could not take (0 at a consistent boundary)
+    penalty_usd: float = 0.0
+    mismatch_mw: float = 0.0
 
     @property
     def n_nodes(self) -> int:
@@ -68,7 +71,7 @@ class FeederReport:
 
 
 def publish(data: FeederData, inputs: FeederInputs, dispatch: FeederDispatch, ev: EvSettlement,
-            ac: bool = True) -> FeederReport:
+            ac: bool = True, penalty_usd: float = 0.0, mismatch_mw: float = 0.0) -> FeederReport:
     """The DSO's report of ``dispatch`` with its aggregator's EV outcome ``ev``; ``ac`` runs the pandapower
     AC check at the dispatched injections."""
     if ac:
@@ -87,4 +90,5 @@ def publish(data: FeederData, inputs: FeederInputs, dispatch: FeederDispatch, ev
         ev_stations=ev.stations,
         wind_p_mw=dispatch.wind_p_mw.sum(axis=0) if dispatch.wind_p_mw.size else np.zeros(0),
         wind_avail_mw=inputs.wind_avail_mw.sum(axis=0) if inputs.wind_avail_mw.size else np.zeros(0),
+        penalty_usd=float(penalty_usd), mismatch_mw=float(mismatch_mw),
     )

@@ -48,5 +48,7 @@ class DsoSubspace(BoundarySubspace):
     def report(self, boundary: np.ndarray) -> FeederReport:
         """What the DSO publishes at its import ``boundary``: node injections and voltages, losses, cost
         terms, the EV outcome its aggregator reports, and its own AC power-flow check."""
-        dispatch = self.dispatch(boundary)
-        return publish(self.data, self.inputs, dispatch, self.settle(dispatch), ac=self.ac_check)
+        ev = self.evaluate(boundary)
+        dispatch = self.model.extract()
+        return publish(self.data, self.inputs, dispatch, self.settle(dispatch), ac=self.ac_check,
+                       penalty_usd=ev.penalty_usd, mismatch_mw=ev.mismatch_mw)

@@ -105,12 +105,12 @@ SERVICES = {
 OPEN_BOOK_METHODS = {"Describe", "Reserve", "ListReservations"}
 
 #: max_examples per method: calls that solve an optimisation on the DSO (~0.4 s each) get fewer
-EXAMPLES = {"Evaluate": 30, "Optimize": 25, "Respond": 30, "Prox": 30, "Report": 20}
+EXAMPLES = {"Evaluate": 30, "Optimize": 25, "Respond": 30, "Prox": 30, "Report": 20, "Merge": 25}
 DEFAULT_EXAMPLES = 60
 #: valid-shape hints per request field (a method whose request has none of these still gets fuzzed
 #: generically; a new method must be listed in KNOWN_METHODS so that someone looked at its strategy)
 KNOWN_METHODS = {
-    "TsoService": {"Describe", "Evaluate", "Optimize", "Respond", "Prox", "Report"},
+    "TsoService": {"Describe", "Evaluate", "Optimize", "Respond", "Prox", "Report", "Merge"},
     "DsoService": {"Describe", "Evaluate", "Optimize", "Respond", "Prox", "Report", "Forecast"},
     "AggregatorService": {"Describe", "GetEnvelope", "Dispatch", "Reserve", "ListReservations"},
 }
@@ -141,7 +141,7 @@ def fleet_servers() -> Iterator[dict[str, Target]]:
     tso = TsoServicer("tso", ids, t_n, dt)
     tso.attach(TsoSubspace(system.tso_data, system.tso_inputs, losses=spec.transmission.losses))
     serve("tso", tso, dict.fromkeys(("boundary_mw", "center_mw", "move_mw", "price_usd_per_mwh", "target_mw"),
-                                    n_global), {})
+                                    n_global) | {"dsos": len(ids), "n_periods": t_n}, {})
 
     feeder = system.feeders[0]
     stations = [s.station_id for s in feeder.stations]
@@ -302,6 +302,20 @@ def _surrogate(n_global: int) -> st.SearchStrategy[common_pb2.SurrogateTerm]:
                      st.one_of(st.none(), st.none(), st.tuples(st.integers(0, 10**6), SPECIAL_FLOATS)))
 
 
+def _points(t_n: int) -> st.SearchStrategy[tso_pb2.DsoPoints]:
+    """A DSO's point set for Merge: k boundary vectors (MW) and their costs ($), now and then a special float."""
+
+    def make(k: int, s: int, special: tuple[int, float] | None) -> tso_pb2.DsoPoints:
+        rng = np.random.default_rng(s)
+        points, costs = rng.uniform(-5.0, 60.0, size=k * t_n), rng.uniform(0.0, 5000.0, size=k)
+        if special is not None:
+            points[special[0] % points.size] = special[1]
+        return tso_pb2.DsoPoints(n_points=k, points_mw=points.tolist(), costs_usd=costs.tolist())
+
+    return st.builds(make, st.integers(1, 3), st.integers(0, 2**32 - 1),
+                     st.one_of(st.none(), st.none(), st.tuples(st.integers(0, 10**6), SPECIAL_FLOATS)))
+
+
 def _shares(groups: np.ndarray) -> st.SearchStrategy[list[float]]:
     """Fractions >= 0 summing to 1 over each allocation group (random split per group)."""
 
@@ -322,6 +336,8 @@ def valid_shaped(desc: pbd.Descriptor, target: Target) -> st.SearchStrategy[Mess
         elif fd.name == "others":
             n_global = target.lengths.get("center_mw", 72)
             fields[fd.name] = st.lists(_surrogate(n_global), max_size=2)
+        elif fd.name == "dsos":  # Merge: one point set per DSO, 1-3 points of n_periods each
+            fields[fd.name] = _lists(_points(target.lengths["n_periods"]), target.lengths["dsos"])
         elif fd.name == "alloc_share" and target.groups is not None:
             fields[fd.name] = _shares(target.groups)
         elif fd.is_repeated and fd.type == pbd.FieldDescriptor.TYPE_DOUBLE:

@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import importlib.util
 import re
-import sys
 import tempfile
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "protos"))
-import generate  # noqa: E402  (protos/generate.py)
+# protos/generate.py loaded from its file: putting protos/ on sys.path would make protos/gridcoord (the
+# .proto sources) shadow the generated package gridcoord for every later import
+_spec = importlib.util.spec_from_file_location("protos_generate", ROOT / "protos" / "generate.py")
+assert _spec is not None and _spec.loader is not None
+generate = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(generate)
 
 
 @pytest.mark.skipif(importlib.util.find_spec("grpc_tools") is None, reason="grpcio-tools not installed")

@@ -33,6 +33,7 @@ class Resp:
     penalty_usd: float = 0.0
     mismatch_mw: float = 0.0
     dt_h: float = 1.0
+    hourly_cost_usd: np.ndarray | None = None
 
 
 class CountingSubspace:
@@ -222,6 +223,9 @@ ALLOWED_FROM_DSO = {
     "EvaluateResponse.cost_usd", "EvaluateResponse.sensitivity_usd_per_mwh", "EvaluateResponse.penalty_usd",
     "EvaluateResponse.mismatch_mw", "EvaluateResponse.dt_h", "OptimizeResponse.x_mw",
     "OptimizeResponse.predicted_usd", "OptimizeResponse.ok", "BoundaryResponse.x_mw", "BoundaryResponse.cost_usd",
+    # the DSO's own cost and slope at the point it proposes, and its cost per period at an evaluated point:
+    # what the TSO's merge and the per-period surrogates are built from (still boundary quantities only)
+    "OptimizeResponse.cost_usd", "OptimizeResponse.sensitivity_usd_per_mwh", "EvaluateResponse.hourly_cost_usd",
 }
 
 

@@ -88,7 +88,7 @@ def test_third_party_client_from_protos_alone(deployment: LocalDeployment, tmp_p
     assert "methods called:" in proc.stdout
     calls = int(proc.stdout.split("methods called:")[1].split()[0])
     n_dso = len(load_case(CASE).feeders)
-    assert calls == 6 + n_dso * 7 + n_dso * 5  # TSO 6 methods, each DSO 7 (with Forecast), each aggregator 5
+    assert calls == 7 + n_dso * 7 + n_dso * 5  # TSO 7 methods (Merge), each DSO 7 (Forecast), each aggregator 5
 
 
 CLIENT = r'''

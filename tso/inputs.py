@@ -30,7 +30,7 @@ def _transmission(spec: CaseSpec) -> tuple[TransmissionData, TsoInputs]:
         data = replace(data, gen_ramp_mw_per_h=t.ramp_frac_per_h * data.gen_p_max_mw)
     labels = [int(b) for b in data.bus_labels]
     shape = profile(t.load_profile, spec.dt_h)
-    load = data.load_p_mw[:, None] * shape[None, :]
+    load = t.load_scale * data.load_p_mw[:, None] * shape[None, :]
     wind_idx = np.array([labels.index(w.bus) for w in t.wind], dtype=int)
     wind_avail = np.array([w.capacity_mw * profile(w.profile, spec.dt_h) for w in t.wind]).reshape(
         len(t.wind), spec.periods)

@@ -26,6 +26,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from core.errors import SolveError
+from core.solver import value
 from tso.network import TransmissionData, TransmissionDataError
 
 
@@ -155,6 +156,18 @@ class TsoModel:
     def cost_usd(self) -> cp.Expression:
         """Total TSO cost in $ over the horizon (sum of ``cost_terms``)."""
         return cp.sum(cp.hstack(list(self.cost_terms.values())))
+
+    def hourly_cost_usd(self) -> np.ndarray:
+        """(T,) the TSO's cost per period [$] at the current solution (generation, demand response, wind
+        curtailment: every term is a sum over periods)."""
+        inp, data, dt_h = self.inputs, self.data, float(self.inputs.dt_h)
+        pg = value(self.variables["gen_p_mw"])
+        cost = dt_h * (data.gen_c1_usd_per_mwh @ pg + data.gen_c2_usd_per_mw2h @ (pg**2))
+        cost = cost + inp.dr_cost_usd_per_mwh * dt_h * value(self.variables["dr_p_mw"]).sum(axis=0)
+        if "wind_p_mw" in self.variables:
+            curtailed = np.asarray(inp.wind_avail_mw, dtype=float) - value(self.variables["wind_p_mw"])
+            cost = cost + inp.wind_curtail_usd_per_mwh * dt_h * curtailed.sum(axis=0)
+        return np.asarray(cost, dtype=float)
 
     def extract(self) -> TsoDispatch:
         """Read values and the balance duals after the Problem holding this model was solved."""

@@ -29,5 +29,13 @@ class TsoServicer(SubspaceService[TsoSubspace], tso_pb2_grpc.TsoServiceServicer)
 
         return idempotent(self.ledger, context, "Report", request, tso_pb2.TsoReport, run)
 
+    def Merge(self, request: tso_pb2.MergeRequest, context: Ctx) -> tso_pb2.MergeResponse:
+        def run() -> tso_pb2.MergeResponse:
+            columns = convert.columns_from_proto(request, len(self.dso_ids), self.n_periods)
+            with self.lock:
+                return convert.merge_to_proto(self._model().merge(columns))
+
+        return idempotent(self.ledger, context, "Merge", request, tso_pb2.MergeResponse, run)
+
     def register(self, server: grpc.Server) -> None:
         tso_pb2_grpc.add_TsoServiceServicer_to_server(self, server)

@@ -8,9 +8,11 @@ boundary vector is P flattened row-major (DSO k, period t) -> k * T + t.
 
 from __future__ import annotations
 
+import cvxpy as cp
 import numpy as np
 
-from core.subspace import BoundarySubspace
+from core.solver import scalar, value
+from core.subspace import ELASTIC_PENALTY_USD_PER_MWH, BoundarySubspace, Columns, CompiledProblem, Evaluation, Merge
 from tso.model import TsoDispatch, TsoInputs, build_tso_model
 from tso.network import TransmissionData
 from tso.report import TsoReport, publish
@@ -29,11 +31,63 @@ class TsoSubspace(BoundarySubspace):
                          list(self.model.constraints.values()), inputs.dt_h, np.arange(k * t), solver,
                          price_sign=-1.0)
 
+    def _hourly_cost(self, mismatch_mwh: np.ndarray) -> np.ndarray:
+        return self.model.hourly_cost_usd() + ELASTIC_PENALTY_USD_PER_MWH * np.asarray(mismatch_mwh).sum(axis=0)
+
+    def merge(self, columns: Columns) -> Merge:
+        """min TSO cost(P) + sum_k theta_k . costs_k  s.t.  P_k = points_k' theta_k, theta_k >= 0, sum theta_k = 1.
+
+        Every DSO enters only through import profiles it can dispatch (its proposals) and its exact cost at
+        each: a DSO's cost is convex in its import, so D_k(sum theta_j y_j) <= sum theta_j D_k(y_j) and the
+        optimum is an upper bound on the system cost at the merged boundary. The boundary is elastic (a point
+        the TSO cannot serve is priced, as in ``evaluate``). Built once per number of points per DSO
+        (Parameters: the points and their costs), re-solved by changing values."""
+        k_n, t_n = self.shape
+        m = int(np.asarray(columns.points[0]).shape[0])
+        if len(columns.points) != k_n or len(columns.costs) != k_n:
+            raise ValueError(f"TSO merge: columns for {len(columns.points)} DSOs, the boundary has {k_n}")
+        key = f"merge:{m}"
+        if key not in self._problems:
+            ys = [cp.Parameter((t_n, m), name=f"points{k}_mw") for k in range(k_n)]
+            ds = [cp.Parameter(m, name=f"costs{k}_usd") for k in range(k_n)]
+            thetas = [cp.Variable(m, nonneg=True, name=f"theta{k}") for k in range(k_n)]
+            up = cp.Variable(self.shape, nonneg=True, name="merge_mismatch_up_mw")
+            down = cp.Variable(self.shape, nonneg=True, name="merge_mismatch_down_mw")
+            merged = cp.vstack([ys[k] @ thetas[k] for k in range(k_n)])
+            balance = self.boundary - up + down == merged
+            penalty = ELASTIC_PENALTY_USD_PER_MWH * self.dt_h * cp.sum(up + down)
+            others = cp.sum(cp.hstack([ds[k] @ thetas[k] for k in range(k_n)]))
+            cons = [*self.constraints, balance, *[cp.sum(th) == 1 for th in thetas]]
+            prob = cp.Problem(cp.Minimize(self.own_cost + penalty + others), cons)
+            self._problems[key] = CompiledProblem(prob, {"points": ys, "costs": ds, "theta": thetas, "balance": balance,
+                                                "penalty": penalty, "merged": merged, "up": up, "down": down})
+        built = self._problems[key]
+        for k in range(k_n):
+            pts = np.asarray(columns.points[k], dtype=float)
+            costs = np.asarray(columns.costs[k], dtype=float)
+            if pts.shape != (m, t_n) or costs.shape != (m,) or not (np.all(np.isfinite(pts))
+                                                                   and np.all(np.isfinite(costs))):
+                raise ValueError(f"TSO merge: DSO {k}: points must be ({m}, {t_n}) and costs ({m},) finite values")
+            built.params["points"][k].value = pts.T
+            built.params["costs"][k].value = costs
+        self._solve(built, "merge")
+        mismatch = value(built.params["up"]) + value(built.params["down"])
+        dual = np.asarray(built.params["balance"].dual_value, dtype=float)
+        evaluation = Evaluation(
+            cost_usd=scalar(self.own_cost) + scalar(built.params["penalty"]), sensitivity_usd_per_mwh=-dual / self.dt_h,
+            penalty_usd=scalar(built.params["penalty"]), mismatch_mw=float(mismatch.max()), dt_h=self.dt_h,
+            hourly_cost_usd=self._hourly_cost(mismatch * self.dt_h))
+        return Merge(x=value(built.params["merged"]).reshape(-1),
+                     theta=tuple(np.maximum(value(th), 0.0) for th in built.params["theta"]),
+                     bound_usd=float(built.problem.value), evaluation=evaluation)
+
     def dispatch(self, boundary: np.ndarray) -> TsoDispatch:
         """The full TSO dispatch at P (private: for the TSO's own report and in-process checks)."""
         self.evaluate(boundary)
         return self.model.extract()
 
     def report(self, boundary: np.ndarray) -> TsoReport:
-        """What the TSO publishes at P: clearing prices at the DSO buses, cost terms, losses, wind."""
-        return publish(self.dispatch(boundary))
+        """What the TSO publishes at P: clearing prices at the DSO buses, cost terms, losses, wind, and the
+        elastic mismatch (and its penalty) if it could not serve P exactly."""
+        ev = self.evaluate(boundary)
+        return publish(self.model.extract(), penalty_usd=ev.penalty_usd, mismatch_mw=ev.mismatch_mw)

@@ -15,7 +15,7 @@ if TYPE_CHECKING:  # the commands import what they need when they run (a fast ``
 
 DEFAULT_CASE = "ieee30-3x33"
 DEFAULT_STRATEGY = "centralized"
-DISTRIBUTED = ("csso", "admm", "dual")
+DISTRIBUTED = ("csso", "admm", "gradient", "dual")
 
 
 class UsageError(ValueError):
@@ -88,7 +88,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
         raise UsageError(f"--operator-timeout {args.operator_timeout}: must be > 0 seconds")
     strategy = get_strategy(args.strategy)
     options = RunOptions(solver=args.solver, ray_address=args.ray_address, services_file=args.services,
-                         ac_check=not args.no_ac_check, extra={"executor": args.executor})
+                         ac_check=not args.no_ac_check,
+                         extra={"executor": args.executor, "csso_surrogate": args.surrogate})
     if args.max_rounds is not None:
         if strategy.private_data or args.max_rounds < 1:
             raise UsageError(f"--max-rounds {args.max_rounds}: a number >= 1, for {', '.join(DISTRIBUTED)} only")
@@ -234,7 +235,7 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     if args.strategies:
         from orchestrator.bench.strategies import bench_strategies
 
-        print(bench_strategies(args.case, solver=args.solver))
+        print(bench_strategies(args.case, solver=args.solver, executor=args.executor))
         return 0
     from orchestrator.bench.runs import bench_foundation
 
@@ -276,21 +277,26 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = sub.add_parser("run", help="coordinate a case with a strategy and write the results")
     run.add_argument("--case", default=DEFAULT_CASE, help="bundled case name or path to a case YAML")
-    run.add_argument("--strategy", default=DEFAULT_STRATEGY, help="isolated | centralized | csso | admm | dual")
+    run.add_argument("--strategy", default=DEFAULT_STRATEGY,
+                     help="isolated | centralized | csso | admm | gradient | dual")
+    run.add_argument("--surrogate", default="relu", choices=("relu", "linear"),
+                     help="csso: the TSO's response surfaces as ReLU networks (default) or first-order only")
     run.add_argument("--out", default=None, help="output directory (default runs/CASE-STRATEGY)")
     run.add_argument("--services", default=None, help="YAML mapping operator id -> host:port")
     run.add_argument("--ray-address", default=None, help="existing Ray cluster address")
     run.add_argument("--solver", default="CLARABEL")
     run.add_argument("--executor", default="ray", choices=("ray", "serial"),
-                     help="where the subspaces of csso/admm/dual run: Ray actors (default) or in this process")
+                     help="where the subspaces of csso/admm/gradient/dual run: Ray actors (default) or in this process")
     run.add_argument("--no-ac-check", action="store_true", help="skip the pandapower AC validation")
     run.add_argument("--tls-dir", default=None,
                      help="with --services: mTLS as 'orchestrator' (DIR/ca.pem, DIR/orchestrator.pem|.key)")
     run.add_argument("--insecure", action="store_true", help="with --services: plaintext gRPC (local development)")
     run.add_argument("--max-rounds", type=int, default=None, metavar="N",
-                     help="csso/admm/dual: stop after N coordination rounds (default: the strategy's own limit)")
+                     help="csso/admm/gradient/dual: stop after N coordination rounds (default: the strategy's own "
+                          "limit)")
     run.add_argument("--resume", default=None, metavar="DIR",
-                     help="finish the run in DIR from its checkpoint.sqlite (csso/admm/dual write one every round); "
+                     help="finish the run in DIR from its checkpoint.sqlite (csso/admm/gradient/dual write one every "
+                          "round); "
                           "case, strategy, services and executor come from the checkpoint")
     run.add_argument("--operator-timeout", type=float, default=120.0, metavar="S",
                      help="with --services: how long [s] to wait for an operator that died to come back "
@@ -347,8 +353,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="centralized, isolated, csso, admm, dual in one run: one comparison table")
     bench.add_argument("--services", action="store_true",
                        help="a strategy embedded vs against operator services on loopback (wall time, objective)")
-    bench.add_argument("--strategy", default="csso", help="with --services: csso | admm | dual")
-    bench.add_argument("--executor", default="ray", help="with --services: ray | serial")
+    bench.add_argument("--strategy", default="csso", help="with --services: csso | admm | gradient | dual")
+    bench.add_argument("--executor", default="ray", help="with --services, --strategies, --scale: ray | serial")
     bench.add_argument("--scale", action="store_true",
                        help="ieee118-NNx33 for several NN: centralized and csso, rounds, wall, memory, gap")
     bench.add_argument("--feeders", default="4,16,32", help="with --scale: comma-separated NN values")

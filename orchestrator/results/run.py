@@ -79,10 +79,13 @@ def summarize(spec: CaseSpec, result: RunResult) -> dict[str, Any]:
     feeder_wind_avail = sum(float(np.sum(r.wind_avail_mw) * dt) for r in result.feeders.values())
     wind_used = float(np.sum(tso.wind_p_mw) * dt) + feeder_wind_used
     wind_avail = float(np.sum(tso.wind_avail_mw) * dt) + feeder_wind_avail
+    penalty = float(tso.penalty_usd) + sum(float(r.penalty_usd) for r in result.feeders.values())
+    mismatch = max([float(tso.mismatch_mw), *[float(r.mismatch_mw) for r in result.feeders.values()]])
     summary: dict[str, Any] = {
         "case": spec.name,
         "strategy": result.strategy,
-        "objective_usd": tso_terms + local_terms,
+        # the elastic penalties are part of the total: a boundary an operator could not serve costs what it says
+        "objective_usd": tso_terms + local_terms + penalty,
         "tso_cost_usd": tso_terms - revenue,
         "dso_cost_usd": dso_cost,
         "transmission_loss_mwh": float(tso.transmission_loss_mwh),
@@ -114,6 +117,9 @@ def summarize(spec: CaseSpec, result: RunResult) -> dict[str, Any]:
             "energy_sold_to_dsos": revenue,
         },
         # max |station EV power after rounding the spatial allocation to whole EVs - dispatched| [MW]
+        # the largest boundary value an operator could not dispatch at the reported boundary [MW] (0: consistent)
+        "max_boundary_mismatch_mw": mismatch,
+        "boundary_penalty_usd": penalty,
         "ev_allocation_rounding_mw": max((r.ev_stations.rounding_mw for r in result.feeders.values()
                                           if r.ev_stations is not None), default=0.0),
         "max_soc_gap_mva2": max((float(r.soc_gap_mva2) for r in result.feeders.values()), default=0.0),
@@ -156,9 +162,9 @@ def write_run(out: Path, spec: CaseSpec, result: RunResult, summary: dict[str, A
                         for r in alloc)
         written.append(ts / "ev_allocation.csv")
     if result.convergence:
-        keys = list(result.convergence[0])
+        keys = list(dict.fromkeys(k for row in result.convergence for k in row))  # rows may add columns
         with open(out / "convergence.csv", "w", newline="") as fh:
-            dw = csv.DictWriter(fh, fieldnames=keys)
+            dw = csv.DictWriter(fh, fieldnames=keys, restval="")
             dw.writeheader()
             dw.writerows(result.convergence)
         written.append(out / "convergence.csv")
@@ -174,7 +180,10 @@ def format_summary(summary: dict[str, Any]) -> str:
     """A short human-readable block for the terminal."""
     lines = [
         f"case {summary['case']}  strategy {summary['strategy']}  converged={summary['converged']}",
-        f"  objective (total system cost)   {summary['objective_usd']:>14,.2f} $/day",
+        f"  objective (total system cost)   {summary['objective_usd']:>14,.2f} $/day"
+        + (f" (incl. {summary['boundary_penalty_usd']:,.2f} $ boundary penalty)" if summary["boundary_penalty_usd"]
+           else ""),
+        f"  boundary disagreement            {summary['max_boundary_mismatch_mw']:>14.3g} MW",
         f"  TSO cost / DSO costs             {summary['tso_cost_usd']:>14,.2f} $ / "
         + ", ".join(f"{k} {v:,.0f} $" for k, v in summary["dso_cost_usd"].items()),
         f"  transmission losses              {summary['transmission_loss_mwh']:>14.3f} MWh",

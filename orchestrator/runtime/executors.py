@@ -79,8 +79,25 @@ class SubspaceCallError(RuntimeError):
     """
 
 
+@dataclass(frozen=True)
+class _ByRef:
+    """A shared object's Ray reference, handed to an actor inside this wrapper so that Ray does not make it a
+    constructor dependency (an actor with object-store constructor arguments and restarts enabled is what
+    Ray warns about at error level); the actor fetches it itself. The executor keeps the reference alive, so
+    a restarted actor fetches it again."""
+
+    ref: Any
+
+
 class PortableSubspaceHost(SubspaceHost):
     """The body of a Ray actor: failures come back as ``SubspaceCallError`` naming the call."""
+
+    def __init__(self, factory: Callable[..., Any], *args: Any) -> None:
+        if any(isinstance(a, _ByRef) for a in args):
+            import ray
+
+            args = tuple(ray.get(a.ref) if isinstance(a, _ByRef) else a for a in args)
+        super().__init__(factory, *args)
 
     def run(self, calls: Sequence[Call]) -> list[Any]:
         out = []
@@ -198,7 +215,7 @@ class RayExecutor:
         self.pins = pinned_resources(names or [], ray.cluster_resources())
 
         def resolve(a: Any) -> Any:
-            return refs[a.index] if isinstance(a, Shared) else a
+            return _ByRef(refs[a.index]) if isinstance(a, Shared) else a
 
         host = _remote_host()
         self.actors = [host.options(**opts, **({"resources": {self.pins[i]: PIN_SHARE}} if i in self.pins else {}))

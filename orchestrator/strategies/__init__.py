@@ -8,10 +8,11 @@ from orchestrator.strategies.admm import Admm
 from orchestrator.strategies.base import RunOptions, RunResult, Strategy
 from orchestrator.strategies.centralized import Centralized
 from orchestrator.strategies.csso import Csso
-from orchestrator.strategies.dual import Dual
+from orchestrator.strategies.gradient import Dual, Gradient
 from orchestrator.strategies.isolated import Isolated
 
-STRATEGIES: dict[str, type[Strategy[Any]]] = {cls.name: cls for cls in (Isolated, Centralized, Csso, Admm, Dual)}
+STRATEGIES: dict[str, type[Strategy[Any]]] = {cls.name: cls for cls in (Isolated, Centralized, Csso, Admm,
+                                                                        Gradient, Dual)}
 
 
 def get_strategy(name: str) -> Strategy[Any]:

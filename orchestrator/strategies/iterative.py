@@ -6,10 +6,11 @@ from __future__ import annotations
 import sys
 import time
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
-from core.subspace import Report
+from core.subspace import Evaluate, Evaluation, Report
 from dso.report import FeederReport
 from orchestrator.runtime.executors import Executor, make_executor
 from orchestrator.strategies.base import RunOptions, RunResult
@@ -54,6 +55,37 @@ def executor_for(system: CoordinatedSystem, options: RunOptions) -> tuple[Execut
     return executor, layout
 
 
+@dataclass(frozen=True)
+class Start:
+    """The common start of every iterative strategy (round 1): everybody evaluated at the DSOs' naive import
+    forecast x0, so all of them start from the same point with the same prices (the TSO's marginal cost of
+    serving x0: the day-ahead clearing price against the forecasts)."""
+
+    x0: np.ndarray  # (K*T,) [MW]
+    tso: Evaluation
+    dsos: list[Evaluation]
+
+    @property
+    def price_usd_per_mwh(self) -> np.ndarray:
+        """(K, T) the TSO's clearing price at x0 [$/MWh]."""
+        return np.asarray(self.tso.sensitivity_usd_per_mwh, float).reshape(len(self.dsos), -1)
+
+    @property
+    def objective_usd(self) -> float:
+        return float(self.tso.cost_usd + sum(d.cost_usd for d in self.dsos))
+
+    @property
+    def mismatch_mw(self) -> float:
+        """Largest elastic mismatch at x0 (the forecast is rarely a point every operator can dispatch)."""
+        return float(max([self.tso.mismatch_mw, *[d.mismatch_mw for d in self.dsos]]))
+
+
+def start_round(executor: Executor, layout: Layout, x0: np.ndarray) -> Start:
+    """Round 1 of every iterative strategy: every subspace evaluates the start point."""
+    replies = executor.round([[Evaluate(x0)]] + [[Evaluate(x0[layout.dso_index(k)])] for k in range(layout.n_dso)])
+    return Start(x0=np.asarray(x0, float).copy(), tso=replies[0][0][0], dsos=[r[0][0] for r in replies[1:]])
+
+
 def start_point(system: CoordinatedSystem) -> np.ndarray:
     """Every iterative strategy starts from the DSOs' naive import forecast (loads + fixed EVs - PV)."""
     return system.forecast_mw()
@@ -66,28 +98,23 @@ def best_known(options: RunOptions) -> float | None:
 
 
 def finish(strategy: str, system: CoordinatedSystem, executor: Executor, layout: Layout, x: np.ndarray,
-           solves: int, converged: bool, t0: float, rows: list[dict[str, float]], notes: list[str]) -> RunResult:
+           converged: bool, t0: float, rows: list[dict[str, Any]], notes: list[str]) -> RunResult:
     """The reporting round at the final boundary x: the TSO reports at P, each DSO at P_k.
 
     Counted as a round like any other but not part of the coordination: ``wall_s`` stops before it, its
-    time (exact solves and each DSO's AC check) is ``report_s``. ``solves``: the coordination's subspace solves.
+    time (exact solves and each DSO's AC check) is ``report_s``.
     """
     wall_s = time.perf_counter() - t0
     replies = executor.round([[Report(x)]] + [[Report(x[layout.dso_index(k)])] for k in range(layout.n_dso)])
-    executor.traffic.subspace_solves += solves + 1 + layout.n_dso
     tso = replies[0][0]
     assert isinstance(tso, TsoReport), type(tso)
     feeders: dict[str, FeederReport] = {}
     for fid, reply in zip(system.spec.feeder_ids, replies[1:], strict=True):
         assert isinstance(reply[0], FeederReport), type(reply[0])
         feeders[fid] = reply[0]
-    objectives = [r["objective_usd"] for r in rows if np.isfinite(r.get("objective_usd", np.nan))]
-    if objectives and not any(np.isfinite(r.get("gap_to_best_known", np.nan)) for r in rows):
-        # no J* supplied: the gap column is to the best objective this run reached
-        best = min(objectives)
-        for r in rows:
-            r["gap_to_best_known"] = (r["objective_usd"] - best) / abs(best)
-        notes = [*notes, f"gap_to_best_known: to this run's best objective {best:.2f} $ (no J* given)"]
+    if rows and not any(np.isfinite(r.get("gap_to_best_known", np.nan)) for r in rows):
+        notes = [*notes, "gap_to_best_known: unknown (no best-known objective was given: "
+                         "best_known_usd, e.g. from a centralized run of the same case)"]
     notes = [*notes, *getattr(executor, "notes", [])]  # a resumed run says what was replayed
     placement = executor.current_placement()  # where the actors are now (a restart may have moved one)
     prices = {k: tso.price_dso_usd_per_mwh[i] for i, k in enumerate(system.spec.feeder_ids)}
@@ -97,7 +124,39 @@ def finish(strategy: str, system: CoordinatedSystem, executor: Executor, layout:
                      notes=notes, placement=dict(zip(["tso", *system.spec.feeder_ids], placement, strict=True)))
 
 
-def progress_line(strategy: str, row: dict[str, float]) -> None:
-    print(f"{strategy} round {int(row['round']):3d}  J={row['objective_usd']:.2f} $  "
-          f"gap={row['gap_to_best_known']:.2e}  r={row['primal_residual_mw']:.2e} MW  "
-          f"radius={row['trust_radius']:.3g}", file=sys.stderr, flush=True)
+class Trace:
+    """The convergence rows of an iterative strategy, the same columns for all (``convergence.csv``):
+    round, objective_usd (J at the round's boundary; CSSO: the merge's bound, >= J), gap_to_best_known
+    (NaN without a known optimum), primal_residual_mw (the strategy's own disagreement: ADMM's consensus
+    residual, the price method's market mismatch |p - P_t|, CSSO's merge mismatch), boundary_mismatch_mw (the
+    largest elastic mismatch of the evaluations behind objective_usd: <= 0.1 MW means every operator dispatches
+    that boundary, a consistent point), wall_s
+    (seconds since the strategy started: the same origin for every strategy, actor start-up included),
+    solves and bytes (cumulative), then strategy-specific columns. Prints the progress line."""
+
+    def __init__(self, strategy: str, executor: Executor, t0: float, options: RunOptions) -> None:
+        self.strategy, self.executor, self.t0 = strategy, executor, t0
+        self.j_star = best_known(options)
+        self.progress = options.progress
+        self.rows: list[dict[str, Any]] = []
+
+    def add(self, rnd: int, objective_usd: float, residual_mw: float, mismatch_mw: float,
+            **extra: Any) -> dict[str, Any]:
+        gap = np.nan if self.j_star is None else (objective_usd - self.j_star) / abs(self.j_star)
+        tr = self.executor.traffic
+        row: dict[str, Any] = {"round": rnd, "objective_usd": float(objective_usd), "gap_to_best_known": gap,
+                               "primal_residual_mw": float(residual_mw), "boundary_mismatch_mw": float(mismatch_mw),
+                               "wall_s": time.perf_counter() - self.t0, "solves": tr.subspace_solves,
+                               "bytes": tr.bytes, **extra}
+        previous = self.rows[-1]["objective_usd"] if self.rows else np.nan
+        self.rows.append(row)
+        if self.progress:
+            change = objective_usd - previous
+            gap_txt = f"  gap {gap:.2e}" if np.isfinite(gap) else ""
+            more = "  ".join(f"{k} {v:.3g}" if isinstance(v, float) else f"{k} {v}" for k, v in extra.items())
+            print(f"{self.strategy} round {rnd:3d}  J {objective_usd:,.2f} $/day"
+                  + (f" ({change:+,.2f})" if np.isfinite(change) else "")
+                  + f"  residual {residual_mw:.2g} MW  mismatch {mismatch_mw:.2g} MW{gap_txt}  {row['wall_s']:.1f} s"
+                  + (f"  {more}" if more else ""),
+                  file=sys.stderr, flush=True)
+        return row

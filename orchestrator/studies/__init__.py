@@ -14,6 +14,7 @@ from __future__ import annotations
 
 #: study name -> module (``gridcoord study NAME``)
 STUDIES: dict[str, str] = {
+    "t-d-coordination": "orchestrator.studies.t_d_coordination",
 }
 
 #: plan name -> module (``gridcoord plan NAME``)

@@ -20,7 +20,7 @@ from core.case import CaseSpec
 from core.icnn import SurrogateTerm
 from core.peers import require
 from core.rpc import OperatorUnavailable, call, health_status
-from core.subspace import BoundaryStep, Evaluation, Proposal
+from core.subspace import BoundaryStep, Columns, Evaluation, Merge, Proposal
 from core.tls import TlsIdentity
 from core.tls import channel as tls_channel
 from core.traffic import Traffic
@@ -32,7 +32,7 @@ from tso.report import TsoReport
 #: Deadlines per call [s]: an evaluation or optimisation is one solve (< 1 s here); a report runs an AC
 #: power flow per period; generous enough for a loaded machine, short enough to notice a dead operator.
 DEADLINE_S = {"Describe": 5.0, "Evaluate": 30.0, "Optimize": 60.0, "Respond": 30.0, "Prox": 30.0,
-              "Report": 120.0, "Forecast": 10.0}
+              "Report": 120.0, "Forecast": 10.0, "Merge": 60.0}
 #: default recovery window [s]: how long a run waits for an operator that died to come back (``--operator-timeout``)
 OPERATOR_TIMEOUT_S = 120.0
 
@@ -123,6 +123,10 @@ class _RemoteSubspace:
                                      rho_usd_per_mw2=float(rho))
         return convert.boundary_step_from_proto(self.link.call("Prox", self.stub.Prox, req), self.shape)
 
+    def merge(self, columns: Columns) -> Merge:
+        raise NotImplementedError(f"operator {self.operator_id!r} sees only its own slice of the boundary: it does "
+                                  "not merge")
+
     def wire_stats(self) -> Traffic:
         return self.link.stats
 
@@ -134,6 +138,10 @@ class RemoteTso(_RemoteSubspace):
                  recovery_s: float | None = None, tls: TlsIdentity | None = None, known: bool = False) -> None:
         super().__init__(operator_id, address, run_id, (n_dso, n_periods), tso_pb2_grpc.TsoServiceStub, recovery_s,
                          tls, known)
+
+    def merge(self, columns: Columns) -> Merge:
+        msg = self.link.call("Merge", self.stub.Merge, convert.columns_to_proto(self.link.key(), columns))
+        return convert.merge_from_proto(msg, self.shape[0], self.shape)
 
     def report(self, boundary: np.ndarray) -> TsoReport:
         req = tso_pb2.TsoReportRequest(key=self.link.key(), boundary_mw=np.ravel(boundary).tolist())

@@ -27,7 +27,7 @@ import numpy as np
 from scipy.optimize import minimize
 
 from core.icnn import SurrogateTerm
-from core.subspace import BoundaryStep, Proposal
+from core.subspace import BoundaryStep, Columns, Merge, Proposal
 
 LOWER = np.array([-10.0, 0.0, 0.0, 1.0, -10.0])
 UPPER = np.array([10.0, 10.0, 10.0, 30.0, 24.0])
@@ -123,6 +123,9 @@ class SellarDiscipline:
 
     def report(self, boundary: np.ndarray) -> SellarResponse:
         return self.evaluate(boundary)
+
+    def merge(self, columns: Columns) -> Merge:
+        raise NotImplementedError("Sellar's disciplines overlap: there is no hub to merge their points")
 
 
 def sellar_objective(b: np.ndarray) -> float:

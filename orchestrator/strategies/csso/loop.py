@@ -1,4 +1,7 @@
-"""Concurrent Subspace Optimization (CSSO) with ICNN surrogates and a trust region.
+"""Concurrent Subspace Optimization (CSSO) with ICNN surrogates and a trust region, for subspaces whose
+boundary slices overlap in any way (a general MDO problem such as Sellar's; ``tests/test_sellar_csso.py``).
+The TSO-DSO coordination, where one subspace sees the whole boundary and the others disjoint slices of it,
+uses the hub loop (``orchestrator.strategies.csso.hub``), which exploits that structure.
 
 Generic over a list of subspaces, subspace i seeing the boundary entries ``x[indices[i]]`` of the
 global boundary vector x; the system objective is J(x) = sum_i f_i(x[indices[i]]). A subspace object

@@ -1,29 +1,25 @@
-"""``csso``: Concurrent Subspace Optimization over the boundary imports (``orchestrator.strategies.csso.loop``).
+"""``csso``: Concurrent Subspace Optimization of the TSO and the DSOs (``orchestrator.strategies.csso.hub``).
 
 The TSO and every DSO run as subspaces (Ray actors by default); the orchestrator sees only boundary
-imports, sensitivities and the ICNN surrogate weights. Options (``RunOptions.extra``): ``executor``
-("ray" | "serial"), ``best_known_usd`` (J* for the gap column), ``csso_max_rounds``,
-``csso_radius_mw`` (initial trust radius), ``csso_n_doe`` (random design points per round; 0 by
-default: measured, they cost 2 of 5 evaluations per round and did not change a single accepted step),
-``csso_speculate``, ``csso_tso_proposal`` (evaluate the TSO's whole-boundary proposal as a candidate;
-off: never accepted in the reference case, and it costs every DSO one evaluation per round),
-``csso_refit_epochs`` (Adam epochs of a warm-started refit, 100; the first fit uses 300),
-``csso_stop_gap`` (stop once the gap to ``best_known_usd`` is below it; off by default).
+imports, costs, sensitivities and the response-surface weights. Options (``RunOptions.extra``):
+``executor`` ("ray" | "serial"), ``best_known_usd`` (J* for the gap column), ``csso_max_rounds`` (30),
+``csso_surrogate`` ("relu": the TSO's period-by-period ICNN response surfaces; "linear": first-order
+only), ``csso_hidden`` (hidden units per period, 4), ``csso_radius_mw`` (initial trust radius per DSO
+import, 1 MW), ``csso_points`` (points kept per DSO for the merge, 10), ``csso_tol`` (relative stopping
+tolerance, 1e-5), ``csso_stop_gap`` (also stop once the bound is within this gap of ``best_known_usd``).
 """
 
 from __future__ import annotations
 
 import time
-
-import numpy as np
+from typing import Any
 
 from orchestrator.strategies.base import RunOptions, RunResult, Strategy
-from orchestrator.strategies.csso.loop import CssoOptions, run_csso
-from orchestrator.strategies.iterative import best_known, executor_for, finish, progress_line, start_point
+from orchestrator.strategies.csso.hub import HubOptions, run_hub_csso
+from orchestrator.strategies.iterative import Trace, best_known, executor_for, finish, start_point, start_round
 from orchestrator.system import CoordinatedSystem
 
-#: boundary bounds around the start point [MW]: wide; the elastic evaluation prices infeasibility
-BOUND_MW = 10.0
+SURROGATES = ("relu", "linear")
 
 
 class Csso(Strategy[CoordinatedSystem]):
@@ -32,35 +28,31 @@ class Csso(Strategy[CoordinatedSystem]):
     def run(self, system: CoordinatedSystem, options: RunOptions) -> RunResult:
         t0 = time.perf_counter()
         ex = options.extra
+        surrogate = str(ex.get("csso_surrogate", "relu"))
+        if surrogate not in SURROGATES:
+            raise ValueError(f"csso_surrogate={surrogate!r}: use one of {', '.join(SURROGATES)}")
+        j_star = best_known(options)
+        stop_gap = ex.get("csso_stop_gap")
+        opts = HubOptions(
+            max_rounds=int(ex.get("csso_max_rounds", 30)), surrogate=surrogate, hidden=int(ex.get("csso_hidden", 4)),
+            radius0_mw=float(ex.get("csso_radius_mw", 1.0)), points=int(ex.get("csso_points", 10)),
+            tol_f=float(ex.get("csso_tol", 1e-5)), seed=int(ex.get("seed", 0)),
+            target=None if (stop_gap is None or j_star is None) else j_star + float(stop_gap) * abs(j_star))
         executor, layout = executor_for(system, options)
         try:
-            x0 = start_point(system)
-            j_star = best_known(options)
-            stop_gap = ex.get("csso_stop_gap")
-            opts = CssoOptions(
-                max_rounds=int(ex.get("csso_max_rounds", 20)), n_doe=int(ex.get("csso_n_doe", 0)),
-                speculate=bool(ex.get("csso_speculate", True)),
-                whole_proposals=bool(ex.get("csso_tso_proposal", False)),
-                refit_epochs=int(ex.get("csso_refit_epochs", 100)),
-                radius0=float(ex.get("csso_radius_mw", 0.5)), tol_f=1e-5, tol_err=2e-3,
-                seed=int(ex.get("seed", 0)),
-                target=None if (stop_gap is None or j_star is None) else j_star + float(stop_gap) * abs(j_star))
-            rows: list[dict[str, float]] = []
+            start = start_round(executor, layout, start_point(system))
+            trace = Trace(self.name, executor, t0, options)
+            trace.add(1, start.objective_usd, start.mismatch_mw, start.mismatch_mw, accepted="start")
 
-            def on_round(row: dict[str, float]) -> None:
-                gap = np.nan if j_star is None else (row["objective"] - j_star) / abs(j_star)
-                out = {"round": row["round"], "objective_usd": row["objective"], "gap_to_best_known": gap,
-                       "primal_residual_mw": row["mismatch"], "trust_radius": row["trust_radius"],
-                       "surrogate_error": row["surrogate_error"], "rho": row["rho"], "wall_s": row["wall_s"]}
-                rows.append(out)
-                if options.progress:
-                    progress_line(self.name, out)
+            def on_round(row: dict[str, Any]) -> None:
+                trace.add(int(row["round"]), float(row["objective"]), float(row["mismatch"]), float(row["mismatch"]),
+                          accepted=row["accepted"], predicted_usd=row["predicted"], radius_mw=row["radius"])
 
-            res = run_csso(executor, layout.indices(), x0, x0 - BOUND_MW, x0 + BOUND_MW,
-                           np.ones(layout.n), opts, on_round=on_round)
+            res = run_hub_csso(executor, layout.n_dso, layout.n_periods, start.x0, start.tso, start.dsos, opts,
+                               on_round=on_round, t0=t0)
             kind = type(getattr(executor, "inner", executor)).__name__  # under the checkpoint wrapper
-            notes = [f"CSSO: {res.rounds} rounds, surrogate fit {res.fit_s:.2f} s, "
-                     f"system coordination {res.coord_s:.2f} s, executor {kind}"]
-            return finish(self.name, system, executor, layout, res.x, res.solves, res.converged, t0, rows, notes)
+            notes = [f"CSSO ({surrogate} surfaces): {res.rounds} rounds, stopped: {res.stop}; surface fits "
+                     f"{res.fit_s:.2f} s; executor {kind}"]
+            return finish(self.name, system, executor, layout, res.x, res.converged, t0, trace.rows, notes)
         finally:
             executor.close()

@@ -102,3 +102,114 @@ def first_order_corrected(w: SurrogateWeights, x_c: np.ndarray, f_c: float, g_c:
     dg = np.asarray(g_c, dtype=float) - w.gradient(x_c)
     dc = float(f_c) - float(w.value(x_c)) - float(dg @ x_c)
     return SurrogateWeights(w=w.w, b=w.b, v=w.v, a=w.a + dg, c=w.c + dc)
+
+
+class HourlyIcnn:
+    """The TSO's response surface hour by hour: for each period t an input-convex ReLU net over the K
+    DSOs' imports of that period,
+
+        s_t(u) = c_t + a_t . u + sum_j v_tj relu(w_tj . u + b_tj),   v >= 0,   u = x[:, t]  (K,) [MW],
+
+    fitted on the TSO's cost of each period and its sensitivities (one TSO solve is T samples). The TSO's
+    cost is a sum over periods, coupled only by ramp limits, so the sum of the T nets approximates it.
+    A DSO sees the nets restricted to its own imports with the others fixed at the centre: T one-input
+    convex functions (``restricted``), first-order exact at the centre. ``hidden = 0`` (``linear``) keeps
+    only that first-order part (prices, no curvature)."""
+
+    def __init__(self, n_dso: int, n_periods: int, hidden: int = 4, seed: int = 0, epochs: int = 300,
+                 refit_epochs: int = 100, lr: float = 0.02) -> None:
+        torch.manual_seed(seed)
+        self.k, self.t, self.hidden = n_dso, n_periods, hidden
+        self.epochs, self.refit_epochs, self.lr = epochs, refit_epochs, lr
+        g = torch.Generator().manual_seed(seed)
+        self.w = torch.nn.Parameter(0.5 * torch.randn(n_periods, hidden, n_dso, generator=g, dtype=torch.float64))
+        self.b = torch.nn.Parameter(0.5 * torch.randn(n_periods, hidden, generator=g, dtype=torch.float64))
+        self.v_raw = torch.nn.Parameter(torch.full((n_periods, hidden), 0.01, dtype=torch.float64))
+        self.a = torch.nn.Parameter(torch.zeros(n_periods, n_dso, dtype=torch.float64))
+        self.c = torch.nn.Parameter(torch.zeros(n_periods, dtype=torch.float64))
+        self.shift = np.zeros((n_dso, n_periods))
+        self.scale = np.ones((n_dso, n_periods))
+        self.fitted = False
+        self.last_loss = float("nan")
+
+    def _forward(self, u: torch.Tensor) -> torch.Tensor:
+        """u (m, T, K) scaled inputs -> (m, T) values."""
+        z = torch.einsum("thk,mtk->mth", self.w, u) + self.b
+        return self.c + torch.einsum("tk,mtk->mt", self.a, u) + (torch.relu(z) * self.v_raw.clamp_min(0.0)).sum(-1)
+
+    def fit(self, x: np.ndarray, f: np.ndarray, g: np.ndarray, shift: np.ndarray, scale: np.ndarray) -> float:
+        """Samples x (m, K, T) [MW], per-period costs f (m, T) [$], sensitivities g (m, K, T) [$/MW]; inputs are
+        scaled as (x - shift) / scale (K, T). Returns the final loss."""
+        if self.hidden == 0:
+            return 0.0
+        self.shift, self.scale = np.asarray(shift, float), np.maximum(np.asarray(scale, float), 1e-6)
+        u = torch.tensor(((x - self.shift) / self.scale).transpose(0, 2, 1))  # (m, T, K)
+        fy = torch.tensor(np.asarray(f, float))
+        gu = torch.tensor((np.asarray(g, float) * self.scale).transpose(0, 2, 1))  # d f / d u (m, T, K)
+        f_var = torch.clamp(fy.var(0) if fy.shape[0] > 1 else torch.zeros(self.t, dtype=torch.float64), min=1e-9)
+        f_var = torch.maximum(f_var, 1e-2 * (gu**2).sum(-1).mean(0) + 1e-9)
+        g_var = torch.clamp((gu**2).sum(-1).mean(0), min=1e-12)
+        params = [self.w, self.b, self.v_raw, self.a, self.c]
+        if not self.fitted:  # start from the best linear model per period
+            with torch.no_grad():
+                self.a.copy_(gu.mean(0))
+                self.c.copy_(fy.mean(0) - (u.mean(0) * gu.mean(0)).sum(-1))
+        opt = torch.optim.Adam(params, lr=self.lr)
+        u.requires_grad_(True)
+        loss = torch.tensor(0.0)
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)  # tiny tensors: threading only adds overhead
+        try:
+            for _ in range(self.refit_epochs if self.fitted else self.epochs):
+                opt.zero_grad()
+                y = self._forward(u)
+                (dy,) = torch.autograd.grad(y.sum(), u, create_graph=True)
+                loss = (((y - fy) ** 2) / f_var).mean() + (((dy - gu) ** 2).sum(-1) / g_var).mean()
+                loss.backward()
+                opt.step()
+        finally:
+            torch.set_num_threads(threads)
+        self.fitted = True
+        self.last_loss = float(loss.detach())
+        return self.last_loss
+
+    def _raw(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """(w (T,H,K), b (T,H), v (T,H), a (T,K), c (T,)) in raw units (x in MW)."""
+        with torch.no_grad():
+            w_u, b_u = self.w.numpy().copy(), self.b.numpy().copy()
+            v = self.v_raw.clamp_min(0.0).numpy().copy()
+            a_u, c_u = self.a.numpy().copy(), self.c.numpy().copy()
+        scale, shift = self.scale.T, self.shift.T  # (T, K)
+        w = w_u / scale[:, None, :]
+        b = b_u - np.einsum("thk,tk->th", w, shift)
+        a = a_u / scale
+        c = c_u - np.einsum("tk,tk->t", a, shift)
+        return w, b, v, a, c
+
+    def restricted(self, k: int, center: np.ndarray, f_c: np.ndarray, g_c: np.ndarray) -> SurrogateWeights:
+        """The sum of the period nets as a function of DSO k's imports (T,) with the others at ``center``
+        (K, T), corrected to the exact per-period cost ``f_c`` (T,) and sensitivity ``g_c`` (K, T) [$/MW] at the
+        centre: value and gradient exact there, curvature from the nets."""
+        t_n, h = self.t, self.hidden
+        u_c = np.asarray(center, float).T  # (T, K)
+        if h == 0 or not self.fitted:
+            w = np.zeros((max(h, 1) * t_n, t_n))
+            return SurrogateWeights(w=w, b=np.zeros(w.shape[0]), v=np.zeros(w.shape[0]), a=np.asarray(g_c, float)[k],
+                                    c=float(np.sum(f_c) - np.asarray(g_c, float)[k] @ np.asarray(center, float)[k]))
+        w, b, v, a, c = self._raw()
+        z_c = np.einsum("thk,tk->th", w, u_c) + b  # pre-activations at the centre
+        act = z_c > 0
+        value_c = c + np.einsum("tk,tk->t", a, u_c) + (np.maximum(z_c, 0.0) * v).sum(-1)  # (T,)
+        grad_c = a + np.einsum("th,thk->tk", act * v, w)  # (T, K)
+        # first-order correction per period: a_t += g - grad s_t(u_c), c_t += f - s_t(u_c) - (that) . u_c
+        da = np.asarray(g_c, float).T - grad_c
+        a = a + da
+        c = c + (np.asarray(f_c, float) - value_c) - np.einsum("tk,tk->t", da, u_c)
+        # restrict to DSO k: the others' pre-activation and linear terms fold into b and c
+        others = np.ones(self.k, dtype=bool)
+        others[k] = False
+        b_k = b + np.einsum("thk,tk->th", w[:, :, others], u_c[:, others])
+        c_k = float(np.sum(c + np.einsum("tk,tk->t", a[:, others], u_c[:, others])))
+        w_k = np.zeros((t_n * h, t_n))
+        w_k[np.arange(t_n * h), np.repeat(np.arange(t_n), h)] = w[:, :, k].reshape(-1)
+        return SurrogateWeights(w=w_k, b=b_k.reshape(-1), v=v.reshape(-1), a=a[:, k].copy(), c=c_k)

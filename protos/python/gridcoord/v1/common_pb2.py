@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19gridcoord/v1/common.proto\x12\x0cgridcoord.v1\"\'\n\x06RunKey\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\r\n\x05round\x18\x02 \x01(\x04\"h\n\x0bIcnnWeights\x12\x10\n\x08n_inputs\x18\x01 \x01(\r\x12\x10\n\x08n_hidden\x18\x02 \x01(\r\x12\t\n\x01w\x18\x03 \x03(\x01\x12\t\n\x01\x62\x18\x04 \x03(\x01\x12\t\n\x01v\x18\x05 \x03(\x01\x12\t\n\x01\x61\x18\x06 \x03(\x01\x12\t\n\x01\x63\x18\x07 \x01(\x01\"_\n\rSurrogateTerm\x12\x13\n\x0boperator_id\x18\x01 \x01(\t\x12\r\n\x05index\x18\x02 \x03(\r\x12*\n\x07weights\x18\x03 \x01(\x0b\x32\x19.gridcoord.v1.IcnnWeights\"I\n\x0f\x45valuateRequest\x12!\n\x03key\x18\x01 \x01(\x0b\x32\x14.gridcoord.v1.RunKey\x12\x13\n\x0b\x62oundary_mw\x18\x02 \x03(\x01\"}\n\x10\x45valuateResponse\x12\x10\n\x08\x63ost_usd\x18\x01 \x01(\x01\x12\x1f\n\x17sensitivity_usd_per_mwh\x18\x02 \x03(\x01\x12\x13\n\x0bpenalty_usd\x18\x03 \x01(\x01\x12\x13\n\x0bmismatch_mw\x18\x04 \x01(\x01\x12\x0c\n\x04\x64t_h\x18\x05 \x01(\x01\"\x85\x01\n\x0fOptimizeRequest\x12!\n\x03key\x18\x01 \x01(\x0b\x32\x14.gridcoord.v1.RunKey\x12+\n\x06others\x18\x02 \x03(\x0b\x32\x1b.gridcoord.v1.SurrogateTerm\x12\x11\n\tcenter_mw\x18\x03 \x03(\x01\x12\x0f\n\x07move_mw\x18\x04 \x03(\x01\"C\n\x10OptimizeResponse\x12\x0c\n\x04x_mw\x18\x01 \x03(\x01\x12\x15\n\rpredicted_usd\x18\x02 \x01(\x01\x12\n\n\x02ok\x18\x03 \x01(\x08\"N\n\x0eRespondRequest\x12!\n\x03key\x18\x01 \x01(\x0b\x32\x14.gridcoord.v1.RunKey\x12\x19\n\x11price_usd_per_mwh\x18\x02 \x03(\x01\"\\\n\x0bProxRequest\x12!\n\x03key\x18\x01 \x01(\x0b\x32\x14.gridcoord.v1.RunKey\x12\x11\n\ttarget_mw\x18\x02 \x03(\x01\x12\x17\n\x0frho_usd_per_mw2\x18\x03 \x01(\x01\"2\n\x10\x42oundaryResponse\x12\x0c\n\x04x_mw\x18\x01 \x03(\x01\x12\x10\n\x08\x63ost_usd\x18\x02 \x01(\x01\"4\n\x0f\x44\x65scribeRequest\x12!\n\x03key\x18\x01 \x01(\x0b\x32\x14.gridcoord.v1.RunKey\"{\n\x10\x44\x65scribeResponse\x12\x13\n\x0boperator_id\x18\x01 \x01(\t\x12\x0c\n\x04role\x18\x02 \x01(\t\x12\x11\n\tn_periods\x18\x03 \x01(\r\x12\x0c\n\x04\x64t_h\x18\x04 \x01(\x01\x12\x12\n\nn_boundary\x18\x05 \x01(\r\x12\x0f\n\x07\x64so_ids\x18\x06 \x03(\tb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19gridcoord/v1/common.proto\x12\x0cgridcoord.v1\"\'\n\x06RunKey\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\r\n\x05round\x18\x02 \x01(\x04\"h\n\x0bIcnnWeights\x12\x10\n\x08n_inputs\x18\x01 \x01(\r\x12\x10\n\x08n_hidden\x18\x02 \x01(\r\x12\t\n\x01w\x18\x03 \x03(\x01\x12\t\n\x01\x62\x18\x04 \x03(\x01\x12\t\n\x01v\x18\x05 \x03(\x01\x12\t\n\x01\x61\x18\x06 \x03(\x01\x12\t\n\x01\x63\x18\x07 \x01(\x01\"_\n\rSurrogateTerm\x12\x13\n\x0boperator_id\x18\x01 \x01(\t\x12\r\n\x05index\x18\x02 \x03(\r\x12*\n\x07weights\x18\x03 \x01(\x0b\x32\x19.gridcoord.v1.IcnnWeights\"I\n\x0f\x45valuateRequest\x12!\n\x03key\x18\x01 \x01(\x0b\x32\x14.gridcoord.v1.RunKey\x12\x13\n\x0b\x62oundary_mw\x18\x02 \x03(\x01\"\x96\x01\n\x10\x45valuateResponse\x12\x10\n\x08\x63ost_usd\x18\x01 \x01(\x01\x12\x1f\n\x17sensitivity_usd_per_mwh\x18\x02 \x03(\x01\x12\x13\n\x0bpenalty_usd\x18\x03 \x01(\x01\x12\x13\n\x0bmismatch_mw\x18\x04 \x01(\x01\x12\x0c\n\x04\x64t_h\x18\x05 \x01(\x01\x12\x17\n\x0fhourly_cost_usd\x18\x06 \x03(\x01\"\x85\x01\n\x0fOptimizeRequest\x12!\n\x03key\x18\x01 \x01(\x0b\x32\x14.gridcoord.v1.RunKey\x12+\n\x06others\x18\x02 \x03(\x0b\x32\x1b.gridcoord.v1.SurrogateTerm\x12\x11\n\tcenter_mw\x18\x03 \x03(\x01\x12\x0f\n\x07move_mw\x18\x04 \x03(\x01\"v\n\x10OptimizeResponse\x12\x0c\n\x04x_mw\x18\x01 \x03(\x01\x12\x15\n\rpredicted_usd\x18\x02 \x01(\x01\x12\n\n\x02ok\x18\x03 \x01(\x08\x12\x10\n\x08\x63ost_usd\x18\x04 \x01(\x01\x12\x1f\n\x17sensitivity_usd_per_mwh\x18\x05 \x03(\x01\"N\n\x0eRespondRequest\x12!\n\x03key\x18\x01 \x01(\x0b\x32\x14.gridcoord.v1.RunKey\x12\x19\n\x11price_usd_per_mwh\x18\x02 \x03(\x01\"\\\n\x0bProxRequest\x12!\n\x03key\x18\x01 \x01(\x0b\x32\x14.gridcoord.v1.RunKey\x12\x11\n\ttarget_mw\x18\x02 \x03(\x01\x12\x17\n\x0frho_usd_per_mw2\x18\x03 \x01(\x01\"2\n\x10\x42oundaryResponse\x12\x0c\n\x04x_mw\x18\x01 \x03(\x01\x12\x10\n\x08\x63ost_usd\x18\x02 \x01(\x01\"4\n\x0f\x44\x65scribeRequest\x12!\n\x03key\x18\x01 \x01(\x0b\x32\x14.gridcoord.v1.RunKey\"{\n\x10\x44\x65scribeResponse\x12\x13\n\x0boperator_id\x18\x01 \x01(\t\x12\x0c\n\x04role\x18\x02 \x01(\t\x12\x11\n\tn_periods\x18\x03 \x01(\r\x12\x0c\n\x04\x64t_h\x18\x04 \x01(\x01\x12\x12\n\nn_boundary\x18\x05 \x01(\r\x12\x0f\n\x07\x64so_ids\x18\x06 \x03(\tb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -39,20 +39,20 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_SURROGATETERM']._serialized_end=285
   _globals['_EVALUATEREQUEST']._serialized_start=287
   _globals['_EVALUATEREQUEST']._serialized_end=360
-  _globals['_EVALUATERESPONSE']._serialized_start=362
-  _globals['_EVALUATERESPONSE']._serialized_end=487
-  _globals['_OPTIMIZEREQUEST']._serialized_start=490
-  _globals['_OPTIMIZEREQUEST']._serialized_end=623
-  _globals['_OPTIMIZERESPONSE']._serialized_start=625
-  _globals['_OPTIMIZERESPONSE']._serialized_end=692
-  _globals['_RESPONDREQUEST']._serialized_start=694
-  _globals['_RESPONDREQUEST']._serialized_end=772
-  _globals['_PROXREQUEST']._serialized_start=774
-  _globals['_PROXREQUEST']._serialized_end=866
-  _globals['_BOUNDARYRESPONSE']._serialized_start=868
-  _globals['_BOUNDARYRESPONSE']._serialized_end=918
-  _globals['_DESCRIBEREQUEST']._serialized_start=920
-  _globals['_DESCRIBEREQUEST']._serialized_end=972
-  _globals['_DESCRIBERESPONSE']._serialized_start=974
-  _globals['_DESCRIBERESPONSE']._serialized_end=1097
+  _globals['_EVALUATERESPONSE']._serialized_start=363
+  _globals['_EVALUATERESPONSE']._serialized_end=513
+  _globals['_OPTIMIZEREQUEST']._serialized_start=516
+  _globals['_OPTIMIZEREQUEST']._serialized_end=649
+  _globals['_OPTIMIZERESPONSE']._serialized_start=651
+  _globals['_OPTIMIZERESPONSE']._serialized_end=769
+  _globals['_RESPONDREQUEST']._serialized_start=771
+  _globals['_RESPONDREQUEST']._serialized_end=849
+  _globals['_PROXREQUEST']._serialized_start=851
+  _globals['_PROXREQUEST']._serialized_end=943
+  _globals['_BOUNDARYRESPONSE']._serialized_start=945
+  _globals['_BOUNDARYRESPONSE']._serialized_end=995
+  _globals['_DESCRIBEREQUEST']._serialized_start=997
+  _globals['_DESCRIBEREQUEST']._serialized_end=1049
+  _globals['_DESCRIBERESPONSE']._serialized_start=1051
+  _globals['_DESCRIBERESPONSE']._serialized_end=1174
 # @@protoc_insertion_point(module_scope)

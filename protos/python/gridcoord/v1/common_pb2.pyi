@@ -51,18 +51,20 @@ class EvaluateRequest(_message.Message):
     def __init__(self, key: _Optional[_Union[RunKey, _Mapping]] = ..., boundary_mw: _Optional[_Iterable[float]] = ...) -> None: ...
 
 class EvaluateResponse(_message.Message):
-    __slots__ = ("cost_usd", "sensitivity_usd_per_mwh", "penalty_usd", "mismatch_mw", "dt_h")
+    __slots__ = ("cost_usd", "sensitivity_usd_per_mwh", "penalty_usd", "mismatch_mw", "dt_h", "hourly_cost_usd")
     COST_USD_FIELD_NUMBER: _ClassVar[int]
     SENSITIVITY_USD_PER_MWH_FIELD_NUMBER: _ClassVar[int]
     PENALTY_USD_FIELD_NUMBER: _ClassVar[int]
     MISMATCH_MW_FIELD_NUMBER: _ClassVar[int]
     DT_H_FIELD_NUMBER: _ClassVar[int]
+    HOURLY_COST_USD_FIELD_NUMBER: _ClassVar[int]
     cost_usd: float
     sensitivity_usd_per_mwh: _containers.RepeatedScalarFieldContainer[float]
     penalty_usd: float
     mismatch_mw: float
     dt_h: float
-    def __init__(self, cost_usd: _Optional[float] = ..., sensitivity_usd_per_mwh: _Optional[_Iterable[float]] = ..., penalty_usd: _Optional[float] = ..., mismatch_mw: _Optional[float] = ..., dt_h: _Optional[float] = ...) -> None: ...
+    hourly_cost_usd: _containers.RepeatedScalarFieldContainer[float]
+    def __init__(self, cost_usd: _Optional[float] = ..., sensitivity_usd_per_mwh: _Optional[_Iterable[float]] = ..., penalty_usd: _Optional[float] = ..., mismatch_mw: _Optional[float] = ..., dt_h: _Optional[float] = ..., hourly_cost_usd: _Optional[_Iterable[float]] = ...) -> None: ...
 
 class OptimizeRequest(_message.Message):
     __slots__ = ("key", "others", "center_mw", "move_mw")
@@ -77,14 +79,18 @@ class OptimizeRequest(_message.Message):
     def __init__(self, key: _Optional[_Union[RunKey, _Mapping]] = ..., others: _Optional[_Iterable[_Union[SurrogateTerm, _Mapping]]] = ..., center_mw: _Optional[_Iterable[float]] = ..., move_mw: _Optional[_Iterable[float]] = ...) -> None: ...
 
 class OptimizeResponse(_message.Message):
-    __slots__ = ("x_mw", "predicted_usd", "ok")
+    __slots__ = ("x_mw", "predicted_usd", "ok", "cost_usd", "sensitivity_usd_per_mwh")
     X_MW_FIELD_NUMBER: _ClassVar[int]
     PREDICTED_USD_FIELD_NUMBER: _ClassVar[int]
     OK_FIELD_NUMBER: _ClassVar[int]
+    COST_USD_FIELD_NUMBER: _ClassVar[int]
+    SENSITIVITY_USD_PER_MWH_FIELD_NUMBER: _ClassVar[int]
     x_mw: _containers.RepeatedScalarFieldContainer[float]
     predicted_usd: float
     ok: bool
-    def __init__(self, x_mw: _Optional[_Iterable[float]] = ..., predicted_usd: _Optional[float] = ..., ok: _Optional[bool] = ...) -> None: ...
+    cost_usd: float
+    sensitivity_usd_per_mwh: _containers.RepeatedScalarFieldContainer[float]
+    def __init__(self, x_mw: _Optional[_Iterable[float]] = ..., predicted_usd: _Optional[float] = ..., ok: _Optional[bool] = ..., cost_usd: _Optional[float] = ..., sensitivity_usd_per_mwh: _Optional[_Iterable[float]] = ...) -> None: ...
 
 class RespondRequest(_message.Message):
     __slots__ = ("key", "price_usd_per_mwh")

@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from gridcoord.v1 import common_pb2 as gridcoord_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16gridcoord/v1/tso.proto\x12\x0cgridcoord.v1\x1a\x19gridcoord/v1/common.proto\"J\n\x10TsoReportRequest\x12!\n\x03key\x18\x01 \x01(\x0b\x32\x14.gridcoord.v1.RunKey\x12\x13\n\x0b\x62oundary_mw\x18\x02 \x03(\x01\"\xee\x01\n\tTsoReport\x12\x11\n\tn_periods\x18\x01 \x01(\r\x12\x1d\n\x15price_dso_usd_per_mwh\x18\x02 \x03(\x01\x12\x36\n\x08\x63ost_usd\x18\x03 \x03(\x0b\x32$.gridcoord.v1.TsoReport.CostUsdEntry\x12\x1d\n\x15transmission_loss_mwh\x18\x04 \x01(\x01\x12\x11\n\twind_p_mw\x18\x05 \x03(\x01\x12\x15\n\rwind_avail_mw\x18\x06 \x03(\x01\x1a.\n\x0c\x43ostUsdEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\x32\xbc\x03\n\nTsoService\x12I\n\x08\x44\x65scribe\x12\x1d.gridcoord.v1.DescribeRequest\x1a\x1e.gridcoord.v1.DescribeResponse\x12I\n\x08\x45valuate\x12\x1d.gridcoord.v1.EvaluateRequest\x1a\x1e.gridcoord.v1.EvaluateResponse\x12I\n\x08Optimize\x12\x1d.gridcoord.v1.OptimizeRequest\x1a\x1e.gridcoord.v1.OptimizeResponse\x12G\n\x07Respond\x12\x1c.gridcoord.v1.RespondRequest\x1a\x1e.gridcoord.v1.BoundaryResponse\x12\x41\n\x04Prox\x12\x19.gridcoord.v1.ProxRequest\x1a\x1e.gridcoord.v1.BoundaryResponse\x12\x41\n\x06Report\x12\x1e.gridcoord.v1.TsoReportRequest\x1a\x17.gridcoord.v1.TsoReportb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16gridcoord/v1/tso.proto\x12\x0cgridcoord.v1\x1a\x19gridcoord/v1/common.proto\"C\n\tDsoPoints\x12\x10\n\x08n_points\x18\x01 \x01(\r\x12\x11\n\tpoints_mw\x18\x02 \x03(\x01\x12\x11\n\tcosts_usd\x18\x03 \x03(\x01\"X\n\x0cMergeRequest\x12!\n\x03key\x18\x01 \x01(\x0b\x32\x14.gridcoord.v1.RunKey\x12%\n\x04\x64sos\x18\x02 \x03(\x0b\x32\x17.gridcoord.v1.DsoPoints\"s\n\rMergeResponse\x12\x0c\n\x04x_mw\x18\x01 \x03(\x01\x12\r\n\x05theta\x18\x02 \x03(\x01\x12\x11\n\tbound_usd\x18\x03 \x01(\x01\x12\x32\n\nevaluation\x18\x04 \x01(\x0b\x32\x1e.gridcoord.v1.EvaluateResponse\"J\n\x10TsoReportRequest\x12!\n\x03key\x18\x01 \x01(\x0b\x32\x14.gridcoord.v1.RunKey\x12\x13\n\x0b\x62oundary_mw\x18\x02 \x03(\x01\"\x98\x02\n\tTsoReport\x12\x11\n\tn_periods\x18\x01 \x01(\r\x12\x1d\n\x15price_dso_usd_per_mwh\x18\x02 \x03(\x01\x12\x36\n\x08\x63ost_usd\x18\x03 \x03(\x0b\x32$.gridcoord.v1.TsoReport.CostUsdEntry\x12\x1d\n\x15transmission_loss_mwh\x18\x04 \x01(\x01\x12\x11\n\twind_p_mw\x18\x05 \x03(\x01\x12\x15\n\rwind_avail_mw\x18\x06 \x03(\x01\x12\x13\n\x0bpenalty_usd\x18\x1e \x01(\x01\x12\x13\n\x0bmismatch_mw\x18\x1f \x01(\x01\x1a.\n\x0c\x43ostUsdEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\x32\xfe\x03\n\nTsoService\x12I\n\x08\x44\x65scribe\x12\x1d.gridcoord.v1.DescribeRequest\x1a\x1e.gridcoord.v1.DescribeResponse\x12I\n\x08\x45valuate\x12\x1d.gridcoord.v1.EvaluateRequest\x1a\x1e.gridcoord.v1.EvaluateResponse\x12I\n\x08Optimize\x12\x1d.gridcoord.v1.OptimizeRequest\x1a\x1e.gridcoord.v1.OptimizeResponse\x12G\n\x07Respond\x12\x1c.gridcoord.v1.RespondRequest\x1a\x1e.gridcoord.v1.BoundaryResponse\x12\x41\n\x04Prox\x12\x19.gridcoord.v1.ProxRequest\x1a\x1e.gridcoord.v1.BoundaryResponse\x12\x41\n\x06Report\x12\x1e.gridcoord.v1.TsoReportRequest\x1a\x17.gridcoord.v1.TsoReport\x12@\n\x05Merge\x12\x1a.gridcoord.v1.MergeRequest\x1a\x1b.gridcoord.v1.MergeResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -34,12 +34,18 @@ if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_TSOREPORT_COSTUSDENTRY']._loaded_options = None
   _globals['_TSOREPORT_COSTUSDENTRY']._serialized_options = b'8\001'
-  _globals['_TSOREPORTREQUEST']._serialized_start=67
-  _globals['_TSOREPORTREQUEST']._serialized_end=141
-  _globals['_TSOREPORT']._serialized_start=144
-  _globals['_TSOREPORT']._serialized_end=382
-  _globals['_TSOREPORT_COSTUSDENTRY']._serialized_start=336
-  _globals['_TSOREPORT_COSTUSDENTRY']._serialized_end=382
-  _globals['_TSOSERVICE']._serialized_start=385
-  _globals['_TSOSERVICE']._serialized_end=829
+  _globals['_DSOPOINTS']._serialized_start=67
+  _globals['_DSOPOINTS']._serialized_end=134
+  _globals['_MERGEREQUEST']._serialized_start=136
+  _globals['_MERGEREQUEST']._serialized_end=224
+  _globals['_MERGERESPONSE']._serialized_start=226
+  _globals['_MERGERESPONSE']._serialized_end=341
+  _globals['_TSOREPORTREQUEST']._serialized_start=343
+  _globals['_TSOREPORTREQUEST']._serialized_end=417
+  _globals['_TSOREPORT']._serialized_start=420
+  _globals['_TSOREPORT']._serialized_end=700
+  _globals['_TSOREPORT_COSTUSDENTRY']._serialized_start=654
+  _globals['_TSOREPORT_COSTUSDENTRY']._serialized_end=700
+  _globals['_TSOSERVICE']._serialized_start=703
+  _globals['_TSOSERVICE']._serialized_end=1213
 # @@protoc_insertion_point(module_scope)

@@ -65,6 +65,11 @@ class TsoServiceStub:
                 request_serializer=gridcoord_dot_v1_dot_tso__pb2.TsoReportRequest.SerializeToString,
                 response_deserializer=gridcoord_dot_v1_dot_tso__pb2.TsoReport.FromString,
                 _registered_method=True)
+        self.Merge = channel.unary_unary(
+                '/gridcoord.v1.TsoService/Merge',
+                request_serializer=gridcoord_dot_v1_dot_tso__pb2.MergeRequest.SerializeToString,
+                response_deserializer=gridcoord_dot_v1_dot_tso__pb2.MergeResponse.FromString,
+                _registered_method=True)
 
 
 class TsoServiceServicer:
@@ -110,6 +115,13 @@ class TsoServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Merge(self, request, context):
+        """idempotent per RunKey
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_TsoServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -142,6 +154,11 @@ def add_TsoServiceServicer_to_server(servicer, server):
                     servicer.Report,
                     request_deserializer=gridcoord_dot_v1_dot_tso__pb2.TsoReportRequest.FromString,
                     response_serializer=gridcoord_dot_v1_dot_tso__pb2.TsoReport.SerializeToString,
+            ),
+            'Merge': grpc.unary_unary_rpc_method_handler(
+                    servicer.Merge,
+                    request_deserializer=gridcoord_dot_v1_dot_tso__pb2.MergeRequest.FromString,
+                    response_serializer=gridcoord_dot_v1_dot_tso__pb2.MergeResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -306,6 +323,33 @@ class TsoService:
             '/gridcoord.v1.TsoService/Report',
             gridcoord_dot_v1_dot_tso__pb2.TsoReportRequest.SerializeToString,
             gridcoord_dot_v1_dot_tso__pb2.TsoReport.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Merge(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/gridcoord.v1.TsoService/Merge',
+            gridcoord_dot_v1_dot_tso__pb2.MergeRequest.SerializeToString,
+            gridcoord_dot_v1_dot_tso__pb2.MergeResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -1,0 +1,234 @@
+"""CSSO for a hub and its slices: the TSO sees the whole boundary, each DSO its own imports.
+
+System cost J(x) = T(x) + sum_k D_k(x_k) over the boundary imports x (K, T); T (the TSO) and every D_k
+(a DSO) are convex. Each round is ONE exchange and at most one solve per subspace:
+
+- every DSO k optimises its exact model plus the TSO's response surface restricted to its own imports
+  (the period-by-period ICNNs of ``HourlyIcnn``, first-order exact at the centre) inside its own trust
+  region, and returns the import profile it proposes, with its exact cost there: a *point it can dispatch*;
+- the TSO merges (``TsoSubspace.merge``): min T(x) + sum_k theta_k . d_k over x_k = sum_j theta_kj y_kj,
+  theta_k in the simplex, where y_kj are DSO k's points so far and d_kj its exact costs. By convexity of
+  D_k the optimum is an upper bound on J at the merged boundary, and the current centre is feasible for it,
+  so every merge is a descent step (never a rejected round); the merged boundary is a convex combination of
+  points each DSO can dispatch, so TSO and DSOs agree on it. It also returns the TSO's exact cost per period
+  and sensitivities there: T samples of the response surface per solve.
+
+The first round of every iterative strategy (``iterative.start_round``) evaluates everybody at the
+start point x0; the TSO's prices there are what the DSOs first optimise against. In round 2 the TSO has
+no new points to merge yet and evaluates a probe (x0 shifted from dear towards cheap periods, where the
+DSOs will move) for the surface's curvature. From round 3 on the TSO merges the points of the round
+before while the DSOs propose around the latest merged boundary (pipelined: a DSO's points are merged
+one round after it sends them).
+
+Trust radii are per DSO: a proposal that the merge uses (weight > 0.8) at the edge of its region doubles
+it, one the merge ignores (weight < 0.2) halves it. It stops when the last merge gained less than
+``tol_f`` (relative) and the DSOs' proposals predict less than ``tol_f`` together (each DSO's exact cost +
+surface at its proposal against the merge's bound on its cost + surface at the centre): no subspace sees a
+better point near the centre, which for convex subspaces is the optimum.
+
+``surrogate="linear"``: the same loop with first-order surfaces only (the TSO's prices at the centre):
+the DSOs' proposals are then trust-region-limited price responses, and the ReLU curvature's value is
+what the difference in rounds measures.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from core.subspace import Columns, Evaluate, Evaluation, Merge, MergeColumns, Optimize, Proposal, SubspaceCall
+from orchestrator.runtime.executors import Executor
+from orchestrator.strategies.csso.surrogate import HourlyIcnn
+
+
+@dataclass(frozen=True)
+class HubOptions:
+    max_rounds: int = 30
+    #: "relu": period-by-period ICNN response surfaces of the TSO; "linear": first-order (prices) only
+    surrogate: str = "relu"
+    hidden: int = 4  # hidden units per period net
+    points: int = 10  # points kept per DSO for the merge (the merge is compiled once for this many)
+    radius0_mw: float = 1.0
+    radius_min_mw: float = 0.01
+    radius_max_mw: float = 8.0
+    #: relative bound decrease (and predicted decrease) below which the loop has converged
+    tol_f: float = 1e-5
+    probe_mw: float = 0.5  # largest shift of the round-2 probe [MW]
+    epochs: int = 300
+    refit_epochs: int = 100
+    seed: int = 0
+    #: stop once the bound is <= target (e.g. within a gap of a known optimum); None = own rule only
+    target: float | None = None
+
+
+@dataclass
+class HubResult:
+    x: np.ndarray
+    objective: float  # the bound at x (>= J(x))
+    converged: bool
+    rounds: int
+    stop: str
+    history: list[dict[str, Any]] = field(default_factory=list)
+    fit_s: float = 0.0
+
+
+@dataclass
+class _Points:
+    """One DSO's points for the merge: profiles it can dispatch, its exact cost at each, last use."""
+
+    x: list[np.ndarray]
+    cost: list[float]
+    used: list[int]  # last round the merge gave the point weight
+
+    def add(self, x: np.ndarray, cost: float, rnd: int, limit: int) -> None:
+        if len(self.x) >= limit:  # drop the point unused the longest
+            j = int(np.argmin(self.used))
+            del self.x[j], self.cost[j], self.used[j]
+        self.x.append(np.asarray(x, float).copy())
+        self.cost.append(float(cost))
+        self.used.append(rnd)
+
+    def padded(self, m: int) -> tuple[np.ndarray, np.ndarray]:
+        """(m, T) points and (m,) costs, repeating the first point in unused slots (a repeat changes nothing)."""
+        pts = self.x + [self.x[0]] * (m - len(self.x))
+        cost = self.cost + [self.cost[0]] * (m - len(self.cost))
+        return np.vstack(pts), np.asarray(cost)
+
+
+def run_hub_csso(executor: Executor, n_dso: int, n_periods: int, x0: np.ndarray, start_tso: Evaluation,
+                 start_dsos: list[Evaluation], options: HubOptions = HubOptions(),
+                 on_round: Callable[[dict[str, Any]], None] | None = None, t0: float | None = None) -> HubResult:
+    """Minimise J = T + sum_k D_k from the start point x0 (whose evaluations, round 1, are given)."""
+    opt = options
+    k_n, t_n = n_dso, n_periods
+    t0 = time.perf_counter() if t0 is None else t0
+    idx = [np.arange(k * t_n, (k + 1) * t_n) for k in range(k_n)]
+    dt_h = float(start_tso.dt_h)
+    points = [_Points([x0[i].copy()], [float(d.cost_usd)], [1]) for i, d in zip(idx, start_dsos, strict=True)]
+    samples: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+
+    def add_sample(x: np.ndarray, ev: Evaluation) -> None:
+        if ev.hourly_cost_usd is None:
+            raise ValueError("hub CSSO: the whole-boundary subspace must report its cost per period")
+        samples.append((x.reshape(k_n, t_n).copy(), np.asarray(ev.hourly_cost_usd, float),
+                        np.asarray(ev.sensitivity_usd_per_mwh, float).reshape(k_n, t_n) * dt_h))
+
+    add_sample(x0, start_tso)
+    center, center_tso = x0.copy(), start_tso
+    ub = float(start_tso.cost_usd + sum(d.cost_usd for d in start_dsos))
+    hull = np.array([d.cost_usd for d in start_dsos], dtype=float)  # bound on D_k at the centre
+    radius = np.full(k_n, opt.radius0_mw)
+    net = HourlyIcnn(k_n, t_n, hidden=opt.hidden if opt.surrogate == "relu" else 0, seed=opt.seed,
+                     epochs=opt.epochs, refit_epochs=opt.refit_epochs)
+    result = HubResult(x=center, objective=ub, converged=False, rounds=1, stop="max_rounds")
+    fresh = False  # points added since the last merge
+    newest = [-1] * k_n  # index (in points[k]) of each DSO's newest point, for the radius rule
+    calm = 0  # merges in a row that gained less than tol_f
+    for rnd in range(2, opt.max_rounds + 1):
+        # the TSO's surface at the centre, restricted to each DSO's imports
+        f_c = np.asarray(center_tso.hourly_cost_usd, float)
+        surf = [net.restricted(k, center.reshape(k_n, t_n), f_c, samples_grad(center_tso, k_n, t_n, dt_h))
+                for k in range(k_n)]
+        sent_center, sent_hull = center.copy(), hull.copy()
+        move = np.repeat(radius, t_n)
+        probe = None if fresh else _probe(center, center_tso, k_n, t_n, opt.probe_mw)
+        if probe is None:
+            cols = [p.padded(opt.points) for p in points]
+            tso_call: SubspaceCall = MergeColumns(Columns(points=tuple(c[0] for c in cols),
+                                                          costs=tuple(c[1] for c in cols)))
+        else:
+            tso_call = Evaluate(probe)
+        calls: list[list[SubspaceCall]] = [[tso_call]]
+        calls += [[Optimize(((idx[k], surf[k]),), center, move)] for k in range(k_n)]
+        replies = executor.round(calls)
+        result.rounds = rnd
+        step = "probe"
+        gained = 0.0
+        if isinstance(tso_call, MergeColumns):
+            merge = replies[0][0]
+            assert isinstance(merge, Merge), type(merge)
+            for k in range(k_n):
+                th = np.asarray(merge.theta[k])
+                for j in np.flatnonzero(th[: len(points[k].x)] > 1e-6):
+                    points[k].used[j] = rnd
+                _update_radius(radius, k, th, newest[k], points[k], sent_center[idx[k]], opt)
+            gained = (ub - merge.bound_usd) / max(1.0, abs(ub))
+            if merge.bound_usd < ub:
+                center, center_tso, ub = merge.x.copy(), merge.evaluation, float(merge.bound_usd)
+                hull = np.array([float(np.asarray(merge.theta[k])[: opt.points] @ points[k].padded(opt.points)[1])
+                                 for k in range(k_n)])
+                step = "merge"
+            else:
+                step = "merge (no gain)"
+            add_sample(merge.x, merge.evaluation)
+            fresh = False
+        else:
+            assert probe is not None
+            add_sample(probe, replies[0][0][0])
+        predicted = 0.0
+        for k in range(k_n):
+            prop = replies[1 + k][0]
+            assert isinstance(prop, Proposal), type(prop)
+            if not prop.ok or not np.isfinite(prop.cost_usd):
+                continue
+            predicted += max(0.0, sent_hull[k] + float(surf[k].value(sent_center[idx[k]]))
+                             - prop.cost_usd - float(surf[k].value(prop.x)))
+            points[k].add(prop.x, prop.cost_usd, rnd, opt.points)
+            newest[k] = len(points[k].x) - 1
+            fresh = True
+        t_fit = time.perf_counter()
+        if opt.surrogate == "relu":
+            xs, fs, gs = (np.array(a) for a in zip(*samples, strict=True))
+            spread = np.maximum(np.abs(xs - center.reshape(k_n, t_n)).max(axis=0),
+                                np.repeat(radius, t_n).reshape(k_n, t_n))
+            net.fit(xs, fs, gs, shift=center.reshape(k_n, t_n), scale=spread)
+        result.fit_s += time.perf_counter() - t_fit
+        calm = calm + 1 if step.startswith("merge") and gained < opt.tol_f else (calm if step == "probe" else 0)
+        row = {"round": float(rnd), "objective": ub, "mismatch": float(center_tso.mismatch_mw), "accepted": step,
+               "predicted": predicted, "gain": gained, "radius": float(np.median(radius)),
+               "wall_s": time.perf_counter() - t0}
+        result.history.append(row)
+        if on_round is not None:
+            on_round(row)
+        if opt.target is not None and ub <= opt.target:
+            result.converged, result.stop = True, "target"
+            break
+        if calm >= 1 and predicted <= opt.tol_f * max(1.0, abs(ub)):
+            result.converged, result.stop = True, "stationary"
+            break
+    result.x, result.objective = center, ub
+    return result
+
+
+def samples_grad(ev: Evaluation, k_n: int, t_n: int, dt_h: float) -> np.ndarray:
+    """d cost / d x (K, T) [$/MW] of an evaluation."""
+    return np.asarray(ev.sensitivity_usd_per_mwh, float).reshape(k_n, t_n) * dt_h
+
+
+def _probe(center: np.ndarray, ev: Evaluation, k_n: int, t_n: int, size_mw: float) -> np.ndarray:
+    """A boundary point for the response surface's curvature: each DSO's imports shifted from its dearest
+    towards its cheapest periods at the centre's prices (where the DSOs' first proposals will go)."""
+    price = np.asarray(ev.sensitivity_usd_per_mwh, float).reshape(k_n, t_n)
+    dev = price - price.mean(axis=1, keepdims=True)
+    top = np.abs(dev).max(axis=1, keepdims=True)
+    shift = -size_mw * np.divide(dev, top, out=np.zeros_like(dev), where=top > 0)
+    return (center.reshape(k_n, t_n) + shift).reshape(-1)
+
+
+def _update_radius(radius: np.ndarray, k: int, theta: np.ndarray, newest: int, pts: _Points, center_k: np.ndarray,
+                   opt: HubOptions) -> None:
+    """Grow DSO k's region when the merge took its newest point whole and the point was at the region's
+    edge; shrink it when the merge did not want the point."""
+    if newest < 0 or newest >= theta.size:
+        return
+    w = float(theta[newest])
+    at_edge = float(np.max(np.abs(pts.x[newest] - center_k))) >= 0.99 * radius[k]
+    if w > 0.8 and at_edge:
+        radius[k] = min(2.0 * radius[k], opt.radius_max_mw)
+    elif w < 0.2:
+        radius[k] = max(0.5 * radius[k], opt.radius_min_mw)
+
