@@ -60,3 +60,25 @@ def test_actor_failures_come_back_picklable_and_name_the_call() -> None:
         PortableSubspaceHost(_Failing).run([Evaluate(np.array([3.5]))])
     assert "'dso9' Evaluate" in str(info.value) and "bad boundary 3.5" in str(info.value)
     assert str(pickle.loads(pickle.dumps(info.value))) == str(info.value)
+
+
+class _Big:
+    def __init__(self, data: np.ndarray, shared: np.ndarray) -> None:
+        self.n = data.size + shared.size
+
+    def size(self) -> int:
+        return self.n
+
+
+def test_large_constructor_data_reaches_the_actors_without_an_error_level_line(ray_session: None,
+                                                                               capfd: pytest.CaptureFixture[str]) -> None:
+    """Arguments too large to inline (8 MB each) and shared data: every actor is built from them, and Ray prints
+    no 'constructor arguments in the object store' error (a restarted actor could not be rebuilt from those)."""
+    big = np.ones(1_000_000)
+    ex = RayExecutor([(_Big, (big, Shared(0))), (_Big, (big, Shared(0)))], shared=[np.ones(10)])
+    try:
+        assert ex.round([[_Big.size], [_Big.size]]) == [[1_000_010], [1_000_010]]
+    finally:
+        ex.close()
+    err = capfd.readouterr().err
+    assert "constructor arguments in the object store" not in err, err[-2000:]

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import time
+import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
@@ -18,7 +19,7 @@ from typing import Any, Protocol
 
 from core.traffic import Traffic
 
-#: a subspace is built on its worker by factory(*args); args may hold Ray object refs (shared data)
+#: a subspace is built on its worker by factory(*args); args may hold ``Shared(i)`` placeholders (shared data)
 Factory = tuple[Callable[..., Any], tuple[Any, ...]]
 #: one call on a subspace: a callable applied to it on its host (``core.subspace.Evaluate(points)``, ...)
 Call = Callable[[Any], Any]
@@ -80,24 +81,43 @@ class SubspaceCallError(RuntimeError):
 
 
 @dataclass(frozen=True)
-class _ByRef:
-    """A shared object's Ray reference, handed to an actor inside this wrapper so that Ray does not make it a
-    constructor dependency (an actor with object-store constructor arguments and restarts enabled is what
-    Ray warns about at error level); the actor fetches it itself. The executor keeps the reference alive, so
-    a restarted actor fetches it again."""
+class _Stored:
+    """Where an actor finds its factory and arguments: keys of Ray's cluster key-value store (in the GCS).
 
-    ref: Any
+    An actor whose constructor arguments sit in the object store (a ``ray.put`` reference, or any argument
+    large enough for Ray to promote it there) cannot be restarted once that object is lost, and Ray says so at
+    error level for every such actor. The GCS store outlives any worker node, so a restarted actor (its node
+    went away) always finds them again; the executor deletes the keys when it closes."""
+
+    key: str
+    shared: tuple[str, ...]
+
+
+def _kv() -> Any:
+    from ray.experimental import internal_kv
+
+    return internal_kv
 
 
 class PortableSubspaceHost(SubspaceHost):
     """The body of a Ray actor: failures come back as ``SubspaceCallError`` naming the call."""
 
-    def __init__(self, factory: Callable[..., Any], *args: Any) -> None:
-        if any(isinstance(a, _ByRef) for a in args):
-            import ray
+    def __init__(self, stored: _Stored | Callable[..., Any], *direct: Any) -> None:
+        if not isinstance(stored, _Stored):  # built in this process (no cluster store): factory(*args)
+            super().__init__(stored, *direct)
+            return
+        from ray import cloudpickle
 
-            args = tuple(ray.get(a.ref) if isinstance(a, _ByRef) else a for a in args)
-        super().__init__(factory, *args)
+        def load(key: str) -> Any:
+            blob = _kv()._internal_kv_get(key, namespace=KV_NAMESPACE)
+            if blob is None:
+                raise RuntimeError(f"subspace data {key!r} is gone from the cluster store (executor closed?)")
+            return cloudpickle.loads(blob)
+
+        factory, args = load(stored.key)
+        shared = {i: load(k) for i, k in enumerate(stored.shared) if any(isinstance(a, Shared) and a.index == i
+                                                                          for a in args)}
+        super().__init__(factory, *(shared[a.index] if isinstance(a, Shared) else a for a in args))
 
     def run(self, calls: Sequence[Call]) -> list[Any]:
         out = []
@@ -171,6 +191,8 @@ def ensure_ray(address: str | None = None, num_cpus: int | None = None) -> bool:
 
 #: a subspace actor that dies (process killed, node removed) is restarted this many times ...
 ACTOR_MAX_RESTARTS = 5
+#: namespace of the cluster key-value entries that hold the actors' factories and shared data
+KV_NAMESPACE = "gridcoord"
 #: ... and a call that was in flight on it is re-sent this many times (calls are pure functions of their args)
 ACTOR_MAX_TASK_RETRIES = 5
 #: how long a round re-sends the calls of an actor that is temporarily unavailable (restarting elsewhere) [s]
@@ -198,10 +220,18 @@ class RayExecutor:
     def __init__(self, factories: Sequence[Factory], shared: Sequence[Any] = (), address: str | None = None,
                  names: Sequence[str] | None = None) -> None:
         import ray
+        from ray import cloudpickle
 
         self.started = ensure_ray(address)
-        # the shared data stays referenced for the executor's lifetime: a restarted actor is rebuilt from it
-        self._refs = refs = [ray.put(s) for s in shared]
+        # every actor's factory and arguments, and the data they share, are stored once in the cluster's
+        # key-value store for the executor's lifetime: a restarted actor is rebuilt from them
+        prefix = f"executor-{uuid.uuid4().hex}"
+        shared_keys = tuple(f"{prefix}/shared/{i}" for i in range(len(shared)))
+        own_keys = [f"{prefix}/actor/{i}" for i in range(len(factories))]
+        for key, obj in [*zip(shared_keys, shared, strict=True),
+                         *zip(own_keys, [(f, tuple(args)) for f, args in factories], strict=True)]:
+            _kv()._internal_kv_put(key, cloudpickle.dumps(obj), namespace=KV_NAMESPACE)
+        self._keys = [*shared_keys, *own_keys]
         # SPREAD: on a multi-node cluster the subspaces go to different nodes where they fit. The CPU share
         # is sized so that every actor fits on the smallest node: when a node goes away, its actors are
         # restarted on the nodes left (a share of the whole cluster would leave them pending forever).
@@ -214,12 +244,9 @@ class RayExecutor:
         #: subspace index -> the node resource that pins it (operators that must run on a given node)
         self.pins = pinned_resources(names or [], ray.cluster_resources())
 
-        def resolve(a: Any) -> Any:
-            return _ByRef(refs[a.index]) if isinstance(a, Shared) else a
-
         host = _remote_host()
         self.actors = [host.options(**opts, **({"resources": {self.pins[i]: PIN_SHARE}} if i in self.pins else {}))
-                       .remote(f, *[resolve(a) for a in args]) for i, (f, args) in enumerate(factories)]
+                       .remote(_Stored(own_keys[i], shared_keys)) for i in range(len(factories))]
         #: node id of each subspace's actor, in subspace order (which subspace ran where)
         self.placement = list(ray.get([a.node_id.remote() for a in self.actors]))
         self.nodes = sorted(set(self.placement))
@@ -276,6 +303,10 @@ class RayExecutor:
         for a in self.actors:
             ray.kill(a)
         self.actors = []
+        if ray.is_initialized():
+            for key in self._keys:
+                _kv()._internal_kv_del(key, namespace=KV_NAMESPACE)
+        self._keys = []
         if self.started:
             ray.shutdown()
 
