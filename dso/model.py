@@ -253,8 +253,8 @@ class FeederInputs:
         unknown = sorted(set(weights) - set(OBJECTIVE_TERMS))
         if unknown:
             raise FeederInputError(f"objective: unknown term(s) {unknown} (known: {', '.join(OBJECTIVE_TERMS)})")
-        bad = [k for k, w in weights.items() if not (np.isfinite(w) and w >= 0)]
-        if bad or not any(w > 0 for w in weights.values()):
+        bad_terms = [k for k, w in weights.items() if not (np.isfinite(w) and w >= 0)]
+        if bad_terms or not any(w > 0 for w in weights.values()):
             raise FeederInputError(f"objective weights {weights} must be finite, >= 0 and not all 0")
         if not self.dt_h > 0:
             raise FeederInputError(f"dt_h={self.dt_h!r} must be > 0")

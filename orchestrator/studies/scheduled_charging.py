@@ -57,6 +57,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--case", default="ieee33-sched", help="bundled case name or case file (one feeder is studied)")
     p.add_argument("--feeder", default=None, help="the feeder to study (default: the case's first)")
     p.add_argument("--evs", type=int, default=None, help="override the feeder's EV count (reduced sizes for tests)")
+    p.add_argument("--load-scale", type=float, default=None,
+                   help="multiply the feeder's base load (reduced fleets for tests: fewer EVs hold less voltage)")
     p.add_argument("--no-ac-check", action="store_true", help="skip the pandapower AC check")
 
 
@@ -161,9 +163,10 @@ def run(args: argparse.Namespace) -> StudyResult:
     out = Path(args.out)
     spec = load_case(args.case)
     fid = args.feeder or spec.feeder_ids[0]
-    if args.evs is not None:
-        spec = replace(spec, feeders=tuple(replace(f, ev_count=args.evs) if f.feeder_id == fid else f
-                                           for f in spec.feeders))
+    for key, value in (("ev_count", args.evs), ("load_scale", args.load_scale)):
+        if value is not None:
+            spec = replace(spec, feeders=tuple(replace(f, **{key: value}) if f.feeder_id == fid else f
+                                               for f in spec.feeders))
     spec = replace(spec, feeders=tuple(f for f in spec.feeders if f.feeder_id == fid))
     system = build_system(spec)
     feeder = system.feeders[0]
