@@ -15,21 +15,26 @@ Durability: with a :class:`~aggregator.journal.ReservationJournal` every accepte
 closing of the book are on disk before the answer, and :meth:`ReservationBook.restore` rebuilds the book
 after a restart (the journal was written by this same book, so its EVs are booked without re-checking).
 
-Speed: each station keeps one feasible net-power profile of its accepted EVs. A new EV that fits in the
-headroom left by that profile (charging as early as possible in its window) is accepted without an LP,
-which proves feasibility by construction; only when it does not fit is the exact LP over all of the
-station's EVs solved (and its solution becomes the new profile). The decision is the same as always
-solving the LP; the LP runs only near a station's capacity.
+Speed (``_admit``): each station keeps one feasible net-power profile of its accepted EVs. A new EV that fits
+in the headroom left by that profile (charging as early as possible in its window) is accepted at once, which
+proves feasibility by construction; otherwise a maximum flow over the station's EVs (charging only,
+``aggregator.admission``) decides, exactly when no EV there can discharge; only when the flow falls short and
+discharging EVs are present does the exact LP over the station's EVs decide. The decision is the same as
+always solving the LP (up to 1 Wh of rounding, on the safe side). Decisions for different stations run
+concurrently (one lock per station); the book's own lock only guards ids, closing and the commit. With a
+deadline, a request that cannot be decided and booked in time is refused ``busy`` with nothing booked.
 """
 
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 
 import numpy as np
 
+from aggregator.admission import charging_schedule_kw
 from aggregator.fleet import EV, FleetError, Station, plug_in_window, validate_fleet
 from aggregator.flex import FleetFlexibility, exact_flexibility, inner_flexibility, period_map_matrix
 from aggregator.journal import ReservationJournal
@@ -46,7 +51,8 @@ class Accepted:
 class Refused:
     ev_id: str
     reason: str
-    #: "invalid" (bad EV data) | "duplicate_id" | "station_power" | "station_plugs" | "closed"
+    #: "invalid" (bad EV data) | "duplicate_id" | "station_power" | "station_plugs" | "closed" |
+    #: "busy" (shed: no decision before the request's deadline, nothing booked; retry)
     code: str = "invalid"
 
 
@@ -59,6 +65,8 @@ class Replayed:
 
 #: a profile within this of a station's limit counts as at the limit [kW] (solver tolerance)
 _HEADROOM_TOL_KW = 1e-6
+#: a decision is booked only if at least this much of the request's deadline is left [s]
+_COMMIT_MARGIN_S = 0.010
 
 
 class ReservationBook:
@@ -91,7 +99,15 @@ class ReservationBook:
         self.n_preloaded = 0
         self.n_restored = 0
         self.lp_solves = 0
+        self.flow_solves = 0
+        self.greedy_accepts = 0
+        self.shed = 0
         self.journal: ReservationJournal | None = None
+        #: decisions for different stations run concurrently; one station's decisions are serialised
+        self._station_lock = {s.station_id: threading.Lock() for s in stations}
+        #: per station, what the flow test needs of each booked EV (see ``_row``)
+        self._station_rows: dict[str, list[tuple[np.ndarray, float, float, bool]]] = {
+            s.station_id: [] for s in stations}
 
     def _window_mask(self, ev: EV) -> np.ndarray:
         start, dwell = plug_in_window(np.array([ev.arrival_h]), np.array([ev.departure_h]), self.dt_h,
@@ -135,21 +151,29 @@ class ReservationBook:
         out[order] = charge
         return out
 
-    def submit(self, ev: EV) -> Accepted | Refused | Replayed:
-        """Accept and schedule ``ev``, or refuse it with the reason (never raises for bad EV data)."""
+    def submit(self, ev: EV, deadline: float | None = None) -> Accepted | Refused | Replayed:
+        """Accept and schedule ``ev``, or refuse it with the reason (never raises for bad EV data).
+
+        ``deadline`` (``time.monotonic()`` seconds): when the decision cannot be made and booked before it, the
+        answer is ``Refused(code="busy")`` and nothing is booked (the caller may retry), instead of a booking
+        confirmed to nobody."""
         try:
             validate_fleet([ev], self.stations, self.dt_h, self.n_periods)
         except FleetError as exc:
             return Refused(ev.ev_id, str(exc), "invalid")
-        with self._lock:
-            if self._closed is not None:
-                return Refused(ev.ev_id, "the day-ahead envelopes were already sent; reservations are closed",
-                               "closed")
-            if ev.ev_id in self._evs:
-                if self._evs[ev.ev_id] == ev:
-                    return Replayed(ev.ev_id)
-                return Refused(ev.ev_id, f"EV '{ev.ev_id}': a reservation with this id is already accepted "
-                                         "(with different data)", "duplicate_id")
+        st_lock = self._station_lock[ev.station]
+        wait = -1.0 if deadline is None else deadline - time.monotonic() - _COMMIT_MARGIN_S
+        if wait != -1.0 and (wait <= 0 or not st_lock.acquire(timeout=wait)):
+            self.shed += 1
+            return Refused(ev.ev_id, f"station '{ev.station}' busy: no decision possible before the request's "
+                                     "deadline; nothing was booked, retry later", "busy")
+        if wait == -1.0:
+            st_lock.acquire()
+        try:
+            with self._lock:
+                early = self._known(ev)
+            if early is not None:
+                return early
             station = self._by_id[ev.station]
             mask = self._window_mask(ev)
             occ = self._occupancy[ev.station]
@@ -158,19 +182,73 @@ class ReservationBook:
                 t = int(np.flatnonzero(mask & (occ + 1 > cap))[0])
                 return Refused(ev.ev_id, f"station '{ev.station}' full: all {cap} plugs taken in period {t}",
                                "station_plugs")
-            quick = self._fits_headroom(ev, station, mask)
-            if quick is not None:
-                self._profile_kw[ev.station] = self._profile_kw[ev.station] + quick
-            else:
-                same = [e for e in self._evs.values() if e.station == ev.station]
-                if not self._station_feasible([*same, ev], station):
-                    return Refused(ev.ev_id, f"station '{ev.station}' full: p_max_kw={station.p_max_kw:g} cannot "
-                                             f"serve the accepted EVs plus this one in their windows", "station_power")
-            if self.journal is not None:  # on disk before it is confirmed (a failure here refuses nothing silently)
-                self.journal.append(ev)
-            self._evs[ev.ev_id] = ev
+            profile = self._admit(ev, station, mask)
+            if profile is None:
+                return Refused(ev.ev_id, f"station '{ev.station}' full: p_max_kw={station.p_max_kw:g} cannot "
+                                         f"serve the accepted EVs plus this one in their windows", "station_power")
+            if deadline is not None and time.monotonic() > deadline - _COMMIT_MARGIN_S / 2:
+                self.shed += 1
+                return Refused(ev.ev_id, f"station '{ev.station}' busy: the decision came too close to the "
+                                         "request's deadline; nothing was booked, retry later", "busy")
+            with self._lock:
+                again = self._known(ev)
+                if again is not None:  # the same id was booked meanwhile at another station, or the book closed
+                    return again
+                if self.journal is not None:  # on disk before it is confirmed (a failure here refuses nothing silently)
+                    self.journal.append(ev)
+                self._evs[ev.ev_id] = ev
             occ[mask] += 1
+            self._profile_kw[ev.station] = profile
+            self._station_rows[ev.station].append(self._row(ev, mask))
             return Accepted(ev.ev_id)
+        finally:
+            st_lock.release()
+
+    def _known(self, ev: EV) -> Refused | Replayed | None:
+        """The answer when the book is closed or ``ev.ev_id`` is already booked (None otherwise); call with
+        the book's lock held."""
+        if self._closed is not None:
+            return Refused(ev.ev_id, "the day-ahead envelopes were already sent; reservations are closed", "closed")
+        if ev.ev_id in self._evs:
+            if self._evs[ev.ev_id] == ev:
+                return Replayed(ev.ev_id)
+            return Refused(ev.ev_id, f"EV '{ev.ev_id}': a reservation with this id is already accepted "
+                                     "(with different data)", "duplicate_id")
+        return None
+
+    def _row(self, ev: EV, mask: np.ndarray) -> tuple[np.ndarray, float, float, bool]:
+        """What the flow test needs of a booked EV: window, grid-side need [kWh], charger [kW], can discharge."""
+        return mask, ev.energy_need_kwh / ev.efficiency, ev.p_charge_kw, ev.p_discharge_kw > 0
+
+    def _admit(self, ev: EV, station: Station, mask: np.ndarray) -> np.ndarray | None:
+        """The station's net-power profile [kW] with ``ev`` added, or None when the station cannot serve it.
+
+        Same decision as the exact LP, in three steps: (1) the EV fits in the headroom of the current profile
+        (proof by construction); (2) a charging-only schedule of all the station's EVs exists (max flow: a
+        proof, and exact when no EV there can discharge); (3) only otherwise, with discharging EVs present, the
+        exact LP."""
+        quick = self._fits_headroom(ev, station, mask)
+        if quick is not None:
+            self.greedy_accepts += 1
+            profile = self._profile_kw[ev.station]
+            assert profile is not None
+            return profile + quick
+        rows = [*self._station_rows[ev.station], self._row(ev, mask)]
+        self.flow_solves += 1
+        sched = charging_schedule_kw(np.array([r[0] for r in rows]), np.array([r[1] for r in rows]),
+                                     np.array([r[2] for r in rows]), station.p_max_kw, self.dt_h)
+        if sched is not None:
+            return sched.sum(axis=0)
+        if not any(r[3] for r in rows):
+            return None  # charging only is the whole model here: the flow's answer is exact
+        before = self._profile_kw[ev.station]
+        ok = self._station_feasible([*self._evs_at(ev.station), ev], station)
+        found, self._profile_kw[ev.station] = self._profile_kw[ev.station], before  # booked only on commit
+        return found if ok else None
+
+    def _evs_at(self, station_id: str) -> list[EV]:
+        with self._lock:
+            return [e for e in self._evs.values() if e.station == station_id]
 
     def close(self) -> tuple[EV, ...]:
         """Stop taking reservations and return the fleet, atomically with respect to ``submit`` (idempotent)."""
@@ -194,7 +272,9 @@ class ReservationBook:
                 if ev.ev_id in self._evs:
                     raise FleetError(f"EV '{ev.ev_id}': a reservation with this id is already accepted")
                 self._evs[ev.ev_id] = ev
-                self._occupancy[ev.station][self._window_mask(ev)] += 1
+                mask = self._window_mask(ev)
+                self._occupancy[ev.station][mask] += 1
+                self._station_rows[ev.station].append(self._row(ev, mask))
                 self._profile_kw[ev.station] = None  # the preloaded EVs were not checked: the next one runs the LP
             self.n_preloaded += len(evs)
 
