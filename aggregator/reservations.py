@@ -34,8 +34,8 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from aggregator.admission import charging_schedule_kw
-from aggregator.fleet import EV, FleetError, Station, plug_in_window, validate_fleet
+from aggregator.admission import StationRows, charging_schedule_kw, cut_candidates, window_cut_violated
+from aggregator.fleet import EV, FleetError, Station, ev_is_valid, validate_fleet, window_of
 from aggregator.flex import FleetFlexibility, exact_flexibility, inner_flexibility, period_map_matrix
 from aggregator.journal import ReservationJournal
 from aggregator.schedule import build_price_response, solve_price_response
@@ -67,6 +67,8 @@ class Replayed:
 _HEADROOM_TOL_KW = 1e-6
 #: a decision is booked only if at least this much of the request's deadline is left [s]
 _COMMIT_MARGIN_S = 0.010
+#: violated cuts remembered per station
+_CUTS_KEPT = 16
 
 
 class ReservationBook:
@@ -100,20 +102,21 @@ class ReservationBook:
         self.n_restored = 0
         self.lp_solves = 0
         self.flow_solves = 0
+        self.cut_refusals = 0
         self.greedy_accepts = 0
         self.shed = 0
         self.journal: ReservationJournal | None = None
         #: decisions for different stations run concurrently; one station's decisions are serialised
         self._station_lock = {s.station_id: threading.Lock() for s in stations}
         #: per station, what the flow test needs of each booked EV (see ``_row``)
-        self._station_rows: dict[str, list[tuple[np.ndarray, float, float, bool]]] = {
-            s.station_id: [] for s in stations}
+        self._station_rows = {s.station_id: StationRows(n_periods) for s in stations}
+        #: per station, period sets of recent violated cuts (tested first: a cheap proof of "full")
+        self._cuts: dict[str, list[np.ndarray]] = {s.station_id: [] for s in stations}
 
     def _window_mask(self, ev: EV) -> np.ndarray:
-        start, dwell = plug_in_window(np.array([ev.arrival_h]), np.array([ev.departure_h]), self.dt_h,
-                                      self.n_periods)
+        start, dwell = window_of(ev.arrival_h, ev.departure_h, self.dt_h, self.n_periods)
         mask = np.zeros(self.n_periods, dtype=bool)
-        mask[(int(start[0]) + np.arange(int(dwell[0]))) % self.n_periods] = True
+        mask[(start + np.arange(dwell)) % self.n_periods] = True
         return mask
 
     def _station_feasible(self, evs: list[EV], station: Station) -> bool:
@@ -136,8 +139,8 @@ class ReservationBook:
         profile = self._profile_kw[station.station_id]
         if profile is None:
             return None
-        start, _ = plug_in_window(np.array([ev.arrival_h]), np.array([ev.departure_h]), self.dt_h, self.n_periods)
-        order = (int(start[0]) + np.arange(int(mask.sum()))) % self.n_periods
+        start, _ = window_of(ev.arrival_h, ev.departure_h, self.dt_h, self.n_periods)
+        order = (start + np.arange(int(mask.sum()))) % self.n_periods
         headroom = np.clip(station.p_max_kw - profile[order] - _HEADROOM_TOL_KW, 0.0, ev.p_charge_kw)
         stored = np.cumsum(headroom * ev.efficiency * self.dt_h)
         if stored[-1] < ev.energy_need_kwh:
@@ -157,10 +160,11 @@ class ReservationBook:
         ``deadline`` (``time.monotonic()`` seconds): when the decision cannot be made and booked before it, the
         answer is ``Refused(code="busy")`` and nothing is booked (the caller may retry), instead of a booking
         confirmed to nobody."""
-        try:
-            validate_fleet([ev], self.stations, self.dt_h, self.n_periods)
-        except FleetError as exc:
-            return Refused(ev.ev_id, str(exc), "invalid")
+        if not ev_is_valid(ev, self._by_id, self.dt_h, self.n_periods):
+            try:
+                validate_fleet([ev], self.stations, self.dt_h, self.n_periods)
+            except FleetError as exc:
+                return Refused(ev.ev_id, str(exc), "invalid")
         st_lock = self._station_lock[ev.station]
         wait = -1.0 if deadline is None else deadline - time.monotonic() - _COMMIT_MARGIN_S
         if wait != -1.0 and (wait <= 0 or not st_lock.acquire(timeout=wait)):
@@ -199,7 +203,7 @@ class ReservationBook:
                 self._evs[ev.ev_id] = ev
             occ[mask] += 1
             self._profile_kw[ev.station] = profile
-            self._station_rows[ev.station].append(self._row(ev, mask))
+            self._station_rows[ev.station].append(mask, *self._row(ev))
             return Accepted(ev.ev_id)
         finally:
             st_lock.release()
@@ -216,9 +220,10 @@ class ReservationBook:
                                      "(with different data)", "duplicate_id")
         return None
 
-    def _row(self, ev: EV, mask: np.ndarray) -> tuple[np.ndarray, float, float, bool]:
-        """What the flow test needs of a booked EV: window, grid-side need [kWh], charger [kW], can discharge."""
-        return mask, ev.energy_need_kwh / ev.efficiency, ev.p_charge_kw, ev.p_discharge_kw > 0
+    @staticmethod
+    def _row(ev: EV) -> tuple[float, float, bool]:
+        """What the flow test needs of a booked EV besides its window: grid-side need [kWh], charger [kW], V2G."""
+        return ev.energy_need_kwh / ev.efficiency, ev.p_charge_kw, ev.p_discharge_kw > 0
 
     def _admit(self, ev: EV, station: Station, mask: np.ndarray) -> np.ndarray | None:
         """The station's net-power profile [kW] with ``ev`` added, or None when the station cannot serve it.
@@ -233,13 +238,25 @@ class ReservationBook:
             profile = self._profile_kw[ev.station]
             assert profile is not None
             return profile + quick
-        rows = [*self._station_rows[ev.station], self._row(ev, mask)]
+        rows = self._station_rows[ev.station]
+        masks, needs, caps = rows.with_one(mask, ev.energy_need_kwh / ev.efficiency, ev.p_charge_kw)
+        charging_only = not (rows.any_discharge or ev.p_discharge_kw > 0)
+        cuts = self._cuts[ev.station]
+        if charging_only and any(window_cut_violated(masks, needs, caps, s, station.p_max_kw, self.dt_h)
+                                 for s in [*cut_candidates(mask, self._profile_kw[ev.station], station.p_max_kw),
+                                           *cuts]):
+            self.cut_refusals += 1
+            return None  # a cut proves it: the EVs need more inside these periods than the station can give
         self.flow_solves += 1
-        sched = charging_schedule_kw(np.array([r[0] for r in rows]), np.array([r[1] for r in rows]),
-                                     np.array([r[2] for r in rows]), station.p_max_kw, self.dt_h)
+        found: list[np.ndarray] = []
+        sched = charging_schedule_kw(masks, needs, caps, station.p_max_kw, self.dt_h, cut_out=found)
+        for c in found:  # remember the violated cut (the last few distinct ones) for later requests
+            if c.any() and not any(np.array_equal(c, k) for k in cuts):
+                cuts.insert(0, c)
+                del cuts[_CUTS_KEPT:]
         if sched is not None:
-            return sched.sum(axis=0)
-        if not any(r[3] for r in rows):
+            return sched
+        if charging_only:
             return None  # charging only is the whole model here: the flow's answer is exact
         before = self._profile_kw[ev.station]
         ok = self._station_feasible([*self._evs_at(ev.station), ev], station)
@@ -274,7 +291,7 @@ class ReservationBook:
                 self._evs[ev.ev_id] = ev
                 mask = self._window_mask(ev)
                 self._occupancy[ev.station][mask] += 1
-                self._station_rows[ev.station].append(self._row(ev, mask))
+                self._station_rows[ev.station].append(mask, *self._row(ev))
                 self._profile_kw[ev.station] = None  # the preloaded EVs were not checked: the next one runs the LP
             self.n_preloaded += len(evs)
 
