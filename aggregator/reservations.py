@@ -248,9 +248,9 @@ class ReservationBook:
             self.cut_refusals += 1
             return None  # a cut proves it: the EVs need more inside these periods than the station can give
         self.flow_solves += 1
-        found: list[np.ndarray] = []
-        sched = charging_schedule_kw(masks, needs, caps, station.p_max_kw, self.dt_h, cut_out=found)
-        for c in found:  # remember the violated cut (the last few distinct ones) for later requests
+        violated: list[np.ndarray] = []
+        sched = charging_schedule_kw(masks, needs, caps, station.p_max_kw, self.dt_h, cut_out=violated)
+        for c in violated:  # remember the violated cut (the last few distinct ones) for later requests
             if c.any() and not any(np.array_equal(c, k) for k in cuts):
                 cuts.insert(0, c)
                 del cuts[_CUTS_KEPT:]
