@@ -142,7 +142,8 @@ class AggregatorServicer(aggregator_pb2_grpc.AggregatorServiceServicer):
             ev = EV(ev_id=request.ev_id, arrival_h=request.arrival_h, departure_h=request.departure_h,
                     energy_need_kwh=request.energy_need_kwh, capacity_kwh=request.capacity_kwh,
                     soc_arrival_kwh=request.soc_arrival_kwh, p_charge_kw=request.p_charge_kw,
-                    p_discharge_kw=request.p_discharge_kw, efficiency=request.efficiency, station=request.station)
+                    p_discharge_kw=request.p_discharge_kw, efficiency=request.efficiency, station=request.station,
+                    soc_min_kwh=request.soc_min_kwh)
             remaining = context.time_remaining()
             deadline = None if remaining is None else time.monotonic() + float(remaining)
             outcome = self.book.submit(ev, deadline=deadline)

@@ -9,6 +9,7 @@ import threading
 import time
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -113,3 +114,35 @@ def test_bench_over_20_stations_loses_nothing(tmp_path: Path) -> None:
     doc = json.loads(report.write_json(tmp_path / "reservations.json").read_text())
     assert {"requests", "lost", "duplicated", "unscheduled", "p50_ms", "p99_ms", "requests_per_s",
             "stations"} <= set(doc)
+
+
+class _Ctx:
+    """The part of a gRPC servicer context the Reserve handler uses."""
+
+    def time_remaining(self) -> float:
+        return 5.0
+
+    def abort(self, code: object, details: str) -> None:
+        raise RuntimeError(f"{code}: {details}")
+
+
+def test_bad_reservations_are_refused_naming_the_field_and_nothing_is_booked() -> None:
+    from aggregator.service import AggregatorServicer
+    from gridcoord.v1 import aggregator_pb2
+
+    svc = AggregatorServicer("agg-x", [], STATIONS, 1.0, 24)
+    good: dict[str, Any] = dict(ev_id="x1", arrival_h=8.0, departure_h=17.0, energy_need_kwh=20.0, capacity_kwh=60.0,
+                soc_arrival_kwh=30.0, p_charge_kw=7.0, p_discharge_kw=7.0, efficiency=0.9, station="s1")
+    bad: dict[str, tuple[dict[str, Any], str]] = {  # field changed -> the field the reason must name
+        "departure_h": ({"departure_h": 8.5}, "departure_h=8.5"),  # before the first full period ends
+        "energy_need_kwh": ({"energy_need_kwh": 59.0, "capacity_kwh": 100.0}, "energy_need_kwh=59.0"),
+        "station": ({"station": "nowhere"}, "station='nowhere'"),
+        "arrival_h": ({"arrival_h": float("nan")}, "arrival_h=nan"),
+        "soc_min_kwh": ({"soc_min_kwh": 31.0}, "soc_min_kwh=31.0 must be <= soc_arrival_kwh"),
+    }
+    for field_name, (change, text) in bad.items():
+        r = svc.Reserve(aggregator_pb2.ReservationRequest(**(good | change)), _Ctx())
+        assert not r.accepted and r.reason_code == "invalid" and text in r.reason, (field_name, r.reason)
+    assert not svc.book.fleet()  # nothing half-booked
+    r = svc.Reserve(aggregator_pb2.ReservationRequest(**(good | {"soc_min_kwh": 10.0})), _Ctx())
+    assert r.accepted and svc.book.fleet()[0].soc_min_kwh == 10.0
