@@ -51,7 +51,7 @@ class Accepted:
 class Refused:
     ev_id: str
     reason: str
-    #: "invalid" (bad EV data) | "duplicate_id" | "station_power" | "station_plugs" | "closed" |
+    #: "invalid" (bad EV data) | "duplicate_id" | "station_power" | "station_plugs" | "closed" | "unknown_id" |
     #: "busy" (shed: no decision before the request's deadline, nothing booked; retry)
     code: str = "invalid"
 
@@ -112,6 +112,7 @@ class ReservationBook:
         self._station_rows = {s.station_id: StationRows(n_periods) for s in stations}
         #: per station, period sets of recent violated cuts (tested first: a cheap proof of "full")
         self._cuts: dict[str, list[np.ndarray]] = {s.station_id: [] for s in stations}
+        self._amending: set[str] = set()  # ids between the two halves of an amendment
 
     def _window_mask(self, ev: EV) -> np.ndarray:
         start, dwell = window_of(ev.arrival_h, ev.departure_h, self.dt_h, self.n_periods)
@@ -213,6 +214,8 @@ class ReservationBook:
         the book's lock held."""
         if self._closed is not None:
             return Refused(ev.ev_id, "the day-ahead envelopes were already sent; reservations are closed", "closed")
+        if ev.ev_id in self._amending:
+            return Refused(ev.ev_id, f"EV '{ev.ev_id}': its reservation is being amended; retry", "busy")
         if ev.ev_id in self._evs:
             if self._evs[ev.ev_id] == ev:
                 return Replayed(ev.ev_id)
@@ -266,6 +269,85 @@ class ReservationBook:
     def _evs_at(self, station_id: str) -> list[EV]:
         with self._lock:
             return [e for e in self._evs.values() if e.station == station_id]
+
+    def cancel(self, ev_id: str) -> Accepted | Refused:
+        """Withdraw a booked reservation before the book closes (``Accepted`` = cancelled)."""
+        with self._lock:
+            ev = self._evs.get(ev_id)
+        if ev is None:
+            return Refused(ev_id, f"EV '{ev_id}': no such reservation", "unknown_id")
+        with self._station_lock[ev.station], self._lock:
+            if self._closed is not None:
+                return Refused(ev_id, "the day-ahead envelopes were already sent; reservations are closed", "closed")
+            if self._evs.get(ev_id) != ev:
+                return Refused(ev_id, f"EV '{ev_id}': the reservation changed meanwhile; retry", "busy")
+            if self.journal is not None:
+                self.journal.remove(ev_id)
+            del self._evs[ev_id]
+            self._forget(ev)
+        return Accepted(ev_id)
+
+    def amend(self, ev: EV) -> Accepted | Refused:
+        """Replace the booked reservation ``ev.ev_id`` by ``ev`` before the book closes. Admitted like a new
+        one against the station's other EVs; refused -> the old reservation stays booked, unchanged."""
+        if not ev_is_valid(ev, self._by_id, self.dt_h, self.n_periods):
+            try:
+                validate_fleet([ev], self.stations, self.dt_h, self.n_periods)
+            except FleetError as exc:
+                return Refused(ev.ev_id, str(exc), "invalid")
+        with self._lock:
+            old = self._evs.get(ev.ev_id)
+        if old is None:
+            return Refused(ev.ev_id, f"EV '{ev.ev_id}': no such reservation to amend", "unknown_id")
+        locks = [self._station_lock[s] for s in sorted({old.station, ev.station})]  # one order: no deadlock
+        for lk in locks:
+            lk.acquire()
+        try:
+            with self._lock:
+                if self._closed is not None:
+                    return Refused(ev.ev_id, "the day-ahead envelopes were already sent; reservations are closed",
+                                   "closed")
+                if self._evs.get(ev.ev_id) != old:
+                    return Refused(ev.ev_id, f"EV '{ev.ev_id}': the reservation changed meanwhile; retry", "busy")
+                del self._evs[ev.ev_id]
+                self._amending.add(ev.ev_id)
+                self._forget(old)
+            station = self._by_id[ev.station]
+            mask = self._window_mask(ev)
+            cap = self._plugs.get(ev.station)
+            occ = self._occupancy[ev.station]
+            fits = cap is None or not np.any(occ[mask] + 1 > cap)
+            profile = self._admit(ev, station, mask) if fits else None
+            keep, why = (ev, "") if profile is not None else (old, "plugs" if not fits else "power")
+            with self._lock:
+                if self.journal is not None and keep is ev:
+                    self.journal.remove(old.ev_id, ev)
+                self._evs[keep.ev_id] = keep
+                self._amending.discard(keep.ev_id)
+                kmask = self._window_mask(keep)
+                self._occupancy[keep.station][kmask] += 1
+                self._station_rows[keep.station].append(kmask, *self._row(keep))
+                self._profile_kw[keep.station] = profile if keep is ev else None
+            if keep is old:
+                return Refused(ev.ev_id, f"station '{ev.station}' full ({why}): the amended reservation does not "
+                                     "fit; the old one stays booked", "station_plugs" if not fits else "station_power")
+            return Accepted(ev.ev_id)
+        finally:
+            for lk in reversed(locks):
+                lk.release()
+
+    def _forget(self, ev: EV) -> None:
+        """Take ``ev`` out of its station's state (call with its station's lock and the book's lock held):
+        the other EVs' rows are rebuilt, the profile is unknown again and the remembered cuts no longer hold."""
+        sid = ev.station
+        self._occupancy[sid][self._window_mask(ev)] -= 1
+        rows = StationRows(self.n_periods)
+        for e in self._evs.values():
+            if e.station == sid:
+                rows.append(self._window_mask(e), *self._row(e))
+        self._station_rows[sid] = rows
+        self._profile_kw[sid] = None
+        self._cuts[sid] = []
 
     def close(self) -> tuple[EV, ...]:
         """Stop taking reservations and return the fleet, atomically with respect to ``submit`` (idempotent)."""

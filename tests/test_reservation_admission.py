@@ -146,3 +146,33 @@ def test_bad_reservations_are_refused_naming_the_field_and_nothing_is_booked() -
     assert not svc.book.fleet()  # nothing half-booked
     r = svc.Reserve(aggregator_pb2.ReservationRequest(**(good | {"soc_min_kwh": 10.0})), _Ctx())
     assert r.accepted and svc.book.fleet()[0].soc_min_kwh == 10.0
+
+
+def test_owners_amend_and_cancel_before_the_book_closes(tmp_path: Path) -> None:
+    from aggregator.journal import ReservationJournal
+
+    book = ReservationBook(STATIONS)
+    book.restore(ReservationJournal(tmp_path / "j.sqlite", "agg-x", []))
+    base: dict[str, Any] = dict(arrival_h=8.0, departure_h=12.0, capacity_kwh=80.0, soc_arrival_kwh=10.0, p_charge_kw=10.0,
+                p_discharge_kw=0.0, efficiency=1.0, station="s1")
+    a = EV(ev_id="a", energy_need_kwh=30.0, **base)  # s1 (10 kW) over 4 h: 40 kWh in all
+    b = EV(ev_id="b", energy_need_kwh=10.0, **base)
+    assert isinstance(book.submit(a), Accepted) and isinstance(book.submit(b), Accepted)
+    c = EV(ev_id="c", energy_need_kwh=5.0, **base)
+    assert isinstance(book.submit(c), Refused)  # full
+    bigger = replace(b, energy_need_kwh=15.0)
+    r = book.amend(bigger)
+    assert isinstance(r, Refused) and r.code == "station_power" and book.fleet()[-1] == b  # old one kept
+    assert isinstance(book.amend(replace(a, energy_need_kwh=20.0)), Accepted)
+    assert isinstance(book.submit(c), Accepted)  # the freed 10 kWh take c
+    assert isinstance(book.cancel("b"), Accepted) and isinstance(book.cancel("b"), Refused)
+    assert isinstance(book.submit(bigger), Accepted)  # b again, bigger, after the cancellation
+    assert isinstance(book.amend(replace(a, ev_id="zz")), Refused)  # nothing to amend
+    # the journal holds exactly the book: a restarted book has the same reservations
+    again = ReservationBook(STATIONS)
+    again.restore(ReservationJournal(tmp_path / "j.sqlite", "agg-x", []))
+    assert sorted(e.ev_id for e in again.fleet()) == sorted(e.ev_id for e in book.fleet()) == ["a", "b", "c"]
+    assert {e.ev_id: e.energy_need_kwh for e in again.fleet()} == {"a": 20.0, "b": 15.0, "c": 5.0}
+    book.close()
+    for late in (book.cancel("a"), book.amend(replace(a, energy_need_kwh=1.0))):
+        assert isinstance(late, Refused) and late.code == "closed"
