@@ -153,8 +153,8 @@ def test_owners_amend_and_cancel_before_the_book_closes(tmp_path: Path) -> None:
 
     book = ReservationBook(STATIONS)
     book.restore(ReservationJournal(tmp_path / "j.sqlite", "agg-x", []))
-    base: dict[str, Any] = dict(arrival_h=8.0, departure_h=12.0, capacity_kwh=80.0, soc_arrival_kwh=10.0, p_charge_kw=10.0,
-                p_discharge_kw=0.0, efficiency=1.0, station="s1")
+    base: dict[str, Any] = dict(arrival_h=8.0, departure_h=12.0, capacity_kwh=80.0, soc_arrival_kwh=10.0,
+                                p_charge_kw=10.0, p_discharge_kw=0.0, efficiency=1.0, station="s1")
     a = EV(ev_id="a", energy_need_kwh=30.0, **base)  # s1 (10 kW) over 4 h: 40 kWh in all
     b = EV(ev_id="b", energy_need_kwh=10.0, **base)
     assert isinstance(book.submit(a), Accepted) and isinstance(book.submit(b), Accepted)
