@@ -158,7 +158,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
                                       host=args.host, services_file=args.services, reflection=args.reflection,
                                       ac_check=not args.no_ac_check, solver=args.solver, tls_dir=args.tls_dir,
                                       insecure=args.insecure, security_log=args.security_log,
-                                      state_dir=args.state_dir))
+                                      state_dir=args.state_dir, workers=args.workers))
 
 
 def _cmd_certs(args: argparse.Namespace) -> int:
@@ -315,6 +315,8 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", default="127.0.0.1", help="address to bind (default loopback only)")
     serve.add_argument("--services", default=None, help="YAML mapping operator id -> host:port (peers)")
     serve.add_argument("--reflection", action="store_true", help="enable gRPC server reflection (off by default)")
+    serve.add_argument("--workers", type=int, default=8,
+                       help="aggregator: gRPC worker threads (default 8; the reservations benchmark runs 2)")
     serve.add_argument("--no-ac-check", action="store_true", help="DSO: skip the AC check in its report")
     serve.add_argument("--solver", default="CLARABEL")
     serve.add_argument("--tls-dir", default=None,
