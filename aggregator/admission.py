@@ -31,33 +31,42 @@ class StationRows:
         self.mask = np.zeros((64, n_periods), dtype=bool)  # (n, T) plugged-in periods
         self.need_grid_kwh = np.zeros(64)  # (n,) need / efficiency
         self.p_charge_kw = np.zeros(64)  # (n,)
+        self.p_discharge_kw = np.zeros(64)  # (n,) 0 = no V2G
         self.any_discharge = False  # some booked EV can discharge (then the flow alone is not exact)
 
-    def append(self, mask: np.ndarray, need_grid_kwh: float, p_charge_kw: float, discharge: bool) -> None:
+    def append(self, mask: np.ndarray, need_grid_kwh: float, p_charge_kw: float, p_discharge_kw: float) -> None:
         if self.n == self.mask.shape[0]:
             grow = self.mask.shape[0]
             self.mask = np.vstack([self.mask, np.zeros_like(self.mask)])
             self.need_grid_kwh = np.concatenate([self.need_grid_kwh, np.zeros(grow)])
             self.p_charge_kw = np.concatenate([self.p_charge_kw, np.zeros(grow)])
-        self.mask[self.n], self.need_grid_kwh[self.n], self.p_charge_kw[self.n] = mask, need_grid_kwh, p_charge_kw
-        self.any_discharge = self.any_discharge or discharge
+            self.p_discharge_kw = np.concatenate([self.p_discharge_kw, np.zeros(grow)])
+        k = self.n
+        self.mask[k], self.need_grid_kwh[k], self.p_charge_kw[k] = mask, need_grid_kwh, p_charge_kw
+        self.p_discharge_kw[k] = p_discharge_kw
+        self.any_discharge = self.any_discharge or p_discharge_kw > 0
         self.n += 1
 
-    def with_one(self, mask: np.ndarray, need_grid_kwh: float, p_charge_kw: float) -> tuple[np.ndarray, np.ndarray,
-                                                                                              np.ndarray]:
-        """(mask, need, p_charge) of the booked EVs plus one more (copies; the rows are not changed)."""
+    def with_one(self, mask: np.ndarray, need_grid_kwh: float, p_charge_kw: float,
+                 p_discharge_kw: float) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """(mask, need, p_charge, p_discharge) of the booked EVs plus one more (copies; the rows are unchanged)."""
         n = self.n
         return (np.vstack([self.mask[:n], mask[None, :]]), np.append(self.need_grid_kwh[:n], need_grid_kwh),
-                np.append(self.p_charge_kw[:n], p_charge_kw))
+                np.append(self.p_charge_kw[:n], p_charge_kw), np.append(self.p_discharge_kw[:n], p_discharge_kw))
 
 
 def window_cut_violated(mask: np.ndarray, need_grid_kwh: np.ndarray, p_charge_kw: np.ndarray, window: np.ndarray,
-                        p_max_kw: float, dt_h: float) -> bool:
-    """A proof that no charging-only schedule exists (a cut of the flow network): inside the periods ``window``
-    (T,) the EVs (rows of ``mask``) must draw at least sum_e max(0, need_e - p_charge_e dt |W_e outside window|),
-    more than the station's p_max dt |window|. Necessary for feasibility, not sufficient: False proves nothing."""
+                        p_max_kw: float, dt_h: float, p_discharge_kw: np.ndarray | None = None) -> bool:
+    """A proof that no schedule exists: inside the periods ``window`` (T,) EV e (a row of ``mask``) draws a net
+    grid energy of at least max(need_e - p_charge_e dt |W_e outside window|, -p_discharge_e dt |W_e inside|)
+    (its whole net draw is >= need_e = stored need / efficiency, at most p_charge dt per period outside; a
+    discharging EV lends at most p_discharge dt per period inside), and together more than the station's
+    p_max dt |window|. With no discharging EV this is a cut of the charging-only flow network. Necessary for
+    feasibility, not sufficient: False proves nothing."""
     outside = (mask & ~window[None, :]).sum(axis=1)
-    inside_need = np.maximum(np.asarray(need_grid_kwh) - np.asarray(p_charge_kw) * dt_h * outside, 0.0)
+    low = np.asarray(need_grid_kwh) - np.asarray(p_charge_kw) * dt_h * outside
+    lend = 0.0 if p_discharge_kw is None else -np.asarray(p_discharge_kw) * dt_h * (mask & window[None, :]).sum(axis=1)
+    inside_need = np.maximum(low, lend)
     return bool(inside_need.sum() > p_max_kw * dt_h * int(window.sum()) * (1 + 1e-9) + 1e-6)
 
 

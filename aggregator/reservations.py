@@ -66,7 +66,7 @@ class Replayed:
 #: a profile within this of a station's limit counts as at the limit [kW] (solver tolerance)
 _HEADROOM_TOL_KW = 1e-6
 #: a decision is booked only if at least this much of the request's deadline is left [s]
-_COMMIT_MARGIN_S = 0.010
+_COMMIT_MARGIN_S = 0.050
 #: violated cuts remembered per station
 _CUTS_KEPT = 16
 
@@ -224,9 +224,10 @@ class ReservationBook:
         return None
 
     @staticmethod
-    def _row(ev: EV) -> tuple[float, float, bool]:
-        """What the flow test needs of a booked EV besides its window: grid-side need [kWh], charger [kW], V2G."""
-        return ev.energy_need_kwh / ev.efficiency, ev.p_charge_kw, ev.p_discharge_kw > 0
+    def _row(ev: EV) -> tuple[float, float, float]:
+        """What the admission tests need of an EV besides its window: grid-side need [kWh], charger and
+        discharger powers [kW]."""
+        return ev.energy_need_kwh / ev.efficiency, ev.p_charge_kw, ev.p_discharge_kw
 
     def _admit(self, ev: EV, station: Station, mask: np.ndarray) -> np.ndarray | None:
         """The station's net-power profile [kW] with ``ev`` added, or None when the station cannot serve it.
@@ -242,12 +243,11 @@ class ReservationBook:
             assert profile is not None
             return profile + quick
         rows = self._station_rows[ev.station]
-        masks, needs, caps = rows.with_one(mask, ev.energy_need_kwh / ev.efficiency, ev.p_charge_kw)
+        masks, needs, caps, dis = rows.with_one(mask, *self._row(ev))
         charging_only = not (rows.any_discharge or ev.p_discharge_kw > 0)
         cuts = self._cuts[ev.station]
-        if charging_only and any(window_cut_violated(masks, needs, caps, s, station.p_max_kw, self.dt_h)
-                                 for s in [*cut_candidates(mask, self._profile_kw[ev.station], station.p_max_kw),
-                                           *cuts]):
+        if any(window_cut_violated(masks, needs, caps, s, station.p_max_kw, self.dt_h, dis)
+               for s in [*cut_candidates(mask, self._profile_kw[ev.station], station.p_max_kw), *cuts]):
             self.cut_refusals += 1
             return None  # a cut proves it: the EVs need more inside these periods than the station can give
         self.flow_solves += 1

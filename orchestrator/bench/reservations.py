@@ -353,6 +353,8 @@ def bench_reservations(case: str = "ieee30-3x33", operator_id: str = "agg-dso1",
 
     if clients < 1 or count < 1:
         raise ValueError(f"--clients {clients} and --count {count} must be >= 1")
+    if workdir is not None:
+        workdir.mkdir(parents=True, exist_ok=True)
     if stations:
         case = str(city_case(stations, (workdir or Path(".")) / f"city-{stations}-stations.yaml"))
     spec = load_case(case)
