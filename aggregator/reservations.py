@@ -246,7 +246,8 @@ class ReservationBook:
         masks, needs, caps, dis = rows.with_one(mask, *self._row(ev))
         charging_only = not (rows.any_discharge or ev.p_discharge_kw > 0)
         cuts = self._cuts[ev.station]
-        if any(window_cut_violated(masks, needs, caps, s, station.p_max_kw, self.dt_h, dis)
+        lend = None if charging_only else dis
+        if any(window_cut_violated(masks, needs, caps, s, station.p_max_kw, self.dt_h, lend)
                for s in [*cut_candidates(mask, self._profile_kw[ev.station], station.p_max_kw), *cuts]):
             self.cut_refusals += 1
             return None  # a cut proves it: the EVs need more inside these periods than the station can give
