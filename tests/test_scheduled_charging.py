@@ -107,13 +107,14 @@ def test_case_refuses_bad_objective_and_q_mode() -> None:
 
 
 def test_study_writes_the_contract_and_shows_the_papers_directions(tmp_path: Path) -> None:
-    args = ["--evs", str(N_EVS), "--load-scale", str(LOAD_SCALE), "--out", str(tmp_path)]
+    # the AC check is exercised on the joint dispatch above; here the study's own numbers and files
+    args = ["--evs", str(N_EVS), "--load-scale", str(LOAD_SCALE), "--no-ac-check", "--out", str(tmp_path)]
     assert main(["study", "scheduled-charging", *args]) == 0
     doc = json.loads((tmp_path / "study.json").read_text())
     sc = doc["scenarios"]
     assert set(sc) == {"base", "ev_p", "ev_pq"}
     for s in sc.values():
-        assert s["ac_loss_error_rel"] <= 0.01 and s["ac_max_voltage_error_pu"] <= 0.002
+        assert s["soc_gap_mva2"] < 1e-5  # the relaxation is exact in every scenario
     assert sc["ev_p"]["loss_mwh"] < sc["base"]["loss_mwh"]
     assert sc["ev_pq"]["loss_mwh"] <= 0.7 * sc["ev_p"]["loss_mwh"]
     assert sc["ev_pq"]["voltage_deviation_pu"] < sc["ev_p"]["voltage_deviation_pu"]
