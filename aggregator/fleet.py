@@ -11,7 +11,7 @@ wrapping over midnight when ``departure_h <= arrival_h``.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -120,6 +120,33 @@ def _check_grid(dt_h: float, n_periods: int) -> None:
 def _first_bad(mask: np.ndarray) -> int | None:
     idx = np.flatnonzero(mask)
     return int(idx[0]) if idx.size else None
+
+
+def ev_is_valid(ev: EV, station_ids: Collection[str], dt_h: float, n_periods: int) -> bool:
+    """A scalar fast path of :func:`validate_fleet` for one EV (stations and grid already validated): True
+    only when ``validate_fleet([ev], ...)`` would pass; False means "call it for the error message"."""
+    fields = [getattr(ev, f) for f in _FLOAT_FIELDS]
+    if not all(isinstance(v, int | float) and math.isfinite(v) for v in fields):
+        return False
+    horizon_h = n_periods * dt_h
+    if ev.station not in station_ids or ev.alt_stations and (
+            any(a not in station_ids for a in ev.alt_stations) or len(set(ev.reachable)) != len(ev.reachable)):
+        return False
+    if not (0 <= ev.arrival_h < horizon_h and 0 <= ev.departure_h <= horizon_h and ev.energy_need_kwh > 0
+            and ev.capacity_kwh > 0 and ev.soc_arrival_kwh >= 0 and 0 <= ev.soc_min_kwh <= ev.soc_arrival_kwh
+            and ev.p_charge_kw > 0 and ev.p_discharge_kw >= 0 and 0 < ev.efficiency <= 1
+            and ev.soc_arrival_kwh + ev.energy_need_kwh - ev.capacity_kwh <= 1e-9):
+        return False
+    _, dwell = window_of(ev.arrival_h, ev.departure_h, dt_h, n_periods)
+    return dwell >= 1 and ev.energy_need_kwh <= ev.efficiency * ev.p_charge_kw * dwell * dt_h * (1 + 1e-9)
+
+
+def window_of(arrival_h: float, departure_h: float, dt_h: float, n_periods: int) -> tuple[int, int]:
+    """:func:`plug_in_window` of one EV, in scalars (start, dwell)."""
+    dep = departure_h + n_periods * dt_h if departure_h <= arrival_h else departure_h
+    first = math.ceil(arrival_h / dt_h - _TIME_TOL_H)
+    last = math.floor(dep / dt_h + _TIME_TOL_H)
+    return first % n_periods, min(max(last - first, 0), n_periods)
 
 
 def validate_fleet(evs: Sequence[EV], stations: Sequence[Station], dt_h: float, n_periods: int) -> None:

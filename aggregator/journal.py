@@ -86,6 +86,14 @@ class ReservationJournal:
             self._conn.execute("INSERT INTO evs (ev_id, data) VALUES (?, ?)",
                                (ev.ev_id, json.dumps(dataclasses.asdict(ev), sort_keys=True)))
 
+    def remove(self, ev_id: str, replacement: EV | None = None) -> None:
+        """Record a cancellation (``replacement`` None) or an amendment of ``ev_id``, in one transaction."""
+        with self._lock, self._conn:
+            self._conn.execute("DELETE FROM evs WHERE ev_id = ?", (ev_id,))
+            if replacement is not None:
+                self._conn.execute("INSERT INTO evs (ev_id, data) VALUES (?, ?)",
+                                   (replacement.ev_id, json.dumps(dataclasses.asdict(replacement), sort_keys=True)))
+
     def close_book(self) -> None:
         with self._lock, self._conn:
             self._conn.execute("UPDATE meta SET value = '1' WHERE key = 'closed'")

@@ -15,22 +15,27 @@ Durability: with a :class:`~aggregator.journal.ReservationJournal` every accepte
 closing of the book are on disk before the answer, and :meth:`ReservationBook.restore` rebuilds the book
 after a restart (the journal was written by this same book, so its EVs are booked without re-checking).
 
-Speed: each station keeps one feasible net-power profile of its accepted EVs. A new EV that fits in the
-headroom left by that profile (charging as early as possible in its window) is accepted without an LP,
-which proves feasibility by construction; only when it does not fit is the exact LP over all of the
-station's EVs solved (and its solution becomes the new profile). The decision is the same as always
-solving the LP; the LP runs only near a station's capacity.
+Speed (``_admit``): each station keeps one feasible net-power profile of its accepted EVs. A new EV that fits
+in the headroom left by that profile (charging as early as possible in its window) is accepted at once, which
+proves feasibility by construction; otherwise a maximum flow over the station's EVs (charging only,
+``aggregator.admission``) decides, exactly when no EV there can discharge; only when the flow falls short and
+discharging EVs are present does the exact LP over the station's EVs decide. The decision is the same as
+always solving the LP (up to 1 Wh of rounding, on the safe side). Decisions for different stations run
+concurrently (one lock per station); the book's own lock only guards ids, closing and the commit. With a
+deadline, a request that cannot be decided and booked in time is refused ``busy`` with nothing booked.
 """
 
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 
 import numpy as np
 
-from aggregator.fleet import EV, FleetError, Station, plug_in_window, validate_fleet
+from aggregator.admission import StationRows, charging_schedule_kw, cut_candidates, window_cut_violated
+from aggregator.fleet import EV, FleetError, Station, ev_is_valid, validate_fleet, window_of
 from aggregator.flex import FleetFlexibility, exact_flexibility, inner_flexibility, period_map_matrix
 from aggregator.journal import ReservationJournal
 from aggregator.schedule import build_price_response, solve_price_response
@@ -46,7 +51,8 @@ class Accepted:
 class Refused:
     ev_id: str
     reason: str
-    #: "invalid" (bad EV data) | "duplicate_id" | "station_power" | "station_plugs" | "closed"
+    #: "invalid" (bad EV data) | "duplicate_id" | "station_power" | "station_plugs" | "closed" | "unknown_id" |
+    #: "busy" (shed: no decision before the request's deadline, nothing booked; retry)
     code: str = "invalid"
 
 
@@ -59,6 +65,10 @@ class Replayed:
 
 #: a profile within this of a station's limit counts as at the limit [kW] (solver tolerance)
 _HEADROOM_TOL_KW = 1e-6
+#: a decision is booked only if at least this much of the request's deadline is left [s]
+_COMMIT_MARGIN_S = 0.050
+#: violated cuts remembered per station
+_CUTS_KEPT = 16
 
 
 class ReservationBook:
@@ -91,13 +101,23 @@ class ReservationBook:
         self.n_preloaded = 0
         self.n_restored = 0
         self.lp_solves = 0
+        self.flow_solves = 0
+        self.cut_refusals = 0
+        self.greedy_accepts = 0
+        self.shed = 0
         self.journal: ReservationJournal | None = None
+        #: decisions for different stations run concurrently; one station's decisions are serialised
+        self._station_lock = {s.station_id: threading.Lock() for s in stations}
+        #: per station, what the flow test needs of each booked EV (see ``_row``)
+        self._station_rows = {s.station_id: StationRows(n_periods) for s in stations}
+        #: per station, period sets of recent violated cuts (tested first: a cheap proof of "full")
+        self._cuts: dict[str, list[np.ndarray]] = {s.station_id: [] for s in stations}
+        self._amending: set[str] = set()  # ids between the two halves of an amendment
 
     def _window_mask(self, ev: EV) -> np.ndarray:
-        start, dwell = plug_in_window(np.array([ev.arrival_h]), np.array([ev.departure_h]), self.dt_h,
-                                      self.n_periods)
+        start, dwell = window_of(ev.arrival_h, ev.departure_h, self.dt_h, self.n_periods)
         mask = np.zeros(self.n_periods, dtype=bool)
-        mask[(int(start[0]) + np.arange(int(dwell[0]))) % self.n_periods] = True
+        mask[(start + np.arange(dwell)) % self.n_periods] = True
         return mask
 
     def _station_feasible(self, evs: list[EV], station: Station) -> bool:
@@ -120,8 +140,8 @@ class ReservationBook:
         profile = self._profile_kw[station.station_id]
         if profile is None:
             return None
-        start, _ = plug_in_window(np.array([ev.arrival_h]), np.array([ev.departure_h]), self.dt_h, self.n_periods)
-        order = (int(start[0]) + np.arange(int(mask.sum()))) % self.n_periods
+        start, _ = window_of(ev.arrival_h, ev.departure_h, self.dt_h, self.n_periods)
+        order = (start + np.arange(int(mask.sum()))) % self.n_periods
         headroom = np.clip(station.p_max_kw - profile[order] - _HEADROOM_TOL_KW, 0.0, ev.p_charge_kw)
         stored = np.cumsum(headroom * ev.efficiency * self.dt_h)
         if stored[-1] < ev.energy_need_kwh:
@@ -135,21 +155,30 @@ class ReservationBook:
         out[order] = charge
         return out
 
-    def submit(self, ev: EV) -> Accepted | Refused | Replayed:
-        """Accept and schedule ``ev``, or refuse it with the reason (never raises for bad EV data)."""
+    def submit(self, ev: EV, deadline: float | None = None) -> Accepted | Refused | Replayed:
+        """Accept and schedule ``ev``, or refuse it with the reason (never raises for bad EV data).
+
+        ``deadline`` (``time.monotonic()`` seconds): when the decision cannot be made and booked before it, the
+        answer is ``Refused(code="busy")`` and nothing is booked (the caller may retry), instead of a booking
+        confirmed to nobody."""
+        if not ev_is_valid(ev, self._by_id, self.dt_h, self.n_periods):
+            try:
+                validate_fleet([ev], self.stations, self.dt_h, self.n_periods)
+            except FleetError as exc:
+                return Refused(ev.ev_id, str(exc), "invalid")
+        st_lock = self._station_lock[ev.station]
+        wait = -1.0 if deadline is None else deadline - time.monotonic() - _COMMIT_MARGIN_S
+        if wait != -1.0 and (wait <= 0 or not st_lock.acquire(timeout=wait)):
+            self.shed += 1
+            return Refused(ev.ev_id, f"station '{ev.station}' busy: no decision possible before the request's "
+                                     "deadline; nothing was booked, retry later", "busy")
+        if wait == -1.0:
+            st_lock.acquire()
         try:
-            validate_fleet([ev], self.stations, self.dt_h, self.n_periods)
-        except FleetError as exc:
-            return Refused(ev.ev_id, str(exc), "invalid")
-        with self._lock:
-            if self._closed is not None:
-                return Refused(ev.ev_id, "the day-ahead envelopes were already sent; reservations are closed",
-                               "closed")
-            if ev.ev_id in self._evs:
-                if self._evs[ev.ev_id] == ev:
-                    return Replayed(ev.ev_id)
-                return Refused(ev.ev_id, f"EV '{ev.ev_id}': a reservation with this id is already accepted "
-                                         "(with different data)", "duplicate_id")
+            with self._lock:
+                early = self._known(ev)
+            if early is not None:
+                return early
             station = self._by_id[ev.station]
             mask = self._window_mask(ev)
             occ = self._occupancy[ev.station]
@@ -158,19 +187,168 @@ class ReservationBook:
                 t = int(np.flatnonzero(mask & (occ + 1 > cap))[0])
                 return Refused(ev.ev_id, f"station '{ev.station}' full: all {cap} plugs taken in period {t}",
                                "station_plugs")
-            quick = self._fits_headroom(ev, station, mask)
-            if quick is not None:
-                self._profile_kw[ev.station] = self._profile_kw[ev.station] + quick
-            else:
-                same = [e for e in self._evs.values() if e.station == ev.station]
-                if not self._station_feasible([*same, ev], station):
-                    return Refused(ev.ev_id, f"station '{ev.station}' full: p_max_kw={station.p_max_kw:g} cannot "
-                                             f"serve the accepted EVs plus this one in their windows", "station_power")
-            if self.journal is not None:  # on disk before it is confirmed (a failure here refuses nothing silently)
-                self.journal.append(ev)
-            self._evs[ev.ev_id] = ev
+            profile = self._admit(ev, station, mask)
+            if profile is None:
+                return Refused(ev.ev_id, f"station '{ev.station}' full: p_max_kw={station.p_max_kw:g} cannot "
+                                         f"serve the accepted EVs plus this one in their windows", "station_power")
+            if deadline is not None and time.monotonic() > deadline - _COMMIT_MARGIN_S / 2:
+                self.shed += 1
+                return Refused(ev.ev_id, f"station '{ev.station}' busy: the decision came too close to the "
+                                         "request's deadline; nothing was booked, retry later", "busy")
+            with self._lock:
+                again = self._known(ev)
+                if again is not None:  # the same id was booked meanwhile at another station, or the book closed
+                    return again
+                if self.journal is not None:  # on disk before it is confirmed (a failure here refuses nothing silently)
+                    self.journal.append(ev)
+                self._evs[ev.ev_id] = ev
             occ[mask] += 1
+            self._profile_kw[ev.station] = profile
+            self._station_rows[ev.station].append(mask, *self._row(ev))
             return Accepted(ev.ev_id)
+        finally:
+            st_lock.release()
+
+    def _known(self, ev: EV) -> Refused | Replayed | None:
+        """The answer when the book is closed or ``ev.ev_id`` is already booked (None otherwise); call with
+        the book's lock held."""
+        if self._closed is not None:
+            return Refused(ev.ev_id, "the day-ahead envelopes were already sent; reservations are closed", "closed")
+        if ev.ev_id in self._amending:
+            return Refused(ev.ev_id, f"EV '{ev.ev_id}': its reservation is being amended; retry", "busy")
+        if ev.ev_id in self._evs:
+            if self._evs[ev.ev_id] == ev:
+                return Replayed(ev.ev_id)
+            return Refused(ev.ev_id, f"EV '{ev.ev_id}': a reservation with this id is already accepted "
+                                     "(with different data)", "duplicate_id")
+        return None
+
+    @staticmethod
+    def _row(ev: EV) -> tuple[float, float, float]:
+        """What the admission tests need of an EV besides its window: grid-side need [kWh], charger and
+        discharger powers [kW]."""
+        return ev.energy_need_kwh / ev.efficiency, ev.p_charge_kw, ev.p_discharge_kw
+
+    def _admit(self, ev: EV, station: Station, mask: np.ndarray) -> np.ndarray | None:
+        """The station's net-power profile [kW] with ``ev`` added, or None when the station cannot serve it.
+
+        Same decision as the exact LP, in three steps: (1) the EV fits in the headroom of the current profile
+        (proof by construction); (2) a charging-only schedule of all the station's EVs exists (max flow: a
+        proof, and exact when no EV there can discharge); (3) only otherwise, with discharging EVs present, the
+        exact LP."""
+        quick = self._fits_headroom(ev, station, mask)
+        if quick is not None:
+            self.greedy_accepts += 1
+            profile = self._profile_kw[ev.station]
+            assert profile is not None
+            return profile + quick
+        rows = self._station_rows[ev.station]
+        masks, needs, caps, dis = rows.with_one(mask, *self._row(ev))
+        charging_only = not (rows.any_discharge or ev.p_discharge_kw > 0)
+        cuts = self._cuts[ev.station]
+        lend = None if charging_only else dis
+        if any(window_cut_violated(masks, needs, caps, s, station.p_max_kw, self.dt_h, lend)
+               for s in [*cut_candidates(mask, self._profile_kw[ev.station], station.p_max_kw), *cuts]):
+            self.cut_refusals += 1
+            return None  # a cut proves it: the EVs need more inside these periods than the station can give
+        self.flow_solves += 1
+        violated: list[np.ndarray] = []
+        sched = charging_schedule_kw(masks, needs, caps, station.p_max_kw, self.dt_h, cut_out=violated)
+        for c in violated:  # remember the violated cut (the last few distinct ones) for later requests
+            if c.any() and not any(np.array_equal(c, k) for k in cuts):
+                cuts.insert(0, c)
+                del cuts[_CUTS_KEPT:]
+        if sched is not None:
+            return sched
+        if charging_only:
+            return None  # charging only is the whole model here: the flow's answer is exact
+        before = self._profile_kw[ev.station]
+        ok = self._station_feasible([*self._evs_at(ev.station), ev], station)
+        found, self._profile_kw[ev.station] = self._profile_kw[ev.station], before  # booked only on commit
+        return found if ok else None
+
+    def _evs_at(self, station_id: str) -> list[EV]:
+        with self._lock:
+            return [e for e in self._evs.values() if e.station == station_id]
+
+    def cancel(self, ev_id: str) -> Accepted | Refused:
+        """Withdraw a booked reservation before the book closes (``Accepted`` = cancelled)."""
+        with self._lock:
+            ev = self._evs.get(ev_id)
+        if ev is None:
+            return Refused(ev_id, f"EV '{ev_id}': no such reservation", "unknown_id")
+        with self._station_lock[ev.station], self._lock:
+            if self._closed is not None:
+                return Refused(ev_id, "the day-ahead envelopes were already sent; reservations are closed", "closed")
+            if self._evs.get(ev_id) != ev:
+                return Refused(ev_id, f"EV '{ev_id}': the reservation changed meanwhile; retry", "busy")
+            if self.journal is not None:
+                self.journal.remove(ev_id)
+            del self._evs[ev_id]
+            self._forget(ev)
+        return Accepted(ev_id)
+
+    def amend(self, ev: EV) -> Accepted | Refused:
+        """Replace the booked reservation ``ev.ev_id`` by ``ev`` before the book closes. Admitted like a new
+        one against the station's other EVs; refused -> the old reservation stays booked, unchanged."""
+        if not ev_is_valid(ev, self._by_id, self.dt_h, self.n_periods):
+            try:
+                validate_fleet([ev], self.stations, self.dt_h, self.n_periods)
+            except FleetError as exc:
+                return Refused(ev.ev_id, str(exc), "invalid")
+        with self._lock:
+            old = self._evs.get(ev.ev_id)
+        if old is None:
+            return Refused(ev.ev_id, f"EV '{ev.ev_id}': no such reservation to amend", "unknown_id")
+        locks = [self._station_lock[s] for s in sorted({old.station, ev.station})]  # one order: no deadlock
+        for lk in locks:
+            lk.acquire()
+        try:
+            with self._lock:
+                if self._closed is not None:
+                    return Refused(ev.ev_id, "the day-ahead envelopes were already sent; reservations are closed",
+                                   "closed")
+                if self._evs.get(ev.ev_id) != old:
+                    return Refused(ev.ev_id, f"EV '{ev.ev_id}': the reservation changed meanwhile; retry", "busy")
+                del self._evs[ev.ev_id]
+                self._amending.add(ev.ev_id)
+                self._forget(old)
+            station = self._by_id[ev.station]
+            mask = self._window_mask(ev)
+            cap = self._plugs.get(ev.station)
+            occ = self._occupancy[ev.station]
+            fits = cap is None or not np.any(occ[mask] + 1 > cap)
+            profile = self._admit(ev, station, mask) if fits else None
+            keep, why = (ev, "") if profile is not None else (old, "plugs" if not fits else "power")
+            with self._lock:
+                if self.journal is not None and keep is ev:
+                    self.journal.remove(old.ev_id, ev)
+                self._evs[keep.ev_id] = keep
+                self._amending.discard(keep.ev_id)
+                kmask = self._window_mask(keep)
+                self._occupancy[keep.station][kmask] += 1
+                self._station_rows[keep.station].append(kmask, *self._row(keep))
+                self._profile_kw[keep.station] = profile if keep is ev else None
+            if keep is old:
+                return Refused(ev.ev_id, f"station '{ev.station}' full ({why}): the amended reservation does not "
+                                     "fit; the old one stays booked", "station_plugs" if not fits else "station_power")
+            return Accepted(ev.ev_id)
+        finally:
+            for lk in reversed(locks):
+                lk.release()
+
+    def _forget(self, ev: EV) -> None:
+        """Take ``ev`` out of its station's state (call with its station's lock and the book's lock held):
+        the other EVs' rows are rebuilt, the profile is unknown again and the remembered cuts no longer hold."""
+        sid = ev.station
+        self._occupancy[sid][self._window_mask(ev)] -= 1
+        rows = StationRows(self.n_periods)
+        for e in self._evs.values():
+            if e.station == sid:
+                rows.append(self._window_mask(e), *self._row(e))
+        self._station_rows[sid] = rows
+        self._profile_kw[sid] = None
+        self._cuts[sid] = []
 
     def close(self) -> tuple[EV, ...]:
         """Stop taking reservations and return the fleet, atomically with respect to ``submit`` (idempotent)."""
@@ -194,7 +372,9 @@ class ReservationBook:
                 if ev.ev_id in self._evs:
                     raise FleetError(f"EV '{ev.ev_id}': a reservation with this id is already accepted")
                 self._evs[ev.ev_id] = ev
-                self._occupancy[ev.station][self._window_mask(ev)] += 1
+                mask = self._window_mask(ev)
+                self._occupancy[ev.station][mask] += 1
+                self._station_rows[ev.station].append(mask, *self._row(ev))
                 self._profile_kw[ev.station] = None  # the preloaded EVs were not checked: the next one runs the LP
             self.n_preloaded += len(evs)
 

@@ -4,6 +4,7 @@ disaggregation of the DSO's dispatch into per-EV schedules, reservations."""
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -141,8 +142,11 @@ class AggregatorServicer(aggregator_pb2_grpc.AggregatorServiceServicer):
             ev = EV(ev_id=request.ev_id, arrival_h=request.arrival_h, departure_h=request.departure_h,
                     energy_need_kwh=request.energy_need_kwh, capacity_kwh=request.capacity_kwh,
                     soc_arrival_kwh=request.soc_arrival_kwh, p_charge_kw=request.p_charge_kw,
-                    p_discharge_kw=request.p_discharge_kw, efficiency=request.efficiency, station=request.station)
-            outcome = self.book.submit(ev)
+                    p_discharge_kw=request.p_discharge_kw, efficiency=request.efficiency, station=request.station,
+                    soc_min_kwh=request.soc_min_kwh)
+            remaining = context.time_remaining()
+            deadline = None if remaining is None else time.monotonic() + float(remaining)
+            outcome = self.book.submit(ev, deadline=deadline)
             if isinstance(outcome, Accepted):
                 return aggregator_pb2.ReservationResponse(accepted=True)
             if isinstance(outcome, Replayed):

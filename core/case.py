@@ -73,6 +73,8 @@ class StationSpec:
     node: int
     p_max_kw: float
     kind: str  # "home" (residential sessions) or "work" (workplace sessions)
+    #: rating of the station's four-quadrant converter [kVA] (|S| <= s_kva when its chargers give Q); None = p_max_kw
+    s_kva: float | None = None
 
 
 @dataclass(frozen=True)
@@ -117,6 +119,12 @@ class FeederSpec:
     #: wind turbines on the feeder (inverter-connected, like PV) and their capacity-factor profile
     wind: tuple[PvSpec, ...] = ()
     wind_profile: str = ""
+    #: EV chargers' reactive power: "none" (P only), "plugged" (while an EV is plugged in), "always"
+    ev_q: str = "none"
+    #: the DSO's dispatch objective weights: cost [-], loss [per MWh], voltage_deviation [per p.u.]
+    objective: tuple[tuple[str, float], ...] = (("cost", 1.0),)
+    #: PV and wind may be curtailed (False: they inject their forecast, only their Q is dispatched)
+    curtailable: bool = True
 
 
 @dataclass(frozen=True)
@@ -343,7 +351,9 @@ def _parse_feeder(r: _Reader, profiles: set[str], n_tso_bus: int, tso_network: s
         kind = sr.str_("kind", "home")
         if kind not in ("home", "work"):
             raise CaseError(f"{sr.path}.kind={kind!r} is unknown (known: home, work)")
-        stations.append(StationSpec(sr.str_("id"), node_of(sr), sr.num("p_max_kw", 1e9, positive=True), kind))
+        p_max = sr.num("p_max_kw", 1e9, positive=True)
+        s_kva = sr.num("s_kva", p_max, min_=p_max) if "s_kva" in s else None
+        stations.append(StationSpec(sr.str_("id"), node_of(sr), p_max, kind, s_kva))
         sr.done()
     ids = [s.station_id for s in stations]
     dup = {x for x in ids if ids.count(x) > 1}
@@ -372,7 +382,12 @@ def _parse_feeder(r: _Reader, profiles: set[str], n_tso_bus: int, tso_network: s
         if ev.station not in ids:
             raise CaseError(f"{r.path}: EV '{ev.ev_id}': station={ev.station!r} is not a station of this feeder "
                             f"(known: {', '.join(ids)})")
+    ev_q = r.str_("ev_q", "none")
+    if ev_q not in ("none", "plugged", "always"):
+        raise CaseError(f"{r.path}.ev_q={ev_q!r} is unknown (known: none, plugged, always)")
+    objective = _objective(r)
     spec = FeederSpec(
+        ev_q=ev_q, objective=objective, curtailable=r.bool_("curtailable", True),
         feeder_id=fid, bus=bus, network=network, branches=tuple(branches), loads=tuple(loads),
         base_kv=r.num("base_kv", 12.66, positive=True), v_sub_pu=r.num("v_sub_pu", 1.0, min_=0.9, max_=1.1),
         i_max_ka=limits,
@@ -384,6 +399,29 @@ def _parse_feeder(r: _Reader, profiles: set[str], n_tso_bus: int, tso_network: s
     )
     r.done()
     return spec
+
+
+OBJECTIVES = ("cost", "loss", "voltage_deviation")
+
+
+def _objective(r: _Reader) -> tuple[tuple[str, float], ...]:
+    """``objective: cost | loss | voltage_deviation`` or a weighted sum ``{cost: w, loss: w, voltage_deviation: w}``."""
+    raw = r._get("objective", "cost")
+    where = f"{r.path}.objective"
+    if isinstance(raw, str):
+        if raw not in OBJECTIVES:
+            raise CaseError(f"{where}={raw!r} is unknown (known: {', '.join(OBJECTIVES)}, or a mapping of weights)")
+        return ((raw, 1.0),)
+    if not isinstance(raw, Mapping) or not raw:
+        raise CaseError(f"{where} must be one of {', '.join(OBJECTIVES)} or a non-empty mapping of weights")
+    wr = _Reader(raw, where)
+    weights = tuple((str(k), wr.num(str(k), min_=0.0)) for k in raw)
+    unknown = sorted(k for k, _ in weights if k not in OBJECTIVES)
+    if unknown:
+        raise CaseError(f"{where}: unknown term(s) {unknown} (known: {', '.join(OBJECTIVES)})")
+    if not any(w > 0 for _, w in weights):
+        raise CaseError(f"{where}: every weight is 0")
+    return weights
 
 
 def parse_case(data: Any, source: str = "<memory>") -> CaseSpec:

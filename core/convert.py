@@ -198,7 +198,7 @@ def tso_report_from_proto(msg: tso_pb2.TsoReport, cls: Callable[..., T]) -> T:
                wind_avail_mw=_arr(msg.wind_avail_mw), penalty_usd=msg.penalty_usd, mismatch_mw=msg.mismatch_mw)
 
 
-_NODE_FIELDS = ("p_load_mw", "q_load_mvar", "p_gen_mw", "q_gen_mvar", "p_ev_mw", "v_pu")
+_NODE_FIELDS = ("p_load_mw", "q_load_mvar", "p_gen_mw", "q_gen_mvar", "p_ev_mw", "v_pu", "q_ev_mvar")
 _PERIOD_FIELDS = ("p_import_mw", "q_import_mvar", "loss_mw", "pv_p_mw", "pv_avail_mw", "mt_p_mw", "wind_p_mw",
                   "wind_avail_mw")
 
@@ -219,7 +219,9 @@ def dso_report_to_proto(r: Any) -> dso_pb2.DsoReport:
 
 def dso_report_from_proto(msg: dso_pb2.DsoReport, cls: Callable[..., T], feeder_id: str) -> T:
     n, t = int(msg.n_nodes), int(msg.n_periods)
-    fields: dict[str, Any] = {name: _arr(getattr(msg, name)).reshape(n, t) for name in _NODE_FIELDS}
+    # a field left empty (q_ev_mvar of a P-only feeder, or a sender without it) is zeros
+    fields: dict[str, Any] = {name: _arr(getattr(msg, name)).reshape(n, t) if len(getattr(msg, name))
+                              else np.zeros((n, t)) for name in _NODE_FIELDS}
     fields.update({name: _arr(getattr(msg, name)) for name in _PERIOD_FIELDS})
     return cls(feeder_id=feeder_id, cost_usd=dict(msg.cost_usd), soc_gap_mva2=msg.soc_gap_mva2,
                ev_unmet_mwh=msg.ev_unmet_mwh, ac_max_voltage_error_pu=msg.ac_max_voltage_error_pu,

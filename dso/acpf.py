@@ -25,9 +25,11 @@ class AcCheck:
 
 
 def node_net_withdrawal(inputs: FeederInputs, dispatch: FeederDispatch) -> tuple[np.ndarray, np.ndarray]:
-    """(N,T) net withdrawal: P = load + EV - PV - MT [MW], Q = load - PV q - MT q [MVAr]."""
+    """(N,T) net withdrawal: P = load + EV - PV - wind - MT [MW], Q = load + EV q - PV q - wind q - MT q [MVAr]."""
     p = inputs.p_load_mw + dispatch.ev_p_mw - dispatch.p_gen_mw
     q = inputs.q_load_mvar - dispatch.q_gen_mvar
+    if dispatch.ev_q_mvar.size:
+        q = q + dispatch.ev_q_mvar
     return p, q
 
 

@@ -78,7 +78,19 @@ def feeder_inputs(spec: CaseSpec, feeder_id: str, data: FeederData, ev: EvFlexib
         wind_curtail_usd_per_mwh=spec.wind_curtail_usd_per_mwh,
     )
     fixed = np.zeros((data.n_nodes, T)) if ev_fixed_mw is None else ev_fixed_mw
-    return FeederInputs(**common, ev=ev, ev_fixed_mw=fixed)
+    # EV chargers' reactive power: station k of the envelopes is the case's k-th station (the aggregator lists
+    # its stations in case order); the converter ratings are the DSO's own connection data
+    ev_q = f.ev_q if ev.station_p_max_mw is not None and ev.n_window else "none"
+    if ev_q != "none" and len(f.stations) != int(np.asarray(ev.station_p_max_mw).shape[0]):
+        raise CaseError(f"feeder '{feeder_id}': the envelopes list {np.asarray(ev.station_p_max_mw).shape[0]} "
+                        f"stations, the case {len(f.stations)}")
+    q_common: dict[str, Any] = dict(
+        ev_q_mode=ev_q, objective=f.objective, curtailable=f.curtailable,
+        station_node_idx=np.array([s.node - 1 for s in f.stations], dtype=int) if ev_q != "none" else np.zeros(0, int),
+        station_s_mva=np.array([(s.s_kva if s.s_kva is not None else s.p_max_kw) / 1e3 for s in f.stations])
+        if ev_q != "none" else np.zeros(0),
+    )
+    return FeederInputs(**common, **q_common, ev=ev, ev_fixed_mw=fixed)
 
 
 def import_forecast_mw(inputs: FeederInputs) -> np.ndarray:

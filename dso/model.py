@@ -36,10 +36,14 @@ __all__ = [
     "FeederInputError",
     "FeederInputs",
     "FeederModel",
+    "EV_Q_MODES",
+    "OBJECTIVE_TERMS",
     "build_feeder_model",
 ]
 
 S_BASE_MVA = 1.0
+EV_Q_MODES = ("none", "plugged", "always")
+OBJECTIVE_TERMS = ("cost", "loss", "voltage_deviation")
 
 
 class FeederInputError(ValueError):
@@ -221,14 +225,37 @@ class FeederInputs:
     wind_avail_mw: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)))
     wind_s_mva: np.ndarray = field(default_factory=lambda: np.zeros(0))
     wind_curtail_usd_per_mwh: float = 0.0
+    #: EV chargers as four-quadrant converters, one per station (index = ``ev.station_idx``):
+    #: "none" (P only, the default), "plugged" (Q only in station-periods where an EV envelope is plugged in:
+    #: the chargers are on-board/AC converters that exist for the grid only while a car is connected) or
+    #: "always" (off-board converters with their own DC link, STATCOM mode without a car); |S| <= station_s_mva
+    ev_q_mode: str = "none"
+    station_node_idx: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))  # (S,)
+    station_s_mva: np.ndarray = field(default_factory=lambda: np.zeros(0))  # (S,) converter rating [MVA]
+    #: False: every DER (PV, wind, microturbines, EV chargers) at unity power factor, Q = 0
+    der_q: bool = True
+    #: False: PV and wind inject all their available power (their P is a forecast, not a decision)
+    curtailable: bool = True
+    #: objective weights of the DSO's own dispatch (DsoProblem): "cost" [-] x (local cost + purchase) [$],
+    #: "loss" x daily active loss [MWh], "voltage_deviation" x mean |V - 1| [p.u.] (linearised: |w - 1| / 2)
+    objective: tuple[tuple[str, float], ...] = (("cost", 1.0),)
 
     def __post_init__(self) -> None:
-        for name in ("pv_node_idx", "mt_node_idx", "wind_node_idx"):
+        for name in ("pv_node_idx", "mt_node_idx", "wind_node_idx", "station_node_idx"):
             object.__setattr__(self, name, _i64(getattr(self, name)))
         for name in ("p_load_mw", "q_load_mvar", "pv_avail_mw", "pv_s_mva", "mt_p_min_mw", "mt_p_max_mw",
                      "mt_q_max_mvar", "mt_ramp_mw_per_h", "mt_c1_usd_per_mwh", "mt_c2_usd_per_mw2h",
-                     "ev_fixed_mw", "wind_avail_mw", "wind_s_mva"):
+                     "ev_fixed_mw", "wind_avail_mw", "wind_s_mva", "station_s_mva"):
             object.__setattr__(self, name, _f64(getattr(self, name)))
+        if self.ev_q_mode not in EV_Q_MODES:
+            raise FeederInputError(f"ev_q_mode={self.ev_q_mode!r} is unknown (known: {', '.join(EV_Q_MODES)})")
+        weights = dict(self.objective)
+        unknown = sorted(set(weights) - set(OBJECTIVE_TERMS))
+        if unknown:
+            raise FeederInputError(f"objective: unknown term(s) {unknown} (known: {', '.join(OBJECTIVE_TERMS)})")
+        bad_terms = [k for k, w in weights.items() if not (np.isfinite(w) and w >= 0)]
+        if bad_terms or not any(w > 0 for w in weights.values()):
+            raise FeederInputError(f"objective weights {weights} must be finite, >= 0 and not all 0")
         if not self.dt_h > 0:
             raise FeederInputError(f"dt_h={self.dt_h!r} must be > 0")
         if self.p_load_mw.ndim != 2:
@@ -249,7 +276,17 @@ class FeederInputs:
                 raise FeederInputError(f"{name} has shape {arr.shape}, expected {shape}")
             if not np.all(np.isfinite(arr)):
                 raise FeederInputError(f"{name} has non-finite entries")
-        for name in ("pv_node_idx", "mt_node_idx", "wind_node_idx"):
+        if self.ev_q_mode != "none":
+            n_st = 0 if self.ev.station_p_max_mw is None else int(self.ev.station_p_max_mw.shape[0])
+            for name in ("station_node_idx", "station_s_mva"):
+                if getattr(self, name).shape != (n_st,):
+                    raise FeederInputError(f"ev_q_mode={self.ev_q_mode!r}: {name} has shape "
+                                           f"{getattr(self, name).shape}, the envelopes have {n_st} stations")
+            bad = np.flatnonzero(~(self.station_s_mva > 0) | ~np.isfinite(self.station_s_mva))
+            if bad.size:
+                raise FeederInputError(f"station {int(bad[0])}: station_s_mva={float(self.station_s_mva[bad[0]])!r} "
+                                       "must be finite and > 0")
+        for name in ("pv_node_idx", "mt_node_idx", "wind_node_idx", "station_node_idx"):
             idx = getattr(self, name)
             bad = np.flatnonzero((idx < 0) | (idx >= n))
             if bad.size:
@@ -317,6 +354,12 @@ class FeederDispatch:
     ev_alloc_share: np.ndarray = field(default_factory=lambda: np.zeros(0))
     wind_p_mw: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)))  # (U,T)
     wind_q_mvar: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)))  # (U,T)
+    #: (N,T) reactive power of the EV chargers, a withdrawal (sign as loads: > 0 absorbs) [MVAr]
+    ev_q_mvar: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)))
+    #: (S,T) the same per station (index = ev.station_idx; empty without EV reactive power)
+    ev_station_q_mvar: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)))
+    #: (S,T) net active power per station (charging positive) [MW] (empty without station limits)
+    ev_station_p_mw: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)))
 
 
 def _incidence(node_idx: np.ndarray, n_nodes: int) -> sp.csr_matrix:
@@ -338,6 +381,25 @@ class FeederModel:
     p_import_mw: cp.Expression  # (T,)
     q_import_mvar: cp.Expression  # (T,)
     _ev_net_mw: cp.Expression | None = field(default=None, repr=False)
+    #: the non-cost objective terms: "loss" daily active loss [MWh], "voltage_deviation" mean |w - 1| / 2 [p.u.]
+    objective_terms: dict[str, cp.Expression] = field(default_factory=dict)
+    _ev_q_mvar: cp.Expression | None = field(default=None, repr=False)  # (N,T)
+    _station_q_mvar: cp.Expression | None = field(default=None, repr=False)  # (S,T)
+    _station_p_mw: cp.Expression | None = field(default=None, repr=False)  # (S,T)
+
+    def objective(self, purchase_usd: cp.Expression | None = None) -> cp.Expression:
+        """The case's weighted objective: w_cost (local cost + ``purchase_usd``) + w_loss loss + w_vdev deviation."""
+        weights = dict(self.inputs.objective)
+        if weights == {"cost": 1.0}:  # the default: exactly the cost problem (numbers of cost cases unchanged)
+            return self.local_cost_usd() if purchase_usd is None else self.local_cost_usd() + purchase_usd
+        total: cp.Expression = cp.Constant(0.0)
+        if weights.get("cost", 0.0) > 0:
+            cost = self.local_cost_usd() if purchase_usd is None else self.local_cost_usd() + purchase_usd
+            total = total + weights["cost"] * cost
+        for key in ("loss", "voltage_deviation"):
+            if weights.get(key, 0.0) > 0:
+                total = total + weights[key] * self.objective_terms[key]
+        return total
 
     def local_cost_usd(self) -> cp.Expression:
         """Sum of the feeder's own cost terms [$] (fuel + curtailment + losses)."""
@@ -400,6 +462,9 @@ class FeederModel:
             q_gen_mvar=g_pv @ pv_q + g_mt @ mt_q + g_wind @ wind_q,
             ev_alloc_share=self._alloc_share(),
             wind_p_mw=wind_p, wind_q_mvar=wind_q,
+            ev_q_mvar=np.zeros((n, t)) if self._ev_q_mvar is None else value(self._ev_q_mvar),
+            ev_station_q_mvar=np.zeros((0, t)) if self._station_q_mvar is None else value(self._station_q_mvar),
+            ev_station_p_mw=np.zeros((0, t)) if self._station_p_mw is None else value(self._station_p_mw),
         )
 
     def _alloc_share(self) -> np.ndarray:
@@ -458,7 +523,9 @@ def build_feeder_model(data: FeederData, inputs: FeederInputs) -> FeederModel:
         p_der = cp.Variable((g, t), nonneg=True, name=f"{data.name}.{key}_p_mw")
         q_der = cp.Variable((g, t), name=f"{data.name}.{key}_q_mvar")
         variables[f"{key}_p_mw"], variables[f"{key}_q_mvar"] = p_der, q_der
-        cons[f"{key}.avail"] = p_der <= avail_mw
+        cons[f"{key}.avail"] = p_der <= avail_mw if inp.curtailable else p_der == avail_mw
+        if not inp.der_q:
+            cons[f"{key}.unity_pf"] = q_der == 0
         cons[f"{key}.capability"] = cp.SOC(np.repeat(s_mva, t), cp.vstack([cp.vec(p_der, order="C"),
                                                                             cp.vec(q_der, order="C")]), axis=0)
         costs[f"{key}_curtailment"] = curtail_usd_per_mwh * dt * cp.sum(avail_mw - p_der)
@@ -481,6 +548,8 @@ def build_feeder_model(data: FeederData, inputs: FeederInputs) -> FeederModel:
         cons["mt.p_min"] = mt_p >= inp.mt_p_min_mw[:, None] * np.ones((1, t))
         cons["mt.p_max"] = mt_p <= inp.mt_p_max_mw[:, None] * np.ones((1, t))
         cons["mt.q_abs"] = cp.abs(mt_q) <= inp.mt_q_max_mvar[:, None] * np.ones((1, t))
+        if not inp.der_q:
+            cons["mt.unity_pf"] = mt_q == 0
         if t > 1:
             cons["mt.ramp"] = cp.abs(cp.diff(mt_p, axis=1)) <= (inp.mt_ramp_mw_per_h * dt)[:, None] * np.ones(
                 (1, t - 1))
@@ -493,6 +562,9 @@ def build_feeder_model(data: FeederData, inputs: FeederInputs) -> FeederModel:
 
     ev = inp.ev
     ev_net: cp.Expression | None = None
+    ev_q_nodes: cp.Expression | None = None
+    station_q: cp.Expression | None = None
+    station_p: cp.Expression | None = None
     if ev.n_window:
         w_len = ev.n_window
         p_ch = cp.Variable(w_len, nonneg=True, name=f"{data.name}.ev_p_ch_mw")
@@ -541,8 +613,26 @@ def build_feeder_model(data: FeederData, inputs: FeederInputs) -> FeederModel:
             used = np.flatnonzero(np.asarray(st_map.sum(axis=1)).reshape(-1) > 0)
             cons["ev.station_limit"] = cp.abs(st_map[used] @ (p_ch - p_dis)) <= np.repeat(
                 ev.station_p_max_mw, t)[used]
+            station_p = cp.reshape(st_map @ (p_ch - p_dis), (n_st, t), order="C")
+            if inp.ev_q_mode != "none" and inp.der_q:
+                # four-quadrant chargers: one cone over the station-periods where Q is available,
+                # ||(P_st, Q_st)|| <= S_st; Q_st is a withdrawal (sign as loads)
+                avail = (np.asarray(st_map.sum(axis=1)).reshape(-1) > 0) if inp.ev_q_mode == "plugged" else (
+                    np.ones(n_st * t, dtype=bool))
+                q_rows = np.flatnonzero(avail)
+                q_st = cp.Variable(q_rows.size, name=f"{data.name}.ev_q_mvar")
+                variables["ev_q_mvar"] = q_st
+                p_rows = sp.csr_matrix((np.ones(q_rows.size), (np.arange(q_rows.size), q_rows)),
+                                       shape=(q_rows.size, n_st * t))
+                cons["ev.converter"] = cp.SOC(np.repeat(inp.station_s_mva, t)[q_rows],
+                                              cp.vstack([p_rows @ cp.vec(station_p, order="C"), q_st]), axis=0)
+                station_q = cp.reshape(p_rows.T @ q_st, (n_st, t), order="C")
+                st_nodes = _incidence(inp.station_node_idx, n)
+                ev_q_nodes = st_nodes @ station_q
         ev_net = cp.reshape(ev.node_period_map(n, t) @ (p_ch - p_dis), (n, t), order="C")
         p_inj = p_inj - ev_net
+        if ev_q_nodes is not None:
+            q_inj = q_inj - ev_q_nodes
 
     # Branch flow model in p.u.
     w_from = a_from.T @ w_nd  # (B,T)
@@ -565,8 +655,13 @@ def build_feeder_model(data: FeederData, inputs: FeederInputs) -> FeederModel:
         l_max = ((data.i_max_ka[limited] / i_base_ka) ** 2)[:, None] * np.ones((1, t))
         cons["branch.i_max"] = l_br[limited, :] <= l_max
 
-    costs["loss"] = inp.loss_cost_usd_per_mwh * dt * s * cp.sum(r.ravel() @ l_br)
+    loss_mwh = dt * s * cp.sum(r.ravel() @ l_br)
+    costs["loss"] = inp.loss_cost_usd_per_mwh * loss_mwh
+    # mean over non-substation nodes and periods of |V - 1| ~ |w - 1| / 2 (first order in V - 1)
+    vdev = cp.sum(cp.abs(w_nd[1:, :] - 1.0)) / (2.0 * (n - 1) * t) if n > 1 else cp.Constant(0.0)
     return FeederModel(
         name=data.name, data=data, inputs=inp, variables=variables, constraints=cons, cost_terms=costs,
         p_import_mw=p_imp, q_import_mvar=q_imp, _ev_net_mw=ev_net,
+        objective_terms={"loss": loss_mwh, "voltage_deviation": vdev},
+        _ev_q_mvar=ev_q_nodes, _station_q_mvar=station_q, _station_p_mw=station_p,
     )

@@ -2,6 +2,9 @@
 
 price mode:        min local_cost + sum_t price[t] * p_import[t] * dt_h      (Parameter price_usd_per_mwh)
 fixed_import mode: min local_cost  s.t. "boundary.p": p_import == p_import_target_mw (Parameter)
+
+With a case objective other than cost (``FeederInputs.objective``), the cost above is weighted and the loss
+[MWh] and voltage-deviation [p.u.] terms are added with their weights (``FeederModel.objective``).
 """
 
 from __future__ import annotations
@@ -47,11 +50,11 @@ class DsoProblem:
         self.price_usd_per_mwh = cp.Parameter(t, name=f"{data.name}.price_usd_per_mwh", value=np.zeros(t))
         self.p_import_target_mw = cp.Parameter(t, name=f"{data.name}.p_import_target_mw", value=np.zeros(t))
         constraints = list(self.model.constraints.values())
-        objective = self.model.local_cost_usd()
         if mode == "price":
-            objective = objective + inputs.dt_h * (self.price_usd_per_mwh @ self.model.p_import_mw)
+            objective = self.model.objective(inputs.dt_h * (self.price_usd_per_mwh @ self.model.p_import_mw))
             self.boundary: cp.Constraint | None = None
         else:
+            objective = self.model.objective()
             self.boundary = self.model.p_import_mw == self.p_import_target_mw
             self.model.constraints["boundary.p"] = self.boundary
             constraints.append(self.boundary)

@@ -64,6 +64,8 @@ class FeederReport:
     #: the elastic mismatch at the reported import: what the feeder could not take (0 at a consistent boundary)
     penalty_usd: float = 0.0
     mismatch_mw: float = 0.0
+    #: (N,T) EV chargers' reactive power, a withdrawal (sign as loads) [MVAr]; empty: P-only chargers
+    q_ev_mvar: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)))
 
     @property
     def n_nodes(self) -> int:
@@ -91,4 +93,5 @@ def publish(data: FeederData, inputs: FeederInputs, dispatch: FeederDispatch, ev
         wind_p_mw=dispatch.wind_p_mw.sum(axis=0) if dispatch.wind_p_mw.size else np.zeros(0),
         wind_avail_mw=inputs.wind_avail_mw.sum(axis=0) if inputs.wind_avail_mw.size else np.zeros(0),
         penalty_usd=float(penalty_usd), mismatch_mw=float(mismatch_mw),
+        q_ev_mvar=dispatch.ev_q_mvar if dispatch.ev_q_mvar.size else np.zeros_like(dispatch.v_pu),
     )

@@ -73,7 +73,7 @@ def test_reports_round_trip() -> None:
     np.testing.assert_array_equal(back.price_dso_usd_per_mwh, tso.price_dso_usd_per_mwh)
     assert back.cost_usd == tso.cost_usd and back.transmission_loss_mwh == 2.0
     node: dict[str, Any] = {k: RNG.normal(size=(n, t))
-            for k in ("p_load_mw", "q_load_mvar", "p_gen_mw", "q_gen_mvar", "p_ev_mw", "v_pu")}
+            for k in ("p_load_mw", "q_load_mvar", "p_gen_mw", "q_gen_mvar", "p_ev_mw", "v_pu", "q_ev_mvar")}
     per: dict[str, Any] = {k: RNG.normal(size=t) for k in ("p_import_mw", "q_import_mvar", "loss_mw", "pv_p_mw",
                                                            "pv_avail_mw", "mt_p_mw")}
     rep = FeederReport(feeder_id="dso1", cost_usd={"loss": 1.0}, soc_gap_mva2=1e-9, ev_unmet_mwh=0.0,

@@ -77,7 +77,7 @@ def test_timeseries_files(runs: dict[str, tuple[dict, Path]], system: EmbeddedSy
     with open(d / "timeseries" / "dso_nodes.csv") as fh:
         rows = list(csv.DictReader(fh))
     assert list(rows[0]) == ["dso", "hour", "node", "p_load_mw", "q_load_mvar", "p_gen_mw", "q_gen_mvar",
-                             "p_ev_mw", "v_pu"]
+                             "p_ev_mw", "v_pu", "q_ev_mvar"]
     assert len(rows) == 3 * 24 * 33
     v = np.array([float(r["v_pu"]) for r in rows])
     assert v.min() >= 0.95 - 1e-6 and v.max() <= 1.05 + 1e-6

@@ -19,7 +19,9 @@ Latency is measured per request around the blocking call (queueing in the server
 
 from __future__ import annotations
 
+import json
 import os
+import random
 import signal
 import subprocess
 import sys
@@ -29,6 +31,7 @@ from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import cvxpy as cp
 import grpc
@@ -64,6 +67,7 @@ class Answer:
     latency_s: float
     error: str = ""
     resent: int = 0  # times the client re-sent it after a deadline
+    busy: int = 0  # times the server answered "busy" (shed, nothing booked) and the client retried
 
 
 @dataclass
@@ -86,9 +90,27 @@ class LoadReport:
     outside_window_kwh: float
     min_margin_kwh: float
     problems: list[str] = field(default_factory=list)
+    stations: int = 0
+    busy_retries: int = 0  # "busy" answers (shed by the server, nothing booked) that the client retried
 
     def ok(self) -> bool:
         return not self.problems
+
+    def as_dict(self) -> dict[str, Any]:
+        """The figures ``--out DIR/reservations.json`` holds."""
+        return {"requests": self.requests, "answers": self.answers, "lost": self.lost, "duplicated": self.duplicated,
+                "unscheduled": self.unscheduled, "p50_ms": self.latency_ms["p50"], "p90_ms": self.latency_ms["p90"],
+                "p99_ms": self.latency_ms["p99"], "max_ms": self.latency_ms["max"],
+                "requests_per_s": self.throughput_per_s, "stations": self.stations, "clients": self.clients,
+                "wall_s": self.wall_s, "accepted": self.accepted, "booked": self.booked, "replays": self.replays,
+                "refused": dict(self.refused), "errors": dict(self.errors), "resent_after_deadline": self.resent,
+                "busy_retries": self.busy_retries, "outside_window_kwh": self.outside_window_kwh,
+                "min_margin_kwh": self.min_margin_kwh, "problems": list(self.problems), "ok": self.ok()}
+
+    def write_json(self, path: Path) -> Path:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(self.as_dict(), indent=2) + "\n")
+        return path
 
     def format(self) -> str:
         lat = self.latency_ms
@@ -146,21 +168,38 @@ def _key(run_id: str) -> common_pb2.RunKey:
 DEADLINE_RETRIES = 3
 
 
+#: the served aggregator's gRPC worker threads: the book's decisions are GIL-bound, and on the 2-core development
+#: machine 2 workers gave the best throughput and tail (1, 2, 4, 8, 16 measured: 1655, 1743, 1497, 1253, 1228
+#: requests/s, p99 232, 225, 276, 370, 317 ms at 200 clients, 20,000 requests, 24 stations)
+SERVER_WORKERS = 2
+
+#: a client retries a "busy" answer (the server shed it, nothing booked) this often, with jittered backoff
+BUSY_RETRIES = 8
+BUSY_BACKOFF_S = 0.005
+
+
 def _reserve(stub: aggregator_pb2_grpc.AggregatorServiceStub, job: Job, timeout_s: float) -> Answer:
-    """One request, re-sent on DEADLINE_EXCEEDED/UNAVAILABLE; latency from the first send to the answer."""
+    """One request, re-sent on DEADLINE_EXCEEDED/UNAVAILABLE and after a "busy" answer (jittered exponential
+    backoff); latency from the first send to the answer."""
     t0 = time.perf_counter()
-    for attempt in range(DEADLINE_RETRIES + 1):
+    busy = 0
+    attempt = 0
+    while True:
         try:
             r = stub.Reserve(job.request, timeout=timeout_s)
+            if r.reason_code == "busy" and busy < BUSY_RETRIES:
+                time.sleep(random.uniform(0.5, 1.5) * BUSY_BACKOFF_S * 2**busy)
+                busy += 1
+                continue
             return Answer(job.index, job.request.ev_id, job.kind, r.accepted, r.replay, r.reason_code,
-                          time.perf_counter() - t0, resent=attempt)
+                          time.perf_counter() - t0, resent=attempt, busy=busy)
         except grpc.RpcError as exc:
             code = exc.code()
             if code not in (grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.UNAVAILABLE) or \
                     attempt == DEADLINE_RETRIES:
                 return Answer(job.index, job.request.ev_id, job.kind, False, False, "", time.perf_counter() - t0,
-                              code.name, resent=attempt)
-    raise AssertionError("unreachable")
+                              code.name, resent=attempt, busy=busy)
+            attempt += 1
 
 
 def run_clients(address: str, jobs: list[Job], clients: int, timeout_s: float = 30.0) -> tuple[list[Answer], float]:
@@ -176,7 +215,7 @@ def run_clients(address: str, jobs: list[Job], clients: int, timeout_s: float = 
     def client(queue: list[Job]) -> None:
         with grpc.insecure_channel(address) as channel:
             stub = aggregator_pb2_grpc.AggregatorServiceStub(channel)
-            grpc.channel_ready_future(channel).result(timeout=timeout_s)
+            grpc.channel_ready_future(channel).result(timeout=max(timeout_s, 60.0))
             start.wait()
             mine: list[Answer] = []
             for job in queue:
@@ -273,15 +312,40 @@ def verify(address: str, answers: list[Answer], jobs: list[Job], clients: int, w
         | {"max": float(lat.max())},
         throughput_per_s=len(answers) / wall_s, accepted=len(accepted_ids),
         replays=sum(1 for a in answers if a.replay), resent=sum(a.resent for a in answers), refused=dict(refused),
-        errors=dict(errors), lost=lost,
+        errors=dict(errors), lost=lost, busy_retries=sum(a.busy for a in answers),
         duplicated=duplicated, unscheduled=unscheduled, booked=len(booked),
         outside_window_kwh=float(outcome.outside_window_kwh), min_margin_kwh=float(min(margins, default=0.0)),
         problems=problems)
 
 
+def city_case(n_stations: int, path: Path, p_max_kw: float = 400.0) -> Path:
+    """A case file whose one feeder (the bundled ``ieee33-sched`` feeder) carries ``n_stations`` charging
+    stations of ``p_max_kw`` each (nodes 2..33 in turn, every fourth a workplace) and no preloaded EVs: the
+    book starts empty, every EV comes by reservation (a city aggregator for the reservations benchmark)."""
+    import yaml
+
+    from core.case import CASES_DIR
+
+    if n_stations < 1:
+        raise ValueError(f"--stations {n_stations} must be >= 1")
+    data = yaml.safe_load((CASES_DIR / "ieee33-sched.yaml").read_text())
+    f = data["feeders"][0]
+    f["stations"] = [{"id": f"city-s{k + 1}", "node": 2 + k % 32, "p_max_kw": p_max_kw,
+                      **({"kind": "work"} if k % 4 == 3 else {})} for k in range(n_stations)]
+    f["evs"] = {"count": 0, "seed": 0}
+    data["name"] = f"city-{n_stations}-stations"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return path
+
+
 def bench_reservations(case: str = "ieee30-3x33", operator_id: str = "agg-dso1", clients: int = 200,
-                       count: int = 2000, seed: int = 1, workdir: Path | None = None) -> LoadReport:
-    """Start ``gridcoord serve aggregator`` as its own process, load it, verify, stop it (SIGTERM)."""
+                       count: int = 2000, seed: int = 1, workdir: Path | None = None, stations: int = 0,
+                       deadline_s: float = 30.0) -> LoadReport:
+    """Start ``gridcoord serve aggregator`` as its own process, load it, verify, stop it (SIGTERM).
+
+    ``stations`` > 0: a generated city case (:func:`city_case`) instead of ``case``. ``deadline_s``: each
+    request's deadline (the server answers "busy", nothing booked, what it cannot decide in time)."""
     from aggregator.inputs import stations_from_case
     from core.case import load_case
     from core.rpc import wait_serving
@@ -289,20 +353,27 @@ def bench_reservations(case: str = "ieee30-3x33", operator_id: str = "agg-dso1",
 
     if clients < 1 or count < 1:
         raise ValueError(f"--clients {clients} and --count {count} must be >= 1")
+    if workdir is not None:
+        workdir.mkdir(parents=True, exist_ok=True)
+    if stations:
+        case = str(city_case(stations, (workdir or Path(".")) / f"city-{stations}-stations.yaml"))
     spec = load_case(case)
-    stations = stations_from_case(spec, operator_id.removeprefix("agg-"))
+    station_list = stations_from_case(spec, operator_id.removeprefix("agg-"))
     port = free_ports(1)[0]
     address = f"127.0.0.1:{port}"
     log_path = (workdir or Path(".")) / f"loadbench-{operator_id}.log"
     cmd = [sys.executable, "-m", "orchestrator.cli", "serve", "aggregator", "--case", case, "--id", operator_id,
-           "--port", str(port), "--insecure"]  # plaintext on loopback: the benchmark measures the book, not TLS
+           "--port", str(port), "--insecure",  # plaintext on loopback: the benchmark measures the book, not TLS
+           "--workers", str(SERVER_WORKERS)]
     with open(log_path, "ab") as log:
         proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=dict(os.environ, PYTHONUNBUFFERED="1"))
     try:
         wait_serving(address, deadline_s=120.0)
-        jobs = make_jobs(count, [s.station_id for s in stations], seed)
-        answers, wall = run_clients(address, jobs, clients)
-        return verify(address, answers, jobs, clients, wall, spec.dt_h, spec.periods)
+        jobs = make_jobs(count, [s.station_id for s in station_list], seed)
+        answers, wall = run_clients(address, jobs, clients, timeout_s=deadline_s)
+        report = verify(address, answers, jobs, clients, wall, spec.dt_h, spec.periods)
+        report.stations = len(station_list)
+        return report
     finally:
         proc.send_signal(signal.SIGTERM)
         try:

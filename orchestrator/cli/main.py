@@ -158,7 +158,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
                                       host=args.host, services_file=args.services, reflection=args.reflection,
                                       ac_check=not args.no_ac_check, solver=args.solver, tls_dir=args.tls_dir,
                                       insecure=args.insecure, security_log=args.security_log,
-                                      state_dir=args.state_dir))
+                                      state_dir=args.state_dir, workers=args.workers))
 
 
 def _cmd_certs(args: argparse.Namespace) -> int:
@@ -211,8 +211,12 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     if args.reservations:
         from orchestrator.bench.reservations import bench_reservations
 
-        report = bench_reservations(args.case, clients=args.clients, count=args.count, seed=args.seed)
+        report = bench_reservations(args.case, clients=args.clients, count=args.count, seed=args.seed,
+                                    stations=args.stations, deadline_s=args.deadline_s,
+                                    workdir=Path(args.out) if args.out else None)
         print(report.format())
+        if args.out:
+            print(f"wrote {report.write_json(Path(args.out) / 'reservations.json')}")
         return 0 if report.ok() else 4
     if args.scale:
         from orchestrator.bench.runs import bench_scale
@@ -224,7 +228,7 @@ def _cmd_bench(args: argparse.Namespace) -> int:
             raise UsageError(f"--scale-strategies {args.scale_strategies!r}: give centralized (the reference for "
                              f"the gap) plus any of csso, admm, dual, isolated{what}")
         print(bench_scale(tuple(int(x) for x in args.feeders.split(",")), strategies=strategies,
-                          executor=args.executor, out=args.out))
+                          executor=args.executor, out=args.out or "runs/scale"))
         return 0
     if args.services:
         from orchestrator.bench.runs import bench_services
@@ -311,6 +315,8 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", default="127.0.0.1", help="address to bind (default loopback only)")
     serve.add_argument("--services", default=None, help="YAML mapping operator id -> host:port (peers)")
     serve.add_argument("--reflection", action="store_true", help="enable gRPC server reflection (off by default)")
+    serve.add_argument("--workers", type=int, default=8,
+                       help="aggregator: gRPC worker threads (default 8; the reservations benchmark runs 2)")
     serve.add_argument("--no-ac-check", action="store_true", help="DSO: skip the AC check in its report")
     serve.add_argument("--solver", default="CLARABEL")
     serve.add_argument("--tls-dir", default=None,
@@ -360,13 +366,20 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--feeders", default="4,16,32", help="with --scale: comma-separated NN values")
     bench.add_argument("--scale-strategies", default="centralized,csso",
                        help="with --scale: comma-separated strategies (centralized first; e.g. centralized,csso,admm)")
-    bench.add_argument("--out", default="runs/scale", help="with --scale: where runs, scale.json and scale.png go")
+    bench.add_argument("--out", default=None, help="with --scale: where runs, scale.json and scale.png go (default "
+                       "runs/scale); with --reservations: DIR/reservations.json")
     bench.add_argument("--reservations", action="store_true",
                        help="load a `gridcoord serve aggregator` process with concurrent reservations; verify none is "
                             "lost, duplicated or unscheduled; latency percentiles and throughput")
     bench.add_argument("--clients", type=int, default=200, help="with --reservations: concurrent clients")
     bench.add_argument("--count", type=int, default=2000, help="with --reservations: reservations sent")
     bench.add_argument("--seed", type=int, default=1, help="with --reservations: seed of the reservations")
+    bench.add_argument("--stations", type=int, default=0,
+                       help="with --reservations: serve a generated city aggregator with this many stations (0: the "
+                            "case's aggregator agg-dso1)")
+    bench.add_argument("--deadline-s", type=float, default=2.0,
+                       help="with --reservations: each request's deadline [s] (the server sheds what it cannot "
+                            "decide in time with reason 'busy'; the client retries with backoff)")
     bench.add_argument("--soak", type=int, default=None, metavar="N",
                        help="run tests/test_fault_tolerance.py N times in a row (from a source checkout); prints the "
                             "count of passing runs")

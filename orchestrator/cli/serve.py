@@ -42,6 +42,8 @@ class ServeOptions:
     host: str = "127.0.0.1"
     services_file: str | None = None
     reflection: bool = False
+    #: aggregator: gRPC worker threads (reservations are GIL-bound: fewer threads contend less)
+    workers: int = 8
     ac_check: bool = True
     solver: str = "CLARABEL"
     #: mTLS: ``tls_dir`` holds ca.pem and this operator's ID.pem/ID.key; plaintext only with ``insecure``
@@ -149,7 +151,8 @@ def start_operator(opts: ServeOptions) -> Served:
     fleet = fleet_from_case(spec, feeder_id, distance if stations else None)
     journal = None if opts.state_dir is None else Path(opts.state_dir) / f"{opts.operator_id}.reservations.sqlite"
     agg_servicer = AggregatorServicer(opts.operator_id, fleet, stations, dt, T, journal_path=journal)
-    served = start_server([agg_servicer.register], [AGG_SERVICE], address, reflection=opts.reflection, **secure)
+    served = start_server([agg_servicer.register], [AGG_SERVICE], address, reflection=opts.reflection,
+                          workers=opts.workers, **secure)
     served.set_serving(True)
     return served
 

@@ -145,13 +145,16 @@ def write_run(out: Path, spec: CaseSpec, result: RunResult, summary: dict[str, A
                             f"{result.boundary_price_usd_per_mwh[k][t]:.4f}"])
     with open(ts / "dso_nodes.csv", "w", newline="") as fh:
         w = csv.writer(fh)
-        w.writerow(["dso", "hour", "node", "p_load_mw", "q_load_mvar", "p_gen_mw", "q_gen_mvar", "p_ev_mw", "v_pu"])
+        w.writerow(["dso", "hour", "node", "p_load_mw", "q_load_mvar", "p_gen_mw", "q_gen_mvar", "p_ev_mw", "v_pu",
+                    "q_ev_mvar"])
         for fid, d in result.feeders.items():
+            q_ev = d.q_ev_mvar if d.q_ev_mvar.size else np.zeros_like(d.v_pu)
             for t in range(spec.periods):
                 for n in range(d.n_nodes):
                     w.writerow([fid, f"{t * dt:g}", n + 1, f"{d.p_load_mw[n, t]:.6f}",
                                 f"{d.q_load_mvar[n, t]:.6f}", f"{d.p_gen_mw[n, t]:.6f}",
-                                f"{d.q_gen_mvar[n, t]:.6f}", f"{d.p_ev_mw[n, t]:.6f}", f"{d.v_pu[n, t]:.6f}"])
+                                f"{d.q_gen_mvar[n, t]:.6f}", f"{d.p_ev_mw[n, t]:.6f}", f"{d.v_pu[n, t]:.6f}",
+                                f"{q_ev[n, t]:.6f}"])
     # per-station EV detail comes from aggregators in this process (in service mode it stays with them)
     alloc = ev_allocation_rows(result, dt)
     if alloc:

@@ -90,7 +90,7 @@ class EvOutcome(_message.Message):
     def __init__(self, ev_id: _Optional[str] = ..., station: _Optional[str] = ..., need_kwh: _Optional[float] = ..., delivered_kwh: _Optional[float] = ...) -> None: ...
 
 class ReservationRequest(_message.Message):
-    __slots__ = ("ev_id", "arrival_h", "departure_h", "energy_need_kwh", "capacity_kwh", "soc_arrival_kwh", "p_charge_kw", "p_discharge_kw", "efficiency", "station")
+    __slots__ = ("ev_id", "arrival_h", "departure_h", "energy_need_kwh", "capacity_kwh", "soc_arrival_kwh", "p_charge_kw", "p_discharge_kw", "efficiency", "station", "soc_min_kwh")
     EV_ID_FIELD_NUMBER: _ClassVar[int]
     ARRIVAL_H_FIELD_NUMBER: _ClassVar[int]
     DEPARTURE_H_FIELD_NUMBER: _ClassVar[int]
@@ -101,6 +101,7 @@ class ReservationRequest(_message.Message):
     P_DISCHARGE_KW_FIELD_NUMBER: _ClassVar[int]
     EFFICIENCY_FIELD_NUMBER: _ClassVar[int]
     STATION_FIELD_NUMBER: _ClassVar[int]
+    SOC_MIN_KWH_FIELD_NUMBER: _ClassVar[int]
     ev_id: str
     arrival_h: float
     departure_h: float
@@ -111,7 +112,8 @@ class ReservationRequest(_message.Message):
     p_discharge_kw: float
     efficiency: float
     station: str
-    def __init__(self, ev_id: _Optional[str] = ..., arrival_h: _Optional[float] = ..., departure_h: _Optional[float] = ..., energy_need_kwh: _Optional[float] = ..., capacity_kwh: _Optional[float] = ..., soc_arrival_kwh: _Optional[float] = ..., p_charge_kw: _Optional[float] = ..., p_discharge_kw: _Optional[float] = ..., efficiency: _Optional[float] = ..., station: _Optional[str] = ...) -> None: ...
+    soc_min_kwh: float
+    def __init__(self, ev_id: _Optional[str] = ..., arrival_h: _Optional[float] = ..., departure_h: _Optional[float] = ..., energy_need_kwh: _Optional[float] = ..., capacity_kwh: _Optional[float] = ..., soc_arrival_kwh: _Optional[float] = ..., p_charge_kw: _Optional[float] = ..., p_discharge_kw: _Optional[float] = ..., efficiency: _Optional[float] = ..., station: _Optional[str] = ..., soc_min_kwh: _Optional[float] = ...) -> None: ...
 
 class ReservationResponse(_message.Message):
     __slots__ = ("accepted", "reason", "replay", "reason_code")
