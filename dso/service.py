@@ -33,7 +33,7 @@ class DsoServicer(SubspaceService[DsoSubspace], dso_pb2_grpc.DsoServiceServicer)
         def run() -> dso_pb2.ForecastResponse:
             sub = self._model()
             # today's practice: loads + uncontrolled EV charging - available PV
-            return dso_pb2.ForecastResponse(p_import_mw=import_forecast_mw(sub.inputs).tolist())
+            return dso_pb2.ForecastResponse(p_import_mw=sub.forecast_mw().tolist())
 
         return idempotent(self.ledger, context, "Forecast", request, dso_pb2.ForecastResponse, run)
 

@@ -8,13 +8,17 @@ aggregator (a gRPC link in services mode, the fleet in this process in the embed
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from core.subspace import BoundarySubspace
+from core.icnn import SurrogateTerm
+from core.privacy import GaussianMechanism, PrivacyConfig
+from core.subspace import BoundaryStep, BoundarySubspace, Evaluation, Proposal
+from dso.inputs import import_forecast_mw
 from dso.model import FeederDispatch, FeederInputs, build_feeder_model
 from dso.network import FeederData
+from dso.privacy import sensitivity
 from dso.report import EvSettlement, FeederReport, publish
 
 __all__ = ["DsoSubspace", "EvSettle"]
@@ -28,10 +32,15 @@ def _no_evs(dispatch: FeederDispatch) -> EvSettlement:
 
 
 class DsoSubspace(BoundarySubspace):
-    """A DSO's side of the coordination; ``index`` = its entries in the global boundary vector."""
+    """A DSO's side of the coordination; ``index`` = its entries in the global boundary vector.
+
+    ``privacy``: the Gaussian mechanism on everything the DSO sends during coordination (``dso.privacy``:
+    which fields, their sensitivities); its own dispatch and report stay exact, so its constraints always
+    hold. The forecast is released once, when the subspace is built (``forecast_mw``)."""
 
     def __init__(self, data: FeederData, inputs: FeederInputs, index: np.ndarray, solver: str = "CLARABEL",
-                 settle: EvSettle | None = None, ac_check: bool = True) -> None:
+                 settle: EvSettle | None = None, ac_check: bool = True,
+                 privacy: PrivacyConfig | None = None) -> None:
         self.model = build_feeder_model(data, inputs)
         self.data, self.inputs = data, inputs
         self.settle: EvSettle = settle or _no_evs
@@ -39,16 +48,62 @@ class DsoSubspace(BoundarySubspace):
         super().__init__(data.name, f"DSO '{data.name}'", self.model.p_import_mw, self.model.local_cost_usd(),
                          list(self.model.constraints.values()), inputs.dt_h, index, solver, price_sign=1.0,
                          prefix=f"{data.name}.")
+        self.privacy = privacy
+        self.mechanism = GaussianMechanism(privacy, data.name) if privacy is not None else None
+        self._forecast = import_forecast_mw(inputs)
+        if self.mechanism is not None:
+            self._sens = sensitivity(inputs, self.mechanism.config)
+            self._forecast = self.mechanism.release("forecast", {"p_import_mw": (self._forecast,
+                                                                                  self._sens.alpha_mw)})["p_import_mw"]
 
+    def forecast_mw(self) -> np.ndarray:
+        """The day-ahead import forecast it sends (T,) [MW]: loads + uncontrolled EVs - PV - wind (noisy in DP
+        mode: released once, here)."""
+        return self._forecast.copy()
+
+    # -- what leaves the DSO during coordination (noisy in DP mode) ------------------------------------
+    def evaluate(self, boundary: np.ndarray) -> Evaluation:
+        ev = super().evaluate(boundary)
+        if self.mechanism is None:
+            return ev
+        out = self.mechanism.release("evaluate", {"cost_usd": (ev.cost_usd, self._sens.cost_usd),
+                                                  "mismatch_mw": (ev.mismatch_mw, self._sens.alpha_mw)})
+        nan = np.full_like(np.asarray(ev.sensitivity_usd_per_mwh, dtype=float), np.nan)
+        return Evaluation(cost_usd=float(out["cost_usd"]), sensitivity_usd_per_mwh=nan, penalty_usd=float("nan"),
+                          mismatch_mw=max(0.0, float(out["mismatch_mw"])), dt_h=ev.dt_h)
+
+    def optimize(self, others: Sequence[SurrogateTerm], center: np.ndarray, move: np.ndarray) -> Proposal:
+        prop = super().optimize(others, center, move)
+        if self.mechanism is None or not prop.ok:
+            return prop
+        out = self.mechanism.release("optimize", {"x_mw": (prop.x, self._sens.alpha_mw),
+                                                  "cost_usd": (prop.cost_usd, self._sens.cost_usd)})
+        return Proposal(x=out["x_mw"], predicted_usd=float(out["cost_usd"]), cost_usd=float(out["cost_usd"]),
+                        sensitivity_usd_per_mwh=None)
+
+    def _noisy_step(self, what: str, step: BoundaryStep) -> BoundaryStep:
+        if self.mechanism is None:
+            return step
+        out = self.mechanism.release(what, {"x_mw": (step[0], self._sens.alpha_mw),
+                                            "cost_usd": (step[1], self._sens.cost_usd)})
+        return out["x_mw"], float(out["cost_usd"])
+
+    def respond(self, price_usd_per_mwh: np.ndarray) -> BoundaryStep:
+        return self._noisy_step("respond", super().respond(price_usd_per_mwh))
+
+    def prox(self, target_mw: np.ndarray, rho: float) -> BoundaryStep:
+        return self._noisy_step("prox", super().prox(target_mw, rho))
+
+    # -- the DSO's own side (exact) ----------------------------------------------------------------------
     def dispatch(self, boundary: np.ndarray) -> FeederDispatch:
         """The feeder dispatch at p_import = boundary (private: for the DSO's own report)."""
-        self.evaluate(boundary)
+        BoundarySubspace.evaluate(self, boundary)
         return self.model.extract()
 
     def report(self, boundary: np.ndarray) -> FeederReport:
         """What the DSO publishes at its import ``boundary``: node injections and voltages, losses, cost
         terms, the EV outcome its aggregator reports, and its own AC power-flow check."""
-        ev = self.evaluate(boundary)
+        ev = BoundarySubspace.evaluate(self, boundary)  # exact: the report is its own dispatch
         dispatch = self.model.extract()
         return publish(self.data, self.inputs, dispatch, self.settle(dispatch), ac=self.ac_check,
                        penalty_usd=ev.penalty_usd, mismatch_mw=ev.mismatch_mw)

@@ -29,6 +29,8 @@ from core.tls import (
     server_credentials,
 )
 
+from core.privacy import PrivacyConfig
+
 log = logging.getLogger("gridcoord.serve")
 ROLES = ("tso", "dso", "aggregator")
 
@@ -51,6 +53,8 @@ class ServeOptions:
     security_log: str | None = None
     #: aggregator: keep the reservation book in ``state_dir/ID.reservations.sqlite`` (survives a restart)
     state_dir: str | None = None
+    #: DSO: send every coordination reply through the Gaussian mechanism (``--privacy dp``)
+    privacy: PrivacyConfig | None = None
 
     def transport(self) -> TlsIdentity | None:
         """This operator's TLS identity, or None for an explicit plaintext server; refuses neither/both."""
@@ -131,7 +135,7 @@ def start_operator(opts: ServeOptions) -> Served:
                                  f"{opts.operator_id}-agg-{uuid.uuid4().hex[:8]}", tls=tls)
             inputs = feeder_inputs(spec, opts.operator_id, data, agg.envelope())
             dso.attach(DsoSubspace(data, inputs, np.arange(k * T, (k + 1) * T), solver=opts.solver, settle=agg,
-                                   ac_check=opts.ac_check))
+                                   ac_check=opts.ac_check, privacy=opts.privacy))
 
         _build_in_background(served, build_dso, opts.operator_id)
         return served

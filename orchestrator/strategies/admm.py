@@ -41,6 +41,7 @@ BALANCE_FACTOR, BALANCE_STEP = 10.0, 2.0
 
 class Admm(Strategy[CoordinatedSystem]):
     name = "admm"
+    rpcs = {"tso": ("Evaluate", "Prox", "Report"), "dso": ("Forecast", "Evaluate", "Prox", "Report")}
 
     def run(self, system: CoordinatedSystem, options: RunOptions) -> RunResult:
         t0 = time.perf_counter()
@@ -103,6 +104,6 @@ class Admm(Strategy[CoordinatedSystem]):
                     rho, u_t, u_d = rho / BALANCE_STEP, u_t * BALANCE_STEP, u_d * BALANCE_STEP
             x = p_prev if p_prev is not None else best_x
             notes = [f"ADMM: final rho {rho:.3g} $/MW^2, primal residual {pending.get('r', np.nan):.2e} MW"]
-            return finish(self.name, system, executor, layout, x, converged, t0, trace.rows, notes)
+            return finish(self.name, system, executor, layout, x, converged, t0, trace.rows, notes, options)
         finally:
             executor.close()

@@ -36,6 +36,7 @@ STALL_ROUNDS = 3
 
 class Gradient(Strategy[CoordinatedSystem]):
     name = "gradient"
+    rpcs = {"tso": ("Evaluate", "Respond", "Report"), "dso": ("Forecast", "Evaluate", "Respond", "Report")}
     #: "polyak" (this strategy) or "diminishing" (``dual``: alpha0 / sqrt(r) on the mismatch)
     step_rule = "polyak"
 
@@ -116,7 +117,7 @@ class Gradient(Strategy[CoordinatedSystem]):
             notes = [f"{name} ({self.step_rule} steps): final duality gap {duality_gap:.2e}, mismatch "
                      f"{residual_prev:.3g} MW; reported dispatch at the best DSO iterate (J = {best_j:.2f} $)",
                      *notes_fail]
-            result = finish(self.name, system, executor, layout, best_x, converged, t0, trace.rows, notes)
+            result = finish(self.name, system, executor, layout, best_x, converged, t0, trace.rows, notes, options)
             result.traffic.rounds += retries  # failed exchanges cost a round too
             return result
         finally:

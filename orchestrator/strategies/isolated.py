@@ -25,6 +25,9 @@ from tso.problem import TsoProblem
 class Isolated(Strategy[EmbeddedSystem]):
     name = "isolated"
     private_data = True
+    #: the exchanges of today's practice as the services' messages: forecasts up (Forecast), the TSO clears
+    #: (Evaluate), prices down (Respond), actual imports up for settlement (Evaluate), reports
+    rpcs = {"tso": ("Evaluate", "Report"), "dso": ("Forecast", "Respond", "Report")}
 
     def run(self, system: EmbeddedSystem, options: RunOptions) -> RunResult:
         t0 = time.perf_counter()
