@@ -11,7 +11,7 @@ from core.rpc import Ctx, call, idempotent, vector, wait_serving
 from core.service import MAX_BOUNDARY_MW, MAX_PRICE_USD_PER_MWH, SubspaceService
 from core.tls import TlsIdentity, channel_credentials
 from core.tls import channel as tls_channel
-from dso.inputs import flexibility_from_envelope, import_forecast_mw
+from dso.inputs import flexibility_from_envelope
 from dso.model import EvFlexibility, FeederDispatch
 from dso.report import EvSettlement
 from dso.subspace import DsoSubspace

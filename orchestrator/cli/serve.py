@@ -20,6 +20,7 @@ import numpy as np
 
 from core.case import aggregator_id, load_case, operators
 from core.peers import load_services, require
+from core.privacy import PrivacyConfig
 from core.rpc import Served, start_server, stop_on_sigterm
 from core.tls import (
     AuthorizationInterceptor,
@@ -28,8 +29,6 @@ from core.tls import (
     participants,
     server_credentials,
 )
-
-from core.privacy import PrivacyConfig
 
 log = logging.getLogger("gridcoord.serve")
 ROLES = ("tso", "dso", "aggregator")

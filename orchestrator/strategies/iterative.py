@@ -147,7 +147,7 @@ def finish(strategy: str, system: CoordinatedSystem, executor: Executor, layout:
     prices = {k: tso.price_dso_usd_per_mwh[i] for i, k in enumerate(system.spec.feeder_ids)}
     transcript = None if options is None else options.extra.get("transcript")
     accounting = {} if privacy is None or transcript is None else privacy_accounting(privacy, transcript, system)
-    if accounting:
+    if accounting and privacy is not None:
         notes = [*notes, f"DP: Gaussian mechanism, zCDP composition over {accounting['releases_max']} releases per "
                          f"DSO: epsilon_total {accounting['epsilon_total']:.4g} at delta {privacy.delta:g}"]
     return RunResult(strategy=strategy, tso=tso, feeders=feeders, boundary_price_usd_per_mwh=prices,

@@ -15,6 +15,7 @@ from __future__ import annotations
 #: study name -> module (``gridcoord study NAME``)
 STUDIES: dict[str, str] = {
     "t-d-coordination": "orchestrator.studies.t_d_coordination",
+    "privacy": "orchestrator.studies.privacy",
 }
 
 #: plan name -> module (``gridcoord plan NAME``)
