@@ -14,7 +14,8 @@ DSO: the largest R^2 over parties and DSOs), ``attack_rel_error_cost_curve`` (th
 the public-data baseline of each (``baseline_*``), the best attack that uses the messages
 alone (``messages_r2_*``: the direct estimators and the regression without the public shapes),
 ``epsilon_total`` (the accountant's, 0 without noise), ``rounds``, ``max_boundary_mismatch_mw`` and
-``feasible`` (every operator dispatches the reported boundary within 1e-3 MW). ``leakage.md`` holds the per-party table. Study-level ``default_epsilon``.
+``feasible`` (every operator dispatches the reported boundary within 1e-3 MW). ``leakage.md`` holds the
+per-party table. Study-level ``default_epsilon``.
 """
 
 from __future__ import annotations
