@@ -16,7 +16,7 @@ L2 sensitivities of what the DSO sends (one period changes by alpha):
 - a boundary mismatch [MW]: alpha.
 Marginal costs (sensitivities) and the elastic penalty are not released in DP mode (NaN): a marginal cost
 can jump across its whole range when one load changes, so no useful noise level protects it, and no
-strategy needs the DSO's.
+strategy needs the DSO's. An ADMM step releases its import only (the strategy does not need the cost).
 """
 
 from __future__ import annotations

@@ -92,7 +92,13 @@ class DsoSubspace(BoundarySubspace):
         return self._noisy_step("respond", super().respond(price_usd_per_mwh))
 
     def prox(self, target_mw: np.ndarray, rho: float) -> BoundaryStep:
-        return self._noisy_step("prox", super().prox(target_mw, rho))
+        """ADMM needs only the step itself: in DP mode the cost is withheld (NaN), so the whole release
+        protects the import."""
+        step = super().prox(target_mw, rho)
+        if self.mechanism is None:
+            return step
+        out = self.mechanism.release("prox", {"x_mw": (step[0], self._sens.alpha_mw)})
+        return out["x_mw"], float("nan")
 
     # -- the DSO's own side (exact) ----------------------------------------------------------------------
     def dispatch(self, boundary: np.ndarray) -> FeederDispatch:

@@ -213,3 +213,12 @@ class Trace:
                   + (f"  {more}" if more else ""),
                   file=sys.stderr, flush=True)
         return row
+
+
+def dp_average(iterates: list[np.ndarray]) -> np.ndarray:
+    """DP mode: the mean of the last half of the DSOs' (noisy) iterates, the boundary a run reports.
+
+    Averaging is post-processing of what was already released (no privacy cost) and divides the noise
+    variance of the reported boundary by the number of iterates averaged (Polyak-Ruppert averaging)."""
+    tail = iterates[len(iterates) // 2:]
+    return np.mean(np.vstack(tail), axis=0)
