@@ -46,6 +46,9 @@ def _apply_resume(args: argparse.Namespace) -> Checkpoint:
 
     ck = Checkpoint.open(args.resume)
     meta = ck.meta
+    if meta.get("privacy"):
+        raise UsageError(f"--resume {args.resume}: a --privacy dp run cannot be resumed (the DSOs would draw their "
+                         "noise and spend their budget again); start a new run")
     saved = {"case": meta["case"], "strategy": meta["strategy"], "out": str(args.resume),
              "services": meta.get("services_file"), "executor": meta["executor"],
              "solver": meta.get("solver", "CLARABEL"), "no_ac_check": bool(meta.get("no_ac_check", False)),
@@ -142,7 +145,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
                 "tls_dir": str(Path(args.tls_dir).resolve()) if getattr(args, "tls_dir", None) else None,
                 "insecure": bool(getattr(args, "insecure", False)), "no_ac_check": bool(args.no_ac_check),
                 "operator_timeout_s": args.operator_timeout, "ray_address": args.ray_address, "run_id": run_id,
-                "max_rounds": args.max_rounds})
+                "max_rounds": args.max_rounds,
+                "privacy": None if privacy is None else {"epsilon": privacy.epsilon, "delta": privacy.delta}})
         options.extra["checkpoint"] = checkpoint
     try:
         result = strategy.run(system, options)
