@@ -209,3 +209,20 @@ def test_a_dp_dso_behind_grpc_sends_the_same_noisy_forecast(tiny: Any) -> None:
             dso.respond(np.full(t_n, 41.0))
     finally:
         served.stop(0.5)
+
+
+@pytest.mark.parametrize(("argv", "message"), [
+    (["--strategy", "admm", "--privacy", "dp"], "--privacy dp: give --epsilon"),
+    (["--strategy", "admm", "--privacy", "dp", "--epsilon", "-1"], "epsilon=-1.0 must be > 0"),
+    (["--strategy", "admm", "--privacy", "dp", "--epsilon", "1", "--delta", "2"], "delta=2.0 must be in (0, 1)"),
+    (["--strategy", "isolated", "--privacy", "dp", "--epsilon", "1"], "strategy 'isolated' shares"),
+    (["--strategy", "admm", "--epsilon", "1"], "--epsilon needs --privacy dp"),
+])
+def test_bad_privacy_flags_are_one_line_errors(argv: list[str], message: str, tmp_path: Path,
+                                               capsys: pytest.CaptureFixture[str]) -> None:
+    from orchestrator.cli.main import main
+
+    assert main(["run", "--case", TINY, "--out", str(tmp_path / "r"), *argv]) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+    assert not (tmp_path / "r").exists()
