@@ -12,9 +12,10 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
+from core.errors import SolveError
 from core.icnn import SurrogateTerm
 from core.privacy import GaussianMechanism, PrivacyConfig
-from core.subspace import BoundaryStep, BoundarySubspace, Evaluation, Proposal
+from core.subspace import ELASTIC_PENALTY_USD_PER_MWH, BoundaryStep, BoundarySubspace, Evaluation, Proposal
 from dso.inputs import import_forecast_mw
 from dso.model import FeederDispatch, FeederInputs, build_feeder_model
 from dso.network import FeederData
@@ -22,6 +23,10 @@ from dso.privacy import sensitivity
 from dso.report import EvSettlement, FeederReport, publish
 
 __all__ = ["DsoSubspace", "EvSettle"]
+
+#: rho of the projection that stands in for a stalled elastic evaluation in DP mode [$/MW^2]: the import moves
+#: by (marginal cost x dt) / rho, < 0.01 MW at marginal costs below 100 $/MWh
+PROJECTION_RHO = 1e4
 
 #: the DSO's EV aggregator as the report sees it: the dispatched envelopes in, the EV outcome out
 EvSettle = Callable[[FeederDispatch], EvSettlement]
@@ -62,8 +67,24 @@ class DsoSubspace(BoundarySubspace):
         return self._forecast.copy()
 
     # -- what leaves the DSO during coordination (noisy in DP mode) ------------------------------------
+    def _exact_evaluate(self, boundary: np.ndarray) -> Evaluation:
+        """The elastic evaluation; in DP mode a noisy boundary far outside the feeder's range can stall the
+        solver (optimal_inaccurate), and then the import it can take nearest the boundary (an ADMM step with
+        a stiff rho, ``PROJECTION_RHO``) stands in, its distance priced at the elastic penalty."""
+        try:
+            return BoundarySubspace.evaluate(self, boundary)
+        except SolveError:
+            if self.mechanism is None:
+                raise
+        target = self._vector("boundary", boundary)
+        x, own = BoundarySubspace.prox(self, target, PROJECTION_RHO)
+        gap = np.abs(np.asarray(x, float) - target)
+        penalty = ELASTIC_PENALTY_USD_PER_MWH * self.dt_h * float(gap.sum())
+        return Evaluation(cost_usd=own + penalty, sensitivity_usd_per_mwh=np.full(self.shape, np.nan),
+                          penalty_usd=penalty, mismatch_mw=float(gap.max()), dt_h=self.dt_h)
+
     def evaluate(self, boundary: np.ndarray) -> Evaluation:
-        ev = super().evaluate(boundary)
+        ev = self._exact_evaluate(boundary)
         if self.mechanism is None:
             return ev
         out = self.mechanism.release("evaluate", {"cost_usd": (ev.cost_usd, self._sens.cost_usd),
@@ -103,13 +124,13 @@ class DsoSubspace(BoundarySubspace):
     # -- the DSO's own side (exact) ----------------------------------------------------------------------
     def dispatch(self, boundary: np.ndarray) -> FeederDispatch:
         """The feeder dispatch at p_import = boundary (private: for the DSO's own report)."""
-        BoundarySubspace.evaluate(self, boundary)
+        self._exact_evaluate(boundary)
         return self.model.extract()
 
     def report(self, boundary: np.ndarray) -> FeederReport:
         """What the DSO publishes at its import ``boundary``: node injections and voltages, losses, cost
         terms, the EV outcome its aggregator reports, and its own AC power-flow check."""
-        ev = BoundarySubspace.evaluate(self, boundary)  # exact: the report is its own dispatch
+        ev = self._exact_evaluate(boundary)  # exact: the report is its own dispatch
         dispatch = self.model.extract()
         return publish(self.data, self.inputs, dispatch, self.settle(dispatch), ac=self.ac_check,
                        penalty_usd=ev.penalty_usd, mismatch_mw=ev.mismatch_mw)

@@ -150,8 +150,11 @@ def r2(y: np.ndarray, y_hat: np.ndarray) -> float:
 
 
 def rel_error(y: np.ndarray, y_hat: np.ndarray) -> float:
-    n = float(np.linalg.norm(y))
-    return float(np.linalg.norm(np.asarray(y_hat, float) - y)) / n if n > 0 else float("nan")
+    """|y_hat - y| / |y| over the entries where the truth is known."""
+    y, y_hat = np.asarray(y, float), np.asarray(y_hat, float)
+    ok = np.isfinite(y)
+    n = float(np.linalg.norm(y[ok]))
+    return float(np.linalg.norm(y_hat[ok] - y[ok])) / n if n > 0 else float("nan")
 
 
 def features(view: View, public: np.ndarray, n_periods: int, public_only: bool = False,
