@@ -27,6 +27,7 @@ from google.protobuf.message import Message
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from core.errors import SolveError
+from core.privacy import PrivacyBudgetError
 from core.traffic import Traffic
 
 log = logging.getLogger("core.rpc")
@@ -161,7 +162,7 @@ def handle(context: grpc.ServicerContext, method: str, fn: Callable[[], Resp]) -
         context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
     except FailedPrecondition as exc:
         context.abort(grpc.StatusCode.FAILED_PRECONDITION, str(exc))
-    except ResourceExhausted as exc:
+    except (ResourceExhausted, PrivacyBudgetError) as exc:  # a DP operator's budget is spent: no more answers
         context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, str(exc))
     except ValueError as exc:  # domain data errors (FeederInputError, TransmissionDataError, FleetError ...)
         context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))

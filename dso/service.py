@@ -11,7 +11,7 @@ from core.rpc import Ctx, call, idempotent, vector, wait_serving
 from core.service import MAX_BOUNDARY_MW, MAX_PRICE_USD_PER_MWH, SubspaceService
 from core.tls import TlsIdentity, channel_credentials
 from core.tls import channel as tls_channel
-from dso.inputs import flexibility_from_envelope, import_forecast_mw
+from dso.inputs import flexibility_from_envelope
 from dso.model import EvFlexibility, FeederDispatch
 from dso.report import EvSettlement
 from dso.subspace import DsoSubspace
@@ -33,7 +33,7 @@ class DsoServicer(SubspaceService[DsoSubspace], dso_pb2_grpc.DsoServiceServicer)
         def run() -> dso_pb2.ForecastResponse:
             sub = self._model()
             # today's practice: loads + uncontrolled EV charging - available PV
-            return dso_pb2.ForecastResponse(p_import_mw=import_forecast_mw(sub.inputs).tolist())
+            return dso_pb2.ForecastResponse(p_import_mw=sub.forecast_mw().tolist())
 
         return idempotent(self.ledger, context, "Forecast", request, dso_pb2.ForecastResponse, run)
 

@@ -46,6 +46,9 @@ def _apply_resume(args: argparse.Namespace) -> Checkpoint:
 
     ck = Checkpoint.open(args.resume)
     meta = ck.meta
+    if meta.get("privacy"):
+        raise UsageError(f"--resume {args.resume}: a --privacy dp run cannot be resumed (the DSOs would draw their "
+                         "noise and spend their budget again); start a new run")
     saved = {"case": meta["case"], "strategy": meta["strategy"], "out": str(args.resume),
              "services": meta.get("services_file"), "executor": meta["executor"],
              "solver": meta.get("solver", "CLARABEL"), "no_ac_check": bool(meta.get("no_ac_check", False)),
@@ -94,6 +97,14 @@ def _cmd_run(args: argparse.Namespace) -> int:
         if strategy.private_data or args.max_rounds < 1:
             raise UsageError(f"--max-rounds {args.max_rounds}: a number >= 1, for {', '.join(DISTRIBUTED)} only")
         options.extra[f"{strategy.name}_max_rounds"] = args.max_rounds
+    privacy = _privacy(args, args.max_rounds or args.dp_rounds or DP_DEFAULT_ROUNDS)
+    if privacy is not None:
+        if strategy.private_data:
+            raise UsageError(f"--privacy dp: for {', '.join(DISTRIBUTED)} (strategy {strategy.name!r} shares the "
+                             "DSOs' private data in one process)")
+        # the budget is split over a fixed number of rounds: the strategy stops there
+        options.extra[f"{strategy.name}_max_rounds"] = privacy.releases - 1
+        options.extra["privacy"] = privacy
     t0 = time.perf_counter()
     if not args.services and (args.tls_dir or args.insecure):
         raise UsageError("--tls-dir/--insecure apply to client mode only (with --services FILE)")
@@ -117,6 +128,10 @@ def _cmd_run(args: argparse.Namespace) -> int:
         from orchestrator.system.embedded import build_system
 
         system = build_system(args.case)
+        if privacy is not None:
+            import dataclasses
+
+            system = dataclasses.replace(system, privacy=privacy)
     spec = system.spec
     build_s = time.perf_counter() - t0
     out = Path(args.out or f"runs/{spec.name}-{strategy.name}")
@@ -130,7 +145,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
                 "tls_dir": str(Path(args.tls_dir).resolve()) if getattr(args, "tls_dir", None) else None,
                 "insecure": bool(getattr(args, "insecure", False)), "no_ac_check": bool(args.no_ac_check),
                 "operator_timeout_s": args.operator_timeout, "ray_address": args.ray_address, "run_id": run_id,
-                "max_rounds": args.max_rounds})
+                "max_rounds": args.max_rounds,
+                "privacy": None if privacy is None else {"epsilon": privacy.epsilon, "delta": privacy.delta}})
         options.extra["checkpoint"] = checkpoint
     try:
         result = strategy.run(system, options)
@@ -158,7 +174,45 @@ def _cmd_serve(args: argparse.Namespace) -> int:
                                       host=args.host, services_file=args.services, reflection=args.reflection,
                                       ac_check=not args.no_ac_check, solver=args.solver, tls_dir=args.tls_dir,
                                       insecure=args.insecure, security_log=args.security_log,
-                                      state_dir=args.state_dir, workers=args.workers))
+                                      state_dir=args.state_dir, workers=args.workers,
+                                      privacy=_privacy(args)))
+
+
+#: rounds of a DP run when --max-rounds is not given (the budget is split over them)
+DP_DEFAULT_ROUNDS = 20
+
+
+def _privacy(args: argparse.Namespace, rounds: int | None = None) -> Any:
+    """``--privacy dp --epsilon E --delta D``: the DSOs' Gaussian mechanism, planned for ``rounds`` rounds
+    (forecast + start evaluation + one reply per later round = rounds + 1 releases); None for ``--privacy none``."""
+    if getattr(args, "privacy", "none") == "none":
+        for flag in ("epsilon", "dp_alpha_mw"):
+            if getattr(args, flag, None) is not None:
+                raise UsageError(f"--{flag.replace('_', '-')} needs --privacy dp")
+        return None
+    from core.privacy import PrivacyConfig
+
+    if args.epsilon is None:
+        raise UsageError("--privacy dp: give --epsilon E (the run's total, > 0)")
+    rounds = rounds if rounds is not None else (args.dp_rounds or DP_DEFAULT_ROUNDS)
+    try:
+        return PrivacyConfig(epsilon=args.epsilon, delta=args.delta, releases=rounds + 1, alpha_mw=args.dp_alpha_mw,
+                             seed=args.dp_seed)
+    except ValueError as exc:
+        raise UsageError(f"--privacy dp: {exc}") from None
+
+
+def _add_privacy_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--privacy", default="none", choices=("none", "dp"),
+                   help="dp: every DSO sends its coordination replies through the Gaussian mechanism")
+    p.add_argument("--epsilon", type=float, default=None, help="with --privacy dp: total epsilon of the run")
+    p.add_argument("--delta", type=float, default=1e-5, help="with --privacy dp: delta (default 1e-5)")
+    p.add_argument("--dp-alpha-mw", type=float, default=None,
+                   help="with --privacy dp: adjacency, MW of one period's net load (default: the peak of the "
+                        "feeder's smallest loaded node)")
+    p.add_argument("--dp-seed", type=int, default=0, help="with --privacy dp: seed of the DSOs' noise")
+    p.add_argument("--dp-rounds", type=int, default=None,
+                   help=f"serve dso: rounds the budget is planned for (run: --max-rounds; default {DP_DEFAULT_ROUNDS})")
 
 
 def _cmd_certs(args: argparse.Namespace) -> int:
@@ -305,6 +359,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--operator-timeout", type=float, default=120.0, metavar="S",
                      help="with --services: how long [s] to wait for an operator that died to come back "
                           "before the run stops (exit 4, checkpoint kept); default 120")
+    _add_privacy_flags(run)
     run.set_defaults(func=_cmd_run)
 
     serve = sub.add_parser("serve", help="run one operator as its own gRPC service")
@@ -328,6 +383,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--state-dir", default=None,
                        help="aggregator: keep the reservation book in DIR/ID.reservations.sqlite, so a restarted "
                             "service holds every reservation it confirmed")
+    _add_privacy_flags(serve)
     serve.set_defaults(func=_cmd_serve)
 
     certs = sub.add_parser("certs", help="create a trial CA and a key + certificate per operator and orchestrator")

@@ -20,6 +20,7 @@ import numpy as np
 
 from core.case import aggregator_id, load_case, operators
 from core.peers import load_services, require
+from core.privacy import PrivacyConfig
 from core.rpc import Served, start_server, stop_on_sigterm
 from core.tls import (
     AuthorizationInterceptor,
@@ -53,6 +54,8 @@ class ServeOptions:
     security_log: str | None = None
     #: aggregator: keep the reservation book in ``state_dir/ID.reservations.sqlite`` (survives a restart)
     state_dir: str | None = None
+    #: DSO: send every coordination reply through the Gaussian mechanism (``--privacy dp``)
+    privacy: PrivacyConfig | None = None
 
     def transport(self) -> TlsIdentity | None:
         """This operator's TLS identity, or None for an explicit plaintext server; refuses neither/both."""
@@ -133,7 +136,7 @@ def start_operator(opts: ServeOptions) -> Served:
                                  f"{opts.operator_id}-agg-{uuid.uuid4().hex[:8]}", tls=tls)
             inputs = feeder_inputs(spec, opts.operator_id, data, agg.envelope())
             dso.attach(DsoSubspace(data, inputs, np.arange(k * T, (k + 1) * T), solver=opts.solver, settle=agg,
-                                   ac_check=opts.ac_check))
+                                   ac_check=opts.ac_check, privacy=opts.privacy))
 
         _build_in_background(served, build_dso, opts.operator_id)
         return served

@@ -125,6 +125,9 @@ def summarize(spec: CaseSpec, result: RunResult) -> dict[str, Any]:
         "max_soc_gap_mva2": max((float(r.soc_gap_mva2) for r in result.feeders.values()), default=0.0),
         "notes": list(result.notes),
     }
+    if result.privacy:  # DP mode: the accountant's total over the run (zCDP composition of every release)
+        summary["privacy"] = dict(result.privacy)
+        summary["epsilon_total"] = float(result.privacy["epsilon_total"])
     return summary
 
 
@@ -202,4 +205,8 @@ def format_summary(summary: dict[str, Any]) -> str:
         f"  rounds {summary['rounds']}, subspace solves {summary['subspace_solves']}, messages "
         f"{summary['messages']}, bytes {summary['bytes']:,}, wall {summary['wall_s']:.2f} s",
     ]
+    if "epsilon_total" in summary:
+        p = summary["privacy"]
+        lines.append(f"  privacy (DP, Gaussian, zCDP)     epsilon_total {summary['epsilon_total']:.4g} at delta "
+                     f"{p['delta']:g} over {p['releases_max']} releases per DSO (planned {p['releases_planned']})")
     return "\n".join(lines)

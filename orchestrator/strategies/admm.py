@@ -32,7 +32,7 @@ import numpy as np
 
 from core.subspace import Evaluate, Prox, SubspaceCall
 from orchestrator.strategies.base import RunOptions, RunResult, Strategy
-from orchestrator.strategies.iterative import Trace, executor_for, finish, start_point, start_round
+from orchestrator.strategies.iterative import Trace, dp_average, executor_for, finish, start_point, start_round
 from orchestrator.system import CoordinatedSystem
 
 OVER_RELAXATION = 1.6
@@ -41,6 +41,7 @@ BALANCE_FACTOR, BALANCE_STEP = 10.0, 2.0
 
 class Admm(Strategy[CoordinatedSystem]):
     name = "admm"
+    rpcs = {"tso": ("Evaluate", "Prox", "Report"), "dso": ("Forecast", "Evaluate", "Prox", "Report")}
 
     def run(self, system: CoordinatedSystem, options: RunOptions) -> RunResult:
         t0 = time.perf_counter()
@@ -66,6 +67,7 @@ class Admm(Strategy[CoordinatedSystem]):
             converged = False
             pending: dict[str, float] = {}
             best_x, best_j = start.x0.copy(), start.objective_usd
+            iterates: list[np.ndarray] = []
             for rnd in range(2, max_rounds + 1):
                 calls: list[list[SubspaceCall]] = [[Prox(z - u_t, rho),
                                                      *([Evaluate(p_prev)] if p_prev is not None else [])]]
@@ -94,6 +96,7 @@ class Admm(Strategy[CoordinatedSystem]):
                 dz = float(np.abs(z - z_old).max())
                 pending = {"r": r, "dz": dz, "rho": rho}
                 p_prev = p.reshape(-1)
+                iterates.append(p_prev.copy())
                 if r < tol and dz < tol:
                     converged = True  # one more round evaluates J at this iterate, then stops
                 s = rho * dz / s_ref
@@ -102,7 +105,9 @@ class Admm(Strategy[CoordinatedSystem]):
                 elif s > BALANCE_FACTOR * r:
                     rho, u_t, u_d = rho / BALANCE_STEP, u_t * BALANCE_STEP, u_d * BALANCE_STEP
             x = p_prev if p_prev is not None else best_x
+            if ex.get("privacy") is not None and iterates:
+                x = dp_average(iterates)
             notes = [f"ADMM: final rho {rho:.3g} $/MW^2, primal residual {pending.get('r', np.nan):.2e} MW"]
-            return finish(self.name, system, executor, layout, x, converged, t0, trace.rows, notes)
+            return finish(self.name, system, executor, layout, x, converged, t0, trace.rows, notes, options)
         finally:
             executor.close()

@@ -52,6 +52,8 @@ class RunResult:
     notes: list[str] = field(default_factory=list)
     #: operator id -> Ray node id of the actor that ran its subspace ("local" in-process)
     placement: dict[str, str] = field(default_factory=dict)
+    #: DP mode: mechanism, composition, releases per DSO and ``epsilon_total`` (``iterative.privacy_accounting``)
+    privacy: dict[str, Any] = field(default_factory=dict)
 
 
 class Strategy(ABC, Generic[S]):
@@ -60,6 +62,10 @@ class Strategy(ABC, Generic[S]):
     name: ClassVar[str]
     #: needs every operator's private data in one process (``isolated``, ``centralized``): embedded only
     private_data: ClassVar[bool] = False
+    #: the RPCs (``protos/``: TsoService, DsoService) the strategy's messages are, per role: the threat model
+    #: (``orchestrator.studies.privacy_threat``) is generated from these and the proto descriptors, and
+    #: ``tests/test_privacy.py`` checks them against the calls of a recorded run
+    rpcs: ClassVar[dict[str, tuple[str, ...]]] = {}
 
     @abstractmethod
     def run(self, system: S, options: RunOptions) -> RunResult:

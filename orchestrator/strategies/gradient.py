@@ -28,7 +28,7 @@ import numpy as np
 
 from core.subspace import Evaluate, Respond, SubspaceCall
 from orchestrator.strategies.base import RunOptions, RunResult, Strategy
-from orchestrator.strategies.iterative import Trace, executor_for, finish, start_point, start_round
+from orchestrator.strategies.iterative import Trace, dp_average, executor_for, finish, start_point, start_round
 from orchestrator.system import CoordinatedSystem
 
 STALL_ROUNDS = 3
@@ -36,6 +36,7 @@ STALL_ROUNDS = 3
 
 class Gradient(Strategy[CoordinatedSystem]):
     name = "gradient"
+    rpcs = {"tso": ("Evaluate", "Respond", "Report"), "dso": ("Forecast", "Evaluate", "Respond", "Report")}
     #: "polyak" (this strategy) or "diminishing" (``dual``: alpha0 / sqrt(r) on the mismatch)
     step_rule = "polyak"
 
@@ -57,6 +58,7 @@ class Gradient(Strategy[CoordinatedSystem]):
             dt = float(start.tso.dt_h)
             price = start.price_usd_per_mwh.copy()
             best_x, best_j = start.x0.copy(), start.objective_usd
+            iterates: list[np.ndarray] = []
             best_q, stall, gamma = -np.inf, 0, 1.0
             p_prev: np.ndarray | None = None
             d_prev, q_prev, step_prev, residual_prev = 0.0, np.nan, np.nan, np.nan
@@ -94,6 +96,7 @@ class Gradient(Strategy[CoordinatedSystem]):
                 g = dt * (p - p_t)
                 residual_prev, q_prev, d_prev = float(np.abs(p - p_t).max()), q, d_cost
                 p_prev = p.reshape(-1)
+                iterates.append(p_prev.copy())
                 if q > best_q + 1e-9 * max(1.0, abs(best_q)):
                     best_q, stall = q, 0
                 else:
@@ -116,7 +119,9 @@ class Gradient(Strategy[CoordinatedSystem]):
             notes = [f"{name} ({self.step_rule} steps): final duality gap {duality_gap:.2e}, mismatch "
                      f"{residual_prev:.3g} MW; reported dispatch at the best DSO iterate (J = {best_j:.2f} $)",
                      *notes_fail]
-            result = finish(self.name, system, executor, layout, best_x, converged, t0, trace.rows, notes)
+            if ex.get("privacy") is not None and iterates:  # noisy costs make "best" meaningless: average
+                best_x = dp_average(iterates)
+            result = finish(self.name, system, executor, layout, best_x, converged, t0, trace.rows, notes, options)
             result.traffic.rounds += retries  # failed exchanges cost a round too
             return result
         finally:

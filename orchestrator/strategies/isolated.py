@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import time
+from typing import Any
 
 import numpy as np
 
@@ -25,6 +26,9 @@ from tso.problem import TsoProblem
 class Isolated(Strategy[EmbeddedSystem]):
     name = "isolated"
     private_data = True
+    #: the exchanges of today's practice as the services' messages: forecasts up (Forecast), the TSO clears
+    #: (Evaluate), prices down (Respond), actual imports up for settlement (Evaluate), reports
+    rpcs = {"tso": ("Evaluate", "Report"), "dso": ("Forecast", "Respond", "Report")}
 
     def run(self, system: EmbeddedSystem, options: RunOptions) -> RunResult:
         t0 = time.perf_counter()
@@ -53,6 +57,9 @@ class Isolated(Strategy[EmbeddedSystem]):
         settled = tso.solve(actual)
         traffic.subspace_solves += 1
         wall_s = time.perf_counter() - t0
+        if options.extra.get("transcript") is not None:  # the privacy study's record of the exchanges
+            _record(options.extra["transcript"], forecast, cleared, prices, actual, settled, dispatches,
+                    system.feeder_ids)
         feeders = {k: system.feeder_report(k, d, controlled=False, ac=options.ac_check) for k, d in dispatches.items()}
         return RunResult(
             strategy=self.name, tso=system.tso_report(settled.dispatch), feeders=feeders,
@@ -62,3 +69,25 @@ class Isolated(Strategy[EmbeddedSystem]):
             notes=[f"forecast error (max |actual - forecast| import): "
                    f"{float(np.max(np.abs(actual - forecast))):.3f} MW"],
         )
+
+
+def _record(transcript: Any, forecast: np.ndarray, cleared: Any, prices: np.ndarray, actual: np.ndarray,
+            settled: Any, dispatches: dict[str, Any], ids: list[str]) -> None:
+    """The exchanges of today's practice as the iterative strategies' calls (``orchestrator.runtime.transcript``):
+    forecasts up, the TSO clears (Evaluate), prices down (Respond), actual imports up (Evaluate), reports."""
+    from core.subspace import Evaluate, Evaluation, Report, Respond
+    from orchestrator.runtime.transcript import Entry
+
+    def cleared_at(sol: Any) -> Evaluation:
+        p = np.asarray(sol.dispatch.price_dso_usd_per_mwh, float)
+        return Evaluation(cost_usd=float("nan"), sensitivity_usd_per_mwh=p, penalty_usd=0.0, mismatch_mw=0.0,
+                          dt_h=float("nan"))
+
+    transcript.forecast = forecast.reshape(-1).copy()
+    transcript.entries.append(Entry(1, 0, Evaluate(forecast.reshape(-1)), [cleared_at(cleared)]))
+    for k in range(len(ids)):
+        transcript.entries.append(Entry(1, 1 + k, Respond(prices[k]), (actual[k], float("nan"))))
+    transcript.entries.append(Entry(2, 0, Evaluate(actual.reshape(-1)), [cleared_at(settled)]))
+    transcript.entries.append(Entry(3, 0, Report(actual.reshape(-1)), None))
+    for k, fid in enumerate(ids):
+        transcript.entries.append(Entry(3, 1 + k, Report(actual[k]), dispatches[fid]))

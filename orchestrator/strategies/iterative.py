@@ -51,7 +51,16 @@ def executor_for(system: CoordinatedSystem, options: RunOptions) -> tuple[Execut
     if checkpoint is not None or on_round is not None:
         from orchestrator.runtime.checkpoint import CheckpointedExecutor
 
-        return CheckpointedExecutor(executor, checkpoint, on_round), layout
+        executor = CheckpointedExecutor(executor, checkpoint, on_round)
+    transcript = options.extra.get("transcript")
+    if transcript is None and options.extra.get("privacy") is not None:
+        from orchestrator.runtime.transcript import Transcript
+
+        transcript = options.extra["transcript"] = Transcript()  # the accountant counts the releases from it
+    if transcript is not None:
+        from orchestrator.runtime.transcript import RecordingExecutor
+
+        executor = RecordingExecutor(executor, transcript)
     return executor, layout
 
 
@@ -82,6 +91,9 @@ class Start:
 
 def start_round(executor: Executor, layout: Layout, x0: np.ndarray) -> Start:
     """Round 1 of every iterative strategy: every subspace evaluates the start point."""
+    transcript = getattr(executor, "transcript", None)
+    if transcript is not None:
+        transcript.forecast = np.asarray(x0, float).copy()
     replies = executor.round([[Evaluate(x0)]] + [[Evaluate(x0[layout.dso_index(k)])] for k in range(layout.n_dso)])
     return Start(x0=np.asarray(x0, float).copy(), tso=replies[0][0][0], dsos=[r[0][0] for r in replies[1:]])
 
@@ -98,18 +110,33 @@ def best_known(options: RunOptions) -> float | None:
 
 
 def finish(strategy: str, system: CoordinatedSystem, executor: Executor, layout: Layout, x: np.ndarray,
-           converged: bool, t0: float, rows: list[dict[str, Any]], notes: list[str]) -> RunResult:
+           converged: bool, t0: float, rows: list[dict[str, Any]], notes: list[str],
+           options: RunOptions | None = None) -> RunResult:
     """The reporting round at the final boundary x: the TSO reports at P, each DSO at P_k.
 
     Counted as a round like any other but not part of the coordination: ``wall_s`` stops before it, its
     time (exact solves and each DSO's AC check) is ``report_s``.
+
+    In DP mode (``options.extra['privacy']``) x is built from noisy messages and need not be a point every
+    DSO can take: the DSOs report first, each dispatching the import nearest x that its own constraints
+    allow (its elastic evaluation), and everybody then reports at those imports (one more round), so every
+    operator's dispatch is feasible and they agree on the boundary.
     """
     wall_s = time.perf_counter() - t0
-    replies = executor.round([[Report(x)]] + [[Report(x[layout.dso_index(k)])] for k in range(layout.n_dso)])
+    privacy = None if options is None else options.extra.get("privacy")
+    feeders: dict[str, FeederReport] = {}
+    if privacy is None:
+        replies = executor.round([[Report(x)]] + [[Report(x[layout.dso_index(k)])] for k in range(layout.n_dso)])
+        dso_replies = replies[1:]
+    else:
+        first = executor.round([[]] + [[Report(x[layout.dso_index(k)])] for k in range(layout.n_dso)])[1:]
+        x = np.concatenate([np.asarray(r[0].p_import_mw, float) for r in first])
+        # everybody reports at the imports the DSOs can take (for a DSO: its own dispatch again, exactly)
+        replies = executor.round([[Report(x)]] + [[Report(x[layout.dso_index(k)])] for k in range(layout.n_dso)])
+        dso_replies = replies[1:]
     tso = replies[0][0]
     assert isinstance(tso, TsoReport), type(tso)
-    feeders: dict[str, FeederReport] = {}
-    for fid, reply in zip(system.spec.feeder_ids, replies[1:], strict=True):
+    for fid, reply in zip(system.spec.feeder_ids, dso_replies, strict=True):
         assert isinstance(reply[0], FeederReport), type(reply[0])
         feeders[fid] = reply[0]
     if rows and not any(np.isfinite(r.get("gap_to_best_known", np.nan)) for r in rows):
@@ -118,10 +145,36 @@ def finish(strategy: str, system: CoordinatedSystem, executor: Executor, layout:
     notes = [*notes, *getattr(executor, "notes", [])]  # a resumed run says what was replayed
     placement = executor.current_placement()  # where the actors are now (a restart may have moved one)
     prices = {k: tso.price_dso_usd_per_mwh[i] for i, k in enumerate(system.spec.feeder_ids)}
+    transcript = None if options is None else options.extra.get("transcript")
+    accounting = {} if privacy is None or transcript is None else privacy_accounting(privacy, transcript, system)
+    if accounting and privacy is not None:
+        notes = [*notes, f"DP: Gaussian mechanism, zCDP composition over {accounting['releases_max']} releases per "
+                         f"DSO: epsilon_total {accounting['epsilon_total']:.4g} at delta {privacy.delta:g}"]
     return RunResult(strategy=strategy, tso=tso, feeders=feeders, boundary_price_usd_per_mwh=prices,
                      traffic=executor.traffic, converged=converged, wall_s=wall_s,
                      report_s=time.perf_counter() - t0 - wall_s, nodes=list(executor.nodes), convergence=rows,
-                     notes=notes, placement=dict(zip(["tso", *system.spec.feeder_ids], placement, strict=True)))
+                     notes=notes, placement=dict(zip(["tso", *system.spec.feeder_ids], placement, strict=True)),
+                     privacy=accounting)
+
+
+def privacy_accounting(privacy: Any, transcript: Any, system: CoordinatedSystem) -> dict[str, Any]:
+    """The run's privacy cost as the orchestrator counts it: each DSO's releases (``Transcript.releases``) at
+    the calibrated rho per release, composed by zCDP (``core.privacy.accountant``); epsilon_total is the
+    largest DSO's (each DSO's own mechanism enforces its plan and refuses a reply beyond it)."""
+    from core.privacy import Accountant
+
+    per_dso: dict[str, float] = {}
+    releases: dict[str, int] = {}
+    for k, fid in enumerate(system.spec.feeder_ids):
+        acc = Accountant()
+        n = transcript.releases(1 + k)
+        for _ in range(n):
+            acc.spend(privacy.rho_per_release)
+        per_dso[fid], releases[fid] = acc.epsilon(privacy.delta), n
+    return {"mechanism": "gaussian", "composition": "zCDP (Bun & Steinke 2016)", "epsilon": privacy.epsilon,
+            "delta": privacy.delta, "releases_planned": privacy.releases, "releases": releases,
+            "releases_max": max(releases.values(), default=0), "rho_per_release": privacy.rho_per_release,
+            "epsilon_per_dso": per_dso, "epsilon_total": max(per_dso.values(), default=0.0)}
 
 
 class Trace:
@@ -160,3 +213,12 @@ class Trace:
                   + (f"  {more}" if more else ""),
                   file=sys.stderr, flush=True)
         return row
+
+
+def dp_average(iterates: list[np.ndarray]) -> np.ndarray:
+    """DP mode: the mean of the last half of the DSOs' (noisy) iterates, the boundary a run reports.
+
+    Averaging is post-processing of what was already released (no privacy cost) and divides the noise
+    variance of the reported boundary by the number of iterates averaged (Polyak-Ruppert averaging)."""
+    tail = iterates[len(iterates) // 2:]
+    return np.mean(np.vstack(tail), axis=0)

@@ -16,6 +16,7 @@ from __future__ import annotations
 STUDIES: dict[str, str] = {
     "t-d-coordination": "orchestrator.studies.t_d_coordination",
     "scheduled-charging": "orchestrator.studies.scheduled_charging",
+    "privacy": "orchestrator.studies.privacy",
 }
 
 #: plan name -> module (``gridcoord plan NAME``)

@@ -23,6 +23,7 @@ from aggregator.flex import (
 from aggregator.inputs import fleet_from_case, stations_from_case
 from core import windows
 from core.case import CaseSpec, load_case
+from core.privacy import GaussianMechanism, PrivacyConfig
 from dso.inputs import (
     feeder_data,
     feeder_inputs,
@@ -33,6 +34,7 @@ from dso.inputs import (
 )
 from dso.model import EvFlexibility, FeederDispatch, FeederInputs
 from dso.network import FeederData
+from dso.privacy import forecast_sensitivity
 from dso.report import EvSettlement, EvStations, FeederReport
 from dso.report import publish as publish_feeder
 from dso.subspace import DsoSubspace
@@ -120,6 +122,8 @@ class EmbeddedSystem:
     tso_data: TransmissionData
     tso_inputs: TsoInputs
     feeders: tuple[FeederSystem, ...]
+    #: every DSO sends through the Gaussian mechanism (``--privacy dp``); None: exact messages
+    privacy: PrivacyConfig | None = None
 
     mode = "embedded"
 
@@ -145,11 +149,20 @@ class EmbeddedSystem:
             j = len(shared)
             shared += [f.data, f.inputs, f.aggregator()]
             facs.append((DsoSubspace, (Shared(j), Shared(j + 1), np.arange(k * t, (k + 1) * t), solver,
-                                       Shared(j + 2), ac_check)))
+                                       Shared(j + 2), ac_check, self.privacy)))
         return SubspaceSet(factories=facs, names=["tso", *self.feeder_ids], shared=shared)
 
     def forecast_mw(self) -> np.ndarray:
-        return np.concatenate([import_forecast_mw(f.inputs) for f in self.feeders])
+        """What each DSO sends as its forecast (in DP mode the first release of its mechanism, the same draw
+        its subspace makes when built)."""
+        if self.privacy is None:
+            return np.concatenate([import_forecast_mw(f.inputs) for f in self.feeders])
+        out = []
+        for f in self.feeders:
+            mech = GaussianMechanism(self.privacy, f.data.name)
+            sens = forecast_sensitivity(f.inputs, self.privacy)
+            out.append(mech.release("forecast", {"p": (import_forecast_mw(f.inputs), sens)})["p"])
+        return np.concatenate(out)
 
     # -- the private side: reports of dispatches computed here (isolated, centralized) -------------------
     def tso_report(self, dispatch: TsoDispatch) -> TsoReport:

@@ -24,6 +24,7 @@ SURROGATES = ("relu", "linear")
 
 class Csso(Strategy[CoordinatedSystem]):
     name = "csso"
+    rpcs = {"tso": ("Evaluate", "Merge", "Report"), "dso": ("Forecast", "Evaluate", "Optimize", "Report")}
 
     def run(self, system: CoordinatedSystem, options: RunOptions) -> RunResult:
         t0 = time.perf_counter()
@@ -53,6 +54,6 @@ class Csso(Strategy[CoordinatedSystem]):
             kind = type(getattr(executor, "inner", executor)).__name__  # under the checkpoint wrapper
             notes = [f"CSSO ({surrogate} surfaces): {res.rounds} rounds, stopped: {res.stop}; surface fits "
                      f"{res.fit_s:.2f} s; executor {kind}"]
-            return finish(self.name, system, executor, layout, res.x, res.converged, t0, trace.rows, notes)
+            return finish(self.name, system, executor, layout, res.x, res.converged, t0, trace.rows, notes, options)
         finally:
             executor.close()
