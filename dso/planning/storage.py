@@ -43,6 +43,8 @@ T = 24
 DT_H = 1.0
 #: added to a unit's power rating in its loss cone (see DaySubproblem) [MW]
 P_EPS_MW = 0.01
+#: price of exceeding a storage rating in the elastic second stage [$ per MWh or MW and day]
+CAPACITY_SLACK_USD = 2000.0
 
 
 @dataclass(frozen=True)
@@ -80,6 +82,7 @@ class DayResult:
     import_peak_mw: float
     shed_mwh: float
     soc_gap: float  # largest relative slack of the storage-loss and branch cones
+    capacity_slack: float  # largest rating excess [MWh or MW] (0: the elastic ratings were not used)
     soc_mwh: np.ndarray  # (C, T + 1) stored energy
     pv_used_mw: np.ndarray  # (T,) PV used (all nodes)
     pv_avail_mw: np.ndarray  # (T,)
@@ -141,7 +144,13 @@ class DaySubproblem:
         s = cp.Variable((c, T))  # storage terminal withdrawal [MW]
         ls = cp.Variable((c, T), nonneg=True)  # s^2 / P (loss / loss_at_rated) [MW]
         e = cp.Variable((c, T + 1), nonneg=True)
-        e_cap, p_cap = cp.Variable(c, nonneg=True), cp.Variable(c, nonneg=True)
+        # copies of the first stage: free variables (a sign bound here would share the copy dual at a 0 rating)
+        e_cap, p_cap = cp.Variable(c), cp.Variable(c)
+        # elastic ratings: a rating may be exceeded at CAPACITY_SLACK_USD per MWh (MW) and day, far above what a
+        # MWh (MW) of storage earns in a day, so the slack is 0 at every solution (DayResult.capacity_slack
+        # reports it); it keeps d cost / d rating bounded at a rating of 0 (an unbuilt site), where the plain
+        # model's subdifferential is unbounded and the duals an interior-point solver returns give useless cuts
+        slack_e, slack_p = cp.Variable(c, nonneg=True), cp.Variable(c, nonneg=True)
         self.e_param, self.p_param = cp.Parameter(c, nonneg=True), cp.Parameter(c, nonneg=True)
         ones_t = np.ones((1, T))
         p_cap_t = cp.reshape(p_cap, (c, 1), order="C") @ ones_t
@@ -177,10 +186,10 @@ class DaySubproblem:
             "shed.max": shed <= np.maximum(load_p, 0.0),
             "storage.loss": cp.SOC(cp.vec(ls + p_cone_t, order="C"),
                                    cp.vstack([cp.vec(2 * s, order="C"), cp.vec(ls - p_cone_t, order="C")]), axis=0),
-            "storage.p_max": cp.abs(s) <= p_cap_t,
+            "storage.p_max": cp.abs(s) <= p_cap_t + cp.reshape(slack_p, (c, 1), order="C") @ ones_t,
             "storage.energy": e[:, 1:] == e[:, :-1] + (s - loss) * DT_H,
             "storage.cyclic": e[:, 0] == e[:, T],
-            "storage.e_max": e <= e_cap_t,
+            "storage.e_max": e <= e_cap_t + cp.reshape(slack_e, (c, 1), order="C") @ np.ones((1, T + 1)),
             "storage.e_min": e >= st.soc_min * e_cap_t,
             "copy.e": e_cap == self.e_param,
             "copy.p": p_cap == self.p_param,
@@ -194,10 +203,10 @@ class DaySubproblem:
         cost = (self.purchase + tar.carbon_usd_per_t * self.carbon_t
                 + tar.pv_curtail_usd_per_mwh * cp.sum(pv_avail - pv) * DT_H
                 + tar.loss_usd_per_mwh * cp.sum(loss) * DT_H + tar.shed_usd_per_mwh * cp.sum(shed) * DT_H
-                + tar.balance_usd_per_day * self.bi)
+                + tar.balance_usd_per_day * self.bi + CAPACITY_SLACK_USD * cp.sum(slack_e + slack_p))
         self.cons = cons
         self.vars = {"p": p_fl, "q": q_fl, "l": l_fl, "w": w, "buy": buy, "sell": sell, "pv": pv, "shed": shed,
-                     "s": s, "ls": ls, "e": e, "ev": ev_node}
+                     "s": s, "ls": ls, "e": e, "ev": ev_node, "slack_e": slack_e, "slack_p": slack_p}
         self.problem = cp.Problem(cp.Minimize(cost), list(cons.values()))
 
     def solve(self, e_mwh: np.ndarray, p_mw: np.ndarray) -> DayResult:
@@ -225,5 +234,29 @@ class DaySubproblem:
             carbon_t=float(value(self.carbon_t)), pv_used_mwh=float(pv.sum() * DT_H),
             pv_avail_mwh=float(self.pv_avail.sum() * DT_H), balance_index=float(value(self.bi)),
             import_peak_mw=float(np.max(buy - sell)), shed_mwh=float(value(v["shed"]).sum() * DT_H),
-            soc_gap=max(gap_st, gap_br), soc_mwh=value(v["e"]), pv_used_mw=pv.sum(axis=0),
+            soc_gap=max(gap_st, gap_br),
+            capacity_slack=float(max(np.max(value(v["slack_e"]), initial=0.0), np.max(value(v["slack_p"]), initial=0.0))),
+            soc_mwh=value(v["e"]), pv_used_mw=pv.sum(axis=0),
             pv_avail_mw=self.pv_avail.sum(axis=0), ev_mw=value(v["ev"]).sum(axis=0))
+
+
+class ScenarioBatch:
+    """Several scenario days' subproblems in one place (one Ray actor or the serial host), built once."""
+
+    def __init__(self, case: StoragePlanCase, days: list[ScenarioDay], ev: EvStations, solver: str = "CLARABEL") -> None:
+        self.name = f"days {[d.day for d in days]}"
+        self.subproblems = [DaySubproblem(case, d, ev, solver) for d in days]
+
+    def solve_points(self, points: list[tuple[np.ndarray, np.ndarray]]) -> list[list[DayResult]]:
+        """Per first stage (E, P) of ``points``: every day's result, in this batch's day order."""
+        return [[sub.solve(e, p) for sub in self.subproblems] for e, p in points]
+
+
+@dataclass(frozen=True)
+class SolveAt:
+    """A call on a ``ScenarioBatch``: solve its days at each first stage of ``points``."""
+
+    points: list[tuple[np.ndarray, np.ndarray]]
+
+    def __call__(self, batch: ScenarioBatch) -> list[list[DayResult]]:
+        return batch.solve_points(self.points)
