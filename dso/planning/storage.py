@@ -16,7 +16,9 @@ candidate sites fixed, the DSO dispatches:
   the aggregator's envelopes (its inner proportional-sharing set of the Minkowski sum, see
   ``aggregator.flex.inner_flexibility``), read through ``dso.model.EvFlexibility``.
 * Daily cost [$]: energy purchase (TOU price x buy - feed-in x sell) + carbon (factor x buy x carbon price)
-  + PV curtailment penalty + storage-loss cost + unserved load + ``balance_usd_per_day`` x BI, with the
+  + PV curtailment penalty + a loss cost on line and storage losses (above the curtailment penalty, so that
+  burning surplus PV in fictitious losses, which the SOC relaxation would allow, never beats curtailing it)
+  + unserved load + ``balance_usd_per_day`` x BI, with the
   branch-current temporal-spatial balance index
       BI = (1 / (B T)) sum_{b,t} u_bt^2,   u_bt = l_bt / l_max,b = (I_bt / I_max,b)^2,
   the mean square of the branch loadings over branches and hours: for a given total it is smallest when the
@@ -202,7 +204,7 @@ class DaySubproblem:
         self.bi = cp.sum_squares(cp.multiply(1.0 / l_max[:, None] @ ones_t, l_fl)) / (b * T)
         cost = (self.purchase + tar.carbon_usd_per_t * self.carbon_t
                 + tar.pv_curtail_usd_per_mwh * cp.sum(pv_avail - pv) * DT_H
-                + tar.loss_usd_per_mwh * cp.sum(loss) * DT_H + tar.shed_usd_per_mwh * cp.sum(shed) * DT_H
+                + tar.loss_usd_per_mwh * (cp.sum(loss) + cp.sum(r @ l_fl)) * DT_H + tar.shed_usd_per_mwh * cp.sum(shed) * DT_H
                 + tar.balance_usd_per_day * self.bi + CAPACITY_SLACK_USD * cp.sum(slack_e + slack_p))
         self.cons = cons
         self.vars = {"p": p_fl, "q": q_fl, "l": l_fl, "w": w, "buy": buy, "sell": sell, "pv": pv, "shed": shed,
