@@ -104,7 +104,7 @@ def test_day_subproblem_duals_are_the_gradient_and_the_cones_are_tight(tiny: tup
     r0 = sub.solve(e0, p0)
     assert r0.soc_gap < 1e-5
     assert r0.capacity_slack < 1e-6
-    s, ls = sub.vars["s"].value, sub.vars["ls"].value
+    s, ls = np.asarray(sub.vars["s"].value), np.asarray(sub.vars["ls"].value)
     loss = case.costs.loss_at_rated * s ** 2 / (p0[:, None] + P_EPS_MW)
     assert np.allclose(case.costs.loss_at_rated * ls, loss, atol=1e-5)
     soc = r0.soc_mwh
@@ -181,8 +181,9 @@ def test_plan_storage_writes_the_study_contract(tmp_path, capsys: pytest.Capture
     doc = json.loads((out / "study.json").read_text())
     assert set(doc["scenarios"]) == {"no_storage", "ev50"}
     ev50 = doc["scenarios"]["ev50"]
-    for key in ("sites", "investment_usd_per_year", "energy_purchase_saving_usd_per_year", "deferral_saving_usd_per_year",
-                "carbon_saving_usd_per_year", "roi", "pv_utilization", "carbon_t_per_day", "balance_index",
+    for key in ("sites", "investment_usd_per_year", "energy_purchase_saving_usd_per_year",
+                "deferral_saving_usd_per_year", "carbon_saving_usd_per_year", "roi", "pv_utilization",
+                "carbon_t_per_day", "balance_index",
                 "benders_iterations", "benders_gap", "extensive_form_objective_usd", "benders_objective_usd", "wall_s"):
         assert key in ev50
     assert doc["scenarios"]["no_storage"]["sites"] == []

@@ -77,7 +77,8 @@ def benders(case: StoragePlanCase, weights: np.ndarray, evaluate_points: Evaluat
     theta = cp.Variable(n_s)
     base = [e <= st.e_max_mwh * y, p <= st.p_max_mw * y, e >= st.duration_min_h * p, e <= st.duration_max_h * p,
             cp.sum(y) <= case.max_sites]
-    inv = st.site_usd_per_year * cp.sum(y) + st.energy_usd_per_mwh_year * cp.sum(e) + st.power_usd_per_mw_year * cp.sum(p)
+    inv = (st.site_usd_per_year * cp.sum(y) + st.energy_usd_per_mwh_year * cp.sum(e)
+           + st.power_usd_per_mw_year * cp.sum(p))
     master_obj = inv + case.days_per_year * (np.asarray(weights) @ theta)
     cuts: list[cp.Constraint] = []
     x_e, x_p, x_y = np.zeros(n_c), np.zeros(n_c), np.zeros(n_c)
@@ -98,7 +99,7 @@ def benders(case: StoragePlanCase, weights: np.ndarray, evaluate_points: Evaluat
         if core_point:
             points.append((0.5 * (x_e + core_e), 0.5 * (x_p + core_p)))
         got = evaluate_points(points)
-        days = got[0]
+        days = list(got[0])
         for (pe, pp), res in zip(points, got, strict=True):
             for s_i, d in enumerate(res):
                 cuts.append(theta[s_i] >= d.cost_usd + d.grad_e_usd_per_mwh @ (e - pe) + d.grad_p_usd_per_mw @ (p - pp))
@@ -117,7 +118,7 @@ def benders(case: StoragePlanCase, weights: np.ndarray, evaluate_points: Evaluat
         bounds.append((it, lower, upper))
         gap = (upper - lower) / max(abs(upper), 1e-9)
         if it == 1:
-            baseline = days
+            baseline = list(days)
         if log is not None:
             log(f"benders iteration {it}: lower {lower:,.2f} $/yr, upper {upper:,.2f} $/yr, gap {gap:.2e}; "
                 f"evaluated {upper_k:,.2f} $/yr at E {np.round(x_e, 3).tolist()} MWh, P {np.round(x_p, 3).tolist()} MW")

@@ -119,7 +119,8 @@ class _R:
     def __init__(self, data: Any, path: str) -> None:
         if not isinstance(data, dict):
             raise CaseError(f"{path}: expected a mapping, got {type(data).__name__}")
-        self.d, self.path, self.used = data, path, set()
+        self.d, self.path = data, path
+        self.used: set[str] = set()
 
     def get(self, key: str, default: Any = ...) -> Any:
         self.used.add(key)

@@ -204,7 +204,8 @@ class DaySubproblem:
         self.bi = cp.sum_squares(cp.multiply(1.0 / l_max[:, None] @ ones_t, l_fl)) / (b * T)
         cost = (self.purchase + tar.carbon_usd_per_t * self.carbon_t
                 + tar.pv_curtail_usd_per_mwh * cp.sum(pv_avail - pv) * DT_H
-                + tar.loss_usd_per_mwh * (cp.sum(loss) + cp.sum(r @ l_fl)) * DT_H + tar.shed_usd_per_mwh * cp.sum(shed) * DT_H
+                + tar.loss_usd_per_mwh * (cp.sum(loss) + cp.sum(r @ l_fl)) * DT_H
+                + tar.shed_usd_per_mwh * cp.sum(shed) * DT_H
                 + tar.balance_usd_per_day * self.bi + CAPACITY_SLACK_USD * cp.sum(slack_e + slack_p))
         self.cons = cons
         self.vars = {"p": p_fl, "q": q_fl, "l": l_fl, "w": w, "buy": buy, "sell": sell, "pv": pv, "shed": shed,
@@ -237,7 +238,8 @@ class DaySubproblem:
             pv_avail_mwh=float(self.pv_avail.sum() * DT_H), balance_index=float(value(self.bi)),
             import_peak_mw=float(np.max(buy - sell)), shed_mwh=float(value(v["shed"]).sum() * DT_H),
             soc_gap=max(gap_st, gap_br),
-            capacity_slack=float(max(np.max(value(v["slack_e"]), initial=0.0), np.max(value(v["slack_p"]), initial=0.0))),
+            capacity_slack=float(max(np.max(value(v["slack_e"]), initial=0.0),
+                                     np.max(value(v["slack_p"]), initial=0.0))),
             soc_mwh=value(v["e"]), pv_used_mw=pv.sum(axis=0),
             pv_avail_mw=self.pv_avail.sum(axis=0), ev_mw=value(v["ev"]).sum(axis=0))
 
@@ -245,7 +247,8 @@ class DaySubproblem:
 class ScenarioBatch:
     """Several scenario days' subproblems in one place (one Ray actor or the serial host), built once."""
 
-    def __init__(self, case: StoragePlanCase, days: list[ScenarioDay], ev: EvStations, solver: str = "CLARABEL") -> None:
+    def __init__(self, case: StoragePlanCase, days: list[ScenarioDay], ev: EvStations,
+                 solver: str = "CLARABEL") -> None:
         self.name = f"days {[d.day for d in days]}"
         self.subproblems = [DaySubproblem(case, d, ev, solver) for d in days]
 

@@ -16,7 +16,7 @@ from aggregator.flex import inner_flexibility, uncontrolled_profile
 from dso.inputs import flexibility_from_envelope
 from dso.model import EvFlexibility
 from dso.planning.case import StoragePlanCase
-from dso.planning.storage import DT_H, T, EvStations
+from dso.planning.storage import DT_H, EvStations, T
 
 
 def station_fleets(case: StoragePlanCase) -> list[tuple[Station, list[EV]]]:

@@ -58,7 +58,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--shares", default="ev20,ev50,ev80", help="EV-share scenarios to plan (subset of ev20,ev50,ev80)")
     p.add_argument("--extensive", default="all", choices=("all", "ev50", "none"),
                    help="which plans to check against the extensive form")
-    p.add_argument("--tracking", default="10,50,200", help="EVs per station for the aggregation tracking check ('' = skip)")
+    p.add_argument("--tracking", default="10,50,200",
+                   help="EVs per station for the aggregation tracking check ('' = skip)")
     p.add_argument("--bench", default="", help="scenario counts for the Ray-vs-serial Benders benchmark, e.g. 8,32")
     p.add_argument("--bench-iterations", type=int, default=None, help="cap on Benders iterations in the benchmark")
 
@@ -130,7 +131,8 @@ def plan_metrics(case: Any, weights: np.ndarray, plan: Any, baseline: Sequence[A
         "sites": sites, "investment_usd_per_year": inv, "energy_purchase_saving_usd_per_year": energy,
         "deferral_saving_usd_per_year": deferral, "carbon_saving_usd_per_year": carbon,
         "roi": (energy + deferral + carbon) / inv if inv > 0 else float("nan"),
-        "pv_utilization": _weighted(weights, days, "pv_used_mwh") / max(_weighted(weights, days, "pv_avail_mwh"), 1e-12),
+        "pv_utilization": _weighted(weights, days, "pv_used_mwh")
+        / max(_weighted(weights, days, "pv_avail_mwh"), 1e-12),
         "carbon_t_per_day": _weighted(weights, days, "carbon_t"),
         "balance_index": _weighted(weights, days, "balance_index"),
         "import_peak_mw": peak1,
@@ -216,7 +218,8 @@ def run(args: argparse.Namespace) -> StudyResult:
                 runner.close()
             m = plan_metrics(case, weights, plan, plan.baseline)
             m |= {"controllable_share": share, "benders_iterations": plan.iterations, "benders_gap": plan.gap,
-                  "benders_objective_usd": plan.objective_usd_per_year, "objective_usd_per_year": plan.objective_usd_per_year,
+                  "benders_objective_usd": plan.objective_usd_per_year,
+                  "objective_usd_per_year": plan.objective_usd_per_year,
                   "benders_wall_s": plan.wall_s}
             if args.extensive == "all" or (args.extensive == "ev50" and name == "ev50"):
                 ef = extensive_form(case, weights, [DaySubproblem(case, d, ev) for d in days])
@@ -319,11 +322,13 @@ def _notes(case: Any, args: argparse.Namespace, scenarios: dict[str, dict[str, A
         "Minkowski sum of the per-EV sets, every profile inside disaggregable), the others charging on arrival; no V2G",
         "storage losses: a virtual resistance 'loss_at_rated x p^2 / (p_rated + 0.01 MW)' in a rotated cone (no "
         "binaries); the cone and DistFlow gaps are reported (max_cone_gap, MW or MVA^2)",
-        f"extensive form: the whole problem as one SOCP per site set ({len(site_sets(len(case.candidates), case.max_sites))} "
+        "extensive form: the whole problem as one SOCP per site set "
+        f"({len(site_sets(len(case.candidates), case.max_sites))} "
         "sets of <= max_sites candidates, binaries enumerated), Clarabel",
         "benefits are against the same EV share without storage; deferral = deferral_usd_per_mw_year x the drop of the "
         "peak import over the scenario days; roi = (energy + deferral + carbon savings) / annualised investment",
-        f"paper figures in yuan converted at {USD_PER_YUAN} $/yuan; the paper's case data (loads, PV, prices, costs) are "
+        f"paper figures in yuan converted at {USD_PER_YUAN} $/yuan; the paper's case data (loads, PV, prices, costs) "
+        "are "
         "not published in full, so ours are this project's assumptions (core/cases/ieee33-storage.yaml): the "
         "comparison is of direction, not of value",
     ]
@@ -336,10 +341,12 @@ def _notes(case: Any, args: argparse.Namespace, scenarios: dict[str, dict[str, A
                      + f" — it {trend} with more controllable EVs (paper: rises slightly)")
     for row in tracking:
         notes.append(f"EV aggregation tracking at {row['evs_per_station']} EVs/station: MSE {row['mse_mw2']:.3e} MW^2 "
-                     f"({row['mse_rel']:.3e} of the per-EV profile's mean square), {row['aggregate_envelopes']} envelopes")
+                     f"({row['mse_rel']:.3e} of the per-EV profile's mean square), "
+                     f"{row['aggregate_envelopes']} envelopes")
     for row in bench:
-        notes.append(f"bench {row['scenarios']} scenarios: Benders on Ray ({row['workers']} actors) {row['ray_wall_s']:.1f} s "
-                     f"vs serial {row['serial_wall_s']:.1f} s (x{row['speedup']:.2f}, {row['ray_iterations']} iterations); "
+        notes.append(f"bench {row['scenarios']} scenarios: Benders on Ray ({row['workers']} actors) "
+                     f"{row['ray_wall_s']:.1f} s vs serial {row['serial_wall_s']:.1f} s (x{row['speedup']:.2f}, "
+                     f"{row['ray_iterations']} iterations); "
                      f"extensive form {row['extensive_form_wall_s']:.1f} s")
     return notes
 
