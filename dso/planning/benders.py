@@ -31,6 +31,9 @@ from core.solver import solve_or_raise
 from dso.planning.case import StoragePlanCase
 from dso.planning.storage import DayResult, DaySubproblem
 
+#: the extensive form's objective unit [$]
+EF_SCALE_USD = 1e3
+
 #: evaluate all scenarios at first stages [(E, P), ...] -> per point one DayResult per scenario, in one round
 #: (serial, or on Ray actors)
 Evaluate = Callable[[Sequence[tuple[np.ndarray, np.ndarray]]], Sequence[Sequence[DayResult]]]
@@ -155,13 +158,15 @@ def extensive_form(case: StoragePlanCase, weights: np.ndarray, subproblems: Sequ
         e_copy, p_copy = sub.cons["copy.e"].args[0], sub.cons["copy.p"].args[0]
         cons += own + [e_copy == e, p_copy == p]
         total = total + case.days_per_year * w * sub.problem.objective.args[0]
-    prob = cp.Problem(cp.Minimize(total), cons)
+    # in k$/yr: at $/yr (~1e6) Clarabel's first attempt stalls one step short and its retry misreads the problem
+    # as unbounded (measured on ieee33-storage, 8 days); the same model scaled solves to optimality
+    prob = cp.Problem(cp.Minimize(total / EF_SCALE_USD), cons)
     best: tuple[float, tuple[int, ...], np.ndarray, np.ndarray] | None = None
     for sites in site_sets(n_c, case.max_sites):
         m = np.zeros(n_c)
         m[list(sites)] = 1.0
         mask.value = m
-        val = solve_or_raise(prob, solver, f"storage plan extensive form, sites {sites}") \
+        val = EF_SCALE_USD * solve_or_raise(prob, solver, f"storage plan extensive form, sites {sites}") \
             + st.site_usd_per_year * len(sites)
         if best is None or val < best[0]:
             best = (val, sites, np.asarray(e.value, dtype=float) * m, np.asarray(p.value, dtype=float) * m)

@@ -15,6 +15,7 @@ benchmark (``--bench``).
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -42,7 +43,8 @@ PAPER = (
 METRICS = ("sites", "investment_usd_per_year", "energy_purchase_saving_usd_per_year", "deferral_saving_usd_per_year",
            "carbon_saving_usd_per_year", "roi", "pv_utilization", "carbon_t_per_day", "carbon_change_vs_no_storage",
            "balance_index", "objective_usd_per_year", "benders_objective_usd", "extensive_form_objective_usd",
-           "benders_vs_extensive_rel", "benders_iterations", "benders_gap", "benders_wall_s", "extensive_form_wall_s",
+           "benders_vs_extensive_rel", "same_sites_as_extensive", "benders_iterations", "benders_gap",
+           "benders_wall_s", "extensive_form_wall_s",
            "max_cone_gap", "max_capacity_slack", "unserved_mwh_per_year", "wall_s")
 
 
@@ -142,6 +144,21 @@ def plan_metrics(case: Any, weights: np.ndarray, plan: Any, baseline: Sequence[A
     }
 
 
+def _no_storage_metrics(case: Any, weights: np.ndarray, days: Sequence[Any], share: float) -> dict[str, Any]:
+    year = case.days_per_year
+    return {"sites": [], "investment_usd_per_year": 0.0, "energy_purchase_saving_usd_per_year": 0.0,
+            "deferral_saving_usd_per_year": 0.0, "carbon_saving_usd_per_year": 0.0, "roi": None,
+            "pv_utilization": _weighted(weights, days, "pv_used_mwh") / max(_weighted(weights, days, "pv_avail_mwh"),
+                                                                            1e-12),
+            "carbon_t_per_day": _weighted(weights, days, "carbon_t"),
+            "balance_index": _weighted(weights, days, "balance_index"),
+            "import_peak_mw": max(d.import_peak_mw for d in days),
+            "objective_usd_per_year": year * _weighted(weights, days, "cost_usd"), "controllable_share": share,
+            "benders_iterations": None, "benders_gap": None, "benders_objective_usd": None,
+            "extensive_form_objective_usd": None, "wall_s": 0.0, "max_cone_gap": max(d.soc_gap for d in days),
+            "unserved_mwh_per_year": year * _weighted(weights, days, "shed_mwh")}
+
+
 def ev_tracking(counts: Sequence[int], seed: int = 16) -> list[dict[str, float]]:
     """Aggregate vs per-EV scheduling at one station of ``n`` EVs: both fill the valleys of the same base load,
     min sum_t (base_t + p_t)^2 (a unique aggregate optimum). The aggregate model is the aggregator's inner
@@ -213,7 +230,9 @@ def run(args: argparse.Namespace) -> StudyResult:
             ev = ev_stations(case, share)
             runner = PlanRunner(case, days, ev, args.executor, args.workers, args.ray_address)
             try:
-                plan = benders(case, weights, runner.evaluate, tol=args.tol, max_iterations=args.max_iterations)
+                plan = benders(case, weights, runner.evaluate, tol=args.tol, max_iterations=args.max_iterations,
+                               log=lambda msg, name=name: print(f"plan storage {name}: {msg.split(';')[0]}",
+                                                                file=sys.stderr, flush=True))
             finally:
                 runner.close()
             m = plan_metrics(case, weights, plan, plan.baseline)
@@ -234,25 +253,9 @@ def run(args: argparse.Namespace) -> StudyResult:
             m["wall_s"] = time.perf_counter() - t0
             scenarios[name] = m
             traces[name] = plan
-            if abs(share - base_share) < 1e-12 or "no_storage" not in scenarios:
-                if abs(share - base_share) < 1e-12:
-                    nb = plan_metrics(case, weights, plan, plan.baseline)
-                    nb_days = plan.baseline
-                    ns = {k: nb[k] for k in ("pv_utilization",)}
-                    ns |= {"sites": [], "investment_usd_per_year": 0.0, "energy_purchase_saving_usd_per_year": 0.0,
-                           "deferral_saving_usd_per_year": 0.0, "carbon_saving_usd_per_year": 0.0, "roi": None,
-                           "pv_utilization": _weighted(weights, nb_days, "pv_used_mwh")
-                           / max(_weighted(weights, nb_days, "pv_avail_mwh"), 1e-12),
-                           "carbon_t_per_day": _weighted(weights, nb_days, "carbon_t"),
-                           "balance_index": _weighted(weights, nb_days, "balance_index"),
-                           "import_peak_mw": max(d.import_peak_mw for d in nb_days),
-                           "objective_usd_per_year": case.days_per_year * _weighted(weights, nb_days, "cost_usd"),
-                           "controllable_share": share, "benders_iterations": None, "benders_gap": None,
-                           "benders_objective_usd": None, "extensive_form_objective_usd": None, "wall_s": 0.0,
-                           "max_cone_gap": max(d.soc_gap for d in nb_days),
-                           "unserved_mwh_per_year": case.days_per_year * _weighted(weights, nb_days, "shed_mwh")}
-                    scenarios = {"no_storage": ns, **scenarios}
-                    traces["no_storage"] = nb_days
+            if abs(share - base_share) < 1e-12:  # the case's own share without storage: the no_storage scenario
+                scenarios = {"no_storage": _no_storage_metrics(case, weights, plan.baseline, share), **scenarios}
+                traces["no_storage"] = plan.baseline
         if "no_storage" in scenarios:
             c0 = scenarios["no_storage"]["carbon_t_per_day"]
             for s in scenarios.values():
