@@ -17,7 +17,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -144,6 +144,13 @@ def plan_metrics(case: Any, weights: np.ndarray, plan: Any, baseline: Sequence[A
     }
 
 
+def _progress(name: str) -> Callable[[str], None]:
+    def log(msg: str) -> None:
+        print(f"plan storage {name}: {msg.split(';')[0]}", file=sys.stderr, flush=True)
+
+    return log
+
+
 def _no_storage_metrics(case: Any, weights: np.ndarray, days: Sequence[Any], share: float) -> dict[str, Any]:
     year = case.days_per_year
     return {"sites": [], "investment_usd_per_year": 0.0, "energy_purchase_saving_usd_per_year": 0.0,
@@ -231,8 +238,7 @@ def run(args: argparse.Namespace) -> StudyResult:
             runner = PlanRunner(case, days, ev, args.executor, args.workers, args.ray_address)
             try:
                 plan = benders(case, weights, runner.evaluate, tol=args.tol, max_iterations=args.max_iterations,
-                               log=lambda msg, name=name: print(f"plan storage {name}: {msg.split(';')[0]}",
-                                                                file=sys.stderr, flush=True))
+                               log=_progress(name))
             finally:
                 runner.close()
             m = plan_metrics(case, weights, plan, plan.baseline)
