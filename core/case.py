@@ -428,6 +428,9 @@ def parse_case(data: Any, source: str = "<memory>") -> CaseSpec:
     """Validate a case given as plain data (the parsed YAML) and return its spec."""
     from core.profiles import profile_names
 
+    if isinstance(data, dict) and data.get("kind", "dispatch") != "dispatch":
+        raise CaseError(f"case {data.get('name')!r} is a {data.get('kind')!r} case, not a dispatch case "
+                        "(storage-plan cases are for `gridcoord plan storage --case ...`)")
     profiles = set(profile_names())
     r = _Reader(data, "case")
     name = r.str_("name")

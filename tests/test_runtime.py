@@ -70,8 +70,8 @@ class _Big:
         return self.n
 
 
-def test_large_constructor_data_reaches_the_actors_without_an_error_level_line(ray_session: None,
-                                                                               capfd: pytest.CaptureFixture[str]) -> None:
+def test_large_constructor_data_reaches_the_actors_without_an_error_level_line(
+        ray_session: None, capfd: pytest.CaptureFixture[str]) -> None:
     """Arguments too large to inline (8 MB each) and shared data: every actor is built from them, and Ray prints
     no 'constructor arguments in the object store' error (a restarted actor could not be rebuilt from those)."""
     big = np.ones(1_000_000)

@@ -235,10 +235,13 @@ def _cmd_operators(args: argparse.Namespace) -> int:
 
 def _cmd_cases(args: argparse.Namespace) -> int:
     from core.case import describe, list_cases, load_case
+    from dso.planning.case import PLAN_CASES, describe_plan_case
 
     for name in list_cases():
         if name == "ieee118-NNx33":
             print("ieee118-NNx33: case118 + NN feeders (NN = 1..64, generated: e.g. ieee118-16x33) — scale study")
+        elif name in PLAN_CASES:
+            print(describe_plan_case(name))
         else:
             print(describe(load_case(name)))
     return 0

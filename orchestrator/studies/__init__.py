@@ -21,4 +21,5 @@ STUDIES: dict[str, str] = {
 
 #: plan name -> module (``gridcoord plan NAME``)
 PLANS: dict[str, str] = {
+    "storage": "orchestrator.studies.storage_plan",
 }
