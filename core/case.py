@@ -537,13 +537,17 @@ def load_case(name_or_path: str | Path) -> CaseSpec:
         if not path.exists():
             raise CaseError(f"unknown case {str(name_or_path)!r} (bundled: {', '.join(list_cases())}; "
                             "or give a path to a .yaml case file)")
+    return parse_case(read_case_file(path), source=str(path))
+
+
+def read_case_file(path: Path) -> Any:
+    """The YAML content of a case file; a missing or malformed file is a ``CaseError`` naming it."""
     if not path.exists():
         raise CaseError(f"case file {str(path)!r} does not exist")
     try:
-        data = yaml.safe_load(path.read_text())
+        return yaml.safe_load(path.read_text())
     except yaml.YAMLError as exc:
         raise CaseError(f"case file {str(path)!r} is not valid YAML: {exc}") from exc
-    return parse_case(data, source=str(path))
 
 
 def describe(spec: CaseSpec) -> str:

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import yaml
 
-from core.case import CASES_DIR, CaseError
+from core.case import CASES_DIR, CaseError, read_case_file
 from dso.network import FeederData, FeederDataError, ieee33bw
 
 KIND = "storage-plan"
@@ -262,13 +262,7 @@ def load_plan_case(name_or_path: str | Path) -> StoragePlanCase:
         if not path.exists() or path.stem not in PLAN_CASES:
             raise CaseError(f"unknown storage-plan case {str(name_or_path)!r} (bundled: {', '.join(PLAN_CASES)}; "
                             "or give a path to a .yaml case file)")
-    if not path.exists():
-        raise CaseError(f"case file {str(path)!r} does not exist")
-    try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        raise CaseError(f"case file {str(path)!r} is not valid YAML: {exc}") from exc
-    return parse_plan_case(data, source=str(path))
+    return parse_plan_case(read_case_file(path), source=str(path))
 
 
 def describe_plan_case(name: str) -> str:
