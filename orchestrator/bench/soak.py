@@ -37,8 +37,17 @@ def soak(repeat: int, tests: str = TESTS, out: str | None = None) -> tuple[str, 
         counts = {k: int(v) for v, k in re.findall(r"(\d+) (passed|failed|error|errors)", tail)}
         passes += counts.get("passed", 0)
         failed = [line.split(" - ")[0] for line in proc.stdout.splitlines() if line.startswith(("FAILED", "ERROR"))]
-        runs.append({"run": i, "returncode": proc.returncode, "wall_s": wall, "counts": counts, "failed": failed})
-        lines.append(f"run {i:3d}: {'ok    ' if proc.returncode == 0 else 'FAILED'} {wall:7.1f} s  {tail}")
+        run: dict[str, object] = {"run": i, "returncode": proc.returncode, "wall_s": wall, "counts": counts,
+                                  "failed": failed}
+        lines.append(f"run {i:3d}: {'ok    ' if proc.returncode == 0 else 'FAILED'} {wall:7.1f} s  {tail}"
+                     + (f"  [{', '.join(failed)}]" if failed else ""))
+        if proc.returncode != 0 and out is not None:  # a failure is kept whole, for whoever reads the soak
+            Path(out).mkdir(parents=True, exist_ok=True)
+            log = Path(out) / f"run-{i:03d}.log"
+            log.write_text(proc.stdout + "\n--- stderr ---\n" + proc.stderr)
+            run["log"] = str(log)
+            lines[-1] += f"  (output: {log})"
+        runs.append(run)
         print(lines[-1], file=sys.stderr, flush=True)
     bad = [r for r in runs if r["returncode"] != 0]
     lines.append(f"soak: {repeat - len(bad)}/{repeat} runs passed, {len(bad)} failed; {passes} test passes in total")
