@@ -20,7 +20,10 @@ def ray_session() -> Iterator[None]:
 
     started = False
     if not ray.is_initialized():
-        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+        # address="local": always this session's own Ray, as the product starts it (orchestrator.runtime.executors.
+        # ensure_ray); a bare init() joins whatever cluster another process on the machine left as 'current'
+        # (another test run's two-node cluster) and then refuses num_cpus
+        ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
         started = True
     yield
     if started:
