@@ -36,8 +36,7 @@ from typing import Any
 
 import numpy as np
 
-from core.traffic import Traffic
-from orchestrator.runtime.executors import Call, Executor
+from orchestrator.runtime.executors import Call, Executor, WrappedExecutor
 
 FILENAME = "checkpoint.sqlite"
 FORMAT = 1
@@ -228,7 +227,7 @@ class Checkpoint:
 # the executor wrapper
 
 
-class CheckpointedExecutor:
+class CheckpointedExecutor(WrappedExecutor):
     """Wraps a ``SerialExecutor``/``RayExecutor``: records every round to ``checkpoint`` and, when the
     checkpoint already holds rounds (a resume), answers them from the file after checking their calls.
 
@@ -238,7 +237,7 @@ class CheckpointedExecutor:
 
     def __init__(self, inner: Executor, checkpoint: Checkpoint | None = None,
                  on_round: Callable[[int, CheckpointedExecutor], None] | None = None) -> None:
-        self.inner = inner
+        super().__init__(inner)
         self.checkpoint = checkpoint
         self.on_round = on_round
         self._recorded = checkpoint.digests() if checkpoint is not None else {}
@@ -253,34 +252,6 @@ class CheckpointedExecutor:
         if self.replaying and self.replayed:
             return [*self._notes, f"resumed from {FILENAME}: all {self.replayed} rounds replayed"]
         return list(self._notes)
-
-    def __len__(self) -> int:
-        return len(self.inner)
-
-    @property
-    def traffic(self) -> Traffic:
-        return self.inner.traffic
-
-    @property
-    def nodes(self) -> list[str]:
-        return self.inner.nodes
-
-    @property
-    def placement(self) -> list[str]:
-        return self.inner.placement
-
-    def current_placement(self) -> list[str]:
-        return self.inner.current_placement()
-
-    def close(self) -> None:
-        self.inner.close()
-
-    def local(self, i: int) -> Any:
-        """The subspace object itself (in-process executor only; for tests)."""
-        local = getattr(self.inner, "local", None)
-        if local is None:
-            raise TypeError(f"{type(self.inner).__name__} runs its subspaces elsewhere: no local subspace object")
-        return local(i)
 
     def round(self, calls: Sequence[Sequence[Call]]) -> list[list[Any]]:
         self.n += 1

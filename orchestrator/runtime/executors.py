@@ -311,6 +311,41 @@ class RayExecutor:
             ray.shutdown()
 
 
+class WrappedExecutor:
+    """An executor around another (checkpointing, recording): everything but ``round`` is the wrapped one's."""
+
+    def __init__(self, inner: Executor) -> None:
+        self.inner = inner
+
+    def __len__(self) -> int:
+        return len(self.inner)
+
+    @property
+    def traffic(self) -> Traffic:
+        return self.inner.traffic
+
+    @property
+    def nodes(self) -> list[str]:
+        return self.inner.nodes
+
+    @property
+    def placement(self) -> list[str]:
+        return self.inner.placement
+
+    def current_placement(self) -> list[str]:
+        return self.inner.current_placement()
+
+    def close(self) -> None:
+        self.inner.close()
+
+    def local(self, i: int) -> Any:
+        """The subspace object itself (in-process executor only; for tests)."""
+        local = getattr(self.inner, "local", None)
+        if local is None:
+            raise TypeError(f"{type(self.inner).__name__} runs its subspaces elsewhere: no local subspace object")
+        return local(i)
+
+
 @dataclass(frozen=True)
 class Shared:
     """Placeholder in a factory's args for the ``index``-th shared (``ray.put``) object."""

@@ -14,8 +14,7 @@ from typing import Any
 import numpy as np
 
 from core.subspace import Evaluate, Optimize, Prox, Respond
-from core.traffic import Traffic
-from orchestrator.runtime.executors import Call, Executor
+from orchestrator.runtime.executors import Call, Executor, WrappedExecutor
 
 
 @dataclass(frozen=True)
@@ -47,43 +46,17 @@ class Transcript:
         return n
 
 
-class RecordingExecutor:
+class RecordingExecutor(WrappedExecutor):
     """An executor that records every round into a ``Transcript``; everything else is the wrapped one's."""
 
     def __init__(self, inner: Executor, transcript: Transcript) -> None:
-        self.inner, self.transcript = inner, transcript
+        super().__init__(inner)
+        self.transcript = transcript
         self.n = 0
-
-    def __len__(self) -> int:
-        return len(self.inner)
-
-    @property
-    def traffic(self) -> Traffic:
-        return self.inner.traffic
-
-    @property
-    def nodes(self) -> list[str]:
-        return self.inner.nodes
-
-    @property
-    def placement(self) -> list[str]:
-        return self.inner.placement
 
     @property
     def notes(self) -> list[str]:
         return list(getattr(self.inner, "notes", []))
-
-    def current_placement(self) -> list[str]:
-        return self.inner.current_placement()
-
-    def close(self) -> None:
-        self.inner.close()
-
-    def local(self, i: int) -> Any:
-        local = getattr(self.inner, "local", None)
-        if local is None:
-            raise TypeError(f"{type(self.inner).__name__} runs its subspaces elsewhere: no local subspace object")
-        return local(i)
 
     def round(self, calls: Sequence[Sequence[Call]]) -> list[list[Any]]:
         self.n += 1
