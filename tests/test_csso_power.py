@@ -170,6 +170,9 @@ def test_csso_converges_by_its_own_rule_within_0_1_percent(csso_run: Any, j_star
                 "accepted"):
         assert key in rows[0]
     assert rows[-1]["gap_to_best_known"] < 1e-3
+    # the clock starts once every subspace is built: the start-up is its own figure, not in any round's wall_s
+    assert summary["startup_s"] == result.startup_s > 0.0
+    assert 0.0 < rows[0]["wall_s"] <= rows[-1]["wall_s"] <= result.wall_s
 
 
 def test_only_boundary_values_costs_sensitivities_and_surrogates_cross(csso_run: Any,

@@ -105,6 +105,7 @@ def summarize(spec: CaseSpec, result: RunResult) -> dict[str, Any]:
         "bytes": result.traffic.bytes,
         "wall_s": result.wall_s,
         "report_s": result.report_s,
+        "startup_s": result.startup_s,
         "converged": result.converged,
         "ac_check": {"max_voltage_error_pu": v_err, "loss_error_rel": loss_err, "converged": ac_ok,
                      "checked": ac_checked},
@@ -203,7 +204,8 @@ def format_summary(summary: dict[str, Any]) -> str:
         f"  AC check: max |dV| {summary['ac_check']['max_voltage_error_pu']:.2e} p.u., "
         f"loss error {100 * summary['ac_check']['loss_error_rel']:.3f} %",
         f"  rounds {summary['rounds']}, subspace solves {summary['subspace_solves']}, messages "
-        f"{summary['messages']}, bytes {summary['bytes']:,}, wall {summary['wall_s']:.2f} s",
+        f"{summary['messages']}, bytes {summary['bytes']:,}, wall {summary['wall_s']:.2f} s"
+        + (f" (after {summary['startup_s']:.2f} s start-up)" if summary.get("startup_s") else ""),
     ]
     if "epsilon_total" in summary:
         p = summary["privacy"]

@@ -45,6 +45,9 @@ class RunResult:
     #: coordination wall time [s] (the final reporting round, with its AC checks, is ``report_s``)
     wall_s: float = 0.0
     report_s: float = 0.0
+    #: starting the subspaces before coordination [s] (Ray actors or service connections, each operator
+    #: building its model); not part of ``wall_s``
+    startup_s: float = 0.0
     nodes: list[str] = field(default_factory=list)
     #: EV schedules were flexible (envelopes) or uncontrolled (charge on arrival)
     ev_controlled: bool = True

@@ -41,9 +41,10 @@ class Gradient(Strategy[CoordinatedSystem]):
     step_rule = "polyak"
 
     def run(self, system: CoordinatedSystem, options: RunOptions) -> RunResult:
-        t0 = time.perf_counter()
+        t_launch = time.perf_counter()
         ex = options.extra
         executor, layout = executor_for(system, options)
+        t0 = time.perf_counter()  # coordination starts: every subspace is up and has built its model
         name = self.name
         try:
             k_n = layout.n_dso
@@ -121,7 +122,8 @@ class Gradient(Strategy[CoordinatedSystem]):
                      *notes_fail]
             if ex.get("privacy") is not None and iterates:  # noisy costs make "best" meaningless: average
                 best_x = dp_average(iterates)
-            result = finish(self.name, system, executor, layout, best_x, converged, t0, trace.rows, notes, options)
+            result = finish(self.name, system, executor, layout, best_x, converged, t0, trace.rows, notes, options,
+                          startup_s=t0 - t_launch)
             result.traffic.rounds += retries  # failed exchanges cost a round too
             return result
         finally:

@@ -111,7 +111,7 @@ def best_known(options: RunOptions) -> float | None:
 
 def finish(strategy: str, system: CoordinatedSystem, executor: Executor, layout: Layout, x: np.ndarray,
            converged: bool, t0: float, rows: list[dict[str, Any]], notes: list[str],
-           options: RunOptions | None = None) -> RunResult:
+           options: RunOptions | None = None, startup_s: float = 0.0) -> RunResult:
     """The reporting round at the final boundary x: the TSO reports at P, each DSO at P_k.
 
     Counted as a round like any other but not part of the coordination: ``wall_s`` stops before it, its
@@ -152,7 +152,8 @@ def finish(strategy: str, system: CoordinatedSystem, executor: Executor, layout:
                          f"DSO: epsilon_total {accounting['epsilon_total']:.4g} at delta {privacy.delta:g}"]
     return RunResult(strategy=strategy, tso=tso, feeders=feeders, boundary_price_usd_per_mwh=prices,
                      traffic=executor.traffic, converged=converged, wall_s=wall_s,
-                     report_s=time.perf_counter() - t0 - wall_s, nodes=list(executor.nodes), convergence=rows,
+                     report_s=time.perf_counter() - t0 - wall_s, startup_s=startup_s, nodes=list(executor.nodes),
+                     convergence=rows,
                      notes=notes, placement=dict(zip(["tso", *system.spec.feeder_ids], placement, strict=True)),
                      privacy=accounting)
 
@@ -184,7 +185,8 @@ class Trace:
     residual, the price method's market mismatch |p - P_t|, CSSO's merge mismatch), boundary_mismatch_mw (the
     largest elastic mismatch of the evaluations behind objective_usd: <= 0.1 MW means every operator dispatches
     that boundary, a consistent point), wall_s
-    (seconds since the strategy started: the same origin for every strategy, actor start-up included),
+    (seconds since coordination started: the same origin for every strategy, once every subspace is up and
+    has built its model; that start-up is the run's ``startup_s``),
     solves and bytes (cumulative), then strategy-specific columns. Prints the progress line."""
 
     def __init__(self, strategy: str, executor: Executor, t0: float, options: RunOptions) -> None:

@@ -27,7 +27,7 @@ class Csso(Strategy[CoordinatedSystem]):
     rpcs = {"tso": ("Evaluate", "Merge", "Report"), "dso": ("Forecast", "Evaluate", "Optimize", "Report")}
 
     def run(self, system: CoordinatedSystem, options: RunOptions) -> RunResult:
-        t0 = time.perf_counter()
+        t_launch = time.perf_counter()
         ex = options.extra
         surrogate = str(ex.get("csso_surrogate", "relu"))
         if surrogate not in SURROGATES:
@@ -40,6 +40,7 @@ class Csso(Strategy[CoordinatedSystem]):
             tol_f=float(ex.get("csso_tol", 1e-5)), seed=int(ex.get("seed", 0)),
             target=None if (stop_gap is None or j_star is None) else j_star + float(stop_gap) * abs(j_star))
         executor, layout = executor_for(system, options)
+        t0 = time.perf_counter()  # coordination starts: every subspace is up and has built its model
         try:
             start = start_round(executor, layout, start_point(system))
             trace = Trace(self.name, executor, t0, options)
@@ -54,6 +55,7 @@ class Csso(Strategy[CoordinatedSystem]):
             kind = type(getattr(executor, "inner", executor)).__name__  # under the checkpoint wrapper
             notes = [f"CSSO ({surrogate} surfaces): {res.rounds} rounds, stopped: {res.stop}; surface fits "
                      f"{res.fit_s:.2f} s; executor {kind}"]
-            return finish(self.name, system, executor, layout, res.x, res.converged, t0, trace.rows, notes, options)
+            return finish(self.name, system, executor, layout, res.x, res.converged, t0, trace.rows, notes, options,
+                          startup_s=t0 - t_launch)
         finally:
             executor.close()
