@@ -146,3 +146,16 @@ def test_killed_dso_is_named_within_the_deadline(deployment: LocalDeployment) ->
 
 
 importlib.invalidate_caches()
+
+
+def test_dso_only_arguments_reach_the_dsos_alone(tmp_path: Path) -> None:
+    """deploy/local.py --privacy dp starts the DSOs with the mechanism; the TSO and aggregators get no DP flags."""
+    dp = ("--privacy", "dp", "--epsilon", "1.0", "--dp-rounds", "6")
+    dep = LocalDeployment(CASE, tmp_path, ac_check=False, dso_args=dp)
+    roles = dict((oid, role) for role, oid in dep.ops)
+    assert sorted(set(roles.values())) == ["aggregator", "dso", "tso"]
+    for oid, role in roles.items():
+        cmd = dep.command(role, oid)
+        has_dp = any(cmd[i:i + len(dp)] == list(dp) for i in range(len(cmd)))
+        assert has_dp == (role == "dso"), (oid, cmd)
+        assert ("--no-ac-check" in cmd) == (role == "dso")

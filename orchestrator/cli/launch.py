@@ -45,7 +45,7 @@ class LocalDeployment:
     """Operators of ``case`` as processes; ``services_file`` is what ``gridcoord run --services`` reads."""
 
     def __init__(self, case: str, workdir: Path, *, ac_check: bool = True, ready_timeout_s: float = 300.0,
-                 extra_args: tuple[str, ...] = (), insecure: bool = False) -> None:
+                 extra_args: tuple[str, ...] = (), insecure: bool = False, dso_args: tuple[str, ...] = ()) -> None:
         self.case = case
         self.workdir = Path(workdir)
         self.insecure = insecure
@@ -55,6 +55,8 @@ class LocalDeployment:
         self.ac_check = ac_check
         self.ready_timeout_s = ready_timeout_s
         self.extra_args = extra_args
+        #: arguments for the DSOs' ``gridcoord serve dso`` only (e.g. ``--privacy dp --epsilon 1 --dp-rounds 20``)
+        self.dso_args = dso_args
         self.ops = operators(load_case(case))
         self.ports = dict(zip((oid for _, oid in self.ops), free_ports(len(self.ops)), strict=True))
         self.services = {oid: f"127.0.0.1:{port}" for oid, port in self.ports.items()}
@@ -68,7 +70,9 @@ class LocalDeployment:
                 ["--tls-dir", str(self.tls_dir), "--security-log", str(self.workdir / f"security-{oid}.jsonl")])
         if role == "aggregator":  # its reservation book survives a restart (``restart(oid)``)
             cmd += ["--state-dir", str(self.workdir / "state")]
-        return cmd + (["--no-ac-check"] if not self.ac_check and role == "dso" else [])
+        if role == "dso":
+            cmd += [*self.dso_args, *([] if self.ac_check else ["--no-ac-check"])]
+        return cmd
 
     def start(self, only: str | None = None) -> None:
         """Start every operator (or just ``only``) and wait until it is SERVING."""
