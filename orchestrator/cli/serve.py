@@ -122,6 +122,10 @@ def start_operator(opts: ServeOptions) -> Served:
     if opts.role == "dso":
         k = ids.index(opts.operator_id)
         dso = DsoServicer(opts.operator_id, T, dt, n_global=len(ids) * T)
+        if opts.privacy is not None:  # say it where the operator looks: its own log
+            pc = opts.privacy
+            log.info("%s: differential privacy: Gaussian mechanism on every coordination reply, epsilon %g at "
+                     "delta %g over %d releases", opts.operator_id, pc.epsilon, pc.delta, pc.releases)
         served = start_server([dso.register], [DSO_SERVICE], address, reflection=opts.reflection, **secure)
 
         def build_dso() -> None:
