@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
+from functools import cache
 from typing import Any
 
 import numpy as np
@@ -195,6 +196,13 @@ def feeder_from_file(path: str, name: str | None = None) -> FeederData:
     return feeder_from_feeder_tables(name or Path(path).stem, tables)
 
 
+@cache
+def _case33bw_tables() -> FeederTables:
+    import pandapower.networks as pn
+
+    return pandapower_tables(pn.case33bw(), "pandapower case33bw")
+
+
 def ieee33bw(name: str = "ieee33", i_max_ka: float | None = None) -> FeederData:
     """IEEE 33-bus feeder of Baran & Wu (1989, DOI 10.1109/61.25627) from pandapower's case33bw.
 
@@ -203,9 +211,7 @@ def ieee33bw(name: str = "ieee33", i_max_ka: float | None = None) -> FeederData:
     i_max_ka to impose one uniform thermal limit on every branch (a realistic value for a
     12.66 kV overhead feeder is ~0.4 kA; the base-case head current is ~0.2 kA). None = no limit.
     """
-    import pandapower.networks as pn
-
-    data = feeder_from_feeder_tables(name, pandapower_tables(pn.case33bw(), "pandapower case33bw"))
+    data = feeder_from_feeder_tables(name, _case33bw_tables())
     return replace(data, i_max_ka=np.full(data.n_branches, np.inf if i_max_ka is None else float(i_max_ka)))
 
 
