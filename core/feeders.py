@@ -19,7 +19,6 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-
 DATA_DIR = Path(__file__).resolve().parent / "data"
 IEEE123_BRANCHES = DATA_DIR / "ieee123_branches.csv"
 IEEE123_NODES = DATA_DIR / "ieee123_nodes.csv"
@@ -27,7 +26,8 @@ IEEE123_OPENDSS = DATA_DIR / "ieee123_opendss.csv"
 #: the head regulator's solved tap in the OpenDSS reference solution: the substation voltage [p.u.]
 IEEE123_V_SUB_PU = 1.0375
 
-__all__ = ["FeederFileError", "FeederTables", "IEEE123_V_SUB_PU", "ieee123_tables", "pandapower_tables", "read_feeder_file"]
+__all__ = ["FeederFileError", "FeederTables", "IEEE123_V_SUB_PU", "ieee123_tables", "matpower_tables",
+           "pandapower_tables", "read_feeder_file"]
 
 
 class FeederFileError(ValueError):
@@ -105,12 +105,13 @@ def pandapower_tables(net: Any, source: str = "<pandapower net>") -> FeederTable
     in the order of ``net.bus``. Every bus must have the ext_grid's ``vn_kv``."""
     where = f"feeder file '{source}'"
     for table in _PP_REFUSED:
-        if table in net and len(net[table]) and net[table].get("in_service", True) is not False:
-            n_in = int(net[table]["in_service"].sum()) if "in_service" in net[table] else len(net[table])
-            if n_in:
-                raise FeederFileError(f"{where}: table '{table}' has {n_in} in-service row(s); a feeder file holds lines "
-                                "and loads only (DER, storage and EVs are given in the case file; transformers, "
-                                "shunts and other elements are not modelled)")
+        if table not in net or not len(net[table]):
+            continue
+        n_in = int(net[table]["in_service"].astype(bool).sum()) if "in_service" in net[table] else len(net[table])
+        if n_in:
+            raise FeederFileError(f"{where}: table '{table}' has {n_in} in-service row(s); a feeder file holds "
+                                  "lines and loads only (DER, storage and EVs are given in the case file; "
+                                  "transformers, shunts and other elements are not modelled)")
     for table, cols in (("bus", ("vn_kv", "in_service")), ("ext_grid", ("bus", "in_service")),
                         ("line", ("from_bus", "to_bus", "length_km", "r_ohm_per_km", "x_ohm_per_km", "c_nf_per_km",
                                   "max_i_ka", "parallel", "in_service")),
@@ -234,15 +235,16 @@ def matpower_tables(text: str, source: str = "<matpower>") -> FeederTables:
     for r in bus:
         w = f"{where} mpc.bus bus {int(r[0])}"
         if r[9] != base_kv:
-            raise FeederFileError(f"{w}: baseKV={r[9]} differs from the reference bus's {base_kv} (one voltage level only)")
+            raise FeederFileError(f"{w}: baseKV={r[9]} differs from the reference bus's {base_kv} "
+                                  "(one voltage level only)")
         if r[4] != 0 or r[5] != 0:
             raise FeederFileError(f"{w}: shunt Gs={r[4]}, Bs={r[5]} — shunts are not modelled by the feeder model")
         if int(r[1]) == 4:
             raise FeederFileError(f"{w}: isolated bus (type 4) — remove it from the feeder file")
     for k, g in enumerate(gen):
         if int(g[0]) != slack and g[7] > 0:
-            raise FeederFileError(f"{where}: mpc.gen row {k + 1} is an in-service generator at bus {int(g[0])}; only the "
-                            "reference bus may have one (DER are given in the case file)")
+            raise FeederFileError(f"{where}: mpc.gen row {k + 1} is an in-service generator at bus {int(g[0])}; "
+                                  "only the reference bus may have one (DER are given in the case file)")
     z_base = base_kv**2 / base_mva
     branches = []
     for k, r in enumerate(branch):

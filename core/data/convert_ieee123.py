@@ -317,9 +317,9 @@ def convert(src: Path) -> tuple[str, str, str]:
         rows_n.append(f"{lab},{'/'.join(buses)},{kw / 1e3:.6g},{kvar / 1e3:.6g},{cap / 1e3:.6g},{models}")
         # a node's voltage is its representative bus's; the source node's is the head regulator's output
         bus = "150r" if lab == 1 else rep
-        v, v_shipped = sol.v_pu[bus], shipped[bus]
+        v_ph, v_shipped = sol.v_pu[bus], shipped[bus]
         rows_r.append(
-            f"{lab},{bus},{len(v)},{np.mean(v):.6g},{min(v):.6g},{max(v):.6g},{np.mean(v_shipped):.6g},"
+            f"{lab},{bus},{len(v_ph)},{np.mean(v_ph):.6g},{min(v_ph):.6g},{max(v_ph):.6g},{np.mean(v_shipped):.6g},"
             f"{sum(sol.load_kw.get(b, 0.0) for b in buses) / 1e3:.6g},"
             f"{sum(sol.load_kvar.get(b, 0.0) for b in buses) / 1e3:.6g},"
             f"{sum(sol.cap_kvar.get(b, 0.0) for b in buses) / 1e3:.6g}")
