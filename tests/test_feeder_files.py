@@ -13,12 +13,12 @@ import pandapower.networks as pn
 import pytest
 import yaml
 
-from core.case import CaseError, load_case
+from core.case import CASES_DIR, CaseError, load_case
 from dso.acpf import ac_check
 from dso.inputs import feeder_data
 from dso.network import FeederData, FeederDataError, feeder_from_file, feeder_from_tables, ieee33bw
 from dso.problem import DsoProblem
-from tests.helpers.feeders import base_inputs
+from dso.validation import base_inputs
 
 FIELDS = ("from_idx", "to_idx", "r_ohm", "x_ohm", "p_load_mw", "q_load_mvar", "taps")
 
@@ -126,7 +126,7 @@ def test_unknown_format_and_missing_file(tmp_path: Path) -> None:
 
 
 def _case_with_file(tmp_path: Path, file: str, pv_node: int = 18) -> Path:
-    case = yaml.safe_load(Path("core/cases/ieee33-sched.yaml").read_text())
+    case = yaml.safe_load((CASES_DIR / "ieee33-sched.yaml").read_text())
     f = case["feeders"][0]
     f.update(network="file", file=file)
     f["pv"][0]["node"] = pv_node

@@ -6,34 +6,20 @@ from __future__ import annotations
 
 import csv
 import importlib.util
-from dataclasses import replace
 
 import numpy as np
 import pytest
 
 from core.case import load_case
 from core.feeders import IEEE123_BRANCHES, IEEE123_NODES, IEEE123_OPENDSS, IEEE123_V_SUB_PU
-from dso.acpf import ac_check
 from dso.inputs import feeder_data
-from dso.model import FeederDispatch
-from dso.network import FeederData, ieee123
+from dso.network import ieee123
 from dso.problem import DsoProblem
-from tests.helpers.feeders import base_inputs
-
-#: what the OpenDSS re-solve of the source reports (core/data/ieee123_opendss.csv, last line)
-OPENDSS_LOSS_KW = 97.0498
+from dso.validation import base_inputs, distflow_vs_ac, ieee123_vs_opendss, opendss_reference
 
 
-def _reference() -> list[dict[str, str]]:
-    with IEEE123_OPENDSS.open(newline="") as fh:
-        return list(csv.DictReader(line for line in fh if not line.startswith("#")))
-
-
-def _solve(data: FeederData) -> tuple[FeederDispatch, object]:
-    """One period at the feeder's base loads, substation at the OpenDSS head-regulator voltage."""
-    inp = base_inputs(data, 1, v_min_pu=0.9, v_max_pu=1.1, v_sub_pu=IEEE123_V_SUB_PU, loss_cost_usd_per_mwh=10.0)
-    sol = DsoProblem(data, inp).solve(price_usd_per_mwh=np.array([50.0]))
-    return sol.dispatch, inp
+def _ref_totals() -> dict[str, float]:
+    return opendss_reference()[1]
 
 
 def test_structure_and_node_labels() -> None:
@@ -57,34 +43,30 @@ def test_structure_and_node_labels() -> None:
 
 
 def test_distflow_matches_pandapower_ac() -> None:
-    """The DSO's DistFlow model vs a Newton-Raphson AC power flow at the same injections."""
+    """The DSO's DistFlow model vs a Newton-Raphson AC power flow at the same injections (base loads)."""
+    assert _ref_totals()["v_sub_pu"] == IEEE123_V_SUB_PU
+    chk = distflow_vs_ac(ieee123(), IEEE123_V_SUB_PU)
+    assert chk.converged and chk.soc_gap_mva2 < 1e-5
+    assert chk.max_voltage_error_pu <= 0.002
+    assert chk.loss_error_rel <= 0.01
+    assert 80.0 < chk.loss_model_kw < 100.0  # the feeder carries its load: not a trivially empty flow
+
+
+def test_taps_act_on_the_voltage() -> None:
     data = ieee123()
-    d, inp = _solve(data)
-    ac = ac_check(data, inp, d)  # type: ignore[arg-type]
-    assert ac.converged
-    assert d.soc_gap_mva2 < 1e-5
-    assert ac.max_voltage_error_pu <= 0.002
-    assert ac.loss_error_rel <= 0.01
-    # the taps act: behind the bus-160 regulator the voltage rises by its ratio
+    d = DsoProblem(data, base_inputs(data, 1, v_sub_pu=1.0, v_max_pu=1.1)).solve(
+        price_usd_per_mwh=np.array([50.0])).dispatch
     b = int(np.flatnonzero(data.taps == 1.03125)[0])
-    v_from, v_to = d.v_pu[data.from_idx[b], 0], d.v_pu[data.to_idx[b], 0]
-    assert v_to > v_from * 1.02
+    assert d.v_pu[data.to_idx[b], 0] > d.v_pu[data.from_idx[b], 0] * 1.02  # behind the bus-160 regulator
 
 
 def test_distflow_against_opendss_solution() -> None:
     """At the loads OpenDSS solved (voltage-dependent loads and capacitors at the solved voltages): losses
     within 10 % of OpenDSS's and every node's voltage within 0.02 p.u. of the mean of its phase voltages."""
-    ref = _reference()
-    solved = replace(ieee123(),
-                     p_load_mw=np.array([float(r["p_load_solved_mw"]) for r in ref]),
-                     q_load_mvar=np.array([float(r["q_load_solved_mvar"]) - float(r["q_capacitor_solved_mvar"])
-                                           for r in ref]))
-    d, _ = _solve(solved)
-    loss_kw = float(d.loss_mw[0]) * 1e3
-    assert abs(loss_kw - OPENDSS_LOSS_KW) / OPENDSS_LOSS_KW <= 0.10
-    v_ref = np.array([float(r["v_mean_pu"]) for r in ref])
-    assert np.max(np.abs(d.v_pu[:, 0] - v_ref)) <= 0.02
-    assert IEEE123_OPENDSS.read_text().splitlines()[-1].startswith(f"# total_losses_kw={OPENDSS_LOSS_KW:g}")
+    cmp_ = ieee123_vs_opendss()
+    assert cmp_.loss_opendss_kw == pytest.approx(97.05, abs=0.01)
+    assert abs(cmp_.loss_error_rel) <= 0.10
+    assert cmp_.max_voltage_error_pu <= 0.02
 
 
 def test_bundled_case_uses_the_feeder() -> None:

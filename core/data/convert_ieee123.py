@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import math
+import os
 import re
 from collections import deque
 from dataclasses import dataclass
@@ -153,7 +154,11 @@ def solve_opendss(src: Path) -> OpenDssSolution:
     tap per control iteration, head regulator first; tie switches Sw7, Sw8 open) with ``opendssdirect``."""
     import opendssdirect as dss
 
-    dss.Text.Command(f"Compile ({src / 'IEEE123Master.dss'})")
+    cwd = os.getcwd()
+    try:
+        dss.Text.Command(f"Compile ({src / 'IEEE123Master.dss'})")
+    finally:
+        os.chdir(cwd)  # OpenDSS's Compile moves the process into the source folder
     for reg in ("creg1a", "creg2a", "creg3a", "creg4a", "creg3c", "creg4b", "creg4c"):
         dss.Text.Command(f"RegControl.{reg}.maxtapchange=1 Delay={15 if reg == 'creg1a' else 30}")
     dss.Text.Command("Set MaxControlIter=30")
