@@ -173,3 +173,19 @@ def test_bad_taps_are_refused() -> None:
     with pytest.raises(FeederDataError, match=r"branch 3-2: its tap .* must be at the end nearer node 1, node 2"):
         feeder_from_tables("t", 4.16, [good, {"from_node": 3, "to_node": 2, "r_ohm": 1, "x_ohm": 1,
                                               "tap_ratio": 1.02}], [])
+
+
+def test_bench_validates_a_feeder_file(tmp_path: Path, mpc33: str, capsys: pytest.CaptureFixture[str]) -> None:
+    import json
+
+    from orchestrator.cli.main import main
+
+    path = tmp_path / "case33.m"
+    path.write_text(mpc33)
+    assert main(["bench", "--feeder", str(path), "--out", str(tmp_path / "out")]) == 0
+    result = json.loads((tmp_path / "out" / "feeder_validation.json").read_text())
+    chk = result["distflow_vs_ac"]
+    assert result["n_nodes"] == 33 and chk["converged"]
+    assert chk["max_voltage_error_pu"] <= 0.002 and chk["loss_error_rel"] <= 0.01
+    assert chk["loss_model_kw"] == pytest.approx(202.7, abs=0.5)  # Baran & Wu's base-case losses
+    assert "DistFlow vs pandapower AC" in capsys.readouterr().out
