@@ -189,3 +189,17 @@ def test_bench_validates_a_feeder_file(tmp_path: Path, mpc33: str, capsys: pytes
     assert chk["max_voltage_error_pu"] <= 0.002 and chk["loss_error_rel"] <= 0.01
     assert chk["loss_model_kw"] == pytest.approx(202.7, abs=0.5)  # Baran & Wu's base-case losses
     assert "DistFlow vs pandapower AC" in capsys.readouterr().out
+
+
+def test_case_network_names_are_checked(tmp_path: Path) -> None:
+    case = yaml.safe_load((CASES_DIR / "ieee123.yaml").read_text())
+    case["feeders"][0]["pv"][0]["node"] = 121
+    path = tmp_path / "case.yaml"
+    path.write_text(yaml.safe_dump(case))
+    with pytest.raises(CaseError, match=r"pv\[0\].node=121 is an unknown node \(feeder has nodes 1..120\)"):
+        load_case(path)
+    case["feeders"][0]["pv"][0]["node"] = 86
+    case["feeders"][0]["file"] = "x.m"
+    path.write_text(yaml.safe_dump(case))
+    with pytest.raises(CaseError, match=r"\.file is only for network 'file' \(network is 'ieee123'\)"):
+        load_case(path)
