@@ -102,7 +102,9 @@ _PP_REFUSED = ("gen", "sgen", "storage", "shunt", "trafo", "trafo3w", "impedance
 
 def pandapower_tables(net: Any, source: str = "<pandapower net>") -> FeederTables:
     """In-service lines and loads of a pandapower network; the ext_grid bus is node 1, the other buses follow
-    in the order of ``net.bus``. Every bus must have the ext_grid's ``vn_kv``."""
+    in the order of ``net.bus``. Every bus must have the ext_grid's ``vn_kv``. A line's limit is
+    ``max_i_ka * df * parallel``; the substation voltage is the case's ``v_sub_pu`` (the ext_grid's ``vm_pu`` is
+    not read), voltage limits are the DSO model's."""
     where = f"feeder file '{source}'"
     for table in _PP_REFUSED:
         if table not in net or not len(net[table]):
@@ -163,7 +165,8 @@ def pandapower_tables(net: Any, source: str = "<pandapower net>") -> FeederTable
                             "feeder model; set it to 0 to import the line without it")
         par = _finite(w, "parallel", ln.parallel)
         length = _finite(w, "length_km", ln.length_km)
-        i_max = _finite(w, "max_i_ka", ln.max_i_ka) * par
+        derating = _finite(w, "df", ln.df) if "df" in net.line.columns else 1.0
+        i_max = _finite(w, "max_i_ka", ln.max_i_ka) * derating * par
         branches.append({"from_node": f, "to_node": t,
                          "r_ohm": _finite(w, "r_ohm_per_km", ln.r_ohm_per_km) * length / par,
                          "x_ohm": _finite(w, "x_ohm_per_km", ln.x_ohm_per_km) * length / par,
@@ -174,6 +177,11 @@ def pandapower_tables(net: Any, source: str = "<pandapower net>") -> FeederTable
             continue
         w = f"{where} load {ld.Index}"
         scale = _finite(w, "scaling", ld.scaling)
+        for col in (c for c in net.load.columns if c.startswith("const_")):
+            if _finite(w, col, getattr(ld, col)) != 0.0:
+                raise FeederFileError(f"{w}: {col}={getattr(ld, col)} — voltage-dependent loads are not modelled "
+                                      "(the feeder model's loads are constant power); set it to 0 to import the "
+                                      "load as constant power")
         loads.append({"node": node("load", ld, "bus"), "p_mw": _finite(w, "p_mw", ld.p_mw) * scale,
                       "q_mvar": _finite(w, "q_mvar", ld.q_mvar) * scale})
     return FeederTables(base_kv, len(order), tuple(branches), tuple(loads), tuple(str(b) for b in order), source)

@@ -81,6 +81,8 @@ def _bad_json(tmp_path: Path, net33: Any, edit: str) -> Path:
         pp.create_sgen(net, bus=5, p_mw=0.5)
     elif edit == "missing":
         del net.line["r_ohm_per_km"]
+    elif edit == "const_z":
+        net.load.loc[2, "const_z_p_percent"] = 50.0
     path = tmp_path / f"{edit}.json"
     pp.to_json(net, str(path))
     return path
@@ -90,6 +92,7 @@ def _bad_json(tmp_path: Path, net33: Any, edit: str) -> Path:
     ("loop", "not radial: branch .* closes a loop"),
     ("nan", "load 3: p_mw=nan is not finite"),
     ("sgen", "table 'sgen' has 1 in-service row"),
+    ("const_z", "load 2: const_z_p_percent=50.0 — voltage-dependent loads are not modelled"),
     ("missing", r"table 'line' misses column\(s\) \['r_ohm_per_km'\]"),
 ])
 def test_bad_pandapower_files_are_refused(tmp_path: Path, net33: Any, edit: str, message: str) -> None:
