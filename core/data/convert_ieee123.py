@@ -303,8 +303,10 @@ def convert(src: Path) -> tuple[str, str, str]:
     rows_b = ["from_node,to_node,element,from_bus,to_bus,n_phases,r_ohm,x_ohm,tap_ratio"]
     for k, fwd in order:
         br = branches[k]
-        if not fwd or br.tap_ratio != 1.0 and br.bus1 not in reg_tap:
-            raise SystemExit(f"{br.element}: points towards the source")
+        if br.tap_ratio != 1.0 and not fwd:
+            raise SystemExit(f"{br.element}: its regulator would sit at the end away from the source")
+        if not fwd:  # keep the rows parent -> child
+            br = _Branch(br.element, br.bus2, br.bus1, br.n_phases, br.r_ohm, br.x_ohm)
         f, t = (merge.find(br.bus1), merge.find(br.bus2))
         rows_b.append(f"{label[f]},{label[t]},{br.element},{br.bus1},{br.bus2},{br.n_phases},"
                       f"{br.r_ohm:.9g},{br.x_ohm:.9g},{br.tap_ratio:.6g}")
