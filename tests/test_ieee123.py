@@ -86,3 +86,22 @@ def test_conversion_reproduces_shipped_files() -> None:
     assert branches == IEEE123_BRANCHES.read_text()
     assert nodes == IEEE123_NODES.read_text()
     assert ref == IEEE123_OPENDSS.read_text()
+
+
+@pytest.mark.parametrize("phases", [(1, 2, 3), (1, 3), (2,)])
+def test_balanced_equivalent_keeps_drop_and_loss(phases: tuple[int, ...]) -> None:
+    """Z_eq of convert_ieee123 against the phase model: equal currents 120 degrees apart on the line's phases."""
+    from core.data.convert_ieee123 import THETA, equivalent_impedance
+
+    rng = np.random.default_rng(len(phases))
+    n = len(phases)
+    a = rng.uniform(0.01, 0.1, (n, n)) + 1j * rng.uniform(0.05, 0.2, (n, n))
+    z = (a + a.T) / 2 + np.diag(rng.uniform(0.1, 0.2, n) * (1 + 2j))
+    rot = np.exp(1j * np.array([THETA[p] for p in phases]))
+    i_phase = 1.0 * rot  # |I| = 1 kA per phase, in step with the phase voltages
+    drop = (z @ i_phase) / rot  # each phase's drop relative to its own voltage
+    loss = float(np.real(np.conj(i_phase) @ z @ i_phase))
+    zeq = equivalent_impedance(z, phases)
+    i_bal = n / 3.0  # the same power spread over three phases
+    assert np.mean(drop) == pytest.approx(zeq * i_bal)  # same mean voltage drop [kV]
+    assert 3.0 * zeq.real * i_bal**2 == pytest.approx(loss)  # same I^2 R loss
