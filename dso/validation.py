@@ -93,14 +93,16 @@ class OpenDssComparison:
     v_min_opendss_pu: float  # lowest phase voltage of the OpenDSS solution
 
 
-def ieee123_vs_opendss() -> OpenDssComparison:
-    """The balanced IEEE 123 feeder's DistFlow power flow vs the OpenDSS solution, at the loads OpenDSS solved
-    (its constant-Z and constant-I loads and its capacitors at the solved voltages), substation at the head
-    regulator's solved tap."""
+def ieee123_vs_opendss(solved_loads: bool = True) -> OpenDssComparison:
+    """The balanced IEEE 123 feeder's DistFlow power flow vs the OpenDSS solution, substation at the head
+    regulator's solved tap. ``solved_loads``: at the loads OpenDSS solved (its constant-Z and constant-I loads
+    and its capacitors at the solved voltages: the same injections); False: at the feeder's nominal loads."""
     rows, totals = opendss_reference()
     col = {k: np.array([float(r[k]) for r in rows]) for k in rows[0] if k != "dss_bus"}
-    data = replace(ieee123(), p_load_mw=col["p_load_solved_mw"],
-                   q_load_mvar=col["q_load_solved_mvar"] - col["q_capacitor_solved_mvar"])
+    data = ieee123()
+    if solved_loads:
+        data = replace(data, p_load_mw=col["p_load_solved_mw"],
+                       q_load_mvar=col["q_load_solved_mvar"] - col["q_capacitor_solved_mvar"])
     d, _ = _power_flow(data, totals["v_sub_pu"])
     v = d.v_pu[:, 0]
     err = np.abs(v - col["v_mean_pu"])

@@ -30,11 +30,14 @@ def bench_feeder(feeder: str, out: str | None = None) -> str:
         f"vs {ac.loss_ac_kw:.2f} kW (error {100 * ac.loss_error_rel:.2e} %), V_min {ac.v_min_pu:.4f} p.u. at node "
         f"{ac.v_min_node}, SOC gap {ac.soc_gap_mva2:.1e} MVA^2, converged {ac.converged}",
     ]
-    if feeder == "ieee123":
-        dss = ieee123_vs_opendss()
-        result["distflow_vs_opendss"] = dataclasses.asdict(dss)
+    for solved, key, what in ((True, "distflow_vs_opendss", "at the loads OpenDSS solved"),
+                              (False, "distflow_vs_opendss_nominal_loads", "at the nominal loads")):
+        if feeder != "ieee123":
+            break
+        dss = ieee123_vs_opendss(solved_loads=solved)
+        result[key] = dataclasses.asdict(dss)
         lines.append(
-            f"  DistFlow vs OpenDSS (at the loads OpenDSS solved): losses {dss.loss_model_kw:.2f} vs "
+            f"  DistFlow vs OpenDSS ({what}): losses {dss.loss_model_kw:.2f} vs "
             f"{dss.loss_opendss_kw:.2f} kW ({100 * dss.loss_error_rel:+.2f} %), max |V - mean phase V| "
             f"{dss.max_voltage_error_pu:.4f} p.u. (node {dss.max_voltage_error_node}; mean "
             f"{dss.mean_voltage_error_pu:.4f}), max |V - phase V| {dss.max_phase_voltage_error_pu:.4f} p.u., "
