@@ -127,9 +127,9 @@ def pandapower_tables(net: Any, source: str = "<pandapower net>") -> FeederTable
     if len(ext) != 1:
         raise FeederFileError(f"{where}: needs exactly one in-service ext_grid (the substation), found {len(ext)}")
     slack = int(ext.bus.iloc[0])
-    bus_ids = [int(b) for b in net.bus.index]
+    bus_ids = [int(b) for b in net.bus.index[net.bus.in_service.astype(bool)]]  # out-of-service buses: no nodes
     if slack not in bus_ids:
-        raise FeederFileError(f"{where}: ext_grid bus {slack} is an unknown bus")
+        raise FeederFileError(f"{where}: ext_grid bus {slack} is an unknown or out-of-service bus")
     order = [slack] + [b for b in bus_ids if b != slack]
     label = {b: k + 1 for k, b in enumerate(order)}
     base_kv = _finite(f"{where} bus {slack}", "vn_kv", net.bus.vn_kv.loc[slack])
@@ -137,9 +137,8 @@ def pandapower_tables(net: Any, source: str = "<pandapower net>") -> FeederTable
     def node(table: str, row: Any, col: str) -> int:
         b = int(getattr(row, col))
         if b not in label:
-            raise FeederFileError(f"{where}: {table} {row.Index} {col}={b} is an unknown bus")
-        if not bool(net.bus.in_service.loc[b]):
-            raise FeederFileError(f"{where}: {table} {row.Index} is connected to out-of-service bus {b}")
+            what = "an out-of-service" if b in net.bus.index else "an unknown"
+            raise FeederFileError(f"{where}: {table} {row.Index} {col}={b} is {what} bus")
         return label[b]
 
     switch = net.switch if "switch" in net else None
