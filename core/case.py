@@ -97,7 +97,7 @@ class EvInlineSpec:
 class FeederSpec:
     feeder_id: str
     bus: int
-    network: str  # "case33bw" or "inline"
+    network: str  # "case33bw", "ieee123", "inline" or "file"
     branches: tuple[Mapping[str, float], ...]
     loads: tuple[Mapping[str, float], ...]
     base_kv: float
@@ -125,6 +125,8 @@ class FeederSpec:
     objective: tuple[tuple[str, float], ...] = (("cost", 1.0),)
     #: PV and wind may be curtailed (False: they inject their forecast, only their Q is dispatched)
     curtailable: bool = True
+    #: network "file": the feeder file (pandapower .json or MATPOWER .m), absolute or relative to the case file
+    file: str = ""
 
 
 @dataclass(frozen=True)
@@ -243,7 +245,8 @@ class _Reader:
 _REQUIRED = object()
 
 KNOWN_TRANSMISSION = {"case30": 30, "case118": 118}
-KNOWN_FEEDERS = {"case33bw": 33}
+#: bundled feeder networks and their node counts (ieee123: core/data/ieee123_*.csv, core.feeders)
+KNOWN_FEEDERS = {"case33bw": 33, "ieee123": 120}
 
 
 def _parse_transmission(r: _Reader, profiles: set[str]) -> TransmissionSpec:
@@ -285,7 +288,7 @@ def _profile(r: _Reader, key: str, profiles: set[str]) -> str:
     return name
 
 
-def _parse_feeder(r: _Reader, profiles: set[str], n_tso_bus: int, tso_network: str) -> FeederSpec:
+def _parse_feeder(r: _Reader, profiles: set[str], n_tso_bus: int, tso_network: str, case_dir: Path) -> FeederSpec:
     fid = r.str_("id")
     r.path = f"{r.path} '{fid}'"
     bus = r.int_("bus", min_=1)
@@ -302,8 +305,20 @@ def _parse_feeder(r: _Reader, profiles: set[str], n_tso_bus: int, tso_network: s
         n_nodes = 1 + len(branches)
     elif network in KNOWN_FEEDERS:
         n_nodes = KNOWN_FEEDERS[network]
+    elif network == "file":
+        from core.feeders import FeederFileError, read_feeder_file
+
+        file_path = Path(r.str_("file"))
+        if not file_path.is_absolute():
+            file_path = case_dir / file_path
+        try:
+            n_nodes = read_feeder_file(file_path).n_nodes
+        except FeederFileError as exc:
+            raise CaseError(f"{r.path}.file: {exc}") from exc
     else:
-        raise CaseError(f"{r.path}.network={network!r} is unknown (known: inline, {', '.join(KNOWN_FEEDERS)})")
+        raise CaseError(f"{r.path}.network={network!r} is unknown (known: inline, file, {', '.join(KNOWN_FEEDERS)})")
+    if network != "file" and "file" in r.data:
+        raise CaseError(f"{r.path}.file is only for network 'file' (network is {network!r})")
 
     i_max = r._get("i_max_ka", {})
     if isinstance(i_max, int | float) and not isinstance(i_max, bool):
@@ -395,6 +410,7 @@ def _parse_feeder(r: _Reader, profiles: set[str], n_tso_bus: int, tso_network: s
         load_profile=_profile(r, "load_profile", profiles), pv_profile=_profile(r, "pv_profile", profiles),
         pv=tuple(pv), microturbines=tuple(mts), stations=tuple(stations), ev_count=ev_count, ev_seed=ev_seed,
         v2g_share=v2g, ev_list=tuple(ev_list), ev_reach=reach, wind=tuple(wind),
+        file=str(file_path) if network == "file" else "",
         wind_profile=_profile(r, "wind_profile", profiles) if wind else str(r._get("wind_profile", "")),
     )
     r.done()
@@ -444,9 +460,10 @@ def parse_case(data: Any, source: str = "<memory>") -> CaseSpec:
     tr = r.sub("transmission")
     tspec = _parse_transmission(tr, profiles)
     feeders = []
+    case_dir = Path(source).parent if source not in ("<memory>", "generated") else Path.cwd()
     for i, f in enumerate(r.list_("feeders")):
         feeders.append(_parse_feeder(_Reader(f, f"{r.path}.feeders[{i}]"), profiles,
-                                     KNOWN_TRANSMISSION[tspec.network], tspec.network))
+                                     KNOWN_TRANSMISSION[tspec.network], tspec.network, case_dir))
     ids = [f.feeder_id for f in feeders]
     for fid in ids:
         if ids.count(fid) > 1:

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from dso.model import FeederDispatch, FeederInputs
+from dso.model import S_BASE_MVA, FeederDispatch, FeederInputs
 from dso.network import FeederData
 
 __all__ = ["AcCheck", "ac_check", "node_net_withdrawal"]
@@ -43,11 +43,24 @@ def ac_check(data: FeederData, inputs: FeederInputs, dispatch: FeederDispatch) -
     buses = [pp.create_bus(net, vn_kv=data.base_kv, name=str(k + 1)) for k in range(n)]
     pp.create_ext_grid(net, bus=buses[0], vm_pu=inputs.v_sub_pu, va_degree=0.0)
     for b in range(data.n_branches):
-        pp.create_line_from_parameters(
-            net, from_bus=buses[int(data.from_idx[b])], to_bus=buses[int(data.to_idx[b])], length_km=1.0,
-            r_ohm_per_km=float(data.r_ohm[b]), x_ohm_per_km=float(data.x_ohm[b]), c_nf_per_km=0.0,
-            max_i_ka=1e5, name=data.branch_label(b),
-        )
+        fb, tb = buses[int(data.from_idx[b])], buses[int(data.to_idx[b])]
+        tap = float(data.taps[b])
+        if tap == 1.0:
+            pp.create_line_from_parameters(
+                net, from_bus=fb, to_bus=tb, length_km=1.0, r_ohm_per_km=float(data.r_ohm[b]),
+                x_ohm_per_km=float(data.x_ohm[b]), c_nf_per_km=0.0, max_i_ka=1e5, name=data.branch_label(b),
+            )
+        else:
+            # a fixed tap: pandapower's transformer, ratio vn_lv/vn_hv = tap, series impedance on the LV
+            # (receiving) side in ohm = vk_percent/100 * vn_lv_kv^2 / sn_mva, no magnetising branch
+            vn_lv = data.base_kv * tap
+            z_pct = 100.0 * S_BASE_MVA / vn_lv**2
+            pp.create_transformer_from_parameters(
+                net, hv_bus=fb, lv_bus=tb, sn_mva=S_BASE_MVA, vn_hv_kv=data.base_kv, vn_lv_kv=vn_lv,
+                vkr_percent=float(data.r_ohm[b]) * z_pct,
+                vk_percent=float(np.hypot(data.r_ohm[b], data.x_ohm[b])) * z_pct,
+                pfe_kw=0.0, i0_percent=0.0, shift_degree=0.0, name=data.branch_label(b),
+            )
     load_idx = [pp.create_load(net, bus=buses[k], p_mw=0.0, q_mvar=0.0) for k in range(n)]
     v_ac = np.full((n, t), np.nan)
     loss_ac = np.full(t, np.nan)
@@ -63,7 +76,7 @@ def ac_check(data: FeederData, inputs: FeederInputs, dispatch: FeederDispatch) -
             converged = False
             continue
         v_ac[:, h] = net.res_bus.vm_pu.loc[buses].to_numpy()
-        loss_ac[h] = float(net.res_line.pl_mw.sum())
+        loss_ac[h] = float(net.res_line.pl_mw.sum() + net.res_trafo.pl_mw.sum())
         p_imp[h] = float(net.res_ext_grid.p_mw.iloc[0])
     v_err = np.abs(v_ac - dispatch.v_pu).max(axis=0)
     loss_model = dispatch.loss_mw

@@ -14,7 +14,7 @@ from scipy.sparse.csgraph import shortest_path
 from core.case import CaseError, CaseSpec, FeederSpec
 from core.profiles import profile
 from dso.model import EvFlexibility, FeederInputs
-from dso.network import FeederData, FeederDataError, feeder_from_tables, ieee33bw
+from dso.network import FeederData, FeederDataError, feeder_from_file, feeder_from_tables, ieee33bw, ieee123
 
 
 def feeder_data(spec: CaseSpec, feeder_id: str) -> FeederData:
@@ -29,6 +29,10 @@ def feeder_data(spec: CaseSpec, feeder_id: str) -> FeederData:
 def _feeder_data(f: FeederSpec) -> FeederData:
     if f.network == "inline":
         data = feeder_from_tables(f.feeder_id, f.base_kv, [dict(b) for b in f.branches], [dict(x) for x in f.loads])
+    elif f.network == "file":
+        data = feeder_from_file(f.file, f.feeder_id)
+    elif f.network == "ieee123":
+        data = ieee123(f.feeder_id)
     else:
         data = ieee33bw(f.feeder_id)
     if f.load_scale != 1.0:

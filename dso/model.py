@@ -3,9 +3,11 @@
 Branch flow model (Baran & Wu 1989; Farivar & Low 2013, DOI 10.1109/TPWRS.2013.2255317), per branch
 b = (i -> j) and period t, with P, Q the sending-end flows, l = |I|^2 and w = |V|^2:
 
-    w_j = w_i - 2 (r P + x Q) + (r^2 + x^2) l                     "voltage.drop"
+    w_j = a^2 w_i - 2 (r P + x Q) + (r^2 + x^2) l                 "voltage.drop"
     sum_{b into j} (P_b - r l_b) - sum_{b out of j} P_b = d_j      "balance.p"  (d = net withdrawal)
-    P^2 + Q^2 <= w_i l   (relaxation of "=")                       "soc.branch"
+    P^2 + Q^2 <= a^2 w_i l   (relaxation of "=")                   "soc.branch"
+
+with a the branch's fixed tap ratio (an ideal transformer at the sending end, a = 1 on plain lines).
 
 Per-unit base used internally: S_base = 1 MVA, V_base = the feeder's line-to-line base_kv,
 Z_base = V_base^2 / S_base [ohm], I_base = S_base / (sqrt(3) V_base) [kA]. With S_base = 1 MVA a
@@ -421,7 +423,7 @@ class FeederModel:
         p_pu, q_pu = v["p_branch"], v["q_branch"]
         l_pu, w_pu = v["l_branch"], v["w_node"]
         l_pos = np.maximum(l_pu, 0.0)
-        w_from = w_pu[data.from_idx, :]
+        w_from = w_pu[data.from_idx, :] * data.taps[:, None] ** 2
         gap = (p_pu**2 + q_pu**2 - w_from * l_pu) * S_BASE_MVA**2
         n, t = inp.p_load_mw.shape
         g_pv, g_mt = _incidence(inp.pv_node_idx, n), _incidence(inp.mt_node_idx, n)
@@ -636,6 +638,8 @@ def build_feeder_model(data: FeederData, inputs: FeederInputs) -> FeederModel:
 
     # Branch flow model in p.u.
     w_from = a_from.T @ w_nd  # (B,T)
+    if np.any(data.taps != 1.0):  # |V|^2 after the sending end's ideal transformer
+        w_from = cp.multiply((data.taps**2)[:, None], w_from)
     w_to = a_to.T @ w_nd
     cons["voltage.drop"] = w_to == w_from - 2 * (cp.multiply(r, p_br) + cp.multiply(x, q_br)) + cp.multiply(
         r**2 + x**2, l_br)

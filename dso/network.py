@@ -7,15 +7,18 @@ always appears before its children.
 
 from __future__ import annotations
 
-import functools
 from collections import deque
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from functools import cache
 from typing import Any
 
 import numpy as np
 
-__all__ = ["FeederData", "FeederDataError", "feeder_from_tables", "ieee33bw"]
+from core.feeders import FeederFileError, FeederTables, ieee123_tables, pandapower_tables, read_feeder_file
+
+__all__ = ["FeederData", "FeederDataError", "feeder_from_feeder_tables", "feeder_from_file", "feeder_from_tables",
+           "ieee123", "ieee33bw"]
 
 
 class FeederDataError(ValueError):
@@ -36,6 +39,19 @@ class FeederData:
     i_max_ka: np.ndarray  # (B,) thermal limit [kA]; np.inf where none
     p_load_mw: np.ndarray  # (N,) base (peak-hour) active load per node [MW]
     q_load_mvar: np.ndarray  # (N,) base reactive load per node [MVAr]
+    #: (B,) off-nominal ratio of an ideal transformer at each branch's sending end (a fixed regulator tap):
+    #: |V| after it = tap_ratio * |V_from|, then the series impedance; None = 1 everywhere
+    tap_ratio: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        tap = np.ones(self.from_idx.shape[0]) if self.tap_ratio is None else np.asarray(self.tap_ratio, dtype=float)
+        object.__setattr__(self, "tap_ratio", tap)
+
+    @property
+    def taps(self) -> np.ndarray:
+        """(B,) tap ratios (1 = a plain line)."""
+        assert self.tap_ratio is not None
+        return self.tap_ratio
 
     @property
     def n_branches(self) -> int:
@@ -60,7 +76,8 @@ def feeder_from_tables(
 ) -> FeederData:
     """Validate 1-based branch/load tables and return a FeederData in BFS order.
 
-    branches: dicts {from_node, to_node, r_ohm, x_ohm, i_max_ka (optional, inf if absent/None)}.
+    branches: dicts {from_node, to_node, r_ohm, x_ohm, i_max_ka (optional, inf if absent/None),
+    tap_ratio (optional, 1 if absent: a fixed tap at the end nearer node 1)}.
     loads: dicts {node, p_mw, q_mvar}; several rows on one node are summed.
     n_nodes: N if known; otherwise N = number of distinct node labels in `branches`,
     which must then be exactly 1..N.
@@ -69,7 +86,7 @@ def feeder_from_tables(
     if len(branches) == 0:
         raise FeederDataError(f"feeder '{name}': no branches")
     labels: set[int] = set()
-    rows: list[tuple[int, int, float, float, float]] = []
+    rows: list[tuple[int, int, float, float, float, float]] = []
     for br in branches:
         f, t = int(br["from_node"]), int(br["to_node"])
         tag = f"branch {f}-{t}"
@@ -80,10 +97,13 @@ def feeder_from_tables(
         i_max_ka = np.inf if i_max is None else float(i_max)
         if np.isnan(i_max_ka) or i_max_ka <= 0.0:
             raise FeederDataError(f"feeder '{name}' {tag}: i_max_ka={i_max_ka!r} must be > 0")
+        tap = float(br.get("tap_ratio", 1.0))
+        if not np.isfinite(tap) or not 0.5 <= tap <= 1.5:
+            raise FeederDataError(f"feeder '{name}' {tag}: tap_ratio={tap!r} must be in [0.5, 1.5]")
         if f == t:
             raise FeederDataError(f"feeder '{name}' {tag}: self-loop on node {f}")
         labels.update((f, t))
-        rows.append((f, t, r, x, i_max_ka))
+        rows.append((f, t, r, x, i_max_ka, tap))
 
     if n_nodes is None:
         n_nodes = len(labels)
@@ -117,6 +137,9 @@ def feeder_from_tables(
             f, t = rows[k][0], rows[k][1]
             v = t if f == u else f
             if v not in seen:
+                if rows[k][5] != 1.0 and f != u:
+                    raise FeederDataError(f"feeder '{name}' branch {f}-{t}: its tap (tap_ratio={rows[k][5]}) must "
+                                          f"be at the end nearer node 1, node {u}, not {f}")
                 seen.add(v)
                 order.append((u, v, k))
                 queue.append(v)
@@ -150,7 +173,34 @@ def feeder_from_tables(
         i_max_ka=np.array([rows[o[2]][4] for o in order]),
         p_load_mw=p_load,
         q_load_mvar=q_load,
+        tap_ratio=np.array([rows[o[2]][5] for o in order]),
     )
+
+
+def feeder_from_feeder_tables(name: str, tables: FeederTables) -> FeederData:
+    """The feeder of ``tables`` (``core.feeders``) validated; errors name the tables' source file."""
+    try:
+        return feeder_from_tables(name, tables.base_kv, tables.branches, tables.loads, n_nodes=tables.n_nodes)
+    except FeederDataError as exc:
+        raise FeederDataError(f"{exc} (from {tables.source})") from exc
+
+
+def feeder_from_file(path: str, name: str | None = None) -> FeederData:
+    """A feeder from a pandapower JSON or MATPOWER .m file (``core.feeders.read_feeder_file``)."""
+    from pathlib import Path
+
+    try:
+        tables = read_feeder_file(path)
+    except FeederFileError as exc:
+        raise FeederDataError(str(exc)) from exc
+    return feeder_from_feeder_tables(name or Path(path).stem, tables)
+
+
+@cache
+def _case33bw_tables() -> FeederTables:
+    import pandapower.networks as pn
+
+    return pandapower_tables(pn.case33bw(), "pandapower case33bw")
 
 
 def ieee33bw(name: str = "ieee33", i_max_ka: float | None = None) -> FeederData:
@@ -161,22 +211,23 @@ def ieee33bw(name: str = "ieee33", i_max_ka: float | None = None) -> FeederData:
     i_max_ka to impose one uniform thermal limit on every branch (a realistic value for a
     12.66 kV overhead feeder is ~0.4 kA; the base-case head current is ~0.2 kA). None = no limit.
     """
-    base_kv, n_nodes, lines, loads = _case33bw_tables()
-    branches = [{"from_node": f, "to_node": t, "r_ohm": r, "x_ohm": x, "i_max_ka": i_max_ka} for f, t, r, x in lines]
-    return feeder_from_tables(name, base_kv, branches, [dict(ld) for ld in loads], n_nodes=n_nodes)
+    data = feeder_from_feeder_tables(name, _case33bw_tables())
+    return replace(data, i_max_ka=np.full(data.n_branches, np.inf if i_max_ka is None else float(i_max_ka)))
 
 
-@functools.cache
-def _case33bw_tables() -> tuple[float, int, tuple[tuple[int, int, float, float], ...],
-                                tuple[tuple[tuple[str, float], ...], ...]]:
-    """case33bw's tables, read once per process: pandapower parses its JSON file on every call (~2.5 s,
-    a third of building a 16-feeder case when every feeder re-read it)."""
-    import pandapower.networks as pn
+def ieee123(name: str = "ieee123", i_max_ka: float | None = None) -> FeederData:
+    """IEEE 123-node test feeder (IEEE PES Distribution Test Feeders; Kersting 1991, DOI 10.1109/59.119237) as
+    the balanced positive-sequence equivalent shipped in ``core/data`` (120 nodes, 4.16 kV, 3.49 MW, 1.92 MVAr of
+    load, 0.75 MVAr of capacitors; node labels -> OpenDSS buses in ``ieee123_nodes.csv``). The substation
+    voltage of the source's solution is ``core.feeders.IEEE123_V_SUB_PU`` (the head regulator's tap).
 
-    net = pn.case33bw()
-    bus_label = {int(b): int(k) + 1 for k, b in enumerate(net.bus.index)}
-    lines = tuple((bus_label[int(ln.from_bus)], bus_label[int(ln.to_bus)], float(ln.r_ohm_per_km * ln.length_km),
-                   float(ln.x_ohm_per_km * ln.length_km)) for ln in net.line[net.line.in_service].itertuples())
-    loads = tuple((("node", bus_label[int(ld.bus)]), ("p_mw", float(ld.p_mw)), ("q_mvar", float(ld.q_mvar)))
-                  for ld in net.load[net.load.in_service].itertuples())
-    return float(net.bus.vn_kv.iloc[0]), len(net.bus), lines, loads
+    What the balanced equivalent drops: the phases (each 1- or 2-phase lateral becomes a balanced branch
+    with the same voltage drop and loss when its load is spread over its phases), the unbalance of loads and
+    of mutual coupling, line charging, the per-phase regulator taps and their control (the taps of the
+    OpenDSS solution, averaged over the phases of each regulator, are fixed ``tap_ratio`` s), the loads'
+    voltage dependence (constant-Z and constant-I loads become constant power at nominal voltage) and the
+    capacitors' (fixed injections of their rating). The source has no thermal limits: none by default,
+    ``i_max_ka`` imposes one on every branch.
+    """
+    data = feeder_from_feeder_tables(name, ieee123_tables())
+    return data if i_max_ka is None else replace(data, i_max_ka=np.full(data.n_branches, float(i_max_ka)))

@@ -293,6 +293,11 @@ def _cmd_bench(args: argparse.Namespace) -> int:
         print(bench_services(args.case, strategy=args.strategy, repeat=args.repeat, executor=args.executor,
                              solver=args.solver))
         return 0
+    if args.feeder:
+        from orchestrator.bench.feeders import bench_feeder
+
+        print(bench_feeder(args.feeder, out=args.out))
+        return 0
     if args.strategies:
         from orchestrator.bench.strategies import bench_strategies
 
@@ -426,7 +431,11 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--scale-strategies", default="centralized,csso",
                        help="with --scale: comma-separated strategies (centralized first; e.g. centralized,csso,admm)")
     bench.add_argument("--out", default=None, help="with --scale: where runs, scale.json and scale.png go (default "
-                       "runs/scale); with --reservations: DIR/reservations.json")
+                       "runs/scale); with --reservations: DIR/reservations.json; with --feeder: "
+                       "DIR/feeder_validation.json")
+    bench.add_argument("--feeder", default=None, metavar="NAME|FILE",
+                       help="validate a feeder's DistFlow model: ieee123 (also against OpenDSS), case33bw, or a "
+                            "pandapower .json / MATPOWER .m file; DistFlow vs pandapower AC at the base loads")
     bench.add_argument("--reservations", action="store_true",
                        help="load a `gridcoord serve aggregator` process with concurrent reservations; verify none is "
                             "lost, duplicated or unscheduled; latency percentiles and throughput")

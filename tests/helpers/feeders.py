@@ -8,33 +8,7 @@ import numpy as np
 
 from dso.model import EvFlexibility, FeederInputs
 from dso.network import FeederData
-
-
-def base_inputs(
-    data: FeederData,
-    n_periods: int = 1,
-    dt_h: float = 1.0,
-    load_profile: np.ndarray | None = None,
-    loss_cost_usd_per_mwh: float = 0.0,
-    v_min_pu: float = 0.95,
-    v_max_pu: float = 1.05,
-    v_sub_pu: float = 1.0,
-) -> FeederInputs:
-    """Inputs with the base loads scaled by `load_profile` (T,) and no PV, MT or EV."""
-    prof = np.ones(n_periods) if load_profile is None else np.asarray(load_profile, dtype=float)
-    n = data.n_nodes
-    z_i, z_f = np.zeros(0, dtype=np.int64), np.zeros(0)
-    return FeederInputs(
-        dt_h=dt_h,
-        p_load_mw=np.outer(data.p_load_mw, prof),
-        q_load_mvar=np.outer(data.q_load_mvar, prof),
-        pv_node_idx=z_i, pv_avail_mw=np.zeros((0, prof.size)), pv_s_mva=z_f, pv_curtail_usd_per_mwh=0.0,
-        mt_node_idx=z_i, mt_p_min_mw=z_f, mt_p_max_mw=z_f, mt_q_max_mvar=z_f, mt_ramp_mw_per_h=z_f,
-        mt_c1_usd_per_mwh=z_f, mt_c2_usd_per_mw2h=z_f,
-        ev=EvFlexibility.empty(), ev_fixed_mw=np.zeros((n, prof.size)),
-        loss_cost_usd_per_mwh=loss_cost_usd_per_mwh, v_min_pu=v_min_pu, v_max_pu=v_max_pu, v_sub_pu=v_sub_pu,
-    )
-
+from dso.validation import base_inputs as base_inputs  # inputs without DER, shared with the product's checks
 
 PROFILES = Path(__file__).resolve().parents[2] / "core" / "data" / "profiles_simbench.csv"
 
