@@ -108,9 +108,14 @@ def _gap(costs: list[np.ndarray], route_index: np.ndarray) -> tuple[np.ndarray, 
 
 
 def equilibrate(case: TransportCase, sets: ChoiceSets, veh: Vehicles, price_usd_per_mwh: np.ndarray,
-                start: np.ndarray | None = None, max_iter: int = 30, gap_tol: float = 0.01) -> Assignment:
-    """MSA to the instantaneous dynamic user equilibrium under the station prices (S, P) [$/MWh]."""
-    rng = np.random.default_rng(case.seed)
+                start: np.ndarray | None = None, max_iter: int = 30, gap_tol: float = 0.01,
+                step_offset: int = 0) -> Assignment:
+    """MSA to the instantaneous dynamic user equilibrium under the station prices (S, P) [$/MWh].
+
+    ``step_offset``: MSA iterations already made before (warm start in an outer loop): the switching
+    probability continues at 1/(step_offset + k + 1) instead of restarting at 1/2, so that an outer
+    price loop settles instead of reshuffling the vehicles every round."""
+    rng = np.random.default_rng(case.seed + step_offset)
     route = shortest_path_choice(sets, veh) if start is None else np.asarray(start, dtype=np.int64).copy()
     history: list[float] = []
     k = 0
@@ -125,7 +130,7 @@ def equilibrate(case: TransportCase, sets: ChoiceSets, veh: Vehicles, price_usd_
         if max(gap_ev, gap_other) <= gap_tol or k >= max_iter:
             return Assignment(loading, route, cur, best, gap, gap_ev, tuple(history), k)
         arg = np.array([int(np.argmin(c)) for c in costs])
-        switch = (cur > best + 1e-9) & (rng.random(veh.n) < 1.0 / (k + 1))
+        switch = (cur > best + 1e-9) & (rng.random(veh.n) < 1.0 / (step_offset + k + 1))
         route = np.where(switch, arg, route)
 
 

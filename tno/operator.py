@@ -53,6 +53,7 @@ class TransportOperator:
         self.sets = choice_sets(case)
         self.vehicles = make_vehicles(case)
         self._routes: np.ndarray | None = None
+        self._msa_steps = 0  # MSA iterations made so far (the step size continues across price rounds)
 
     def respond(self, price_usd_per_mwh: np.ndarray, mode: Mode = "equilibrium", max_iter: int = 30,
                 gap_tol: float = 0.01) -> TnoResponse:
@@ -67,8 +68,9 @@ class TransportOperator:
             a = shortest_path_assignment(case, self.sets, self.vehicles, price)
         elif mode == "equilibrium":
             a = equilibrate(case, self.sets, self.vehicles, price, start=self._routes, max_iter=max_iter,
-                            gap_tol=gap_tol)
+                            gap_tol=gap_tol, step_offset=self._msa_steps)
             self._routes = a.route_index
+            self._msa_steps += a.iterations
         else:
             raise TransportInputError(f"mode={mode!r} is unknown (known: equilibrium, shortest_path)")
         return TnoResponse(self.arrivals(a), a)

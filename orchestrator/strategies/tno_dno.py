@@ -6,7 +6,8 @@ resulting station arrival envelopes; the aggregator turns each station's arrival
 (aggregator.zonotope, one shared generator matrix); the DSO dispatches the feeder with those clusters and
 returns its DLMPs at the station nodes, d^k. Prices are damped, lambda^{k+1} = lambda^k + ``damping`` (d^k -
 lambda^k) (DLMPs jump between the curtailment and the load-shedding penalties when an EV more or less
-plugs in, so the undamped map oscillates). Stop when the applied price change
+plugs in, so the undamped map oscillates); the TNO's MSA step continues across rounds (1/(n+1), n its
+iterations so far), so that route and station switching dies out over the loop. Stop when the applied price change
 max |lambda^{k+1} - lambda^k| <= ``price_tol_usd_per_mwh`` AND the station arrivals changed by at most
 ``arrival_tol`` (sum_s |n_s^k - n_s^{k-1}| / number of charging EVs). Round 0 prices are the DLMPs of the
 feeder without EVs. The undamped residual max |d^k - lambda^k| is reported too.

@@ -64,11 +64,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--price-tol", type=float, default=5.0, help="loop tolerance on the price change [$/MWh]")
     p.add_argument("--arrival-tol", type=float, default=0.02,
                    help="loop tolerance on the station-arrival change (share of the charging EVs)")
+    p.add_argument("--horizon-min", type=float, default=480.0, help="study clock [min] (reduced sizes for tests)")
+    p.add_argument("--departure-end-min", type=float, default=330.0, help="vehicles depart before this minute")
     p.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
 
 
 def run_scenario(name: str, demand_scale: float = 1.0, charging_share: float = 0.1, max_rounds: int = 12,
-                 tno_max_iter: int = 30, price_tol: float = 5.0, arrival_tol: float = 0.02) -> Any:
+                 tno_max_iter: int = 30, price_tol: float = 5.0, arrival_tol: float = 0.02,
+                 horizon_min: float = 480.0, departure_end_min: float = 330.0) -> Any:
     """One scenario's loop result (orchestrator.strategies.tno_dno.LoopResult) and its feeder inputs."""
     from aggregator.zonotope import shift_generators
     from dso.coupling import CouplingFeederSpec, coupling_feeder
@@ -79,7 +82,8 @@ def run_scenario(name: str, demand_scale: float = 1.0, charging_share: float = 0
 
     if name not in SCENARIOS:
         raise ValueError(f"unknown scenario {name!r} (known: {', '.join(SCENARIOS)})")
-    case = coupling_case(demand_scale=demand_scale, charging_share=charging_share)
+    case = coupling_case(demand_scale=demand_scale, charging_share=charging_share, horizon_min=horizon_min,
+                         departure_end_min=departure_end_min)
     spec = CouplingFeederSpec()
     data, inputs = coupling_feeder(np.array([s.feeder_node for s in case.stations]),
                                    shift_generators(case.n_periods, ZONOTOPE_SHIFTS), dt_h=case.step_min / 60.0,
@@ -296,7 +300,7 @@ def run(args: argparse.Namespace) -> StudyResult:
     metrics: dict[str, dict[str, Any]] = {}
     for name in SCENARIOS:
         runs[name] = run_scenario(name, args.demand_scale, args.charging_share, args.max_rounds, args.tno_max_iter,
-                                  args.price_tol, args.arrival_tol)
+                                  args.price_tol, args.arrival_tol, args.horizon_min, args.departure_end_min)
         metrics[name] = scenario_metrics(*runs[name])
     sp, co = metrics["shortest_path"], metrics["coordinated"]
     co["renewable_consumption_change_vs_shortest_path"] = (co["renewable_consumption_mwh"]
