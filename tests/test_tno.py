@@ -135,9 +135,9 @@ def test_zonotope_clusters_validate_and_are_dpp() -> None:
 def test_loop_converges_and_meets_every_ev_need() -> None:
     from orchestrator.studies.transport_coupling import run_scenario, scenario_metrics
 
-    loop, inputs, r = run_scenario("coordinated", demand_scale=0.4, charging_share=0.2, max_rounds=12,
+    tno, inputs, r = run_scenario("coordinated", demand_scale=0.4, charging_share=0.2, max_rounds=12,
                                    tno_max_iter=10, horizon_min=150.0, departure_end_min=60.0)
-    m = scenario_metrics(loop, inputs, r)
+    m = scenario_metrics(tno, inputs, r)
     assert r.converged and m["loop_iterations"] <= 12
     assert r.rounds[-1].price_change_usd_per_mwh <= 5.0 and r.rounds[-1].arrival_change <= 0.02
     assert m["vehicles_departed"] == m["vehicles_arrived"] > 0

@@ -41,8 +41,14 @@ class StationArrivals:
 
 @dataclass(frozen=True)
 class TnoResponse:
+    """What the TNO answers: the arrivals and how close its route choice is to equilibrium. ``assignment``
+    (routes, loading: the TNO's private state) is there only when the TNO runs in this process."""
+
     arrivals: StationArrivals
-    assignment: Assignment
+    gap: float
+    gap_charging: float
+    iterations: int
+    assignment: Assignment | None = None
 
 
 class TransportOperator:
@@ -73,7 +79,7 @@ class TransportOperator:
             self._msa_steps += a.iterations
         else:
             raise TransportInputError(f"mode={mode!r} is unknown (known: equilibrium, shortest_path)")
-        return TnoResponse(self.arrivals(a), a)
+        return TnoResponse(self.arrivals(a), a.gap, a.gap_charging, a.iterations, a)
 
     def station_of(self, a: Assignment) -> np.ndarray:
         """(V,) station index of each vehicle's route (-1: not charging)."""

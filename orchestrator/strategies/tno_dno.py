@@ -16,7 +16,9 @@ feeder without EVs. The undamped residual max |d^k - lambda^k| is reported too.
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import numpy as np
 
@@ -24,7 +26,8 @@ from aggregator.fleet import EV, Station
 from aggregator.zonotope import ZonotopeFlexibility, disaggregate_zonotope, fit_zonotopes, shift_generators
 from dso.model import FeederDispatch
 from dso.problem import DsoProblem
-from tno.operator import Mode, StationArrivals, TnoResponse, TransportOperator
+from tno.network import ChargingStation
+from tno.operator import Mode, StationArrivals, TnoResponse
 
 ZONOTOPE_SHIFTS = (1, 2, 4, 8)  # 5, 10, 20, 40 minutes
 
@@ -66,16 +69,26 @@ def arrivals_to_fleet(arr: StationArrivals, stations: list[Station]) -> list[EV]
             for i in range(len(arr.ev_id)) if arr.need_kwh[i] > 0]
 
 
-class CouplingLoop:
-    """One DSO problem built once (DPP: the clusters are Parameters) and the TNO, iterated by prices."""
+class TransportSide(Protocol):
+    """The TNO as the loop sees it: in this process (tno.operator.TransportOperator) or behind gRPC
+    (orchestrator.system.tno_client.RemoteTransportOperator)."""
 
-    def __init__(self, tno: TransportOperator, dso: DsoProblem, import_price_usd_per_mwh: float) -> None:
+    def respond(self, price_usd_per_mwh: np.ndarray, mode: Mode = "equilibrium", max_iter: int = 30,
+                gap_tol: float = 0.01) -> TnoResponse: ...
+
+
+class CouplingLoop:
+    """One DSO problem built once (DPP: the clusters are Parameters) and the TNO, iterated by prices.
+    ``stations`` and the clock (``step_min``, ``n_periods``) are public: where the stations plug into the
+    feeder and the dispatch resolution."""
+
+    def __init__(self, tno: TransportSide, dso: DsoProblem, import_price_usd_per_mwh: float,
+                 stations: Sequence[ChargingStation], step_min: float, n_periods: int) -> None:
         self.tno, self.dso = tno, dso
-        case = tno.case
-        self.stations = [Station(s.station_id, s.feeder_node, s.plugs * s.p_plug_kw) for s in case.stations]
-        self.node_idx = np.array([s.feeder_node - 1 for s in case.stations])
-        self.dt_h = case.step_min / 60.0
-        self.n_periods = case.n_periods
+        self.stations = [Station(s.station_id, s.feeder_node, s.plugs * s.p_plug_kw) for s in stations]
+        self.node_idx = np.array([s.feeder_node - 1 for s in stations])
+        self.dt_h = step_min / 60.0
+        self.n_periods = n_periods
         self.generators = shift_generators(self.n_periods, ZONOTOPE_SHIFTS)
         self.import_price = np.full(self.n_periods, float(import_price_usd_per_mwh))
 
@@ -119,7 +132,7 @@ class CouplingLoop:
             new_price = price + damping * (dlmp - price)
             step = float(np.max(np.abs(new_price - price)))
             rounds.append(LoopRound(step, float(np.max(np.abs(dlmp - price))), change, counts.tolist(),
-                                    resp.assignment.gap, resp.assignment.iterations, solve_s))
+                                    resp.gap, resp.iterations, solve_s))
             if mode == "shortest_path":
                 converged = True  # no feedback: one round
                 break

@@ -74,7 +74,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run_scenario(name: str, demand_scale: float = 1.0, charging_share: float = 0.1, max_rounds: int = 12,
                  tno_max_iter: int = 30, price_tol: float = 5.0, arrival_tol: float = 0.02,
                  horizon_min: float = 480.0, departure_end_min: float = 330.0) -> Any:
-    """One scenario's loop result (orchestrator.strategies.tno_dno.LoopResult) and its feeder inputs."""
+    """(the embedded TNO, the feeder inputs, the loop result orchestrator.strategies.tno_dno.LoopResult)."""
     from aggregator.zonotope import shift_generators
     from dso.coupling import CouplingFeederSpec, coupling_feeder
     from dso.problem import DsoProblem
@@ -90,19 +90,22 @@ def run_scenario(name: str, demand_scale: float = 1.0, charging_share: float = 0
     data, inputs = coupling_feeder(np.array([s.feeder_node for s in case.stations]),
                                    shift_generators(case.n_periods, ZONOTOPE_SHIFTS), dt_h=case.step_min / 60.0,
                                    spec=spec)
-    loop = CouplingLoop(TransportOperator(case), DsoProblem(data, inputs), spec.import_price_usd_per_mwh)
+    tno = TransportOperator(case)
+    loop = CouplingLoop(tno, DsoProblem(data, inputs), spec.import_price_usd_per_mwh, case.stations, case.step_min,
+                        case.n_periods)
     mode: Mode = "shortest_path" if name == "shortest_path" else "equilibrium"
     result = loop.run(mode, max_rounds=max_rounds, price_tol_usd_per_mwh=price_tol, arrival_tol=arrival_tol,
                       tno_max_iter=tno_max_iter)
-    return loop, inputs, result
+    return tno, inputs, result
 
 
-def scenario_metrics(loop: Any, inputs: Any, r: Any) -> dict[str, Any]:
-    case = loop.tno.case
+def scenario_metrics(tno: Any, inputs: Any, r: Any) -> dict[str, Any]:
+    case = tno.case
     d, dt = r.dispatch, inputs.dt_h
     a = r.tno.assignment
+    assert a is not None, "metrics need the embedded TNO's assignment"
     ld = a.loading
-    veh = loop.tno.vehicles
+    veh = tno.vehicles
     ev_mask = veh.kind >= 0
     n_p = case.n_periods
     wind_av = inputs.wind_avail_mw.sum() * dt
@@ -169,11 +172,11 @@ def scenario_metrics(loop: Any, inputs: Any, r: Any) -> dict[str, Any]:
     return out
 
 
-def _write_run(out: Path, name: str, loop: Any, inputs: Any, r: Any, metrics: dict[str, Any]) -> None:
+def _write_run(out: Path, name: str, tno: Any, inputs: Any, r: Any, metrics: dict[str, Any]) -> None:
     run = out / name
     ts = run / "timeseries"
     ts.mkdir(parents=True, exist_ok=True)
-    case = loop.tno.case
+    case = tno.case
     ld = r.tno.assignment.loading
     n_p = case.n_periods
     with (ts / "links.csv").open("w", newline="") as fh:
@@ -184,7 +187,7 @@ def _write_run(out: Path, name: str, loop: Any, inputs: Any, r: Any, metrics: di
                 q = ld.link_inflow_veh[k, t] * 60.0 / case.step_min
                 w.writerow([t, case.network.link_id[k], int(case.network.from_node[k]), int(case.network.to_node[k]),
                             f"{q:.6g}", f"{q / case.network.capacity_veh_per_h[k]:.6g}"])
-    queue, plugged = station_occupancy(loop, r)
+    queue, plugged = station_occupancy(tno, r)
     d = r.dispatch
     with (ts / "stations.csv").open("w", newline="") as fh:
         w = csv.writer(fh)
@@ -204,11 +207,11 @@ def _write_run(out: Path, name: str, loop: Any, inputs: Any, r: Any, metrics: di
         k: v for k, v in metrics.items()}}, indent=2, default=float) + "\n")
 
 
-def station_occupancy(loop: Any, r: Any) -> tuple[np.ndarray, np.ndarray]:
+def station_occupancy(tno: Any, r: Any) -> tuple[np.ndarray, np.ndarray]:
     """(S, P) mean vehicles queueing and plugged in per station and 5-minute period."""
-    case = loop.tno.case
+    case = tno.case
     ld = r.tno.assignment.loading
-    st = loop.tno.station_of(r.tno.assignment)
+    st = tno.station_of(r.tno.assignment)
     n_p, step = case.n_periods, case.step_min
     minutes = np.arange(n_p * int(step)) + 0.5
     queue = np.zeros((len(case.stations), minutes.size))
@@ -229,7 +232,7 @@ def _plots(out: Path, runs: dict[str, tuple[Any, Any, Any]], metrics: dict[str, 
 
     files: list[Path] = []
     first = next(iter(runs.values()))
-    case = first[0].tno.case
+    case = first[0].case
     hours = (np.arange(case.n_periods) + 0.5) * case.step_min / 60.0
     fig, axes = plt.subplots(1, len(runs), figsize=(6 * len(runs), 4), sharey=True)
     for ax, (name, (_, _, r)) in zip(np.atleast_1d(axes), runs.items(), strict=True):
@@ -248,8 +251,8 @@ def _plots(out: Path, runs: dict[str, tuple[Any, Any, Any]], metrics: dict[str, 
 
     fig, axes = plt.subplots(2, len(runs), figsize=(6 * len(runs), 6), sharex=True)
     axes = np.asarray(axes).reshape(2, len(runs))
-    for j, (name, (loop, _, r)) in enumerate(runs.items()):
-        queue, _ = station_occupancy(loop, r)
+    for j, (name, (tno, _, r)) in enumerate(runs.items()):
+        queue, _ = station_occupancy(tno, r)
         for s, st in enumerate(case.stations):
             axes[0, j].plot(hours, queue[s], label=st.station_id)
             axes[1, j].plot(hours, r.dispatch.ev_zono_p_mw[s], label=st.station_id)
@@ -313,7 +316,7 @@ def run(args: argparse.Namespace) -> StudyResult:
     for name in SCENARIOS:
         _write_run(out, name, *runs[name], metrics[name])
     plots = [] if args.no_plots else _plots(out, runs, metrics)
-    case = runs["coordinated"][0].tno.case
+    case = runs["coordinated"][0].case
     notes = [
         "Loop: damped DLMPs (0.5), stop when the applied price change <= "
         f"{args.price_tol} $/MWh and the station-arrival change <= {args.arrival_tol:.0%} of the charging EVs; "
