@@ -135,8 +135,8 @@ def test_zonotope_clusters_validate_and_are_dpp() -> None:
 def test_loop_converges_and_meets_every_ev_need() -> None:
     from orchestrator.studies.transport_coupling import run_scenario, scenario_metrics
 
-    tno, inputs, r = run_scenario("coordinated", demand_scale=0.4, charging_share=0.2, max_rounds=12,
-                                   tno_max_iter=10, horizon_min=150.0, departure_end_min=60.0)
+    tno, inputs, r = run_scenario("coordinated", demand_scale=0.3, charging_share=0.2, max_rounds=12,
+                                   tno_max_iter=8, horizon_min=150.0, departure_end_min=60.0)
     m = scenario_metrics(tno, inputs, r)
     assert r.converged and m["loop_iterations"] <= 12
     assert r.rounds[-1].price_change_usd_per_mwh <= 5.0 and r.rounds[-1].arrival_change <= 0.02
@@ -149,7 +149,7 @@ def test_loop_converges_and_meets_every_ev_need() -> None:
     assert float(r.ev_unmet_kwh.max()) <= 1e-6
     np.testing.assert_allclose(p.sum(axis=0) / 1000.0, r.dispatch.ev_zono_p_mw.sum(axis=0), atol=1e-6)
     assert sum(m["station_arrivals"].values()) == m["charging_evs"]
-    sp_loop, sp_inputs, sp = run_scenario("shortest_path", demand_scale=0.4, charging_share=0.2,
+    sp_loop, sp_inputs, sp = run_scenario("shortest_path", demand_scale=0.3, charging_share=0.2,
                                           horizon_min=150.0, departure_end_min=60.0)
     ms = scenario_metrics(sp_loop, sp_inputs, sp)
     assert ms["loop_iterations"] == 1 and ms["equilibrium_gap"] > m["equilibrium_gap"]

@@ -109,7 +109,7 @@ class CouplingLoop:
                           method="per_ev")
         return evs, z
 
-    def run(self, mode: Mode = "equilibrium", max_rounds: int = 12, price_tol_usd_per_mwh: float = 5.0,
+    def run(self, mode: Mode = "equilibrium", max_rounds: int = 20, price_tol_usd_per_mwh: float = 5.0,
             arrival_tol: float = 0.02, tno_max_iter: int = 30, tno_gap_tol: float = 0.01,
             damping: float = 0.5) -> LoopResult:
         t0 = time.perf_counter()

@@ -61,7 +61,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--case", default=CASE, help=f"bundled case (only {CASE})")
     p.add_argument("--demand-scale", type=float, default=1.0, help="x the OD demand (reduced sizes for tests)")
     p.add_argument("--charging-share", type=float, default=0.1, help="share of the vehicles that go to charge")
-    p.add_argument("--max-rounds", type=int, default=12, help="TNO-DNO loop rounds at most")
+    p.add_argument("--max-rounds", type=int, default=20, help="TNO-DNO loop rounds at most")
     p.add_argument("--tno-max-iter", type=int, default=30, help="MSA iterations of the TNO equilibrium at most")
     p.add_argument("--price-tol", type=float, default=5.0, help="loop tolerance on the price change [$/MWh]")
     p.add_argument("--arrival-tol", type=float, default=0.02,
@@ -71,7 +71,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
 
 
-def run_scenario(name: str, demand_scale: float = 1.0, charging_share: float = 0.1, max_rounds: int = 12,
+def run_scenario(name: str, demand_scale: float = 1.0, charging_share: float = 0.1, max_rounds: int = 20,
                  tno_max_iter: int = 30, price_tol: float = 5.0, arrival_tol: float = 0.02,
                  horizon_min: float = 480.0, departure_end_min: float = 330.0) -> Any:
     """(the embedded TNO, the feeder inputs, the loop result orchestrator.strategies.tno_dno.LoopResult)."""
