@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -135,8 +137,8 @@ def test_zonotope_clusters_validate_and_are_dpp() -> None:
 def test_loop_converges_and_meets_every_ev_need() -> None:
     from orchestrator.studies.transport_coupling import run_scenario, scenario_metrics
 
-    tno, inputs, r = run_scenario("coordinated", demand_scale=0.3, charging_share=0.2, max_rounds=12,
-                                   tno_max_iter=8, horizon_min=150.0, departure_end_min=60.0)
+    tno, inputs, r = run_scenario("coordinated", demand_scale=0.25, charging_share=0.2, max_rounds=12,
+                                   tno_max_iter=8, horizon_min=120.0, departure_end_min=45.0)
     m = scenario_metrics(tno, inputs, r)
     assert r.converged and m["loop_iterations"] <= 12
     assert r.rounds[-1].price_change_usd_per_mwh <= 5.0 and r.rounds[-1].arrival_change <= 0.02
@@ -149,7 +151,24 @@ def test_loop_converges_and_meets_every_ev_need() -> None:
     assert float(r.ev_unmet_kwh.max()) <= 1e-6
     np.testing.assert_allclose(p.sum(axis=0) / 1000.0, r.dispatch.ev_zono_p_mw.sum(axis=0), atol=1e-6)
     assert sum(m["station_arrivals"].values()) == m["charging_evs"]
-    sp_loop, sp_inputs, sp = run_scenario("shortest_path", demand_scale=0.3, charging_share=0.2,
-                                          horizon_min=150.0, departure_end_min=60.0)
-    ms = scenario_metrics(sp_loop, sp_inputs, sp)
-    assert ms["loop_iterations"] == 1 and ms["equilibrium_gap"] > m["equilibrium_gap"]
+
+
+def test_study_writes_the_contract(tmp_path: Path) -> None:
+    from orchestrator.cli.main import main
+
+    out = tmp_path / "tc"
+    assert main(["study", "transport-coupling", "--out", str(out), "--demand-scale", "0.2", "--charging-share", "0.2",
+                 "--horizon-min", "120", "--departure-end-min", "40", "--tno-max-iter", "3", "--max-rounds", "3",
+                 "--no-plots"]) == 0
+    doc = json.loads((out / "study.json").read_text())
+    assert doc["study"] == "transport-coupling" and set(doc["scenarios"]) == {"shortest_path", "coordinated"}
+    sp, co = doc["scenarios"]["shortest_path"], doc["scenarios"]["coordinated"]
+    for m in ("renewable_consumption_mwh", "renewable_consumption_share", "load_shed_mwh", "load_supplied_mwh",
+              "travel_cost_usd", "mean_travel_time_min", "max_link_vc", "station_arrivals", "wind_absorbed_share",
+              "pv_absorbed_share", "vehicles_departed", "vehicles_arrived", "loop_iterations", "equilibrium_gap"):
+        assert m in sp and m in co, m
+    assert sp["loop_iterations"] == 1 and sp["equilibrium_gap"] > co["equilibrium_gap"]
+    assert sp["vehicles_departed"] == sp["vehicles_arrived"] and co["vehicles_departed"] == co["vehicles_arrived"]
+    assert "| renewable_consumption_change_vs_shortest_path |" in (out / "table.md").read_text()
+    for name in ("shortest_path", "coordinated"):
+        assert (out / name / "summary.json").is_file() and (out / name / "timeseries" / "links.csv").is_file()

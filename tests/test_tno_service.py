@@ -82,7 +82,7 @@ def test_loop_over_the_service_matches_embedded(remote: RemoteTransportOperator)
         data, inputs = coupling_feeder(np.array([s.feeder_node for s in case.stations]), g, spec=spec)
         loop = CouplingLoop(tno, DsoProblem(data, inputs), spec.import_price_usd_per_mwh, case.stations,
                             case.step_min, case.n_periods)
-        results.append(loop.run("equilibrium", max_rounds=2, tno_max_iter=4))
+        results.append(loop.run("equilibrium", max_rounds=2, tno_max_iter=3))
     emb, srv = results
     assert [r.station_arrivals for r in emb.rounds] == [r.station_arrivals for r in srv.rounds]
     np.testing.assert_allclose(srv.price_usd_per_mwh, emb.price_usd_per_mwh, atol=1e-6)
