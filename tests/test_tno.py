@@ -114,6 +114,10 @@ def test_zonotope_clusters_validate_and_are_dpp() -> None:
         ZonotopeClusters(np.array([17, 32]), g, np.zeros((2, 24)), beta)
     data, inputs = coupling_feeder(np.array([18, 33, 25, 22]), g)
     assert inputs.n_periods == 24
+    with pytest.raises(FeederInputError, match=r"p_import_min_mw=1.0 > p_import_max_mw=0.5"):
+        replace(inputs, p_import_min_mw=1.0, p_import_max_mw=0.5)
+    with pytest.raises(FeederInputError, match=r"load_shed_usd_per_mwh=-1.0"):
+        replace(inputs, load_shed_usd_per_mwh=-1.0)
     # no wind: 0.6 MW import + 0.6 MW MT + the PV behind its weak lateral cannot carry the load, some is shed
     inputs = replace(inputs, wind_avail_mw=np.zeros_like(inputs.wind_avail_mw))
     prob = DsoProblem(data, inputs)
@@ -172,3 +176,10 @@ def test_study_writes_the_contract(tmp_path: Path) -> None:
     assert "| renewable_consumption_change_vs_shortest_path |" in (out / "table.md").read_text()
     for name in ("shortest_path", "coordinated"):
         assert (out / name / "summary.json").is_file() and (out / name / "timeseries" / "links.csv").is_file()
+
+
+def test_five_minute_profiles_hold_their_quarter_hour() -> None:
+    from core.profiles import profile
+
+    q = profile("wind_wp4", 0.25)
+    np.testing.assert_array_equal(profile("wind_wp4", 1.0 / 12.0), np.repeat(q, 3))
