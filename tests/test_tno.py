@@ -141,7 +141,7 @@ def test_zonotope_clusters_validate_and_are_dpp() -> None:
 def test_loop_converges_and_meets_every_ev_need() -> None:
     from orchestrator.studies.transport_coupling import run_scenario, scenario_metrics
 
-    tno, inputs, r = run_scenario("coordinated", demand_scale=0.25, charging_share=0.2, max_rounds=12,
+    tno, inputs, r = run_scenario("coordinated", demand_scale=0.2, charging_share=0.2, max_rounds=12,
                                    tno_max_iter=8, horizon_min=120.0, departure_end_min=45.0)
     m = scenario_metrics(tno, inputs, r)
     assert r.converged and m["loop_iterations"] <= 12

@@ -78,8 +78,8 @@ def test_loop_over_the_service_matches_embedded(remote: RemoteTransportOperator)
     spec = CouplingFeederSpec()
     g = shift_generators(case.n_periods, ZONOTOPE_SHIFTS)
     results = []
+    data, inputs = coupling_feeder(np.array([s.feeder_node for s in case.stations]), g, spec=spec)
     for tno in (TransportOperator(case), remote):
-        data, inputs = coupling_feeder(np.array([s.feeder_node for s in case.stations]), g, spec=spec)
         loop = CouplingLoop(tno, DsoProblem(data, inputs), spec.import_price_usd_per_mwh, case.stations,
                             case.step_min, case.n_periods)
         results.append(loop.run("equilibrium", max_rounds=2, tno_max_iter=3))
