@@ -4,7 +4,9 @@ and disaggregation of energetic flexibility from distributed energy resources", 
 
 Every EV i gets a zonotope Z_i = {c_i + G diag(beta_i) xi : ||xi||_inf <= 1} of calendar profiles (T,) of
 grid-side charging power, with ONE template G (T x m) for the whole fleet: shift generators
-g_(t,L) = e_t - e_{(t+L) % T} for t < T and L in ``shifts`` (move energy from period t+L to t). Each
+g_(t,L) = e_t - e_{(t+L) % T} for t < T and L in ``shifts`` (move energy from period t+L to t; by default
+every L = 1..12: with only L in (1, 2, 4, 8) the zonotope captured 84.7 % of the exact fleet's peak reduction
+at 10,000 EVs with 30 % V2G, with 1..12 about 94 %, see orchestrator/bench/aggregator.py). Each
 generator sums to zero, so the final-energy equality holds on all of Z_i once it holds at c_i.
 (c_i, beta_i >= 0) maximise sum_j beta_ij subject to Z_i lying inside EV i's polytope
     {p : 0 <= p <= p_ch_i in the window, p = 0 outside, lo_ik <= eta_i dt sum_{m<=k} p_m <= hi_ik,
@@ -36,7 +38,7 @@ from scipy.optimize import linprog
 from aggregator.fleet import EV, FleetArrays, FleetError, Station, fleet_arrays
 from core.errors import SolveError
 
-DEFAULT_SHIFTS = (1, 2, 4, 8)
+DEFAULT_SHIFTS = tuple(range(1, 13))  # shifts of 1..12 periods (half a day at hourly periods)
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ import numpy as np
 from core.icnn import SurrogateTerm, SurrogateWeights
 from core.rpc import InvalidArgument, scalar, vector
 from core.subspace import BoundaryStep, Columns, Evaluation, Merge, Proposal
-from gridcoord.v1 import aggregator_pb2, common_pb2, dso_pb2, tso_pb2
+from gridcoord.v1 import aggregator_pb2, common_pb2, dso_pb2, tno_pb2, tso_pb2
 
 T = TypeVar("T")
 
@@ -290,3 +290,52 @@ def envelope_from_proto(msg: aggregator_pb2.Envelope) -> EnvelopeData:
                         stations=tuple(msg.stations),
                         station_p_max_mw=_arr(vector("envelope.station_p_max_mw", msg.station_p_max_mw,
                                                      len(msg.stations), nonneg=True)), **entries)
+
+
+# --------------------------------------------------------------------------------------------------
+# transport network operator: station prices in, station arrival envelopes out
+
+_ARRIVAL_FLOATS = ("plug_start_h", "plug_end_h", "need_kwh", "capacity_kwh", "soc_arrival_kwh", "p_charge_kw",
+                   "p_discharge_kw", "efficiency")
+
+
+def station_prices_to_proto(key: common_pb2.RunKey, price_usd_per_mwh: np.ndarray, mode: str, max_iter: int,
+                            gap_tol: float) -> tno_pb2.StationPricesRequest:
+    price = np.asarray(price_usd_per_mwh, dtype=float)
+    return tno_pb2.StationPricesRequest(key=key, n_stations=price.shape[0], n_periods=price.shape[1],
+                                        price_usd_per_mwh=price.ravel().tolist(), mode=mode, max_iter=max_iter,
+                                        gap_tol=gap_tol)
+
+
+def station_prices_from_proto(msg: tno_pb2.StationPricesRequest, n_stations: int, n_periods: int,
+                              limit_usd_per_mwh: float) -> tuple[np.ndarray, str, int, float]:
+    """(prices (S, P), mode, max_iter, gap_tol); InvalidArgument names the bad field."""
+    if msg.n_stations != n_stations or msg.n_periods != n_periods:
+        raise InvalidArgument(f"n_stations x n_periods = {msg.n_stations} x {msg.n_periods}; this operator has "
+                              f"{n_stations} stations x {n_periods} periods")
+    price = np.asarray(vector("price_usd_per_mwh", msg.price_usd_per_mwh, n_stations * n_periods,
+                              limit=limit_usd_per_mwh), dtype=float).reshape(n_stations, n_periods)
+    if msg.mode not in ("equilibrium", "shortest_path"):
+        raise InvalidArgument(f"mode={msg.mode!r} is unknown (known: equilibrium, shortest_path)")
+    if not 1 <= msg.max_iter <= 1000:
+        raise InvalidArgument(f"max_iter={msg.max_iter} must be in 1..1000")
+    gap_tol = scalar("gap_tol", msg.gap_tol, positive=True)
+    return price, msg.mode, int(msg.max_iter), float(gap_tol)
+
+
+def arrivals_to_proto(arr: Any, gap: float, gap_charging: float, iterations: int) -> tno_pb2.StationArrivals:
+    return tno_pb2.StationArrivals(
+        ev_id=list(arr.ev_id), ev_type=list(arr.ev_type), station=np.asarray(arr.station, dtype=int).tolist(),
+        **{f: np.asarray(getattr(arr, f), dtype=float).tolist() for f in _ARRIVAL_FLOATS},
+        need_cut_kwh=float(arr.need_cut_kwh), equilibrium_gap=float(gap), equilibrium_gap_charging=float(gap_charging),
+        iterations=int(iterations))
+
+
+def arrivals_from_proto(msg: tno_pb2.StationArrivals, cls: Callable[..., T]) -> tuple[T, float, float, int]:
+    """(arrivals as ``cls`` (tno.operator.StationArrivals), gap, gap of the charging EVs, iterations)."""
+    n = len(msg.ev_id)
+    if any(len(getattr(msg, f)) != n for f in ("ev_type", "station", *_ARRIVAL_FLOATS)):
+        raise InvalidArgument(f"StationArrivals: repeated fields differ in length (ev_id has {n})")
+    arr = cls(ev_id=tuple(msg.ev_id), ev_type=tuple(msg.ev_type), station=np.asarray(list(msg.station), dtype=np.int64),
+              **{f: _arr(getattr(msg, f)) for f in _ARRIVAL_FLOATS}, need_cut_kwh=float(msg.need_cut_kwh))
+    return arr, float(msg.equilibrium_gap), float(msg.equilibrium_gap_charging), int(msg.iterations)

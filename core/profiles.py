@@ -25,14 +25,18 @@ def profile_names() -> list[str]:
 
 
 def profile(name: str, dt_h: float) -> np.ndarray:
-    """Mean of the quarter-hour values over each period of ``dt_h`` hours (dimensionless, (T,))."""
+    """Mean of the quarter-hour values over each period of ``dt_h`` hours (dimensionless, (T,)); a period
+    shorter than a quarter hour that divides it (e.g. 5 minutes) holds its quarter hour's value."""
     table = _table()
     if name not in table:
         raise KeyError(f"unknown profile {name!r} (known: {', '.join(sorted(table))})")
+    series = table[name]
+    sub = round(STEP_H / dt_h) if dt_h > 0 else 0
+    if dt_h < STEP_H and sub >= 2 and abs(sub * dt_h - STEP_H) < 1e-9:
+        return np.repeat(series, sub)
     per = round(dt_h / STEP_H)
     if per < 1 or abs(per * STEP_H - dt_h) > 1e-9:
-        raise ValueError(f"dt_h={dt_h} is not a multiple of the profiles' {STEP_H} h step")
-    series = table[name]
+        raise ValueError(f"dt_h={dt_h} is neither a multiple nor a divisor of the profiles' {STEP_H} h step")
     return series.reshape(-1, per).mean(axis=1)
 
 

@@ -38,6 +38,7 @@ __all__ = [
     "FeederInputError",
     "FeederInputs",
     "FeederModel",
+    "ZonotopeClusters",
     "EV_Q_MODES",
     "OBJECTIVE_TERMS",
     "build_feeder_model",
@@ -199,6 +200,37 @@ class EvFlexibility:
 
 
 @dataclass(frozen=True)
+class ZonotopeClusters:
+    """EV clusters as zonotopes sharing one generator matrix G (aggregator.zonotope): station s draws
+    p_s = c_s + G diag(beta_s) xi_s [MW] (charging positive) for any |xi_s| <= 1, and every such profile
+    disaggregates in closed form into feasible per-EV schedules."""
+
+    node_idx: np.ndarray  # (S,) int, 0-based feeder node of each station
+    generators: np.ndarray  # (T, m)
+    c_mw: np.ndarray  # (S, T) centre
+    beta_mw: np.ndarray  # (S, m) generator scales, >= 0
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "node_idx", _i64(self.node_idx))
+        for name in ("generators", "c_mw", "beta_mw"):
+            object.__setattr__(self, name, _f64(getattr(self, name)))
+        n_s = self.node_idx.shape[0]
+        if self.generators.ndim != 2:
+            raise FeederInputError(f"EV zonotopes: generators must be (T, m), got shape {self.generators.shape}")
+        t, m = self.generators.shape
+        for name, shape in (("c_mw", (n_s, t)), ("beta_mw", (n_s, m))):
+            arr = getattr(self, name)
+            if arr.shape != shape:
+                raise FeederInputError(f"EV zonotopes: {name} has shape {arr.shape}, expected {shape}")
+            if not np.all(np.isfinite(arr)):
+                raise FeederInputError(f"EV zonotopes: {name} has non-finite entries")
+        if np.any(self.beta_mw < 0):
+            s, j = np.unravel_index(int(np.argmin(self.beta_mw)), self.beta_mw.shape)
+            raise FeederInputError(f"EV zonotope of station {int(s)}: beta_mw[{int(j)}]="
+                                   f"{float(self.beta_mw[s, j])!r} must be >= 0")
+
+
+@dataclass(frozen=True)
 class FeederInputs:
     """Dispatch-day inputs of one feeder; arrays are (..., T), nodes 0-based."""
 
@@ -241,6 +273,13 @@ class FeederInputs:
     #: objective weights of the DSO's own dispatch (DsoProblem): "cost" [-] x (local cost + purchase) [$],
     #: "loss" x daily active loss [MWh], "voltage_deviation" x mean |V - 1| [p.u.] (linearised: |w - 1| / 2)
     objective: tuple[tuple[str, float], ...] = (("cost", 1.0),)
+    #: EV clusters as zonotopes (aggregator.zonotope), beside or instead of ``ev`` envelopes
+    ev_zonotope: ZonotopeClusters | None = None
+    #: penalty on load not served [$/MWh]; None: every load is served (no shedding variable)
+    load_shed_usd_per_mwh: float | None = None
+    #: substation import limits [MW] (min < 0 allows export; None = unlimited)
+    p_import_max_mw: float | None = None
+    p_import_min_mw: float | None = None
 
     def __post_init__(self) -> None:
         for name in ("pv_node_idx", "mt_node_idx", "wind_node_idx", "station_node_idx"):
@@ -317,6 +356,22 @@ class FeederInputs:
             k = int(np.argmin(self.mt_c2_usd_per_mw2h))
             raise FeederInputError(f"MT {k}: mt_c2_usd_per_mw2h={float(self.mt_c2_usd_per_mw2h[k])!r} "
                                    "must be >= 0 (convex)")
+        if self.load_shed_usd_per_mwh is not None and not (np.isfinite(self.load_shed_usd_per_mwh)
+                                                          and self.load_shed_usd_per_mwh >= 0):
+            raise FeederInputError(f"load_shed_usd_per_mwh={self.load_shed_usd_per_mwh!r} must be finite and >= 0")
+        lo_imp = -np.inf if self.p_import_min_mw is None else self.p_import_min_mw
+        hi_imp = np.inf if self.p_import_max_mw is None else self.p_import_max_mw
+        if not lo_imp <= hi_imp:
+            raise FeederInputError(f"p_import_min_mw={self.p_import_min_mw!r} > "
+                                   f"p_import_max_mw={self.p_import_max_mw!r}")
+        z = self.ev_zonotope
+        if z is not None:
+            if z.generators.shape[0] != t:
+                raise FeederInputError(f"EV zonotopes: generators have {z.generators.shape[0]} periods, T={t}")
+            bad = np.flatnonzero((z.node_idx < 0) | (z.node_idx >= n))
+            if bad.size:
+                raise FeederInputError(f"EV zonotope station {int(bad[0])}: node_idx={int(z.node_idx[bad[0]])} "
+                                       f"is not a node index 0..{n - 1}")
         if not 0 < self.v_min_pu <= self.v_sub_pu <= self.v_max_pu:
             raise FeederInputError(f"voltage limits must satisfy 0 < v_min_pu <= v_sub_pu <= v_max_pu, got "
                                    f"{self.v_min_pu}, {self.v_sub_pu}, {self.v_max_pu}")
@@ -362,6 +417,11 @@ class FeederDispatch:
     ev_station_q_mvar: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)))
     #: (S,T) net active power per station (charging positive) [MW] (empty without station limits)
     ev_station_p_mw: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)))
+    #: (N,T) load not served [MW] (zeros without ``load_shed_usd_per_mwh``)
+    load_shed_mw: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)))
+    #: (S,m) zonotope coordinates and (S,T) station power of ``ev_zonotope`` (empty without one)
+    ev_zono_xi: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)))
+    ev_zono_p_mw: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)))
 
 
 def _incidence(node_idx: np.ndarray, n_nodes: int) -> sp.csr_matrix:
@@ -388,6 +448,9 @@ class FeederModel:
     _ev_q_mvar: cp.Expression | None = field(default=None, repr=False)  # (N,T)
     _station_q_mvar: cp.Expression | None = field(default=None, repr=False)  # (S,T)
     _station_p_mw: cp.Expression | None = field(default=None, repr=False)  # (S,T)
+    #: Parameters a caller may update between solves (DPP): "ev_zono.c_mw" (S,T), "ev_zono.beta_mw" (S,m)
+    parameters: dict[str, cp.Parameter] = field(default_factory=dict)
+    _zono_p_mw: cp.Expression | None = field(default=None, repr=False)  # (S,T)
 
     def objective(self, purchase_usd: cp.Expression | None = None) -> cp.Expression:
         """The case's weighted objective: w_cost (local cost + ``purchase_usd``) + w_loss loss + w_vdev deviation."""
@@ -467,6 +530,9 @@ class FeederModel:
             ev_q_mvar=np.zeros((n, t)) if self._ev_q_mvar is None else value(self._ev_q_mvar),
             ev_station_q_mvar=np.zeros((0, t)) if self._station_q_mvar is None else value(self._station_q_mvar),
             ev_station_p_mw=np.zeros((0, t)) if self._station_p_mw is None else value(self._station_p_mw),
+            load_shed_mw=v.get("load_shed_mw", np.zeros((n, t))),
+            ev_zono_xi=v.get("ev_zono_xi", np.zeros((0, 0))),
+            ev_zono_p_mw=np.zeros((0, t)) if self._zono_p_mw is None else value(self._zono_p_mw),
         )
 
     def _alloc_share(self) -> np.ndarray:
@@ -636,6 +702,36 @@ def build_feeder_model(data: FeederData, inputs: FeederInputs) -> FeederModel:
         if ev_q_nodes is not None:
             q_inj = q_inj - ev_q_nodes
 
+    parameters: dict[str, cp.Parameter] = {}
+    zono_p: cp.Expression | None = None
+    z = inp.ev_zonotope
+    if z is not None:
+        n_s, m_g = z.beta_mw.shape
+        xi = cp.Variable((n_s, m_g), name=f"{data.name}.ev_zono_xi")
+        c_par = cp.Parameter((n_s, t), name=f"{data.name}.ev_zono_c_mw", value=z.c_mw)
+        b_par = cp.Parameter((n_s, m_g), nonneg=True, name=f"{data.name}.ev_zono_beta_mw", value=z.beta_mw)
+        parameters |= {"ev_zono.c_mw": c_par, "ev_zono.beta_mw": b_par}
+        variables["ev_zono_xi"] = xi
+        cons["ev_zono.box"] = cp.abs(xi) <= 1.0
+        zono_p = c_par + cp.multiply(b_par, xi) @ z.generators.T  # (S,T) MW, charging positive
+        zono_nodes = _incidence(z.node_idx, n) @ zono_p
+        p_inj = p_inj - zono_nodes
+        ev_net = zono_nodes if ev_net is None else ev_net + zono_nodes
+    if inp.load_shed_usd_per_mwh is not None:
+        # shed load keeps its power factor: q_shed = (q / p) p_shed
+        p_load = np.maximum(inp.p_load_mw, 0.0)
+        ratio = np.divide(inp.q_load_mvar, inp.p_load_mw, out=np.zeros_like(p_load), where=inp.p_load_mw > 0)
+        shed = cp.Variable((n, t), nonneg=True, name=f"{data.name}.load_shed_mw")
+        variables["load_shed_mw"] = shed
+        cons["load_shed.max"] = shed <= p_load
+        costs["load_shed"] = inp.load_shed_usd_per_mwh * dt * cp.sum(shed)
+        p_inj = p_inj + shed
+        q_inj = q_inj + cp.multiply(ratio, shed)
+    if inp.p_import_max_mw is not None:
+        cons["import.max"] = p_imp <= inp.p_import_max_mw
+    if inp.p_import_min_mw is not None:
+        cons["import.min"] = p_imp >= inp.p_import_min_mw
+
     # Branch flow model in p.u.
     w_from = a_from.T @ w_nd  # (B,T)
     if np.any(data.taps != 1.0):  # |V|^2 after the sending end's ideal transformer
@@ -668,4 +764,5 @@ def build_feeder_model(data: FeederData, inputs: FeederInputs) -> FeederModel:
         p_import_mw=p_imp, q_import_mvar=q_imp, _ev_net_mw=ev_net,
         objective_terms={"loss": loss_mwh, "voltage_deviation": vdev},
         _ev_q_mvar=ev_q_nodes, _station_q_mvar=station_q, _station_p_mw=station_p,
+        parameters=parameters, _zono_p_mw=zono_p,
     )

@@ -168,9 +168,10 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 
 def _cmd_serve(args: argparse.Namespace) -> int:
-    from orchestrator.cli.serve import ServeOptions, serve_forever
+    from orchestrator.cli.serve import TRANSPORT_CASE, ServeOptions, serve_forever
 
-    return serve_forever(ServeOptions(case=args.case, role=args.role, operator_id=args.id, port=args.port,
+    case = args.case or (TRANSPORT_CASE if args.role == "tno" else DEFAULT_CASE)
+    return serve_forever(ServeOptions(case=case, role=args.role, operator_id=args.id, port=args.port,
                                       host=args.host, services_file=args.services, reflection=args.reflection,
                                       ac_check=not args.no_ac_check, solver=args.solver, tls_dir=args.tls_dir,
                                       insecure=args.insecure, security_log=args.security_log,
@@ -371,8 +372,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.set_defaults(func=_cmd_run)
 
     serve = sub.add_parser("serve", help="run one operator as its own gRPC service")
-    serve.add_argument("role", choices=("tso", "dso", "aggregator"))
-    serve.add_argument("--case", default=DEFAULT_CASE)
+    serve.add_argument("role", choices=("tso", "dso", "aggregator", "tno"))
+    serve.add_argument("--case", default=None, help=f"grid case (default {DEFAULT_CASE}); tno: nguyen-dupuis-ieee33")
     serve.add_argument("--id", required=True, help="operator id (see `gridcoord operators`)")
     serve.add_argument("--port", type=int, required=True, help="TCP port (0 = any free port)")
     serve.add_argument("--host", default="127.0.0.1", help="address to bind (default loopback only)")

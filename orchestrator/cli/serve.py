@@ -1,4 +1,4 @@
-"""Operator processes: ``gridcoord serve tso|dso|aggregator``.
+"""Operator processes: ``gridcoord serve tso|dso|aggregator|tno``.
 
 This is the composition root of an operator process: it reads the operator's own part of the case,
 starts its gRPC server (health NOT_SERVING), builds the model (a DSO first asks its aggregator service
@@ -31,7 +31,9 @@ from core.tls import (
 )
 
 log = logging.getLogger("gridcoord.serve")
-ROLES = ("tso", "dso", "aggregator")
+ROLES = ("tso", "dso", "aggregator", "tno")
+#: the transport network operator's bundled case (tno.cases); a TNO is not part of the grid cases
+TRANSPORT_CASE = "nguyen-dupuis-ieee33"
 
 
 @dataclass(frozen=True)
@@ -85,6 +87,8 @@ def start_operator(opts: ServeOptions) -> Served:
     from tso.service import SERVICE_NAME as TSO_SERVICE
     from tso.service import TsoServicer
 
+    if opts.role == "tno":
+        return _start_tno(opts)
     spec = load_case(opts.case)
     known = dict((oid, role) for role, oid in operators(spec))
     if known.get(opts.operator_id) != opts.role:
@@ -160,6 +164,26 @@ def start_operator(opts: ServeOptions) -> Served:
     agg_servicer = AggregatorServicer(opts.operator_id, fleet, stations, dt, T, journal_path=journal)
     served = start_server([agg_servicer.register], [AGG_SERVICE], address, reflection=opts.reflection,
                           workers=opts.workers, **secure)
+    served.set_serving(True)
+    return served
+
+
+def _start_tno(opts: ServeOptions) -> Served:
+    """The TNO process: its road network and demand (the bundled transport case) stay here."""
+    from tno.cases import coupling_case
+    from tno.operator import TransportOperator
+    from tno.service import SERVICE_NAME as TNO_SERVICE
+    from tno.service import TnoServicer
+
+    if opts.case != TRANSPORT_CASE:
+        raise ValueError(f"serve tno: --case {opts.case!r} is not a transport case (known: {TRANSPORT_CASE})")
+    if opts.tls_dir is not None or not opts.insecure:
+        raise ValueError("serve tno: only --insecure (plaintext, local development) is supported so far; the TNO "
+                         "has no entry in the grid cases' certificate and authorization lists yet")
+    log.warning("%s: PLAINTEXT (--insecure): no authentication, no authorization; local development only",
+                opts.operator_id)
+    servicer = TnoServicer(opts.operator_id, TransportOperator(coupling_case()))
+    served = start_server([servicer.register], [TNO_SERVICE], f"{opts.host}:{opts.port}", reflection=opts.reflection)
     served.set_serving(True)
     return served
 
