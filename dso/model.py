@@ -19,6 +19,7 @@ injection; p_import_mw > 0 flows from the TSO into the feeder at node 1.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import cvxpy as cp
 import numpy as np
@@ -239,6 +240,9 @@ class FeederInputs:
     #: objective weights of the DSO's own dispatch (DsoProblem): "cost" [-] x (local cost + purchase) [$],
     #: "loss" x daily active loss [MWh], "voltage_deviation" x mean |V - 1| [p.u.] (linearised: |w - 1| / 2)
     objective: tuple[tuple[str, float], ...] = (("cost", 1.0),)
+    #: chance-constrained dispatch (``dso.chance.ChanceInputs``): reserves with recourse and joint chance
+    #: constraints under forecast errors; None: the point-forecast dispatch
+    chance: Any = None
 
     def __post_init__(self) -> None:
         for name in ("pv_node_idx", "mt_node_idx", "wind_node_idx", "station_node_idx"):
@@ -386,6 +390,8 @@ class FeederModel:
     _ev_q_mvar: cp.Expression | None = field(default=None, repr=False)  # (N,T)
     _station_q_mvar: cp.Expression | None = field(default=None, repr=False)  # (S,T)
     _station_p_mw: cp.Expression | None = field(default=None, repr=False)  # (S,T)
+    #: the chance layer (``dso.chance.ChanceLayer``) when the inputs carry chance constraints
+    chance: Any = field(default=None, repr=False)
 
     def objective(self, purchase_usd: cp.Expression | None = None) -> cp.Expression:
         """The case's weighted objective: w_cost (local cost + ``purchase_usd``) + w_loss loss + w_vdev deviation."""
@@ -659,9 +665,14 @@ def build_feeder_model(data: FeederData, inputs: FeederInputs) -> FeederModel:
     costs["loss"] = inp.loss_cost_usd_per_mwh * loss_mwh
     # mean over non-substation nodes and periods of |V - 1| ~ |w - 1| / 2 (first order in V - 1)
     vdev = cp.sum(cp.abs(w_nd[1:, :] - 1.0)) / (2.0 * (n - 1) * t) if n > 1 else cp.Constant(0.0)
-    return FeederModel(
+    model = FeederModel(
         name=data.name, data=data, inputs=inp, variables=variables, constraints=cons, cost_terms=costs,
         p_import_mw=p_imp, q_import_mvar=q_imp, _ev_net_mw=ev_net,
         objective_terms={"loss": loss_mwh, "voltage_deviation": vdev},
         _ev_q_mvar=ev_q_nodes, _station_q_mvar=station_q, _station_p_mw=station_p,
     )
+    if inp.chance is not None:
+        from dso.chance import add_chance_constraints
+
+        add_chance_constraints(model)
+    return model

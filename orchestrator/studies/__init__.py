@@ -17,6 +17,7 @@ STUDIES: dict[str, str] = {
     "t-d-coordination": "orchestrator.studies.t_d_coordination",
     "scheduled-charging": "orchestrator.studies.scheduled_charging",
     "privacy": "orchestrator.studies.privacy",
+    "chance-constrained": "orchestrator.studies.chance_constrained",
 }
 
 #: plan name -> module (``gridcoord plan NAME``)
