@@ -65,7 +65,7 @@ from dso.network import FeederData
 if TYPE_CHECKING:
     from dso.model import FeederModel
 
-__all__ = ["CHANCE_METHODS", "ChanceError", "ChanceInputs", "ChanceLayer", "ChanceResult", "KappaPwl",
+__all__ = ["CHANCE_METHODS", "ChanceError", "ChanceInputs", "ChanceLayer", "ChanceResult",
            "add_chance_constraints", "deviation_maps", "kappa"]
 
 #: smallest individual risk of the fixed splits (kappa is evaluated at max(eps_i, EPS_MIN))

@@ -59,7 +59,7 @@ def check_series(name: str, series: np.ndarray) -> np.ndarray:
     bad = np.flatnonzero(~np.isfinite(flat))
     if bad.size:
         k = int(bad[0])
-        raise UncertaintyError(f"uncertainty series {name!r}: value {flat[k]!r} at day {k // HOURS}, hour "
+        raise UncertaintyError(f"uncertainty series {name!r}: value {float(flat[k])!r} at day {k // HOURS}, hour "
                                f"{k % HOURS} ({bad.size} non-finite values)")
     days = flat.size // HOURS
     if days <= LAG_DAYS + 1:
