@@ -51,7 +51,7 @@ Methods (``CHANCE_METHODS``):
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import cvxpy as cp
 import numpy as np
@@ -60,10 +60,8 @@ import scipy.sparse as sp
 from core import windows
 from core.case import CHANCE_METHODS
 from core.solver import value
+from dso.model import S_BASE_MVA, FeederModel
 from dso.network import FeederData
-
-if TYPE_CHECKING:
-    from dso.model import FeederModel
 
 __all__ = ["CHANCE_METHODS", "ChanceError", "ChanceInputs", "ChanceLayer", "ChanceResult",
            "add_chance_constraints", "deviation_maps", "kappa"]
@@ -145,6 +143,10 @@ class ChanceInputs:
     def n_periods(self) -> int:
         return int(self.xi_mean.shape[0])
 
+    def attach(self, model: FeederModel) -> ChanceLayer:
+        """Add this chance layer to ``model`` (``build_feeder_model`` calls it when the inputs carry one)."""
+        return add_chance_constraints(model)
+
 
 @dataclass(frozen=True)
 class DeviationMaps:
@@ -168,8 +170,6 @@ def path_matrix(data: FeederData) -> np.ndarray:
 
 
 def deviation_maps(data: FeederData, ch: ChanceInputs) -> DeviationMaps:
-    from dso.model import S_BASE_MVA
-
     z_base = data.base_kv**2 / S_BASE_MVA
     total = ch.a_p_mw.sum(axis=0)
     t = ch.n_periods

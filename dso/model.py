@@ -672,7 +672,5 @@ def build_feeder_model(data: FeederData, inputs: FeederInputs) -> FeederModel:
         _ev_q_mvar=ev_q_nodes, _station_q_mvar=station_q, _station_p_mw=station_p,
     )
     if inp.chance is not None:
-        from dso.chance import add_chance_constraints
-
-        add_chance_constraints(model)
+        inp.chance.attach(model)  # dso.chance.ChanceInputs: reserves, recourse and the joint chance constraints
     return model

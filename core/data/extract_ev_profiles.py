@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from core.data.extract_profiles import STEPS_PER_DAY
+from core.data.extract_profiles import STEPS_PER_DAY, year_csv
 
 HERE = Path(__file__).resolve().parent
 OUT = HERE / "profiles_simbench_ev_year.csv"
@@ -30,18 +30,11 @@ def extract() -> str:
     import simbench as sb  # optional dependency, only needed to regenerate the file
 
     table = sb.get_simbench_net(GRID).profiles["load"]
-    cols: dict[str, np.ndarray] = {}
+    series = {}
     for name, sources in SOURCES.items():
-        series = np.mean([np.asarray(table[c], dtype=np.float64) for c in sources], axis=0)
-        days = series.size // STEPS_PER_DAY
-        hourly = series[: days * STEPS_PER_DAY].reshape(days, 24, 4).mean(axis=2)
-        cols[name] = np.clip(hourly / float(np.max(hourly)), 0.0, None)
-    n_days = next(iter(cols.values())).shape[0]
-    lines = ["day,hour," + ",".join(cols)]
-    for d in range(n_days):
-        for h in range(24):
-            lines.append(f"{d},{h}," + ",".join(f"{cols[c][d, h]:.6f}" for c in cols))
-    return "\n".join(lines) + "\n"
+        mean = np.mean([np.asarray(table[c], dtype=np.float64) for c in sources], axis=0)
+        series[name] = mean[: (mean.size // STEPS_PER_DAY) * STEPS_PER_DAY].reshape(-1, STEPS_PER_DAY)
+    return year_csv(series)
 
 
 def main() -> None:

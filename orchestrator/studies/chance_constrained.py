@@ -29,7 +29,8 @@ from typing import Any
 
 import numpy as np
 
-from orchestrator.studies.contract import PaperFigure, StudyResult, feeder_run_result
+from orchestrator.studies.contract import PaperFigure, StudyResult, feeder_run_result, save_figure
+from orchestrator.studies.contract import pyplot as _plt
 
 SCENARIOS = ("so", "ro", "bonferroni", "oba")
 METRICS = ("cost_usd", "joint_reliability_mc", "joint_reliability_heldout", "day_joint_reliability_mc",
@@ -278,15 +279,6 @@ def _forecast_note() -> str:
     return FORECAST_METHOD
 
 
-def _plt() -> Any:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
 def _plot_cost_reliability(path: Path, scenarios: dict[str, dict[str, Any]], eps: float) -> Path:
     plt = _plt()
     fig, ax = plt.subplots(figsize=(6, 4))
@@ -303,10 +295,7 @@ def _plot_cost_reliability(path: Path, scenarios: dict[str, dict[str, Any]], eps
     ax.set_title("cost vs reliability of the four methods")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def _plot_eps(path: Path, scenarios: dict[str, dict[str, Any]]) -> Path:
@@ -325,10 +314,7 @@ def _plot_eps(path: Path, scenarios: dict[str, dict[str, Any]]) -> Path:
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
     np.atleast_1d(axes)[0].set_ylabel("eps share")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def _plot_gmms(path: Path, unc: Any) -> Path:
@@ -355,7 +341,4 @@ def _plot_gmms(path: Path, unc: Any) -> Path:
         ax.set_title(f"{unc.names[j]} ({group}), hour {hour}", fontsize=8)
         ax.set_xlabel("forecast error [profile unit]")
         ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)

@@ -137,3 +137,21 @@ def feeder_run_result(strategy: str, feeder_id: str, report: Any, price_usd_per_
     return RunResult(strategy=strategy, tso=tso, feeders={feeder_id: report},
                      boundary_price_usd_per_mwh={feeder_id: price}, traffic=Traffic(rounds=1, subspace_solves=1),
                      converged=True, wall_s=solve_s, notes=[note])
+
+
+def pyplot() -> Any:
+    """matplotlib.pyplot on the Agg backend (studies write PNG files only)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def save_figure(fig: Any, path: Path) -> Path:
+    """Lay out, write (110 dpi PNG) and close a study figure; returns ``path``."""
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    pyplot().close(fig)
+    return path

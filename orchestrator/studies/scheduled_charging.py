@@ -33,6 +33,7 @@ from typing import Any
 import numpy as np
 
 from orchestrator.studies.contract import PaperFigure, StudyResult, feeder_run_result
+from orchestrator.studies.contract import pyplot as _plt
 
 SCENARIOS = ("base", "ev_p", "ev_pq")
 METRICS = ("peak_valley_mw", "loss_mwh", "voltage_deviation_pu", "v_min_pu", "v_max_pu",
@@ -207,15 +208,6 @@ def run(args: argparse.Namespace) -> StudyResult:
                     _plot_voltages(out / "node_voltages.png", runs),
                     _plot_station_pq(out / "ev_station_pq.png", runs, [s.station_id for s in feeder.stations])]
     return study
-
-
-def _plt() -> Any:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
 
 
 def _plot_equivalent_load(path: Path, runs: dict[str, ScenarioRun]) -> Path:
