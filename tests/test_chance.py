@@ -35,7 +35,7 @@ def study(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict, Path]:
 
     tmp = tmp_path_factory.mktemp("chance")
     out = tmp / "out"
-    args = argparse.Namespace(case=str(_small_case(tmp)), feeder=None, evs=None, eps=EPS, mc_samples=2000,
+    args = argparse.Namespace(case=str(_small_case(tmp)), feeder=None, evs=None, eps=EPS, mc_samples=1000,
                               ac_samples=1, scale="", seed=2, out=str(out), no_run_ac_check=True)
     result = chance_constrained.run(args)
     write_study(out, result, result.plots)
