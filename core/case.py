@@ -93,6 +93,39 @@ class EvInlineSpec:
     station: str
 
 
+CHANCE_METHODS = ("oba", "bonferroni", "so", "ro")
+
+
+@dataclass(frozen=True)
+class ChanceSpec:
+    """A feeder's chance-constrained dispatch (``chance:`` in the case; ``dso.chance`` for the model).
+
+    Voltage, branch-flow and reserve constraints of every hour hold jointly with probability >= 1 - eps under
+    the forecast errors of the feeder's load, PV, wind and EV-charging profiles (``dso.uncertainty``), with up
+    and down reserves from the microturbines and the EV stations."""
+
+    method: str = "oba"  # one of CHANCE_METHODS
+    eps: float = 0.05  # joint violation probability per hour, in (0, 1)
+    reserve_up_usd_per_mw_h: float = 8.0  # capacity price of upward reserve [$/MW per hour]
+    reserve_down_usd_per_mw_h: float = 5.0
+    #: EV profiles of the stations' kinds (the "ev" uncertainty group)
+    ev_profile_home: str = "ev_home"
+    ev_profile_work: str = "ev_work"
+    #: energy of one charging session [kWh]: a station's fleet counts as E_station / ev_session_kwh
+    #: independent charging points when its EV-demand error is scaled (``dso.chance``)
+    ev_session_kwh: float = 12.0
+    #: the similar-day forecast errors times this factor (a better forecaster's errors, same shape; 1 = raw)
+    error_scale: float = 1.0
+    holdout_every: int = 5  # every n-th day of the profile year is held out for out-of-sample tests
+    gmm_max_components: int = 4
+    seed: int = 0
+    so_samples: int = 1000  # scenarios of the sample-average ("so") method
+    ro_n_std: float = 3.0  # the "ro" box: mixture-component means -/+ this many standard deviations
+    #: boundary price of the standalone dispatch (study) [$/MWh], 24 hourly values or one; coordination
+    #: replaces it by the TSO's price
+    price_usd_per_mwh: tuple[float, ...] = (50.0,)
+
+
 @dataclass(frozen=True)
 class FeederSpec:
     feeder_id: str
@@ -127,6 +160,8 @@ class FeederSpec:
     curtailable: bool = True
     #: network "file": the feeder file (pandapower .json or MATPOWER .m), absolute or relative to the case file
     file: str = ""
+    #: chance-constrained dispatch under forecast errors (None: point forecasts)
+    chance: ChanceSpec | None = None
 
 
 @dataclass(frozen=True)
@@ -401,7 +436,9 @@ def _parse_feeder(r: _Reader, profiles: set[str], n_tso_bus: int, tso_network: s
     if ev_q not in ("none", "plugged", "always"):
         raise CaseError(f"{r.path}.ev_q={ev_q!r} is unknown (known: none, plugged, always)")
     objective = _objective(r)
+    chance = _chance(r.sub("chance")) if "chance" in r.data else None
     spec = FeederSpec(
+        chance=chance,
         ev_q=ev_q, objective=objective, curtailable=r.bool_("curtailable", True),
         feeder_id=fid, bus=bus, network=network, branches=tuple(branches), loads=tuple(loads),
         base_kv=r.num("base_kv", 12.66, positive=True), v_sub_pu=r.num("v_sub_pu", 1.0, min_=0.9, max_=1.1),
@@ -418,6 +455,45 @@ def _parse_feeder(r: _Reader, profiles: set[str], n_tso_bus: int, tso_network: s
 
 
 OBJECTIVES = ("cost", "loss", "voltage_deviation")
+
+
+def _chance(r: _Reader) -> ChanceSpec:
+    """``chance: {method, eps, reserve_up_usd_per_mw_h, ...}`` (every field optional, see ``ChanceSpec``)."""
+    from core.profiles import year_profile_names
+
+    d = ChanceSpec()
+    method = r.str_("method", d.method)
+    if method not in CHANCE_METHODS:
+        raise CaseError(f"{r.path}.method={method!r} is unknown (known: {', '.join(CHANCE_METHODS)})")
+    eps = r.num("eps", d.eps)
+    if not 0.0 < eps < 1.0:
+        raise CaseError(f"{r.path}.eps={eps} must be in (0, 1)")
+    year = set(year_profile_names())
+    ev_prof = {}
+    for key in ("ev_profile_home", "ev_profile_work"):
+        name = r.str_(key, getattr(d, key))
+        if name not in year:
+            raise CaseError(f"{r.path}.{key}={name!r} is not a bundled year profile (known: {', '.join(sorted(year))})")
+        ev_prof[key] = name
+    raw_price = r._get("price_usd_per_mwh", list(d.price_usd_per_mwh))
+    prices = raw_price if isinstance(raw_price, list) else [raw_price]
+    pr = _Reader({str(i): v for i, v in enumerate(prices)}, f"{r.path}.price_usd_per_mwh")
+    price = tuple(pr.num(str(i)) for i in range(len(prices)))
+    if len(price) not in (1, 24):
+        raise CaseError(f"{r.path}.price_usd_per_mwh has {len(price)} values (1 or 24 hourly values)")
+    spec = ChanceSpec(
+        method=method, eps=eps, **ev_prof,
+        reserve_up_usd_per_mw_h=r.num("reserve_up_usd_per_mw_h", d.reserve_up_usd_per_mw_h, min_=0.0),
+        reserve_down_usd_per_mw_h=r.num("reserve_down_usd_per_mw_h", d.reserve_down_usd_per_mw_h, min_=0.0),
+        ev_session_kwh=r.num("ev_session_kwh", d.ev_session_kwh, positive=True),
+        holdout_every=r.int_("holdout_every", d.holdout_every, min_=2),
+        error_scale=r.num("error_scale", d.error_scale, positive=True),
+        gmm_max_components=r.int_("gmm_max_components", d.gmm_max_components, min_=1),
+        seed=r.int_("seed", d.seed, min_=0), so_samples=r.int_("so_samples", d.so_samples, min_=10),
+        ro_n_std=r.num("ro_n_std", d.ro_n_std, positive=True), price_usd_per_mwh=price,
+    )
+    r.done()
+    return spec
 
 
 def _objective(r: _Reader) -> tuple[tuple[str, float], ...]:

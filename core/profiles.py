@@ -9,6 +9,8 @@ import numpy as np
 
 PROFILE_FILE = Path(__file__).resolve().parent / "data" / "profiles_simbench.csv"
 YEAR_FILE = Path(__file__).resolve().parent / "data" / "profiles_simbench_year.csv"
+#: EV charging-point profiles of the same year (``ev_home``, ``ev_work``), same layout as YEAR_FILE
+EV_YEAR_FILE = Path(__file__).resolve().parent / "data" / "profiles_simbench_ev_year.csv"
 STEP_H = 0.25  # the bundled profiles are quarter-hour values
 
 
@@ -42,16 +44,25 @@ def profile(name: str, dt_h: float) -> np.ndarray:
 
 @cache
 def _year_table() -> dict[str, np.ndarray]:
-    header, *rows = YEAR_FILE.read_text().strip().splitlines()
-    names = header.split(",")
-    values = np.array([[float(x) for x in row.split(",")] for row in rows])
-    days = int(values[:, 0].max()) + 1
-    return {name: values[:, j].reshape(days, 24) for j, name in enumerate(names) if name not in ("day", "hour")}
+    out: dict[str, np.ndarray] = {}
+    for path in (YEAR_FILE, EV_YEAR_FILE):
+        header, *rows = path.read_text().strip().splitlines()
+        names = header.split(",")
+        values = np.array([[float(x) for x in row.split(",")] for row in rows])
+        days = int(values[:, 0].max()) + 1
+        out |= {name: values[:, j].reshape(days, 24) for j, name in enumerate(names) if name not in ("day", "hour")}
+    return out
+
+
+def year_profile_names() -> list[str]:
+    """Names of the bundled year profiles (load, PV, wind and EV charging points)."""
+    return sorted(_year_table())
 
 
 def year_profile(name: str) -> np.ndarray:
     """A whole SimBench profile year (2016, 366 days) as (days, 24) hourly means, each column divided by its
-    annual maximum (loads: 1.0 = the year's peak; PV and wind: capacity factors). For uncertainty and
+    annual maximum (loads and EV charging points: 1.0 = the year's peak; PV and wind: capacity factors). For
+    uncertainty and
     scenario studies (forecast errors, representative days); see ``data/PROVENANCE.md``."""
     table = _year_table()
     if name not in table:

@@ -5,16 +5,20 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import replace
+from functools import cache
 from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
 from scipy.sparse.csgraph import shortest_path
 
+from core import windows
 from core.case import CaseError, CaseSpec, FeederSpec
-from core.profiles import profile
+from core.profiles import profile, year_profile
+from dso.chance import ChanceError, ChanceInputs
 from dso.model import EvFlexibility, FeederInputs
 from dso.network import FeederData, FeederDataError, feeder_from_file, feeder_from_tables, ieee33bw, ieee123
+from dso.uncertainty import UncertaintyModel, fit_uncertainty
 
 
 def feeder_data(spec: CaseSpec, feeder_id: str) -> FeederData:
@@ -94,7 +98,120 @@ def feeder_inputs(spec: CaseSpec, feeder_id: str, data: FeederData, ev: EvFlexib
         station_s_mva=np.array([(s.s_kva if s.s_kva is not None else s.p_max_kw) / 1e3 for s in f.stations])
         if ev_q != "none" else np.zeros(0),
     )
-    return FeederInputs(**common, **q_common, ev=ev, ev_fixed_mw=fixed)
+    inputs = FeederInputs(**common, **q_common, ev=ev, ev_fixed_mw=fixed)
+    if f.chance is not None:
+        inputs = replace(inputs, chance=chance_inputs(spec, feeder_id, data, inputs))
+    return inputs
+
+
+def uncertainty_groups(spec: CaseSpec, feeder_id: str) -> dict[str, tuple[str, ...]]:
+    """The feeder's uncertainty components: ``net_load`` (its load, PV and wind profiles) and ``ev`` (the
+    charging-point profiles of its stations' kinds)."""
+    f = spec.feeder(feeder_id)
+    ch = f.chance
+    if ch is None:
+        raise CaseError(f"feeder '{feeder_id}': no 'chance' section")
+    net = [f.load_profile] + ([f.pv_profile] if f.pv else []) + ([f.wind_profile] if f.wind else [])
+    kinds = {s.kind for s in f.stations}
+    ev = [p for k, p in (("home", ch.ev_profile_home), ("work", ch.ev_profile_work)) if k in kinds]
+    if len(set(net + ev)) != len(net + ev):
+        raise CaseError(f"feeder '{feeder_id}': one profile serves two uncertainty components ({net + ev})")
+    return {"net_load": tuple(net), "ev": tuple(ev)}
+
+
+@cache
+def _fitted(groups: tuple[tuple[str, tuple[str, ...]], ...], holdout_every: int, max_components: int,
+            seed: int, error_scale: float) -> UncertaintyModel:
+    names = [n for _, members in groups for n in members]
+    return fit_uncertainty({n: year_profile(n) for n in names}, dict(groups), holdout_every=holdout_every,
+                           max_components=max_components, seed=seed, error_scale=error_scale)
+
+
+def feeder_uncertainty(spec: CaseSpec, feeder_id: str) -> UncertaintyModel:
+    """The fitted forecast-error model of the feeder (``dso.uncertainty``; fitted once per process)."""
+    ch = spec.feeder(feeder_id).chance
+    assert ch is not None
+    groups = tuple((g, m) for g, m in uncertainty_groups(spec, feeder_id).items() if m)
+    return _fitted(groups, ch.holdout_every, ch.gmm_max_components, ch.seed, ch.error_scale)
+
+
+def ev_station_energy_mwh(ev: EvFlexibility, n_stations: int) -> np.ndarray:
+    """(S,) the day's EV energy need per station: each envelope's cumulative bound at its last period."""
+    last = np.cumsum(ev.dwell) - 1
+    out = np.zeros(n_stations)
+    if ev.n_envelopes and ev.station_idx is not None:
+        np.add.at(out, ev.station_idx, ev.e_max_mwh[last])
+    return out
+
+
+def chance_inputs(spec: CaseSpec, feeder_id: str, data: FeederData, inputs: FeederInputs) -> ChanceInputs:
+    """The chance layer's data: error moments, nodal deviation maps, reserve providers and flow limits.
+
+    Nodal deviations per unit of each error component: loads move with the base load (the IEEE base load is
+    the year's peak, the unit of the load profile's error), PV and wind with their capacity. EV stations: the
+    SimBench profile is the mean of n_p charging points (``core.data.extract_ev_profiles``), normalised to its
+    annual peak; a station serving E_s [MWh/day] counts as n_s = E_s / ev_session_kwh points whose errors are
+    independent in groups of n_p, so its deviation is sqrt(n_p n_s) P_pt xi with P_pt = ev_session_kwh / H the
+    peak of one point (H [h]: the profile's mean daily sum over the training days).
+    """
+    from core.data.extract_ev_profiles import SOURCES as EV_SOURCES
+
+    f = spec.feeder(feeder_id)
+    ch = f.chance
+    assert ch is not None
+    if spec.periods != 24:
+        raise CaseError(f"feeder '{feeder_id}': the chance model is hourly (the profiles' errors), the case has "
+                        f"{spec.periods} periods")
+    unc = feeder_uncertainty(spec, feeder_id)
+    n, d = data.n_nodes, unc.dim
+    a_p, a_q = np.zeros((n, d)), np.zeros((n, d))
+    col = {name: k for k, name in enumerate(unc.names)}
+    a_p[:, col[f.load_profile]] = data.p_load_mw
+    a_q[:, col[f.load_profile]] = data.q_load_mvar
+    if f.pv:
+        np.add.at(a_p[:, col[f.pv_profile]], inputs.pv_node_idx, -np.array([u.capacity_mw for u in f.pv]))
+    if f.wind:
+        np.add.at(a_p[:, col[f.wind_profile]], inputs.wind_node_idx, -np.array([u.capacity_mw for u in f.wind]))
+    n_st = len(f.stations)
+    energy = ev_station_energy_mwh(inputs.ev, n_st)
+    for s, st in enumerate(f.stations):
+        prof = ch.ev_profile_home if st.kind == "home" else ch.ev_profile_work
+        if energy[s] <= 0 or prof not in col:
+            continue
+        n_points = len(EV_SOURCES.get(prof, ("one",)))
+        hours = float(np.mean(year_profile(prof)[unc.train_days].sum(axis=1)))
+        p_point_mw = ch.ev_session_kwh / 1e3 / hours
+        a_p[st.node - 1, col[prof]] += np.sqrt(n_points * energy[s] * 1e3 / ch.ev_session_kwh) * p_point_mw
+    mu, cov = unc.moments()
+    lo, hi = unc.support_box(ch.ro_n_std)
+    t = spec.periods
+    kinds = ["mt"] * len(f.microturbines)
+    cap = [np.full(t, m.p_max_mw - m.p_min_mw) for m in f.microturbines]
+    nodes = [m.node - 1 for m in f.microturbines]
+    ev = inputs.ev
+    if ev.station_p_max_mw is not None and ev.station_idx is not None and ev.n_window:
+        # a station's reserve capacity in hour t: the charge + discharge power of its plugged-in envelopes,
+        # capped by its connection limit
+        st_map = windows.period_map(ev.start, ev.dwell, t, ev.station_idx, n_st)
+        swing = np.asarray(st_map @ (ev.p_ch_max_mw + ev.p_dis_max_mw)).reshape(n_st, t)
+        for s, st in enumerate(f.stations):
+            kinds.append("ev")
+            cap.append(np.minimum(swing[s], float(ev.station_p_max_mw[s])))
+            nodes.append(st.node - 1)
+    cap_arr = np.array(cap, dtype=float).reshape(len(kinds), t)
+    if not cap_arr.size or np.any(cap_arr.sum(axis=0) <= 0):
+        raise CaseError(f"feeder '{feeder_id}': the chance model needs reserve providers (microturbines or EV "
+                        "stations with EVs) in every hour")
+    flow = np.where(np.isfinite(data.i_max_ka), np.sqrt(3.0) * data.base_kv * data.i_max_ka, np.inf)
+    try:
+        return ChanceInputs(
+            method=ch.method, eps=ch.eps, names=unc.names, xi_mean=mu, xi_cov=cov, box_lo=lo, box_hi=hi,
+            so_xi=unc.sample(ch.so_samples, ch.seed + 1), a_p_mw=a_p, a_q_mvar=a_q,
+            reserve_up_usd_per_mw_h=ch.reserve_up_usd_per_mw_h, reserve_down_usd_per_mw_h=ch.reserve_down_usd_per_mw_h,
+            provider_node_idx=np.array(nodes, dtype=int), provider_alpha=cap_arr / cap_arr.sum(axis=0),
+            provider_kind=tuple(kinds), flow_limit_mw=flow)
+    except ChanceError as exc:
+        raise CaseError(f"feeder '{feeder_id}' chance: {exc}") from exc
 
 
 def import_forecast_mw(inputs: FeederInputs) -> np.ndarray:

@@ -21,6 +21,7 @@ injection; p_import_mw > 0 flows from the TSO into the feeder at node 1.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import cvxpy as cp
 import numpy as np
@@ -280,6 +281,9 @@ class FeederInputs:
     #: substation import limits [MW] (min < 0 allows export; None = unlimited)
     p_import_max_mw: float | None = None
     p_import_min_mw: float | None = None
+    #: chance-constrained dispatch (``dso.chance.ChanceInputs``): reserves with recourse and joint chance
+    #: constraints under forecast errors; None: the point-forecast dispatch
+    chance: Any = None
 
     def __post_init__(self) -> None:
         for name in ("pv_node_idx", "mt_node_idx", "wind_node_idx", "station_node_idx"):
@@ -451,6 +455,8 @@ class FeederModel:
     #: Parameters a caller may update between solves (DPP): "ev_zono.c_mw" (S,T), "ev_zono.beta_mw" (S,m)
     parameters: dict[str, cp.Parameter] = field(default_factory=dict)
     _zono_p_mw: cp.Expression | None = field(default=None, repr=False)  # (S,T)
+    #: the chance layer (``dso.chance.ChanceLayer``) when the inputs carry chance constraints
+    chance: Any = field(default=None, repr=False)
 
     def objective(self, purchase_usd: cp.Expression | None = None) -> cp.Expression:
         """The case's weighted objective: w_cost (local cost + ``purchase_usd``) + w_loss loss + w_vdev deviation."""
@@ -759,10 +765,13 @@ def build_feeder_model(data: FeederData, inputs: FeederInputs) -> FeederModel:
     costs["loss"] = inp.loss_cost_usd_per_mwh * loss_mwh
     # mean over non-substation nodes and periods of |V - 1| ~ |w - 1| / 2 (first order in V - 1)
     vdev = cp.sum(cp.abs(w_nd[1:, :] - 1.0)) / (2.0 * (n - 1) * t) if n > 1 else cp.Constant(0.0)
-    return FeederModel(
+    model = FeederModel(
         name=data.name, data=data, inputs=inp, variables=variables, constraints=cons, cost_terms=costs,
         p_import_mw=p_imp, q_import_mvar=q_imp, _ev_net_mw=ev_net,
         objective_terms={"loss": loss_mwh, "voltage_deviation": vdev},
         _ev_q_mvar=ev_q_nodes, _station_q_mvar=station_q, _station_p_mw=station_p,
         parameters=parameters, _zono_p_mw=zono_p,
     )
+    if inp.chance is not None:
+        inp.chance.attach(model)  # dso.chance.ChanceInputs: reserves, recourse and the joint chance constraints
+    return model

@@ -48,3 +48,21 @@ def test_year_profiles_hold_the_day_file() -> None:
         np.testing.assert_allclose(year[160], scale * day, atol=2e-6)  # both files round to 1e-6
     with pytest.raises(KeyError, match="unknown year profile"):
         year_profile("nope")
+
+
+def test_ev_year_profiles() -> None:
+    """The EV charging-point year (PROVENANCE.md): two columns, 366 days, normalised to the annual peak."""
+    from core.profiles import year_profile_names
+
+    assert {"ev_home", "ev_work"} <= set(year_profile_names())
+    for name in ("ev_home", "ev_work"):
+        y = year_profile(name)
+        assert y.shape == (366, 24) and y.min() >= 0 and y.max() == pytest.approx(1.0)
+    assert year_profile("ev_home")[:, 18:22].mean() > year_profile("ev_home")[:, 3:6].mean()  # evening charging
+
+
+@pytest.mark.skipif(importlib.util.find_spec("simbench") is None, reason="simbench not installed (gridcoord[data])")
+def test_ev_file_matches_simbench() -> None:
+    from core.data import extract_ev_profiles
+
+    assert extract_ev_profiles.extract() == extract_ev_profiles.OUT.read_text()

@@ -78,8 +78,14 @@ def extract_year() -> str:
     """CSV text of the whole profile year at hourly resolution: one row per (day, hour), the mean of the
     four quarter-hour values. Every column is divided by its annual maximum (loads: 1.0 = the year's peak;
     PV and wind: capacity factors), wind clipped at 0 like the day file."""
+    return year_csv(_series())
+
+
+def year_csv(series: dict[str, np.ndarray]) -> str:
+    """CSV rows (day, hour, columns) of quarter-hour year series (days, 96): hourly means, each column divided by
+    its annual maximum and clipped at 0."""
     cols = {}
-    for name, year in _series().items():
+    for name, year in series.items():
         hourly = year.reshape(year.shape[0], 24, 4).mean(axis=2)
         cols[name] = np.clip(hourly / float(np.max(hourly)), 0.0, None)
     days = next(iter(cols.values())).shape[0]

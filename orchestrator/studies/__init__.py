@@ -18,6 +18,7 @@ STUDIES: dict[str, str] = {
     "scheduled-charging": "orchestrator.studies.scheduled_charging",
     "privacy": "orchestrator.studies.privacy",
     "transport-coupling": "orchestrator.studies.transport_coupling",
+    "chance-constrained": "orchestrator.studies.chance_constrained",
 }
 
 #: plan name -> module (``gridcoord plan NAME``)

@@ -118,3 +118,40 @@ def write_study(out: str | Path, result: StudyResult, plots: Sequence[Path] = ()
     (out / "study.json").write_text(json.dumps(doc, indent=2) + "\n")
     (out / "table.md").write_text(table_markdown(result))
     return [out / "study.json", out / "table.md", *plots]
+
+
+def feeder_run_result(strategy: str, feeder_id: str, report: Any, price_usd_per_mwh: Any, solve_s: float,
+                      note: str) -> Any:
+    """A run of one DSO dispatching its feeder alone (no TSO; ``price_usd_per_mwh`` (T,) its boundary price) as
+    the run contract's ``RunResult``, for the studies that dispatch a single feeder."""
+    import numpy as np
+
+    from core.traffic import Traffic
+    from orchestrator.strategies.base import RunResult
+    from tso.report import TsoReport
+
+    price = np.asarray(price_usd_per_mwh, dtype=float)
+    t = price.shape[0]
+    tso = TsoReport(price_dso_usd_per_mwh=price.reshape(1, t), cost_usd={}, transmission_loss_mwh=0.0,
+                    wind_p_mw=np.zeros(t), wind_avail_mw=np.zeros(t))
+    return RunResult(strategy=strategy, tso=tso, feeders={feeder_id: report},
+                     boundary_price_usd_per_mwh={feeder_id: price}, traffic=Traffic(rounds=1, subspace_solves=1),
+                     converged=True, wall_s=solve_s, notes=[note])
+
+
+def pyplot() -> Any:
+    """matplotlib.pyplot on the Agg backend (studies write PNG files only)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def save_figure(fig: Any, path: Path) -> Path:
+    """Lay out, write (110 dpi PNG) and close a study figure; returns ``path``."""
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    pyplot().close(fig)
+    return path

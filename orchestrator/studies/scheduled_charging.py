@@ -32,7 +32,8 @@ from typing import Any
 
 import numpy as np
 
-from orchestrator.studies.contract import PaperFigure, StudyResult
+from orchestrator.studies.contract import PaperFigure, StudyResult, feeder_run_result
+from orchestrator.studies.contract import pyplot as _plt
 
 SCENARIOS = ("base", "ev_p", "ev_pq")
 METRICS = ("peak_valley_mw", "loss_mwh", "voltage_deviation_pu", "v_min_pu", "v_max_pu",
@@ -140,21 +141,6 @@ def _rel(new: float, old: float) -> float:
     return (new - old) / old if old else float("nan")
 
 
-def _run_result(run: ScenarioRun, feeder_id: str) -> Any:
-    from core.traffic import Traffic
-    from orchestrator.strategies.base import RunResult
-    from tso.report import TsoReport
-
-    t = run.inputs.n_periods
-    tso = TsoReport(price_dso_usd_per_mwh=np.zeros((1, t)), cost_usd={}, transmission_loss_mwh=0.0,
-                    wind_p_mw=np.zeros(t), wind_avail_mw=np.zeros(t))
-    return RunResult(strategy=f"dso-{run.name}", tso=tso, feeders={feeder_id: run.report},
-                     boundary_price_usd_per_mwh={feeder_id: np.zeros(t)}, traffic=Traffic(rounds=1, subspace_solves=1),
-                     converged=True, wall_s=run.solve_s,
-                     notes=[f"scheduled-charging scenario {run.name}: the DSO dispatches its feeder alone "
-                            "(objective from the case; no TSO, the substation voltage is fixed)"])
-
-
 def run(args: argparse.Namespace) -> StudyResult:
     from core.case import load_case
     from orchestrator.results.run import summarize, write_run
@@ -175,7 +161,10 @@ def run(args: argparse.Namespace) -> StudyResult:
     for name in SCENARIOS:
         sr = run_scenario(feeder, name, ac=not args.no_ac_check)
         runs[name] = sr
-        result = _run_result(sr, fid)
+        result = feeder_run_result(
+            f"dso-{name}", fid, sr.report, np.zeros(sr.inputs.n_periods), sr.solve_s,
+            f"scheduled-charging scenario {name}: the DSO dispatches its feeder alone (objective from the case; "
+            "no TSO, the substation voltage is fixed)")
         summary = summarize(spec, result)
         summary["scenario"] = name
         summary["ev_unmet_kwh_per_ev"] = sr.ev_unmet_kwh.tolist()
@@ -219,15 +208,6 @@ def run(args: argparse.Namespace) -> StudyResult:
                     _plot_voltages(out / "node_voltages.png", runs),
                     _plot_station_pq(out / "ev_station_pq.png", runs, [s.station_id for s in feeder.stations])]
     return study
-
-
-def _plt() -> Any:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
 
 
 def _plot_equivalent_load(path: Path, runs: dict[str, ScenarioRun]) -> Path:

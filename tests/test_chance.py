@@ -1,0 +1,171 @@
+"""Chance-constrained DSO dispatch (dso.uncertainty, dso.chance, study chance-constrained) at reduced size."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from core.case import CASES_DIR, CaseError, parse_case
+from dso.chance import ChanceError, check_eps, kappa
+from dso.uncertainty import Gmm, UncertaintyError, check_series, fit_uncertainty, forecast_errors
+
+EPS = 0.05
+
+
+def _small_case(tmp: Path, error_scale: float = 0.1, evs: int = 150) -> Path:
+    """ieee33-drjcc with fewer EVs, smaller errors (so that bonferroni is feasible too) and 2-component GMMs."""
+    data = yaml.safe_load((CASES_DIR / "ieee33-drjcc.yaml").read_text())
+    f = data["feeders"][0]
+    f["evs"]["count"] = evs
+    f["chance"].update(error_scale=error_scale, gmm_max_components=2, so_samples=200)
+    path = tmp / "small-drjcc.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+@pytest.fixture(scope="module")
+def study(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict, Path]:
+    from orchestrator.studies import chance_constrained
+    from orchestrator.studies.contract import write_study
+
+    tmp = tmp_path_factory.mktemp("chance")
+    out = tmp / "out"
+    args = argparse.Namespace(case=str(_small_case(tmp)), feeder=None, evs=None, eps=EPS, mc_samples=1000,
+                              ac_samples=1, scale="", seed=2, out=str(out), no_run_ac_check=True)
+    result = chance_constrained.run(args)
+    write_study(out, result, result.plots)
+    return json.loads((out / "study.json").read_text()), out
+
+
+def test_study_writes_the_contract(study: tuple[dict, Path]) -> None:
+    doc, out = study
+    assert doc["study"] == "chance-constrained" and set(doc["scenarios"]) == {"so", "ro", "bonferroni", "oba"}
+    for name in ("table.md", "cost_vs_reliability.png", "eps_allocation.png", "gmm_fits.png"):
+        assert (out / name).stat().st_size > 0
+    for method in doc["scenarios"]:
+        summary = json.loads((out / method / "summary.json").read_text())
+        assert summary["scenario"] == method and summary["chance"]["cost_usd"] > 0
+    oba = doc["scenarios"]["oba"]
+    for metric in ("cost_usd", "joint_reliability_mc", "joint_reliability_heldout", "voltage_violation_rate",
+                   "flow_violation_rate", "reserve_violation_rate", "reserve_up_mw", "reserve_down_mw", "solve_s",
+                   "eps_voltage", "eps_flow", "eps_reserve", "ac_violation_rate"):
+        assert oba[metric] is not None, metric
+    assert "oba (paper)" in (out / "table.md").read_text()
+
+
+def test_oba_reliable_and_cheaper_than_bonferroni(study: tuple[dict, Path]) -> None:
+    s = study[0]["scenarios"]
+    oba, bon, so = s["oba"], s["bonferroni"], s["so"]
+    assert oba["joint_reliability_mc"] >= 1 - EPS and oba["joint_reliability_heldout"] >= 1 - EPS
+    assert bon["cost_usd"] is not None and oba["cost_usd"] <= bon["cost_usd"]
+    assert so["joint_reliability_mc"] < 1 - EPS  # the expected-value constraints hold about half the time
+    # the risk budget is used: per hour sum of the groups' shares <= eps, and the split is not the equal one
+    split = oba["eps_split"]
+    total = np.sum([split[g]["by_hour"] for g in ("voltage", "flow", "reserve")], axis=0)
+    assert np.all(total <= EPS * (1 + 1e-6)) and total.max() > 0.9 * EPS
+    assert oba["kappa_exact_ok"] is True
+    assert oba["ac_linear_voltage_error_pu"] < 0.005
+
+
+def test_margin_bound_against_exact_allocation() -> None:
+    """The oba form (margin u = e^-1/2, budget sum u^-2 <= eps) against the exact optimum of
+    min sum sigma_i kappa(e_i) s.t. sum e_i <= eps (scipy on the exact kappa): within the bound's gap, never below."""
+    import cvxpy as cp
+    from scipy.optimize import brentq
+
+    sigma = np.array([1.0, 0.5, 0.2, 0.05])
+    u = cp.Variable(sigma.size)
+    prob = cp.Problem(cp.Minimize(sigma @ u), [cp.sum(cp.power(u, -2)) <= EPS])
+    prob.solve(solver="CLARABEL")
+    ours = float(prob.value)
+
+    # exact optimum by its KKT conditions: sigma_i |kappa'(e_i)| = lam for all i, sum e_i = eps, where
+    # |kappa'(e)| = 1 / (2 e^1.5 sqrt(1 - e)) is decreasing on (0, 0.75)
+    def alloc(lam: float) -> np.ndarray:
+        return np.array([brentq(lambda e, s=s: s / (2 * e**1.5 * np.sqrt(1 - e)) - lam, 1e-15, 0.7) for s in sigma])
+
+    lam_min = float(np.max(sigma / (2 * 0.7**1.5 * np.sqrt(0.3)))) * (1 + 1e-9)
+    lam = brentq(lambda lam: alloc(lam).sum() - EPS, lam_min, 1e12)
+    exact = float(sigma @ kappa(alloc(lam)))
+    gap = 1 / np.sqrt(1 - EPS) - 1
+    assert exact <= ours <= exact * (1 + gap) + 1e-6
+    e = np.asarray(u.value) ** -2.0
+    assert np.all(kappa(e) <= u.value)  # the exact DR constraint holds at the allocated risks
+    grid = np.geomspace(1e-8, 0.999, 2000)
+    assert np.all(kappa(grid) <= grid**-0.5)
+
+
+def test_dso_subspace_builds_with_the_chance_option(tmp_path: Path) -> None:
+    """The case option turns the chance layer on inside the DSO model every strategy uses (coordination)."""
+    from core.case import load_case
+    from dso.subspace import DsoSubspace
+    from orchestrator.system.embedded import build_system
+
+    feeder = build_system(load_case(_small_case(tmp_path, evs=60))).feeders[0]
+    sub = DsoSubspace(feeder.data, feeder.inputs, np.arange(24), ac_check=False)
+    assert sub.model.chance is not None and "chance.joint" in sub.model.constraints
+    assert "reserve" in sub.model.cost_terms
+
+
+# -- bad input ------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("eps", [0.0, 1.0, -0.1, 1.5])
+def test_eps_outside_0_1_refused(eps: float) -> None:
+    with pytest.raises(ChanceError, match=r"--eps=.* must be a number in \(0, 1\)"):
+        check_eps(eps, "--eps")
+    data = yaml.safe_load((CASES_DIR / "ieee33-drjcc.yaml").read_text())
+    data["feeders"][0]["chance"]["eps"] = eps
+    with pytest.raises(CaseError, match=r"feeders\[0\] 'dso1'.chance.eps=.* must be in \(0, 1\)"):
+        parse_case(data)
+
+
+def test_unknown_chance_field_and_method_refused() -> None:
+    data = yaml.safe_load((CASES_DIR / "ieee33-drjcc.yaml").read_text())
+    data["feeders"][0]["chance"]["method"] = "magic"
+    with pytest.raises(CaseError, match="chance.method='magic' is unknown"):
+        parse_case(data)
+    data["feeders"][0]["chance"] = {"epsilon": 0.1}
+    with pytest.raises(CaseError, match="unknown field.*'epsilon'"):
+        parse_case(data)
+
+
+def test_singular_gmm_covariance_refused() -> None:
+    cov = np.array([[[1.0, 1.0], [1.0, 1.0]]])  # rank 1
+    with pytest.raises(UncertaintyError, match=r"GMM group 'ev', hour 7, mixture component 0: covariance is singular"):
+        Gmm("group 'ev', hour 7", np.array([0, 1]), np.ones(1), np.zeros((1, 2)), cov)
+    with pytest.raises(UncertaintyError, match="weights"):
+        Gmm("group 'ev', hour 7", np.array([0]), np.array([0.5]), np.zeros((1, 1)), np.ones((1, 1, 1)))
+
+
+def test_series_with_nan_or_wrong_length_refused() -> None:
+    year = np.random.default_rng(0).uniform(size=(60, 24))
+    bad = year.copy()
+    bad[40, 13] = np.nan
+    with pytest.raises(UncertaintyError, match=r"series 'load_x': value nan at day 40, hour 13"):
+        forecast_errors("load_x", bad)
+    with pytest.raises(UncertaintyError, match=r"series 'pv_x': shape \(1439,\) \(1439 values\) is not whole days"):
+        check_series("pv_x", year.reshape(-1)[:-1])
+    with pytest.raises(UncertaintyError, match="different lengths"):
+        fit_uncertainty({"load_x": year, "pv_x": year[:50]}, {"net_load": ["load_x", "pv_x"]})
+
+
+def test_gmm_fit_by_bic_and_moments() -> None:
+    """A two-mode error sample is fitted with >= 2 components; the mixture moments match the sample's."""
+    rng = np.random.default_rng(1)
+    days = 400
+    year = np.clip(0.5 + 0.01 * rng.standard_normal((days, 24)), 0, None)
+    jump = rng.uniform(size=days) < 0.3
+    year[jump] += 0.2
+    unc = fit_uncertainty({"load_x": year}, {"net_load": ["load_x"]}, max_components=3)
+    assert min(g.weights.size for g in unc.gmms["net_load"]) >= 2
+    mu, cov = unc.moments()
+    train = unc.training()
+    assert np.allclose(mu[:, 0], train[:, :, 0].mean(axis=0), atol=0.01)
+    assert np.allclose(cov[:, 0, 0], train[:, :, 0].var(axis=0), rtol=0.2)
+    assert unc.heldout_days.size and not set(unc.heldout_days) & set(unc.train_days)
