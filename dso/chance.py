@@ -184,7 +184,8 @@ def deviation_maps(data: FeederData, ch: ChanceInputs) -> DeviationMaps:
     flow_p = np.einsum("nb,tnd->tbd", pm, node_p)
     flow_q = pm.T @ ch.a_q_mvar
     r, x = data.r_ohm / z_base, data.x_ohm / z_base
-    w = -2.0 * np.einsum("nb,tbd->tnd", path_matrix(data, taps=True), r[None, :, None] * flow_p + (x[:, None] * flow_q)[None]) / S_BASE_MVA
+    drop = r[None, :, None] * flow_p + (x[:, None] * flow_q)[None]  # (T, B, d)
+    w = -2.0 * np.einsum("nb,tbd->tnd", path_matrix(data, taps=True), drop) / S_BASE_MVA
     return DeviationMaps(total, node_p, ch.a_q_mvar, flow_p, w)
 
 
