@@ -14,7 +14,7 @@ import numpy as np
 from aggregator.fleet import EV, Station, plug_in_window
 from aggregator.flex import FleetFlexibility, disaggregate_spatial, inner_flexibility
 from aggregator.journal import ReservationJournal
-from aggregator.reservations import Accepted, Replayed, ReservationBook
+from aggregator.reservations import Accepted, Refused, Replayed, ReservationBook
 from core import convert
 from core.rpc import Ctx, InvalidArgument, RoundLedger, handle, idempotent, vector
 from gridcoord.v1 import aggregator_pb2, aggregator_pb2_grpc, common_pb2
@@ -133,27 +133,28 @@ class AggregatorServicer(aggregator_pb2_grpc.AggregatorServiceServicer):
 
     def Reserve(self, request: aggregator_pb2.ReservationRequest, context: Ctx) -> aggregator_pb2.ReservationResponse:
         def run() -> aggregator_pb2.ReservationResponse:
-            for name in ("ev_id", "station"):
-                value = getattr(request, name)
-                if not value:
-                    raise InvalidArgument(f"{name}: required")
-                if len(value) > MAX_ID_CHARS:
-                    raise InvalidArgument(f"{name}: {len(value)} characters, at most {MAX_ID_CHARS}")
-            ev = EV(ev_id=request.ev_id, arrival_h=request.arrival_h, departure_h=request.departure_h,
-                    energy_need_kwh=request.energy_need_kwh, capacity_kwh=request.capacity_kwh,
-                    soc_arrival_kwh=request.soc_arrival_kwh, p_charge_kw=request.p_charge_kw,
-                    p_discharge_kw=request.p_discharge_kw, efficiency=request.efficiency, station=request.station,
-                    soc_min_kwh=request.soc_min_kwh)
+            ev = _ev_of(request)
             remaining = context.time_remaining()
             deadline = None if remaining is None else time.monotonic() + float(remaining)
-            outcome = self.book.submit(ev, deadline=deadline)
-            if isinstance(outcome, Accepted):
-                return aggregator_pb2.ReservationResponse(accepted=True)
-            if isinstance(outcome, Replayed):
-                return aggregator_pb2.ReservationResponse(accepted=True, replay=True)
-            return aggregator_pb2.ReservationResponse(accepted=False, reason=outcome.reason, reason_code=outcome.code)
+            return _reservation_answer(self.book.submit(ev, deadline=deadline))
 
         return handle(context, "Reserve", run)
+
+    def Amend(self, request: aggregator_pb2.ReservationRequest, context: Ctx) -> aggregator_pb2.ReservationResponse:
+        """Replace the booking ``request.ev_id`` by the request's data (refused: the old booking stands)."""
+        return handle(context, "Amend", lambda: _reservation_answer(self.book.amend(_ev_of(request))))
+
+    def Cancel(self, request: aggregator_pb2.CancelRequest, context: Ctx) -> aggregator_pb2.CancelResponse:
+        def run() -> aggregator_pb2.CancelResponse:
+            _check_id("ev_id", request.ev_id)
+            outcome = self.book.cancel(request.ev_id)
+            if isinstance(outcome, Accepted):
+                return aggregator_pb2.CancelResponse(cancelled=True)
+            if isinstance(outcome, Replayed):
+                return aggregator_pb2.CancelResponse(cancelled=True, replay=True)
+            return aggregator_pb2.CancelResponse(cancelled=False, reason=outcome.reason, reason_code=outcome.code)
+
+        return handle(context, "Cancel", run)
 
     def ListReservations(self, request: aggregator_pb2.ListReservationsRequest,
                          context: Ctx) -> aggregator_pb2.ReservationList:
@@ -169,3 +170,29 @@ class AggregatorServicer(aggregator_pb2_grpc.AggregatorServiceServicer):
 
     def register(self, server: grpc.Server) -> None:
         aggregator_pb2_grpc.add_AggregatorServiceServicer_to_server(self, server)
+
+
+def _check_id(name: str, value: str) -> None:
+    if not value:
+        raise InvalidArgument(f"{name}: required")
+    if len(value) > MAX_ID_CHARS:
+        raise InvalidArgument(f"{name}: {len(value)} characters, at most {MAX_ID_CHARS}")
+
+
+def _ev_of(request: aggregator_pb2.ReservationRequest) -> EV:
+    """The EV a Reserve or Amend request describes (its data is checked by the book, naming the field)."""
+    _check_id("ev_id", request.ev_id)
+    _check_id("station", request.station)
+    return EV(ev_id=request.ev_id, arrival_h=request.arrival_h, departure_h=request.departure_h,
+              energy_need_kwh=request.energy_need_kwh, capacity_kwh=request.capacity_kwh,
+              soc_arrival_kwh=request.soc_arrival_kwh, p_charge_kw=request.p_charge_kw,
+              p_discharge_kw=request.p_discharge_kw, efficiency=request.efficiency, station=request.station,
+              soc_min_kwh=request.soc_min_kwh)
+
+
+def _reservation_answer(outcome: Accepted | Refused | Replayed) -> aggregator_pb2.ReservationResponse:
+    if isinstance(outcome, Accepted):
+        return aggregator_pb2.ReservationResponse(accepted=True)
+    if isinstance(outcome, Replayed):
+        return aggregator_pb2.ReservationResponse(accepted=True, replay=True)
+    return aggregator_pb2.ReservationResponse(accepted=False, reason=outcome.reason, reason_code=outcome.code)

@@ -127,6 +127,24 @@ class ReservationResponse(_message.Message):
     reason_code: str
     def __init__(self, accepted: _Optional[bool] = ..., reason: _Optional[str] = ..., replay: _Optional[bool] = ..., reason_code: _Optional[str] = ...) -> None: ...
 
+class CancelRequest(_message.Message):
+    __slots__ = ("ev_id",)
+    EV_ID_FIELD_NUMBER: _ClassVar[int]
+    ev_id: str
+    def __init__(self, ev_id: _Optional[str] = ...) -> None: ...
+
+class CancelResponse(_message.Message):
+    __slots__ = ("cancelled", "reason", "replay", "reason_code")
+    CANCELLED_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    REPLAY_FIELD_NUMBER: _ClassVar[int]
+    REASON_CODE_FIELD_NUMBER: _ClassVar[int]
+    cancelled: bool
+    reason: str
+    replay: bool
+    reason_code: str
+    def __init__(self, cancelled: _Optional[bool] = ..., reason: _Optional[str] = ..., replay: _Optional[bool] = ..., reason_code: _Optional[str] = ...) -> None: ...
+
 class ListReservationsRequest(_message.Message):
     __slots__ = ("key",)
     KEY_FIELD_NUMBER: _ClassVar[int]
