@@ -12,7 +12,9 @@ substation voltage is fixed at the case's ``v_sub_pu``), each a run directory wi
   flow of the base load (voltage limits cannot be enforced, so they are lifted and ``v_min_pu`` says how far
   the base load takes the feeder);
 - ``ev_p``: EVs, wind and PV; only the EVs' active power is scheduled, every DER at unity power factor;
-- ``ev_pq``: the full model, EV chargers as four-quadrant converters, PV and wind inverters with Q inside S.
+- ``ev_pq``: the full model, EV chargers as four-quadrant converters, PV and wind inverters with Q inside S;
+- ``redispatch`` (only with ``--redispatch-hour H``): some EVs booked after H do not come or come late; the
+  ``ev_pq`` day is re-dispatched from H with the periods before fixed (``orchestrator.studies.redispatch``).
 
 Metrics: ``peak_valley_mw`` (max - min of the substation import over the day, the "equivalent load"),
 ``loss_mwh`` (the day's active loss of the model), ``voltage_deviation_pu`` (Γ:
@@ -40,6 +42,9 @@ METRICS = ("peak_valley_mw", "loss_mwh", "voltage_deviation_pu", "v_min_pu", "v_
            "peak_valley_change_vs_base", "loss_change_vs_base", "voltage_deviation_change_vs_base",
            "loss_change_vs_ev_p", "voltage_deviation_change_vs_ev_p",
            "ac_loss_error_rel", "ac_max_voltage_error_pu", "soc_gap_mva2", "solve_s")
+#: rows added to the table when the re-dispatch scenario runs (``--redispatch-hour``)
+REDISPATCH_METRICS = ("n_no_show", "n_late", "late_shortfall_kwh", "loss_change_vs_ev_pq", "loss_delta_mwh",
+                      "objective_change_vs_ev_pq", "ev_energy_delta_mwh")
 #: the paper's relative changes (press summary)
 PAPER = (
     PaperFigure("ev_p", "peak_valley_change_vs_base", -0.4060, "press summary: ev_p vs base peak-valley -40.60 %, "
@@ -60,6 +65,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--load-scale", type=float, default=None,
                    help="multiply the feeder's base load (reduced fleets for tests: fewer EVs hold less voltage)")
     p.add_argument("--no-ac-check", action="store_true", help="skip the pandapower AC check")
+    p.add_argument("--redispatch-hour", type=int, default=None,
+                   help="also run scenario 'redispatch': no-shows and late arrivals known at this period, the "
+                        "ev_pq day re-dispatched from it with the periods before fixed (default: not run)")
+    p.add_argument("--no-show-share", type=float, default=0.1,
+                   help="share of the EVs whose window lies after --redispatch-hour that do not come")
+    p.add_argument("--late-share", type=float, default=0.1, help="share of those EVs that come late")
+    p.add_argument("--late-h", type=float, default=2.0, help="how late a late EV comes [h]")
+    p.add_argument("--seed", type=int, default=0, help="seed of the no-show / late draw")
 
 
 @dataclass(frozen=True)
@@ -181,6 +194,18 @@ def run(args: argparse.Namespace) -> StudyResult:
         summary["ev_unmet_kwh_per_ev"] = sr.ev_unmet_kwh.tolist()
         write_run(out / name, spec, result, summary)
         scenarios[name] = scenario_metrics(sr)
+    redispatched = None
+    if args.redispatch_hour is not None:
+        redispatched = _redispatch_scenario(args, feeder, runs["ev_pq"])
+        sr = redispatched.run
+        runs["redispatch"] = sr
+        result = _run_result(sr, fid)
+        summary = summarize(spec, result)
+        summary |= {"scenario": "redispatch", "ev_unmet_kwh_per_ev": sr.ev_unmet_kwh.tolist(),
+                    "no_show": list(redispatched.no_show), "late_arrival_h": redispatched.late}
+        write_run(out / "redispatch", spec, result, summary)
+        scenarios["redispatch"] = scenario_metrics(sr) | _redispatch_metrics(redispatched,
+                                                                             scenarios["ev_pq"])
     b, p, pq = scenarios["base"], scenarios["ev_p"], scenarios["ev_pq"]
     for s in scenarios.values():
         s["peak_valley_change_vs_base"] = _rel(s["peak_valley_mw"], b["peak_valley_mw"])
@@ -200,6 +225,9 @@ def run(args: argparse.Namespace) -> StudyResult:
         "ac_loss_error_le_1pct": bool(all(s["ac_loss_error_rel"] <= 0.01 for s in scenarios.values())),
         "ac_voltage_error_le_0_002_pu": bool(all(s["ac_max_voltage_error_pu"] <= 0.002 for s in scenarios.values())),
     }
+    if redispatched is not None:
+        checks["redispatch_every_remaining_reservation_met"] = bool(
+            scenarios["redispatch"]["ev_unmet_max_kwh"] <= 1e-3)
     notes = [
         f"case {spec.name}, feeder {fid}: {scenarios['ev_pq']['n_evs']} EVs, objective {dict(f.objective)}, "
         f"EV chargers' Q: {f.ev_q}, PV/wind curtailable: {f.curtailable}",
@@ -213,12 +241,34 @@ def run(args: argparse.Namespace) -> StudyResult:
         "checks: " + ", ".join(f"{k}={v}" for k, v in checks.items()),
     ]
     study = StudyResult(study="scheduled-charging", case=spec.name, scenarios=scenarios, notes=notes,
-                        paper=list(PAPER), table_metrics=list(METRICS), extra={"checks": checks},
+                        paper=list(PAPER),
+                        table_metrics=[*METRICS, *(REDISPATCH_METRICS if redispatched is not None else ())], extra={"checks": checks},
                         title="Scheduled charging with joint P + Q (Cao Hangtao et al. 2024)")
     study.plots += [_plot_equivalent_load(out / "equivalent_load.png", runs),
                     _plot_voltages(out / "node_voltages.png", runs),
                     _plot_station_pq(out / "ev_station_pq.png", runs, [s.station_id for s in feeder.stations])]
     return study
+
+
+def _redispatch_scenario(args: argparse.Namespace, feeder: Any, day: ScenarioRun) -> Any:
+    from orchestrator.studies.redispatch import pick_events, redispatch
+
+    t = int(args.redispatch_hour / day.inputs.dt_h)
+    no_show, late = pick_events(feeder.fleet, t, args.no_show_share, args.late_share, args.late_h,
+                                day.inputs.dt_h, day.inputs.n_periods, seed=args.seed)
+    return redispatch(feeder, day, t, no_show, late, ac=not args.no_ac_check)
+
+
+def _redispatch_metrics(r: Any, day: dict[str, Any]) -> dict[str, Any]:
+    """What the re-dispatch changed against the day-ahead ``ev_pq`` dispatch (``day``: its metrics)."""
+    m = scenario_metrics(r.run)
+    return {"redispatch_period": r.t_from, "n_no_show": len(r.no_show), "n_late": len(r.late),
+            "late_shortfall_kwh": r.late_shortfall_kwh,
+            "loss_change_vs_ev_pq": _rel(m["loss_mwh"], day["loss_mwh"]),
+            "loss_delta_mwh": m["loss_mwh"] - day["loss_mwh"],
+            "objective_day_ahead": r.day_ahead_objective, "objective_redispatch": r.objective,
+            "objective_change_vs_ev_pq": _rel(r.objective, r.day_ahead_objective),
+            "ev_energy_delta_mwh": m["ev_energy_mwh"] - day["ev_energy_mwh"]}
 
 
 def _plt() -> Any:
@@ -269,7 +319,7 @@ def _plot_voltages(path: Path, runs: dict[str, ScenarioRun]) -> Path:
 
 def _plot_station_pq(path: Path, runs: dict[str, ScenarioRun], station_ids: list[str]) -> Path:
     plt = _plt()
-    shown = [n for n in ("ev_p", "ev_pq") if n in runs]
+    shown = [n for n in ("ev_p", "ev_pq", "redispatch") if n in runs]
     fig, axes = plt.subplots(1, len(shown), figsize=(6 * len(shown), 4), sharey=True)
     for ax, name in zip(np.atleast_1d(axes), shown, strict=True):
         d = runs[name].dispatch
