@@ -241,8 +241,8 @@ def run(args: argparse.Namespace) -> StudyResult:
         "checks: " + ", ".join(f"{k}={v}" for k, v in checks.items()),
     ]
     study = StudyResult(study="scheduled-charging", case=spec.name, scenarios=scenarios, notes=notes,
-                        paper=list(PAPER),
-                        table_metrics=[*METRICS, *(REDISPATCH_METRICS if redispatched is not None else ())], extra={"checks": checks},
+                        paper=list(PAPER), extra={"checks": checks},
+                        table_metrics=[*METRICS, *(REDISPATCH_METRICS if redispatched is not None else ())],
                         title="Scheduled charging with joint P + Q (Cao Hangtao et al. 2024)")
     study.plots += [_plot_equivalent_load(out / "equivalent_load.png", runs),
                     _plot_voltages(out / "node_voltages.png", runs),
