@@ -17,6 +17,7 @@ from aggregator.journal import ReservationJournal
 from aggregator.reservations import Accepted, Refused, Replayed, ReservationBook
 from core import convert
 from core.rpc import Ctx, InvalidArgument, RoundLedger, handle, idempotent, vector
+from core.tariff import TariffError, TouTariff
 from gridcoord.v1 import aggregator_pb2, aggregator_pb2_grpc, common_pb2
 
 SERVICE_NAME = aggregator_pb2.DESCRIPTOR.services_by_name["AggregatorService"].full_name
@@ -42,6 +43,8 @@ class AggregatorServicer(aggregator_pb2_grpc.AggregatorServiceServicer):
         self.ledger = RoundLedger()
         self.lock = threading.Lock()
         self._fleet: tuple[EV, ...] | None = None
+        #: the DSO's published time-of-use tariff (levels, prices per period), shown on confirmations
+        self._tariff: tuple[list[str], list[float]] | None = None
         self._flex: FleetFlexibility | None = None
 
     def _envelopes(self) -> tuple[tuple[EV, ...], FleetFlexibility]:
@@ -136,13 +139,37 @@ class AggregatorServicer(aggregator_pb2_grpc.AggregatorServiceServicer):
             ev = _ev_of(request)
             remaining = context.time_remaining()
             deadline = None if remaining is None else time.monotonic() + float(remaining)
-            return _reservation_answer(self.book.submit(ev, deadline=deadline))
+            return self._answer(self.book.submit(ev, deadline=deadline))
 
         return handle(context, "Reserve", run)
 
     def Amend(self, request: aggregator_pb2.ReservationRequest, context: Ctx) -> aggregator_pb2.ReservationResponse:
         """Replace the booking ``request.ev_id`` by the request's data (refused: the old booking stands)."""
-        return handle(context, "Amend", lambda: _reservation_answer(self.book.amend(_ev_of(request))))
+        return handle(context, "Amend", lambda: self._answer(self.book.amend(_ev_of(request))))
+
+    def PublishTariff(self, request: aggregator_pb2.TouTariff, context: Ctx) -> aggregator_pb2.TariffAck:
+        def run() -> aggregator_pb2.TariffAck:
+            if len(request.level) != self.n_periods:
+                raise InvalidArgument(f"level: expected {self.n_periods} values, got {len(request.level)}")
+            try:
+                tariff = TouTariff(tuple(request.level), request.peak_usd_per_mwh, request.flat_usd_per_mwh,
+                                   request.valley_usd_per_mwh)
+            except TariffError as exc:
+                raise InvalidArgument(str(exc)) from None
+            with self.lock:
+                self._tariff = (list(tariff.level), tariff.price_usd_per_mwh.tolist())
+            return aggregator_pb2.TariffAck(n_periods=self.n_periods)
+
+        return idempotent(self.ledger, context, "PublishTariff", request, aggregator_pb2.TariffAck, run)
+
+    def _answer(self, outcome: Accepted | Refused | Replayed) -> aggregator_pb2.ReservationResponse:
+        """The reply to a reservation or amendment; a confirmation shows the published tariff."""
+        answer = _reservation_answer(outcome)
+        tariff = self._tariff
+        if answer.accepted and tariff is not None:
+            answer.tou_level.extend(tariff[0])
+            answer.tou_price_usd_per_mwh.extend(tariff[1])
+        return answer
 
     def Cancel(self, request: aggregator_pb2.CancelRequest, context: Ctx) -> aggregator_pb2.CancelResponse:
         def run() -> aggregator_pb2.CancelResponse:

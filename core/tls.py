@@ -73,6 +73,7 @@ POLICY: dict[str, tuple[str, ...]] = {
     _AGG + "Describe": (ANY,),
     _AGG + "GetEnvelope": (OWN_DSO,),
     _AGG + "Dispatch": (OWN_DSO,),
+    _AGG + "PublishTariff": (OWN_DSO,),
     _AGG + "Reserve": (THE_ORCHESTRATOR, CLIENTS),
     _AGG + "ListReservations": (THE_ORCHESTRATOR,),
     _AGG + "Amend": (THE_ORCHESTRATOR, CLIENTS),

@@ -112,7 +112,8 @@ DEFAULT_EXAMPLES = 60
 KNOWN_METHODS = {
     "TsoService": {"Describe", "Evaluate", "Optimize", "Respond", "Prox", "Report", "Merge"},
     "DsoService": {"Describe", "Evaluate", "Optimize", "Respond", "Prox", "Report", "Forecast"},
-    "AggregatorService": {"Describe", "GetEnvelope", "Dispatch", "Reserve", "ListReservations", "Amend", "Cancel"},
+    "AggregatorService": {"Describe", "GetEnvelope", "Dispatch", "Reserve", "ListReservations", "Amend", "Cancel",
+                          "PublishTariff"},
 }
 
 

@@ -27,7 +27,7 @@ from aggregator.fleet import EV, FleetError, window_of
 
 @dataclass(frozen=True)
 class Redispatch:
-    run: Any  # orchestrator.studies.scheduled_charging.ScenarioRun of the re-dispatched day
+    run: Any  # orchestrator.studies.feeder_run.ScenarioRun of the re-dispatched day
     t_from: int  # first re-dispatched period
     no_show: tuple[str, ...]  # ev ids that did not come
     late: dict[str, float]  # ev id -> real arrival [h]
@@ -122,7 +122,7 @@ def redispatch(feeder: Any, day: Any, t_from: int, no_show: Sequence[str], late:
     from dso.inputs import flexibility_from_envelope
     from dso.model import build_feeder_model
     from dso.report import publish
-    from orchestrator.studies.scheduled_charging import ScenarioRun
+    from orchestrator.studies.feeder_run import ScenarioRun
     from orchestrator.system.embedded import LocalAggregator
 
     inp0, d0 = day.inputs, day.dispatch

@@ -28,13 +28,14 @@ delivered by the per-EV schedules), ``ev_unmet_max_kwh`` (the worst EV), ``ac_lo
 from __future__ import annotations
 
 import argparse
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from orchestrator.studies.contract import PaperFigure, StudyResult
+from orchestrator.studies.feeder_run import ScenarioRun
 
 SCENARIOS = ("base", "ev_p", "ev_pq")
 METRICS = ("peak_valley_mw", "loss_mwh", "voltage_deviation_pu", "v_min_pu", "v_max_pu",
@@ -73,16 +74,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--late-share", type=float, default=0.1, help="share of those EVs that come late")
     p.add_argument("--late-h", type=float, default=2.0, help="how late a late EV comes [h]")
     p.add_argument("--seed", type=int, default=0, help="seed of the no-show / late draw")
-
-
-@dataclass(frozen=True)
-class ScenarioRun:
-    name: str
-    inputs: Any  # dso.model.FeederInputs
-    dispatch: Any  # dso.model.FeederDispatch
-    report: Any  # dso.report.FeederReport
-    ev_unmet_kwh: np.ndarray  # (n_evs,) per EV, from the per-EV schedules
-    solve_s: float
 
 
 def scenario_inputs(inputs: Any, name: str) -> Any:

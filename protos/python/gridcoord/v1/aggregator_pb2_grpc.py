@@ -70,6 +70,11 @@ class AggregatorServiceStub:
                 request_serializer=gridcoord_dot_v1_dot_aggregator__pb2.CancelRequest.SerializeToString,
                 response_deserializer=gridcoord_dot_v1_dot_aggregator__pb2.CancelResponse.FromString,
                 _registered_method=True)
+        self.PublishTariff = channel.unary_unary(
+                '/gridcoord.v1.AggregatorService/PublishTariff',
+                request_serializer=gridcoord_dot_v1_dot_aggregator__pb2.TouTariff.SerializeToString,
+                response_deserializer=gridcoord_dot_v1_dot_aggregator__pb2.TariffAck.FromString,
+                _registered_method=True)
 
 
 class AggregatorServiceServicer:
@@ -122,6 +127,13 @@ class AggregatorServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def PublishTariff(self, request, context):
+        """the DSO's next-day time-of-use tariff; idempotent per RunKey
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AggregatorServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -159,6 +171,11 @@ def add_AggregatorServiceServicer_to_server(servicer, server):
                     servicer.Cancel,
                     request_deserializer=gridcoord_dot_v1_dot_aggregator__pb2.CancelRequest.FromString,
                     response_serializer=gridcoord_dot_v1_dot_aggregator__pb2.CancelResponse.SerializeToString,
+            ),
+            'PublishTariff': grpc.unary_unary_rpc_method_handler(
+                    servicer.PublishTariff,
+                    request_deserializer=gridcoord_dot_v1_dot_aggregator__pb2.TouTariff.FromString,
+                    response_serializer=gridcoord_dot_v1_dot_aggregator__pb2.TariffAck.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -350,6 +367,33 @@ class AggregatorService:
             '/gridcoord.v1.AggregatorService/Cancel',
             gridcoord_dot_v1_dot_aggregator__pb2.CancelRequest.SerializeToString,
             gridcoord_dot_v1_dot_aggregator__pb2.CancelResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PublishTariff(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/gridcoord.v1.AggregatorService/PublishTariff',
+            gridcoord_dot_v1_dot_aggregator__pb2.TouTariff.SerializeToString,
+            gridcoord_dot_v1_dot_aggregator__pb2.TariffAck.FromString,
             options,
             channel_credentials,
             insecure,
