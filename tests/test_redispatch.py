@@ -98,3 +98,5 @@ def test_study_option_adds_the_redispatch_scenario(day) -> None:
     assert s["ev_unmet_max_kwh"] <= 1e-3 and s["redispatch_period"] == 8
     assert s["ev_energy_delta_mwh"] < 0 and s["loss_change_vs_ev_pq"] < 0  # less EV energy through the feeder
     assert s["objective_redispatch"] == pytest.approx(s["loss_mwh"], rel=1e-6)  # this case minimises its loss
+    assert s["local_cost_delta_usd"] == pytest.approx(
+        sum(r.run.dispatch.cost_usd.values()) - sum(run.dispatch.cost_usd.values()), abs=1e-9)

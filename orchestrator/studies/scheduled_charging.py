@@ -45,7 +45,7 @@ METRICS = ("peak_valley_mw", "loss_mwh", "voltage_deviation_pu", "v_min_pu", "v_
            "ac_loss_error_rel", "ac_max_voltage_error_pu", "soc_gap_mva2", "solve_s")
 #: rows added to the table when the re-dispatch scenario runs (``--redispatch-hour``)
 REDISPATCH_METRICS = ("n_no_show", "n_late", "late_shortfall_kwh", "loss_change_vs_ev_pq", "loss_delta_mwh",
-                      "objective_change_vs_ev_pq", "ev_energy_delta_mwh")
+                      "objective_change_vs_ev_pq", "ev_energy_delta_mwh", "local_cost_delta_usd")
 #: the paper's relative changes (press summary)
 PAPER = (
     PaperFigure("ev_p", "peak_valley_change_vs_base", -0.4060, "press summary: ev_p vs base peak-valley -40.60 %, "
@@ -126,6 +126,7 @@ def scenario_metrics(run: ScenarioRun) -> dict[str, Any]:
         "v_min_pu": float(np.min(r.v_pu)),
         "v_max_pu": float(np.max(r.v_pu)),
         "ev_energy_mwh": float(np.sum(r.p_ev_mw) * dt),
+        "local_cost_usd": float(sum(d.cost_usd.values())),
         "ev_unmet_kwh": float(np.sum(run.ev_unmet_kwh)),
         "ev_unmet_max_kwh": float(np.max(run.ev_unmet_kwh)) if run.ev_unmet_kwh.size else 0.0,
         "n_evs": int(run.ev_unmet_kwh.size),
@@ -259,7 +260,8 @@ def _redispatch_metrics(r: Any, day: dict[str, Any]) -> dict[str, Any]:
             "loss_delta_mwh": m["loss_mwh"] - day["loss_mwh"],
             "objective_day_ahead": r.day_ahead_objective, "objective_redispatch": r.objective,
             "objective_change_vs_ev_pq": _rel(r.objective, r.day_ahead_objective),
-            "ev_energy_delta_mwh": m["ev_energy_mwh"] - day["ev_energy_mwh"]}
+            "ev_energy_delta_mwh": m["ev_energy_mwh"] - day["ev_energy_mwh"],
+            "local_cost_delta_usd": float(sum(r.run.dispatch.cost_usd.values()) - day["local_cost_usd"])}
 
 
 def _plt() -> Any:
