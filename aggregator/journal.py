@@ -55,6 +55,7 @@ class ReservationJournal:
                 self._conn.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
                 self._conn.execute("CREATE TABLE IF NOT EXISTS evs (seq INTEGER PRIMARY KEY AUTOINCREMENT, "
                                    "ev_id TEXT NOT NULL UNIQUE, data TEXT NOT NULL)")
+                self._conn.execute("CREATE TABLE IF NOT EXISTS cancelled (ev_id TEXT PRIMARY KEY)")
             meta = dict(self._conn.execute("SELECT key, value FROM meta").fetchall())
         except sqlite3.DatabaseError as exc:
             raise FleetError(f"reservation journal {self.path}: not a readable SQLite file ({exc})") from None
@@ -74,6 +75,12 @@ class ReservationJournal:
             rows = self._conn.execute("SELECT data FROM evs ORDER BY seq").fetchall()
         return [_ev_from_json(r[0]) for r in rows]
 
+    def cancelled(self) -> set[str]:
+        """Ids whose reservation was cancelled and not booked again since."""
+        with self._lock:
+            rows = self._conn.execute("SELECT ev_id FROM cancelled").fetchall()
+        return {r[0] for r in rows}
+
     @property
     def closed(self) -> bool:
         with self._lock:
@@ -85,12 +92,15 @@ class ReservationJournal:
         with self._lock, self._conn:
             self._conn.execute("INSERT INTO evs (ev_id, data) VALUES (?, ?)",
                                (ev.ev_id, json.dumps(dataclasses.asdict(ev), sort_keys=True)))
+            self._conn.execute("DELETE FROM cancelled WHERE ev_id = ?", (ev.ev_id,))
 
     def remove(self, ev_id: str, replacement: EV | None = None) -> None:
         """Record a cancellation (``replacement`` None) or an amendment of ``ev_id``, in one transaction."""
         with self._lock, self._conn:
             self._conn.execute("DELETE FROM evs WHERE ev_id = ?", (ev_id,))
-            if replacement is not None:
+            if replacement is None:
+                self._conn.execute("INSERT OR IGNORE INTO cancelled (ev_id) VALUES (?)", (ev_id,))
+            else:
                 self._conn.execute("INSERT INTO evs (ev_id, data) VALUES (?, ?)",
                                    (replacement.ev_id, json.dumps(dataclasses.asdict(replacement), sort_keys=True)))
 

@@ -113,6 +113,8 @@ class ReservationBook:
         #: per station, period sets of recent violated cuts (tested first: a cheap proof of "full")
         self._cuts: dict[str, list[np.ndarray]] = {s.station_id: [] for s in stations}
         self._amending: set[str] = set()  # ids between the two halves of an amendment
+        #: ids cancelled and not booked again since: a repeated cancellation is a replay (a client retry)
+        self._cancelled: set[str] = set()
 
     def _window_mask(self, ev: EV) -> np.ndarray:
         start, dwell = window_of(ev.arrival_h, ev.departure_h, self.dt_h, self.n_periods)
@@ -202,6 +204,7 @@ class ReservationBook:
                 if self.journal is not None:  # on disk before it is confirmed (a failure here refuses nothing silently)
                     self.journal.append(ev)
                 self._evs[ev.ev_id] = ev
+                self._cancelled.discard(ev.ev_id)
             occ[mask] += 1
             self._profile_kw[ev.station] = profile
             self._station_rows[ev.station].append(mask, *self._row(ev))
@@ -271,10 +274,14 @@ class ReservationBook:
         with self._lock:
             return [e for e in self._evs.values() if e.station == station_id]
 
-    def cancel(self, ev_id: str) -> Accepted | Refused:
-        """Withdraw a booked reservation before the book closes (``Accepted`` = cancelled)."""
+    def cancel(self, ev_id: str) -> Accepted | Refused | Replayed:
+        """Withdraw a booked reservation before the book closes (``Accepted`` = cancelled). Cancelling an id
+        that was cancelled and not booked again since is a replay (a retry whose first answer was lost), also
+        after the book closed and after a restart (the journal keeps cancelled ids)."""
         with self._lock:
             ev = self._evs.get(ev_id)
+            if ev is None and ev_id in self._cancelled:
+                return Replayed(ev_id)
         if ev is None:
             return Refused(ev_id, f"EV '{ev_id}': no such reservation", "unknown_id")
         with self._station_lock[ev.station], self._lock:
@@ -285,12 +292,15 @@ class ReservationBook:
             if self.journal is not None:
                 self.journal.remove(ev_id)
             del self._evs[ev_id]
+            self._cancelled.add(ev_id)
             self._forget(ev)
         return Accepted(ev_id)
 
-    def amend(self, ev: EV) -> Accepted | Refused:
+    def amend(self, ev: EV) -> Accepted | Refused | Replayed:
         """Replace the booked reservation ``ev.ev_id`` by ``ev`` before the book closes. Admitted like a new
-        one against the station's other EVs; refused -> the old reservation stays booked, unchanged."""
+        one against the station's other EVs; refused -> the old reservation stays booked, unchanged. When the
+        book already holds exactly ``ev`` (a retry of an applied amendment) the answer is a replay, also after
+        the book closed: nothing is re-admitted."""
         if not ev_is_valid(ev, self._by_id, self.dt_h, self.n_periods):
             try:
                 validate_fleet([ev], self.stations, self.dt_h, self.n_periods)
@@ -298,6 +308,8 @@ class ReservationBook:
                 return Refused(ev.ev_id, str(exc), "invalid")
         with self._lock:
             old = self._evs.get(ev.ev_id)
+        if old == ev:
+            return Replayed(ev.ev_id)
         if old is None:
             return Refused(ev.ev_id, f"EV '{ev.ev_id}': no such reservation to amend", "unknown_id")
         locks = [self._station_lock[s] for s in sorted({old.station, ev.station})]  # one order: no deadlock
@@ -382,6 +394,13 @@ class ReservationBook:
         """Attach ``journal`` (call after ``preload``): book the reservations it holds, close the book if it was
         closed; every later acceptance and the closing are written to it."""
         evs = journal.accepted()
+        journaled = {ev.ev_id for ev in evs}
+        gone = journal.cancelled()
+        self._cancelled |= gone - journaled
+        with self._lock:  # a preloaded (case) EV its owner cancelled or amended: the journal's word holds
+            for ev_id in [i for i in self._evs if i in gone or i in journaled]:
+                self._forget(self._evs.pop(ev_id))
+                self.n_preloaded -= 1
         if evs:
             self.preload(evs)
             self.n_preloaded -= len(evs)

@@ -14,9 +14,10 @@ import numpy as np
 from aggregator.fleet import EV, Station, plug_in_window
 from aggregator.flex import FleetFlexibility, disaggregate_spatial, inner_flexibility
 from aggregator.journal import ReservationJournal
-from aggregator.reservations import Accepted, Replayed, ReservationBook
+from aggregator.reservations import Accepted, Refused, Replayed, ReservationBook
 from core import convert
 from core.rpc import Ctx, InvalidArgument, RoundLedger, handle, idempotent, vector
+from core.tariff import TariffError, TouTariff
 from gridcoord.v1 import aggregator_pb2, aggregator_pb2_grpc, common_pb2
 
 SERVICE_NAME = aggregator_pb2.DESCRIPTOR.services_by_name["AggregatorService"].full_name
@@ -42,6 +43,8 @@ class AggregatorServicer(aggregator_pb2_grpc.AggregatorServiceServicer):
         self.ledger = RoundLedger()
         self.lock = threading.Lock()
         self._fleet: tuple[EV, ...] | None = None
+        #: the DSO's published time-of-use tariff (levels, prices per period), shown on confirmations
+        self._tariff: tuple[list[str], list[float]] | None = None
         self._flex: FleetFlexibility | None = None
 
     def _envelopes(self) -> tuple[tuple[EV, ...], FleetFlexibility]:
@@ -133,27 +136,52 @@ class AggregatorServicer(aggregator_pb2_grpc.AggregatorServiceServicer):
 
     def Reserve(self, request: aggregator_pb2.ReservationRequest, context: Ctx) -> aggregator_pb2.ReservationResponse:
         def run() -> aggregator_pb2.ReservationResponse:
-            for name in ("ev_id", "station"):
-                value = getattr(request, name)
-                if not value:
-                    raise InvalidArgument(f"{name}: required")
-                if len(value) > MAX_ID_CHARS:
-                    raise InvalidArgument(f"{name}: {len(value)} characters, at most {MAX_ID_CHARS}")
-            ev = EV(ev_id=request.ev_id, arrival_h=request.arrival_h, departure_h=request.departure_h,
-                    energy_need_kwh=request.energy_need_kwh, capacity_kwh=request.capacity_kwh,
-                    soc_arrival_kwh=request.soc_arrival_kwh, p_charge_kw=request.p_charge_kw,
-                    p_discharge_kw=request.p_discharge_kw, efficiency=request.efficiency, station=request.station,
-                    soc_min_kwh=request.soc_min_kwh)
+            ev = _ev_of(request)
             remaining = context.time_remaining()
             deadline = None if remaining is None else time.monotonic() + float(remaining)
-            outcome = self.book.submit(ev, deadline=deadline)
-            if isinstance(outcome, Accepted):
-                return aggregator_pb2.ReservationResponse(accepted=True)
-            if isinstance(outcome, Replayed):
-                return aggregator_pb2.ReservationResponse(accepted=True, replay=True)
-            return aggregator_pb2.ReservationResponse(accepted=False, reason=outcome.reason, reason_code=outcome.code)
+            return self._answer(self.book.submit(ev, deadline=deadline))
 
         return handle(context, "Reserve", run)
+
+    def Amend(self, request: aggregator_pb2.ReservationRequest, context: Ctx) -> aggregator_pb2.ReservationResponse:
+        """Replace the booking ``request.ev_id`` by the request's data (refused: the old booking stands)."""
+        return handle(context, "Amend", lambda: self._answer(self.book.amend(_ev_of(request))))
+
+    def PublishTariff(self, request: aggregator_pb2.TouTariff, context: Ctx) -> aggregator_pb2.TariffAck:
+        def run() -> aggregator_pb2.TariffAck:
+            if len(request.level) != self.n_periods:
+                raise InvalidArgument(f"level: expected {self.n_periods} values, got {len(request.level)}")
+            try:
+                tariff = TouTariff(tuple(request.level), request.peak_usd_per_mwh, request.flat_usd_per_mwh,
+                                   request.valley_usd_per_mwh)
+            except TariffError as exc:
+                raise InvalidArgument(str(exc)) from None
+            with self.lock:
+                self._tariff = (list(tariff.level), tariff.price_usd_per_mwh.tolist())
+            return aggregator_pb2.TariffAck(n_periods=self.n_periods)
+
+        return idempotent(self.ledger, context, "PublishTariff", request, aggregator_pb2.TariffAck, run)
+
+    def _answer(self, outcome: Accepted | Refused | Replayed) -> aggregator_pb2.ReservationResponse:
+        """The reply to a reservation or amendment; a confirmation shows the published tariff."""
+        answer = _reservation_answer(outcome)
+        tariff = self._tariff
+        if answer.accepted and tariff is not None:
+            answer.tou_level.extend(tariff[0])
+            answer.tou_price_usd_per_mwh.extend(tariff[1])
+        return answer
+
+    def Cancel(self, request: aggregator_pb2.CancelRequest, context: Ctx) -> aggregator_pb2.CancelResponse:
+        def run() -> aggregator_pb2.CancelResponse:
+            _check_id("ev_id", request.ev_id)
+            outcome = self.book.cancel(request.ev_id)
+            if isinstance(outcome, Accepted):
+                return aggregator_pb2.CancelResponse(cancelled=True)
+            if isinstance(outcome, Replayed):
+                return aggregator_pb2.CancelResponse(cancelled=True, replay=True)
+            return aggregator_pb2.CancelResponse(cancelled=False, reason=outcome.reason, reason_code=outcome.code)
+
+        return handle(context, "Cancel", run)
 
     def ListReservations(self, request: aggregator_pb2.ListReservationsRequest,
                          context: Ctx) -> aggregator_pb2.ReservationList:
@@ -169,3 +197,29 @@ class AggregatorServicer(aggregator_pb2_grpc.AggregatorServiceServicer):
 
     def register(self, server: grpc.Server) -> None:
         aggregator_pb2_grpc.add_AggregatorServiceServicer_to_server(self, server)
+
+
+def _check_id(name: str, value: str) -> None:
+    if not value:
+        raise InvalidArgument(f"{name}: required")
+    if len(value) > MAX_ID_CHARS:
+        raise InvalidArgument(f"{name}: {len(value)} characters, at most {MAX_ID_CHARS}")
+
+
+def _ev_of(request: aggregator_pb2.ReservationRequest) -> EV:
+    """The EV a Reserve or Amend request describes (its data is checked by the book, naming the field)."""
+    _check_id("ev_id", request.ev_id)
+    _check_id("station", request.station)
+    return EV(ev_id=request.ev_id, arrival_h=request.arrival_h, departure_h=request.departure_h,
+              energy_need_kwh=request.energy_need_kwh, capacity_kwh=request.capacity_kwh,
+              soc_arrival_kwh=request.soc_arrival_kwh, p_charge_kw=request.p_charge_kw,
+              p_discharge_kw=request.p_discharge_kw, efficiency=request.efficiency, station=request.station,
+              soc_min_kwh=request.soc_min_kwh)
+
+
+def _reservation_answer(outcome: Accepted | Refused | Replayed) -> aggregator_pb2.ReservationResponse:
+    if isinstance(outcome, Accepted):
+        return aggregator_pb2.ReservationResponse(accepted=True)
+    if isinstance(outcome, Replayed):
+        return aggregator_pb2.ReservationResponse(accepted=True, replay=True)
+    return aggregator_pb2.ReservationResponse(accepted=False, reason=outcome.reason, reason_code=outcome.code)

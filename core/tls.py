@@ -51,8 +51,8 @@ _TSO, _DSO, _AGG = "/gridcoord.v1.TsoService/", "/gridcoord.v1.DsoService/", "/g
 
 #: The authorization table: full method name -> rules, any of which admits the caller. Deny by default:
 #: a method of a gridcoord service missing here is PERMISSION_DENIED (tests/test_tls.py checks that every
-#: RPC in the proto descriptors has a row). Reserve: the orchestrator (it runs the trial) and EV-booking
-#: clients; DSOs never book reservations on an aggregator. ListReservations (every booked EV: private
+#: RPC in the proto descriptors has a row). Reserve, Amend, Cancel: the orchestrator (it runs the trial) and
+#: EV-booking clients; DSOs never book reservations on an aggregator. ListReservations (every booked EV: private
 #: fleet data) only the orchestrator, as the trial's auditor. The orchestrator never reads or writes an
 #: aggregator's envelopes: only the aggregator's own DSO does (DSO-A cannot act on DSO-B's EV data).
 POLICY: dict[str, tuple[str, ...]] = {
@@ -73,8 +73,11 @@ POLICY: dict[str, tuple[str, ...]] = {
     _AGG + "Describe": (ANY,),
     _AGG + "GetEnvelope": (OWN_DSO,),
     _AGG + "Dispatch": (OWN_DSO,),
+    _AGG + "PublishTariff": (OWN_DSO,),
     _AGG + "Reserve": (THE_ORCHESTRATOR, CLIENTS),
     _AGG + "ListReservations": (THE_ORCHESTRATOR,),
+    _AGG + "Amend": (THE_ORCHESTRATOR, CLIENTS),
+    _AGG + "Cancel": (THE_ORCHESTRATOR, CLIENTS),
 }
 #: Services open to any peer that passed the mTLS handshake (a certificate of the trial CA).
 OPEN_PREFIXES = ("/grpc.health.v1.Health/", "/grpc.reflection.v1alpha.ServerReflection/",

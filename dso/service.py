@@ -9,6 +9,7 @@ import numpy as np
 from core import convert
 from core.rpc import Ctx, call, idempotent, vector, wait_serving
 from core.service import MAX_BOUNDARY_MW, MAX_PRICE_USD_PER_MWH, SubspaceService
+from core.tariff import TouTariff
 from core.tls import TlsIdentity, channel_credentials
 from core.tls import channel as tls_channel
 from dso.inputs import flexibility_from_envelope
@@ -78,6 +79,16 @@ class AggregatorLink:
                    recovery_s=self.recovery_s, channel=self.channel)
         env = convert.envelope_from_proto(msg)
         return flexibility_from_envelope(env, dict(zip(env.stations, env.station_p_max_mw.tolist(), strict=True)))
+
+    def publish_tariff(self, tariff: TouTariff) -> int:
+        """Send the DSO's next-day time-of-use tariff to its aggregator; returns the periods it holds."""
+        req = aggregator_pb2.TouTariff(key=self._key(), level=list(tariff.level),
+                                       peak_usd_per_mwh=tariff.peak_usd_per_mwh,
+                                       flat_usd_per_mwh=tariff.flat_usd_per_mwh,
+                                       valley_usd_per_mwh=tariff.valley_usd_per_mwh)
+        msg = call(self.operator_id, "PublishTariff", self.stub.PublishTariff, req, deadline_s=30.0,
+                   idempotent_call=True, recovery_s=self.recovery_s, channel=self.channel)
+        return int(msg.n_periods)
 
     def __call__(self, dispatch: FeederDispatch) -> EvSettlement:
         req = aggregator_pb2.DispatchRequest(key=self._key(), p_ch_mw=np.asarray(dispatch.ev_p_ch_mw).tolist(),

@@ -102,7 +102,7 @@ SERVICES = {
     "agg-open": (aggregator_pb2.DESCRIPTOR.services_by_name["AggregatorService"],),
 }
 #: methods of agg-open worth fuzzing there (its book must stay open: GetEnvelope/Dispatch would close it)
-OPEN_BOOK_METHODS = {"Describe", "Reserve", "ListReservations"}
+OPEN_BOOK_METHODS = {"Describe", "Reserve", "ListReservations", "Amend", "Cancel"}
 
 #: max_examples per method: calls that solve an optimisation on the DSO (~0.4 s each) get fewer
 EXAMPLES = {"Evaluate": 30, "Optimize": 25, "Respond": 30, "Prox": 30, "Report": 20, "Merge": 25}
@@ -112,7 +112,8 @@ DEFAULT_EXAMPLES = 60
 KNOWN_METHODS = {
     "TsoService": {"Describe", "Evaluate", "Optimize", "Respond", "Prox", "Report", "Merge"},
     "DsoService": {"Describe", "Evaluate", "Optimize", "Respond", "Prox", "Report", "Forecast"},
-    "AggregatorService": {"Describe", "GetEnvelope", "Dispatch", "Reserve", "ListReservations"},
+    "AggregatorService": {"Describe", "GetEnvelope", "Dispatch", "Reserve", "ListReservations", "Amend", "Cancel",
+                          "PublishTariff"},
 }
 
 

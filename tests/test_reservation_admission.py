@@ -15,7 +15,7 @@ import numpy as np
 
 from aggregator.admission import charging_schedule_kw, window_cut_violated
 from aggregator.fleet import EV, Station
-from aggregator.reservations import Accepted, Refused, ReservationBook
+from aggregator.reservations import Accepted, Refused, Replayed, ReservationBook
 from orchestrator.bench.reservations import bench_reservations
 
 STATIONS = [Station("s1", 2, 10.0), Station("s2", 5, 12.0)]
@@ -165,7 +165,8 @@ def test_owners_amend_and_cancel_before_the_book_closes(tmp_path: Path) -> None:
     assert isinstance(r, Refused) and r.code == "station_power" and book.fleet()[-1] == b  # old one kept
     assert isinstance(book.amend(replace(a, energy_need_kwh=20.0)), Accepted)
     assert isinstance(book.submit(c), Accepted)  # the freed 10 kWh take c
-    assert isinstance(book.cancel("b"), Accepted) and isinstance(book.cancel("b"), Refused)
+    assert isinstance(book.cancel("b"), Accepted) and isinstance(book.cancel("b"), Replayed)  # a retry
+    assert isinstance(book.cancel("nobody"), Refused)
     assert isinstance(book.submit(bigger), Accepted)  # b again, bigger, after the cancellation
     assert isinstance(book.amend(replace(a, ev_id="zz")), Refused)  # nothing to amend
     # the journal holds exactly the book: a restarted book has the same reservations

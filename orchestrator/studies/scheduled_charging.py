@@ -12,7 +12,9 @@ substation voltage is fixed at the case's ``v_sub_pu``), each a run directory wi
   flow of the base load (voltage limits cannot be enforced, so they are lifted and ``v_min_pu`` says how far
   the base load takes the feeder);
 - ``ev_p``: EVs, wind and PV; only the EVs' active power is scheduled, every DER at unity power factor;
-- ``ev_pq``: the full model, EV chargers as four-quadrant converters, PV and wind inverters with Q inside S.
+- ``ev_pq``: the full model, EV chargers as four-quadrant converters, PV and wind inverters with Q inside S;
+- ``redispatch`` (only with ``--redispatch-hour H``): some EVs booked after H do not come or come late; the
+  ``ev_pq`` day is re-dispatched from H with the periods before fixed (``orchestrator.studies.redispatch``).
 
 Metrics: ``peak_valley_mw`` (max - min of the substation import over the day, the "equivalent load"),
 ``loss_mwh`` (the day's active loss of the model), ``voltage_deviation_pu`` (Γ:
@@ -26,7 +28,7 @@ delivered by the per-EV schedules), ``ev_unmet_max_kwh`` (the worst EV), ``ac_lo
 from __future__ import annotations
 
 import argparse
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +36,7 @@ import numpy as np
 
 from orchestrator.studies.contract import PaperFigure, StudyResult, feeder_run_result
 from orchestrator.studies.contract import pyplot as _plt
+from orchestrator.studies.feeder_run import ScenarioRun
 
 SCENARIOS = ("base", "ev_p", "ev_pq")
 METRICS = ("peak_valley_mw", "loss_mwh", "voltage_deviation_pu", "v_min_pu", "v_max_pu",
@@ -41,6 +44,9 @@ METRICS = ("peak_valley_mw", "loss_mwh", "voltage_deviation_pu", "v_min_pu", "v_
            "peak_valley_change_vs_base", "loss_change_vs_base", "voltage_deviation_change_vs_base",
            "loss_change_vs_ev_p", "voltage_deviation_change_vs_ev_p",
            "ac_loss_error_rel", "ac_max_voltage_error_pu", "soc_gap_mva2", "solve_s")
+#: rows added to the table when the re-dispatch scenario runs (``--redispatch-hour``)
+REDISPATCH_METRICS = ("n_no_show", "n_late", "late_shortfall_kwh", "loss_change_vs_ev_pq", "loss_delta_mwh",
+                      "objective_change_vs_ev_pq", "ev_energy_delta_mwh", "local_cost_delta_usd")
 #: the paper's relative changes (press summary)
 PAPER = (
     PaperFigure("ev_p", "peak_valley_change_vs_base", -0.4060, "press summary: ev_p vs base peak-valley -40.60 %, "
@@ -61,16 +67,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--load-scale", type=float, default=None,
                    help="multiply the feeder's base load (reduced fleets for tests: fewer EVs hold less voltage)")
     p.add_argument("--no-ac-check", action="store_true", help="skip the pandapower AC check")
-
-
-@dataclass(frozen=True)
-class ScenarioRun:
-    name: str
-    inputs: Any  # dso.model.FeederInputs
-    dispatch: Any  # dso.model.FeederDispatch
-    report: Any  # dso.report.FeederReport
-    ev_unmet_kwh: np.ndarray  # (n_evs,) per EV, from the per-EV schedules
-    solve_s: float
+    p.add_argument("--redispatch-hour", type=int, default=None,
+                   help="also run scenario 'redispatch': no-shows and late arrivals known at this period, the "
+                        "ev_pq day re-dispatched from it with the periods before fixed (default: not run)")
+    p.add_argument("--no-show-share", type=float, default=0.1,
+                   help="share of the EVs whose window lies after --redispatch-hour that do not come")
+    p.add_argument("--late-share", type=float, default=0.1, help="share of those EVs that come late")
+    p.add_argument("--late-h", type=float, default=2.0, help="how late a late EV comes [h]")
+    p.add_argument("--seed", type=int, default=0, help="seed of the no-show / late draw")
 
 
 def scenario_inputs(inputs: Any, name: str) -> Any:
@@ -89,6 +93,13 @@ def scenario_inputs(inputs: Any, name: str) -> Any:
                        wind_avail_mw=np.zeros((0, t)), wind_s_mva=z_f, ev_q_mode="none", station_node_idx=z_i,
                        station_s_mva=z_f, der_q=False, v_min_pu=BASE_V_LIMITS_PU[0], v_max_pu=BASE_V_LIMITS_PU[1])
     raise ValueError(f"unknown scenario {name!r} (known: {', '.join(SCENARIOS)})")
+
+
+def _run_result(run: ScenarioRun, feeder_id: str) -> Any:
+    return feeder_run_result(
+        f"dso-{run.name}", feeder_id, run.report, np.zeros(run.inputs.n_periods), run.solve_s,
+        f"scheduled-charging scenario {run.name}: the DSO dispatches its feeder alone (objective from the case; "
+        "no TSO, the substation voltage is fixed)")
 
 
 def run_scenario(feeder: Any, name: str, ac: bool = True, solver: str = "CLARABEL") -> ScenarioRun:
@@ -123,6 +134,7 @@ def scenario_metrics(run: ScenarioRun) -> dict[str, Any]:
         "v_min_pu": float(np.min(r.v_pu)),
         "v_max_pu": float(np.max(r.v_pu)),
         "ev_energy_mwh": float(np.sum(r.p_ev_mw) * dt),
+        "local_cost_usd": float(sum(d.cost_usd.values())),
         "ev_unmet_kwh": float(np.sum(run.ev_unmet_kwh)),
         "ev_unmet_max_kwh": float(np.max(run.ev_unmet_kwh)) if run.ev_unmet_kwh.size else 0.0,
         "n_evs": int(run.ev_unmet_kwh.size),
@@ -161,15 +173,24 @@ def run(args: argparse.Namespace) -> StudyResult:
     for name in SCENARIOS:
         sr = run_scenario(feeder, name, ac=not args.no_ac_check)
         runs[name] = sr
-        result = feeder_run_result(
-            f"dso-{name}", fid, sr.report, np.zeros(sr.inputs.n_periods), sr.solve_s,
-            f"scheduled-charging scenario {name}: the DSO dispatches its feeder alone (objective from the case; "
-            "no TSO, the substation voltage is fixed)")
+        result = _run_result(sr, fid)
         summary = summarize(spec, result)
         summary["scenario"] = name
         summary["ev_unmet_kwh_per_ev"] = sr.ev_unmet_kwh.tolist()
         write_run(out / name, spec, result, summary)
         scenarios[name] = scenario_metrics(sr)
+    redispatched = None
+    if args.redispatch_hour is not None:
+        redispatched = _redispatch_scenario(args, feeder, runs["ev_pq"])
+        sr = redispatched.run
+        runs["redispatch"] = sr
+        result = _run_result(sr, fid)
+        summary = summarize(spec, result)
+        summary |= {"scenario": "redispatch", "ev_unmet_kwh_per_ev": sr.ev_unmet_kwh.tolist(),
+                    "no_show": list(redispatched.no_show), "late_arrival_h": redispatched.late}
+        write_run(out / "redispatch", spec, result, summary)
+        scenarios["redispatch"] = scenario_metrics(sr) | _redispatch_metrics(redispatched,
+                                                                             scenarios["ev_pq"])
     b, p, pq = scenarios["base"], scenarios["ev_p"], scenarios["ev_pq"]
     for s in scenarios.values():
         s["peak_valley_change_vs_base"] = _rel(s["peak_valley_mw"], b["peak_valley_mw"])
@@ -189,6 +210,9 @@ def run(args: argparse.Namespace) -> StudyResult:
         "ac_loss_error_le_1pct": bool(all(s["ac_loss_error_rel"] <= 0.01 for s in scenarios.values())),
         "ac_voltage_error_le_0_002_pu": bool(all(s["ac_max_voltage_error_pu"] <= 0.002 for s in scenarios.values())),
     }
+    if redispatched is not None:
+        checks["redispatch_every_remaining_reservation_met"] = bool(
+            scenarios["redispatch"]["ev_unmet_max_kwh"] <= 1e-3)
     notes = [
         f"case {spec.name}, feeder {fid}: {scenarios['ev_pq']['n_evs']} EVs, objective {dict(f.objective)}, "
         f"EV chargers' Q: {f.ev_q}, PV/wind curtailable: {f.curtailable}",
@@ -202,12 +226,35 @@ def run(args: argparse.Namespace) -> StudyResult:
         "checks: " + ", ".join(f"{k}={v}" for k, v in checks.items()),
     ]
     study = StudyResult(study="scheduled-charging", case=spec.name, scenarios=scenarios, notes=notes,
-                        paper=list(PAPER), table_metrics=list(METRICS), extra={"checks": checks},
+                        paper=list(PAPER), extra={"checks": checks},
+                        table_metrics=[*METRICS, *(REDISPATCH_METRICS if redispatched is not None else ())],
                         title="Scheduled charging with joint P + Q (Cao Hangtao et al. 2024)")
     study.plots += [_plot_equivalent_load(out / "equivalent_load.png", runs),
                     _plot_voltages(out / "node_voltages.png", runs),
                     _plot_station_pq(out / "ev_station_pq.png", runs, [s.station_id for s in feeder.stations])]
     return study
+
+
+def _redispatch_scenario(args: argparse.Namespace, feeder: Any, day: ScenarioRun) -> Any:
+    from orchestrator.studies.redispatch import pick_events, redispatch
+
+    t = int(args.redispatch_hour / day.inputs.dt_h)
+    no_show, late = pick_events(feeder.fleet, t, args.no_show_share, args.late_share, args.late_h,
+                                day.inputs.dt_h, day.inputs.n_periods, seed=args.seed)
+    return redispatch(feeder, day, t, no_show, late, ac=not args.no_ac_check)
+
+
+def _redispatch_metrics(r: Any, day: dict[str, Any]) -> dict[str, Any]:
+    """What the re-dispatch changed against the day-ahead ``ev_pq`` dispatch (``day``: its metrics)."""
+    m = scenario_metrics(r.run)
+    return {"redispatch_period": r.t_from, "n_no_show": len(r.no_show), "n_late": len(r.late),
+            "late_shortfall_kwh": r.late_shortfall_kwh,
+            "loss_change_vs_ev_pq": _rel(m["loss_mwh"], day["loss_mwh"]),
+            "loss_delta_mwh": m["loss_mwh"] - day["loss_mwh"],
+            "objective_day_ahead": r.day_ahead_objective, "objective_redispatch": r.objective,
+            "objective_change_vs_ev_pq": _rel(r.objective, r.day_ahead_objective),
+            "ev_energy_delta_mwh": m["ev_energy_mwh"] - day["ev_energy_mwh"],
+            "local_cost_delta_usd": float(sum(r.run.dispatch.cost_usd.values()) - day["local_cost_usd"])}
 
 
 def _plot_equivalent_load(path: Path, runs: dict[str, ScenarioRun]) -> Path:
@@ -249,7 +296,7 @@ def _plot_voltages(path: Path, runs: dict[str, ScenarioRun]) -> Path:
 
 def _plot_station_pq(path: Path, runs: dict[str, ScenarioRun], station_ids: list[str]) -> Path:
     plt = _plt()
-    shown = [n for n in ("ev_p", "ev_pq") if n in runs]
+    shown = [n for n in ("ev_p", "ev_pq", "redispatch") if n in runs]
     fig, axes = plt.subplots(1, len(shown), figsize=(6 * len(shown), 4), sharey=True)
     for ax, name in zip(np.atleast_1d(axes), shown, strict=True):
         d = runs[name].dispatch

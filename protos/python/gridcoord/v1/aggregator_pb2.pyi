@@ -7,6 +7,26 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
+class TouTariff(_message.Message):
+    __slots__ = ("key", "level", "peak_usd_per_mwh", "flat_usd_per_mwh", "valley_usd_per_mwh")
+    KEY_FIELD_NUMBER: _ClassVar[int]
+    LEVEL_FIELD_NUMBER: _ClassVar[int]
+    PEAK_USD_PER_MWH_FIELD_NUMBER: _ClassVar[int]
+    FLAT_USD_PER_MWH_FIELD_NUMBER: _ClassVar[int]
+    VALLEY_USD_PER_MWH_FIELD_NUMBER: _ClassVar[int]
+    key: _common_pb2.RunKey
+    level: _containers.RepeatedScalarFieldContainer[str]
+    peak_usd_per_mwh: float
+    flat_usd_per_mwh: float
+    valley_usd_per_mwh: float
+    def __init__(self, key: _Optional[_Union[_common_pb2.RunKey, _Mapping]] = ..., level: _Optional[_Iterable[str]] = ..., peak_usd_per_mwh: _Optional[float] = ..., flat_usd_per_mwh: _Optional[float] = ..., valley_usd_per_mwh: _Optional[float] = ...) -> None: ...
+
+class TariffAck(_message.Message):
+    __slots__ = ("n_periods",)
+    N_PERIODS_FIELD_NUMBER: _ClassVar[int]
+    n_periods: int
+    def __init__(self, n_periods: _Optional[int] = ...) -> None: ...
+
 class EnvelopeRequest(_message.Message):
     __slots__ = ("key",)
     KEY_FIELD_NUMBER: _ClassVar[int]
@@ -116,16 +136,38 @@ class ReservationRequest(_message.Message):
     def __init__(self, ev_id: _Optional[str] = ..., arrival_h: _Optional[float] = ..., departure_h: _Optional[float] = ..., energy_need_kwh: _Optional[float] = ..., capacity_kwh: _Optional[float] = ..., soc_arrival_kwh: _Optional[float] = ..., p_charge_kw: _Optional[float] = ..., p_discharge_kw: _Optional[float] = ..., efficiency: _Optional[float] = ..., station: _Optional[str] = ..., soc_min_kwh: _Optional[float] = ...) -> None: ...
 
 class ReservationResponse(_message.Message):
-    __slots__ = ("accepted", "reason", "replay", "reason_code")
+    __slots__ = ("accepted", "reason", "replay", "reason_code", "tou_level", "tou_price_usd_per_mwh")
     ACCEPTED_FIELD_NUMBER: _ClassVar[int]
     REASON_FIELD_NUMBER: _ClassVar[int]
     REPLAY_FIELD_NUMBER: _ClassVar[int]
     REASON_CODE_FIELD_NUMBER: _ClassVar[int]
+    TOU_LEVEL_FIELD_NUMBER: _ClassVar[int]
+    TOU_PRICE_USD_PER_MWH_FIELD_NUMBER: _ClassVar[int]
     accepted: bool
     reason: str
     replay: bool
     reason_code: str
-    def __init__(self, accepted: _Optional[bool] = ..., reason: _Optional[str] = ..., replay: _Optional[bool] = ..., reason_code: _Optional[str] = ...) -> None: ...
+    tou_level: _containers.RepeatedScalarFieldContainer[str]
+    tou_price_usd_per_mwh: _containers.RepeatedScalarFieldContainer[float]
+    def __init__(self, accepted: _Optional[bool] = ..., reason: _Optional[str] = ..., replay: _Optional[bool] = ..., reason_code: _Optional[str] = ..., tou_level: _Optional[_Iterable[str]] = ..., tou_price_usd_per_mwh: _Optional[_Iterable[float]] = ...) -> None: ...
+
+class CancelRequest(_message.Message):
+    __slots__ = ("ev_id",)
+    EV_ID_FIELD_NUMBER: _ClassVar[int]
+    ev_id: str
+    def __init__(self, ev_id: _Optional[str] = ...) -> None: ...
+
+class CancelResponse(_message.Message):
+    __slots__ = ("cancelled", "reason", "replay", "reason_code")
+    CANCELLED_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    REPLAY_FIELD_NUMBER: _ClassVar[int]
+    REASON_CODE_FIELD_NUMBER: _ClassVar[int]
+    cancelled: bool
+    reason: str
+    replay: bool
+    reason_code: str
+    def __init__(self, cancelled: _Optional[bool] = ..., reason: _Optional[str] = ..., replay: _Optional[bool] = ..., reason_code: _Optional[str] = ...) -> None: ...
 
 class ListReservationsRequest(_message.Message):
     __slots__ = ("key",)

@@ -60,6 +60,21 @@ class AggregatorServiceStub:
                 request_serializer=gridcoord_dot_v1_dot_aggregator__pb2.ListReservationsRequest.SerializeToString,
                 response_deserializer=gridcoord_dot_v1_dot_aggregator__pb2.ReservationList.FromString,
                 _registered_method=True)
+        self.Amend = channel.unary_unary(
+                '/gridcoord.v1.AggregatorService/Amend',
+                request_serializer=gridcoord_dot_v1_dot_aggregator__pb2.ReservationRequest.SerializeToString,
+                response_deserializer=gridcoord_dot_v1_dot_aggregator__pb2.ReservationResponse.FromString,
+                _registered_method=True)
+        self.Cancel = channel.unary_unary(
+                '/gridcoord.v1.AggregatorService/Cancel',
+                request_serializer=gridcoord_dot_v1_dot_aggregator__pb2.CancelRequest.SerializeToString,
+                response_deserializer=gridcoord_dot_v1_dot_aggregator__pb2.CancelResponse.FromString,
+                _registered_method=True)
+        self.PublishTariff = channel.unary_unary(
+                '/gridcoord.v1.AggregatorService/PublishTariff',
+                request_serializer=gridcoord_dot_v1_dot_aggregator__pb2.TouTariff.SerializeToString,
+                response_deserializer=gridcoord_dot_v1_dot_aggregator__pb2.TariffAck.FromString,
+                _registered_method=True)
 
 
 class AggregatorServiceServicer:
@@ -98,6 +113,27 @@ class AggregatorServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Amend(self, request, context):
+        """replace the booked ev_id; a retry is a replay
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Cancel(self, request, context):
+        """withdraw a booking; a retry is a replay
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def PublishTariff(self, request, context):
+        """the DSO's next-day time-of-use tariff; idempotent per RunKey
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AggregatorServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -125,6 +161,21 @@ def add_AggregatorServiceServicer_to_server(servicer, server):
                     servicer.ListReservations,
                     request_deserializer=gridcoord_dot_v1_dot_aggregator__pb2.ListReservationsRequest.FromString,
                     response_serializer=gridcoord_dot_v1_dot_aggregator__pb2.ReservationList.SerializeToString,
+            ),
+            'Amend': grpc.unary_unary_rpc_method_handler(
+                    servicer.Amend,
+                    request_deserializer=gridcoord_dot_v1_dot_aggregator__pb2.ReservationRequest.FromString,
+                    response_serializer=gridcoord_dot_v1_dot_aggregator__pb2.ReservationResponse.SerializeToString,
+            ),
+            'Cancel': grpc.unary_unary_rpc_method_handler(
+                    servicer.Cancel,
+                    request_deserializer=gridcoord_dot_v1_dot_aggregator__pb2.CancelRequest.FromString,
+                    response_serializer=gridcoord_dot_v1_dot_aggregator__pb2.CancelResponse.SerializeToString,
+            ),
+            'PublishTariff': grpc.unary_unary_rpc_method_handler(
+                    servicer.PublishTariff,
+                    request_deserializer=gridcoord_dot_v1_dot_aggregator__pb2.TouTariff.FromString,
+                    response_serializer=gridcoord_dot_v1_dot_aggregator__pb2.TariffAck.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -262,6 +313,87 @@ class AggregatorService:
             '/gridcoord.v1.AggregatorService/ListReservations',
             gridcoord_dot_v1_dot_aggregator__pb2.ListReservationsRequest.SerializeToString,
             gridcoord_dot_v1_dot_aggregator__pb2.ReservationList.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Amend(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/gridcoord.v1.AggregatorService/Amend',
+            gridcoord_dot_v1_dot_aggregator__pb2.ReservationRequest.SerializeToString,
+            gridcoord_dot_v1_dot_aggregator__pb2.ReservationResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Cancel(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/gridcoord.v1.AggregatorService/Cancel',
+            gridcoord_dot_v1_dot_aggregator__pb2.CancelRequest.SerializeToString,
+            gridcoord_dot_v1_dot_aggregator__pb2.CancelResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PublishTariff(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/gridcoord.v1.AggregatorService/PublishTariff',
+            gridcoord_dot_v1_dot_aggregator__pb2.TouTariff.SerializeToString,
+            gridcoord_dot_v1_dot_aggregator__pb2.TariffAck.FromString,
             options,
             channel_credentials,
             insecure,
