@@ -115,3 +115,14 @@ def test_feeder_wind_from_the_case() -> None:
     case["feeders"][0]["wind"][0]["node"] = 40
     with pytest.raises(CaseError, match=r"wind\[0\]\.node=40 is an unknown node"):
         parse_case(case)
+
+
+@pytest.mark.parametrize("name", [n for n in list_cases() if "NN" not in n])
+def test_every_bundled_case_loads(name: str) -> None:
+    """Every bundled dispatch case parses (the storage-plan case is read by dso.planning, which its tests cover)."""
+    if yaml.safe_load((CASES_DIR / f"{name}.yaml").read_text()).get("kind") == "storage-plan":
+        with pytest.raises(CaseError, match="not a dispatch case"):
+            load_case(name)
+        return
+    spec = load_case(name)
+    assert spec.name == name and spec.feeders, name
