@@ -88,7 +88,8 @@ def test_third_party_client_from_protos_alone(deployment: LocalDeployment, tmp_p
     assert "methods called:" in proc.stdout
     calls = int(proc.stdout.split("methods called:")[1].split()[0])
     n_dso = len(load_case(CASE).feeders)
-    assert calls == 7 + n_dso * 7 + n_dso * 5  # TSO 7 methods (Merge), each DSO 7 (Forecast), each aggregator 5
+    # TSO 7 methods (Merge), each DSO 7 (Forecast), each aggregator 8 (Amend, Cancel, PublishTariff)
+    assert calls == 7 + n_dso * 7 + n_dso * 8
 
 
 CLIENT = r'''
@@ -116,8 +117,8 @@ for arg in sys.argv[3:]:
     channel, stub = stub_as("orchestrator")
     _, own_dso = stub_as(oid.removeprefix("agg-")) if role == "aggregator" else (None, None)
     for method in service.methods:
-        # an aggregator's envelopes and dispatch belong to its own DSO only (core.tls.POLICY)
-        caller = own_dso if method.name in ("GetEnvelope", "Dispatch") else stub
+        # an aggregator's envelopes, dispatch and tariff belong to its own DSO only (core.tls.POLICY)
+        caller = own_dso if method.name in ("GetEnvelope", "Dispatch", "PublishTariff") else stub
         request_cls = getattr(importlib.import_module(method.input_type.file.name.replace("/", ".")[:-6] + "_pb2"),
                               method.input_type.name)
         try:
