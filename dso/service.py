@@ -34,7 +34,11 @@ class DsoServicer(SubspaceService[DsoSubspace], dso_pb2_grpc.DsoServiceServicer)
         def run() -> dso_pb2.ForecastResponse:
             sub = self._model()
             # today's practice: loads + uncontrolled EV charging - available PV
-            return dso_pb2.ForecastResponse(p_import_mw=sub.forecast_mw().tolist())
+            pc = sub.privacy
+            return dso_pb2.ForecastResponse(p_import_mw=sub.forecast_mw().tolist(),
+                                            dp_epsilon=0.0 if pc is None else pc.epsilon,
+                                            dp_delta=0.0 if pc is None else pc.delta,
+                                            dp_releases=0 if pc is None else pc.releases)
 
         return idempotent(self.ledger, context, "Forecast", request, dso_pb2.ForecastResponse, run)
 

@@ -190,7 +190,7 @@ def test_a_dp_dso_behind_grpc_sends_the_same_noisy_forecast(tiny: Any) -> None:
     from core.rpc import start_server
     from dso.service import DsoServicer
     from dso.subspace import DsoSubspace
-    from orchestrator.system.services import RemoteDso
+    from orchestrator.system.services import PrivacyMismatch, RemoteDso
 
     cfg = PrivacyConfig(epsilon=1.0, delta=1e-5, releases=3, seed=7)
     f, t_n = tiny.feeders[0], tiny.spec.periods
@@ -201,7 +201,14 @@ def test_a_dp_dso_behind_grpc_sends_the_same_noisy_forecast(tiny: Any) -> None:
     try:
         dso = RemoteDso(f.feeder_id, f"127.0.0.1:{served.port}", "dp-test", t_n)
         embedded = dataclasses.replace(tiny, privacy=cfg).forecast_mw()[:t_n]
-        assert np.allclose(dso.forecast(), embedded)  # one mechanism, wherever the DSO runs
+        assert np.allclose(dso.forecast(cfg), embedded)  # one mechanism, wherever the DSO runs
+        # a run that expects exact values, or other DP settings, is refused before any coordination (the forecast
+        # is the mechanism's first release, made once: asking again spends nothing)
+        for expected, says in ((None, "expects exact values"), (dataclasses.replace(cfg, epsilon=2.0), "epsilon 2"),
+                               (dataclasses.replace(cfg, releases=4), "over 4 releases")):
+            with pytest.raises(PrivacyMismatch, match=f"operator 'dso1' sends the Gaussian mechanism at epsilon 1, "
+                                                      f"delta 1e-05 over 3 releases, but this run {says}|{says}"):
+                dso.forecast(expected)
         ev = dso.evaluate(embedded)
         assert np.isfinite(ev.cost_usd) and np.all(np.isnan(ev.sensitivity_usd_per_mwh))
         dso.respond(np.full(t_n, 40.0))

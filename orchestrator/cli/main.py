@@ -123,7 +123,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         tls = TlsIdentity(args.tls_dir, "orchestrator") if args.tls_dir else None
         system = ServicesSystem(load_case(args.case), load_services(args.services), run_id, tls=tls,
                                 insecure=args.insecure, operator_timeout_s=args.operator_timeout,
-                                resumed=checkpoint is not None)
+                                resumed=checkpoint is not None, privacy=privacy)
     else:
         from orchestrator.system.embedded import build_system
 

@@ -8,6 +8,7 @@ services. ``report`` returns the operator's published report (``TsoReport`` / ``
 from __future__ import annotations
 
 import itertools
+import math
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -19,6 +20,7 @@ from core import convert
 from core.case import CaseSpec
 from core.icnn import SurrogateTerm
 from core.peers import require
+from core.privacy import PrivacyConfig
 from core.rpc import OperatorUnavailable, call, health_status
 from core.subspace import BoundaryStep, Columns, Evaluation, Merge, Proposal
 from core.tls import TlsIdentity
@@ -161,22 +163,48 @@ class RemoteDso(_RemoteSubspace):
         msg = self.link.call("Report", self.stub.Report, req)
         return convert.dso_report_from_proto(msg, FeederReport, self.operator_id)
 
-    def forecast(self) -> np.ndarray:
+    def forecast(self, privacy: PrivacyConfig | None = None) -> np.ndarray:
+        """The DSO's import forecast; refused (``PrivacyMismatch``) when the mechanism the DSO reports is not
+        ``privacy``, the run's (None: the run expects exact values)."""
         req = dso_pb2.ForecastRequest(key=self.link.key())
-        return np.asarray(list(self.link.call("Forecast", self.stub.Forecast, req).p_import_mw), dtype=float)
+        msg = self.link.call("Forecast", self.stub.Forecast, req)
+        theirs = (msg.dp_epsilon, msg.dp_delta, int(msg.dp_releases)) if msg.dp_epsilon > 0 else None
+        ours = None if privacy is None else (privacy.epsilon, privacy.delta, privacy.releases)
+        if not _same_mechanism(theirs, ours):
+            raise PrivacyMismatch(f"operator {self.operator_id!r} sends {_mechanism_text(theirs)}, but this run "
+                                  f"expects {_mechanism_text(ours)}: start the DSO services and the run with the "
+                                  "same --privacy settings (the run's epsilon accounting is what the DSOs release)")
+        return np.asarray(list(msg.p_import_mw), dtype=float)
+
+
+def _same_mechanism(a: tuple[float, float, int] | None, b: tuple[float, float, int] | None) -> bool:
+    if a is None or b is None:
+        return a is b
+    return a[2] == b[2] and math.isclose(a[0], b[0], rel_tol=1e-12) and math.isclose(a[1], b[1], rel_tol=1e-12)
+
+
+def _mechanism_text(m: tuple[float, float, int] | None) -> str:
+    return "exact values (no mechanism)" if m is None else (
+        f"the Gaussian mechanism at epsilon {m[0]:g}, delta {m[1]:g} over {m[2]} releases")
+
+
+class PrivacyMismatch(ValueError):
+    """A DSO service's privacy mechanism differs from the run's (``--privacy``/``--epsilon``/``--delta``/rounds)."""
 
 
 class ServicesSystem:
     """What the orchestrator knows in client mode: the case's public structure (operator ids, periods)
     and where the operators are. It holds no operator's network, loads, costs or EVs.
 
-    ``tls``: the orchestrator's certificate (mTLS to every operator); plaintext only with ``insecure=True``."""
+    ``tls``: the orchestrator's certificate (mTLS to every operator); plaintext only with ``insecure=True``.
+    ``privacy``: the DSOs' mechanism the run accounts for (``--privacy dp``); every DSO must report the same in its
+    forecast, else the run is refused before any coordination (``PrivacyMismatch``)."""
 
     mode = "services"
 
     def __init__(self, spec: CaseSpec, services: dict[str, str], run_id: str,
                  operator_timeout_s: float | None = OPERATOR_TIMEOUT_S, *, tls: TlsIdentity | None = None,
-                 insecure: bool = False, resumed: bool = False) -> None:
+                 insecure: bool = False, resumed: bool = False, privacy: PrivacyConfig | None = None) -> None:
         if (tls is None) == (not insecure):
             raise ValueError("ServicesSystem: give tls=TlsIdentity(DIR, 'orchestrator') (mTLS) or insecure=True "
                              "(plaintext, local development), not both or neither")
@@ -189,6 +217,7 @@ class ServicesSystem:
         #: a resumed run: every operator answered this run before, so the window applies from the first call
         #: (services restarted together with the orchestrator may still be starting)
         self.resumed = resumed
+        self.privacy = privacy
         require(services, "tso")
         for fid in spec.feeder_ids:
             require(services, fid)
@@ -222,4 +251,4 @@ class ServicesSystem:
         """The DSOs' naive import forecasts (K*T,), asked for directly (the start of every iterative strategy)."""
         run_id = f"{self.run_id}-forecast-{uuid.uuid4().hex[:8]}"
         return np.concatenate([RemoteDso(fid, self.services[fid], run_id, self.n_periods, self.operator_timeout_s,
-                                         self.tls, self.resumed).forecast() for fid in self.feeder_ids])
+                                         self.tls, self.resumed).forecast(self.privacy) for fid in self.feeder_ids])

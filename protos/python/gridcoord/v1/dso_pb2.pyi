@@ -14,10 +14,16 @@ class ForecastRequest(_message.Message):
     def __init__(self, key: _Optional[_Union[_common_pb2.RunKey, _Mapping]] = ...) -> None: ...
 
 class ForecastResponse(_message.Message):
-    __slots__ = ("p_import_mw",)
+    __slots__ = ("p_import_mw", "dp_epsilon", "dp_delta", "dp_releases")
     P_IMPORT_MW_FIELD_NUMBER: _ClassVar[int]
+    DP_EPSILON_FIELD_NUMBER: _ClassVar[int]
+    DP_DELTA_FIELD_NUMBER: _ClassVar[int]
+    DP_RELEASES_FIELD_NUMBER: _ClassVar[int]
     p_import_mw: _containers.RepeatedScalarFieldContainer[float]
-    def __init__(self, p_import_mw: _Optional[_Iterable[float]] = ...) -> None: ...
+    dp_epsilon: float
+    dp_delta: float
+    dp_releases: int
+    def __init__(self, p_import_mw: _Optional[_Iterable[float]] = ..., dp_epsilon: _Optional[float] = ..., dp_delta: _Optional[float] = ..., dp_releases: _Optional[int] = ...) -> None: ...
 
 class DsoReportRequest(_message.Message):
     __slots__ = ("key", "boundary_mw", "price_usd_per_mwh")
