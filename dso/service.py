@@ -3,11 +3,14 @@ and the DSO's own link to its EV aggregator service (envelopes in, dispatch out)
 
 from __future__ import annotations
 
+import logging
+import threading
+
 import grpc
 import numpy as np
 
 from core import convert
-from core.rpc import Ctx, call, idempotent, vector, wait_serving
+from core.rpc import Ctx, OperatorUnavailable, RemoteError, call, idempotent, vector, wait_serving
 from core.service import MAX_BOUNDARY_MW, MAX_PRICE_USD_PER_MWH, SubspaceService
 from core.tariff import TouTariff
 from core.tls import TlsIdentity, channel_credentials
@@ -18,10 +21,14 @@ from dso.report import EvSettlement
 from dso.subspace import DsoSubspace
 from gridcoord.v1 import aggregator_pb2, aggregator_pb2_grpc, common_pb2, dso_pb2, dso_pb2_grpc
 
+log = logging.getLogger("gridcoord.dso")
+
 SERVICE_NAME = dso_pb2.DESCRIPTOR.services_by_name["DsoService"].full_name
 #: how long a DSO waits for its aggregator service to come back after it died [s] (below the orchestrator's
 #: 120 s Report deadline, so a DSO answers with a clear error before the orchestrator gives up on it)
 AGGREGATOR_RECOVERY_S = 60.0
+#: first wait before a DSO publishes its tariff again after a failed attempt [s] (doubles up to the cap)
+TARIFF_RETRY_S = (5.0, 60.0)
 
 
 class DsoServicer(SubspaceService[DsoSubspace], dso_pb2_grpc.DsoServiceServicer):
@@ -70,10 +77,14 @@ class AggregatorLink:
         self.channel = tls_channel(address, tls, operator_id)
         self.stub = aggregator_pb2_grpc.AggregatorServiceStub(self.channel)
         self.round = 0
+        self._round_lock = threading.Lock()  # the tariff publisher may retry from its own thread
+        #: quick retries of a call on UNAVAILABLE when ``recovery_s`` is None
+        self.retries = 4
 
     def _key(self) -> common_pb2.RunKey:
-        self.round += 1
-        return convert.run_key(self.run_id, self.round)
+        with self._round_lock:
+            self.round += 1
+            return convert.run_key(self.run_id, self.round)
 
     def envelope(self) -> EvFlexibility:
         wait_serving(self.address, deadline_s=120.0,
@@ -91,7 +102,7 @@ class AggregatorLink:
                                        flat_usd_per_mwh=tariff.flat_usd_per_mwh,
                                        valley_usd_per_mwh=tariff.valley_usd_per_mwh)
         msg = call(self.operator_id, "PublishTariff", self.stub.PublishTariff, req, deadline_s=30.0,
-                   idempotent_call=True, recovery_s=self.recovery_s, channel=self.channel)
+                   idempotent_call=True, recovery_s=self.recovery_s, channel=self.channel, retries=self.retries)
         return int(msg.n_periods)
 
     def __call__(self, dispatch: FeederDispatch) -> EvSettlement:
@@ -102,3 +113,54 @@ class AggregatorLink:
         msg = call(self.operator_id, "Dispatch", self.stub.Dispatch, req, deadline_s=60.0, idempotent_call=True,
                    recovery_s=self.recovery_s, channel=self.channel)
         return EvSettlement(unmet_mwh=float(msg.unmet_mwh))
+
+
+class TariffPublisher:
+    """Publishes a DSO's time-of-use tariff to its aggregator until the aggregator acknowledges it.
+
+    ``start`` makes one attempt (the link itself rides out an aggregator that is still starting, for its
+    ``recovery_s``); every failed attempt is an ERROR in the DSO's log naming the aggregator and the cause, and
+    a background thread tries again after ``retry_s`` (doubling up to the cap) until it succeeds or ``stop``:
+    a tariff is never silently dropped. ``published`` is set once acknowledged."""
+
+    def __init__(self, dso_id: str, link: AggregatorLink, tariff: TouTariff,
+                 retry_s: tuple[float, float] = TARIFF_RETRY_S) -> None:
+        self.dso_id, self.link, self.tariff = dso_id, link, tariff
+        self.retry_s = retry_s
+        self.published = threading.Event()
+        self.stopped = threading.Event()
+        self.attempts = 0
+        self.last_error: str | None = None
+
+    def start(self) -> bool:
+        """One attempt now; True if acknowledged, else the retries continue in the background."""
+        if self._attempt():
+            return True
+        threading.Thread(target=self._retry, name=f"tariff-{self.dso_id}", daemon=True).start()
+        return False
+
+    def stop(self) -> None:
+        self.stopped.set()
+
+    def _attempt(self) -> bool:
+        self.attempts += 1
+        try:
+            n = self.link.publish_tariff(self.tariff)
+        except (OperatorUnavailable, RemoteError, grpc.RpcError) as exc:
+            self.last_error = str(exc)
+            log.error("%s: time-of-use tariff NOT published to aggregator %s at %s (attempt %d): %s; retrying",
+                      self.dso_id, self.link.operator_id, self.link.address, self.attempts, exc)
+            return False
+        self.published.set()
+        levels = {lv: self.tariff.level.count(lv) for lv in ("peak", "flat", "valley")}
+        log.info("%s: time-of-use tariff published to aggregator %s (%d periods: %s; %g/%g/%g $/MWh; attempt %d)",
+                 self.dso_id, self.link.operator_id, n, levels, self.tariff.peak_usd_per_mwh,
+                 self.tariff.flat_usd_per_mwh, self.tariff.valley_usd_per_mwh, self.attempts)
+        return True
+
+    def _retry(self) -> None:
+        delay, cap = self.retry_s
+        while not self.stopped.wait(delay):
+            if self._attempt():
+                return
+            delay = min(2.0 * delay, cap)

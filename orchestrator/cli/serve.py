@@ -133,8 +133,9 @@ def start_operator(opts: ServeOptions) -> Served:
         served = start_server([dso.register], [DSO_SERVICE], address, reflection=opts.reflection, **secure)
 
         def build_dso() -> None:
-            from dso.inputs import feeder_data, feeder_inputs
-            from dso.service import AggregatorLink
+            from core.tariff import tou_tariff
+            from dso.inputs import feeder_data, feeder_inputs, net_load_forecast_mw
+            from dso.service import AggregatorLink, TariffPublisher
             from dso.subspace import DsoSubspace
 
             data = feeder_data(spec, opts.operator_id)
@@ -142,6 +143,10 @@ def start_operator(opts: ServeOptions) -> Served:
             # aggregator's ledger would refuse (or answer from its cache) under the previous process's id
             agg = AggregatorLink(aggregator_id(opts.operator_id), require(services, aggregator_id(opts.operator_id)),
                                  f"{opts.operator_id}-agg-{uuid.uuid4().hex[:8]}", tls=tls)
+            prices = spec.feeder(opts.operator_id).tou_usd_per_mwh
+            if prices is not None:  # before the envelopes: fetching them closes the aggregator's book
+                tariff = tou_tariff(net_load_forecast_mw(spec, opts.operator_id, data), *prices)
+                TariffPublisher(opts.operator_id, agg, tariff).start()
             inputs = feeder_inputs(spec, opts.operator_id, data, agg.envelope())
             dso.attach(DsoSubspace(data, inputs, np.arange(k * T, (k + 1) * T), solver=opts.solver, settle=agg,
                                    ac_check=opts.ac_check, privacy=opts.privacy))
