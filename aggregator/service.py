@@ -98,8 +98,8 @@ class AggregatorServicer(aggregator_pb2_grpc.AggregatorServiceServicer):
                                           "allocation group with zero stored energy?)")
                 delivered, outside = self._in_window(alloc.fleet, dis.p_ch_kw, dis.p_dis_kw)
                 evs = [aggregator_pb2.EvOutcome(ev_id=ev.ev_id, station=ev.station, need_kwh=ev.energy_need_kwh,
-                                                delivered_kwh=float(d)) for ev, d in zip(alloc.fleet, delivered,
-                                                                                         strict=True)]
+                                                delivered_kwh=float(d), unmet_kwh=float(u))
+                       for ev, d, u in zip(alloc.fleet, delivered, unmet, strict=True)]
                 return aggregator_pb2.DispatchResponse(n_evs=len(fleet), unmet_mwh=float(unmet.sum()) / 1e3,
                                                        max_unmet_kwh=float(unmet.max(initial=0.0)),
                                                        station_p_mw=station_mw.ravel().tolist(), evs=evs,

@@ -70,6 +70,7 @@ POLICY: dict[str, tuple[str, ...]] = {
     _DSO + "Prox": (THE_ORCHESTRATOR,),
     _DSO + "Report": (THE_ORCHESTRATOR,),
     _DSO + "Forecast": (THE_ORCHESTRATOR,),
+    _DSO + "Dispatch": (THE_ORCHESTRATOR,),
     _AGG + "Describe": (ANY,),
     _AGG + "GetEnvelope": (OWN_DSO,),
     _AGG + "Dispatch": (OWN_DSO,),

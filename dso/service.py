@@ -10,7 +10,7 @@ import grpc
 import numpy as np
 
 from core import convert
-from core.rpc import Ctx, OperatorUnavailable, RemoteError, call, idempotent, vector, wait_serving
+from core.rpc import Ctx, InvalidArgument, OperatorUnavailable, RemoteError, call, idempotent, vector, wait_serving
 from core.service import MAX_BOUNDARY_MW, MAX_PRICE_USD_PER_MWH, SubspaceService
 from core.tariff import TouTariff
 from core.tls import TlsIdentity, channel_credentials
@@ -18,6 +18,7 @@ from core.tls import channel as tls_channel
 from dso.inputs import flexibility_from_envelope
 from dso.model import EvFlexibility, FeederDispatch
 from dso.report import EvSettlement
+from dso.scenarios import SCENARIOS, dispatch_alone
 from dso.subspace import DsoSubspace
 from gridcoord.v1 import aggregator_pb2, aggregator_pb2_grpc, common_pb2, dso_pb2, dso_pb2_grpc
 
@@ -34,8 +35,11 @@ TARIFF_RETRY_S = (5.0, 60.0)
 class DsoServicer(SubspaceService[DsoSubspace], dso_pb2_grpc.DsoServiceServicer):
     """Serves a ``DsoSubspace`` attached once built (health goes SERVING then)."""
 
-    def __init__(self, operator_id: str, n_periods: int, dt_h: float, n_global: int) -> None:
+    def __init__(self, operator_id: str, n_periods: int, dt_h: float, n_global: int,
+                 station_ids: tuple[str, ...] = ()) -> None:
         super().__init__(operator_id, "dso", n_periods, dt_h, n_boundary=n_periods, n_global=n_global)
+        #: the feeder's stations in case order (the envelopes' station index)
+        self.station_ids = station_ids
 
     def Forecast(self, request: dso_pb2.ForecastRequest, context: Ctx) -> dso_pb2.ForecastResponse:
         def run() -> dso_pb2.ForecastResponse:
@@ -58,6 +62,19 @@ class DsoServicer(SubspaceService[DsoSubspace], dso_pb2_grpc.DsoServiceServicer)
                 return convert.dso_report_to_proto(self._model().report(x))
 
         return idempotent(self.ledger, context, "Report", request, dso_pb2.DsoReport, run)
+
+    def Dispatch(self, request: dso_pb2.DsoDispatchRequest, context: Ctx) -> dso_pb2.DsoDispatchResponse:
+        """The feeder dispatched by the DSO alone in one scheduled-charging scenario (``dso.scenarios``)."""
+        def run() -> dso_pb2.DsoDispatchResponse:
+            name = request.scenario or "ev_pq"
+            if name not in SCENARIOS:
+                raise InvalidArgument(f"scenario: {name!r} is unknown (known: {', '.join(SCENARIOS)})")
+            with self.lock:
+                sub = self._model()
+                out = dispatch_alone(sub.data, sub.inputs, name, sub.settle, ac=sub.ac_check, solver=sub.solver)
+            return convert.scenario_dispatch_to_proto(out, self.station_ids)
+
+        return idempotent(self.ledger, context, "Dispatch", request, dso_pb2.DsoDispatchResponse, run)
 
     def register(self, server: grpc.Server) -> None:
         dso_pb2_grpc.add_DsoServiceServicer_to_server(self, server)
@@ -112,7 +129,8 @@ class AggregatorLink:
                                              dlmp_usd_per_mwh=np.asarray(dispatch.dlmp_usd_per_mwh).ravel().tolist())
         msg = call(self.operator_id, "Dispatch", self.stub.Dispatch, req, deadline_s=60.0, idempotent_call=True,
                    recovery_s=self.recovery_s, channel=self.channel)
-        return EvSettlement(unmet_mwh=float(msg.unmet_mwh))
+        return EvSettlement(unmet_mwh=float(msg.unmet_mwh), ev_ids=tuple(e.ev_id for e in msg.evs),
+                            ev_unmet_kwh=np.array([e.unmet_kwh for e in msg.evs], dtype=float))
 
 
 class TariffPublisher:

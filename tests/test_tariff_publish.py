@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import Any
 
 import grpc
 import numpy as np
@@ -23,7 +24,7 @@ from dso.service import AggregatorLink, TariffPublisher
 from gridcoord.v1 import aggregator_pb2, aggregator_pb2_grpc
 from orchestrator.cli.launch import free_ports
 
-REQ = dict(arrival_h=8.0, departure_h=12.0, capacity_kwh=80.0, soc_arrival_kwh=10.0, p_charge_kw=10.0,
+REQ: dict[str, Any] = dict(arrival_h=8.0, departure_h=12.0, capacity_kwh=80.0, soc_arrival_kwh=10.0, p_charge_kw=10.0,
            p_discharge_kw=0.0, efficiency=1.0, station="s1", energy_need_kwh=5.0)
 
 

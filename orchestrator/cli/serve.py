@@ -125,7 +125,8 @@ def start_operator(opts: ServeOptions) -> Served:
 
     if opts.role == "dso":
         k = ids.index(opts.operator_id)
-        dso = DsoServicer(opts.operator_id, T, dt, n_global=len(ids) * T)
+        dso = DsoServicer(opts.operator_id, T, dt, n_global=len(ids) * T,
+                          station_ids=tuple(s.station_id for s in spec.feeder(opts.operator_id).stations))
         if opts.privacy is not None:  # say it where the operator looks: its own log
             pc = opts.privacy
             log.info("%s: differential privacy: Gaussian mechanism on every coordination reply, epsilon %g at "

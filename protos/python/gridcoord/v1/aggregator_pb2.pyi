@@ -98,16 +98,18 @@ class DispatchResponse(_message.Message):
     def __init__(self, n_evs: _Optional[int] = ..., unmet_mwh: _Optional[float] = ..., max_unmet_kwh: _Optional[float] = ..., station_p_mw: _Optional[_Iterable[float]] = ..., evs: _Optional[_Iterable[_Union[EvOutcome, _Mapping]]] = ..., outside_window_kwh: _Optional[float] = ...) -> None: ...
 
 class EvOutcome(_message.Message):
-    __slots__ = ("ev_id", "station", "need_kwh", "delivered_kwh")
+    __slots__ = ("ev_id", "station", "need_kwh", "delivered_kwh", "unmet_kwh")
     EV_ID_FIELD_NUMBER: _ClassVar[int]
     STATION_FIELD_NUMBER: _ClassVar[int]
     NEED_KWH_FIELD_NUMBER: _ClassVar[int]
     DELIVERED_KWH_FIELD_NUMBER: _ClassVar[int]
+    UNMET_KWH_FIELD_NUMBER: _ClassVar[int]
     ev_id: str
     station: str
     need_kwh: float
     delivered_kwh: float
-    def __init__(self, ev_id: _Optional[str] = ..., station: _Optional[str] = ..., need_kwh: _Optional[float] = ..., delivered_kwh: _Optional[float] = ...) -> None: ...
+    unmet_kwh: float
+    def __init__(self, ev_id: _Optional[str] = ..., station: _Optional[str] = ..., need_kwh: _Optional[float] = ..., delivered_kwh: _Optional[float] = ..., unmet_kwh: _Optional[float] = ...) -> None: ...
 
 class ReservationRequest(_message.Message):
     __slots__ = ("ev_id", "arrival_h", "departure_h", "energy_need_kwh", "capacity_kwh", "soc_arrival_kwh", "p_charge_kw", "p_discharge_kw", "efficiency", "station", "soc_min_kwh")
