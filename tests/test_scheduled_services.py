@@ -49,7 +49,9 @@ def test_dso_service_dispatch_gives_the_embedded_numbers(tmp_path: Path) -> None
     assert spec.feeders[0].ev_count == N_EVS
     feeder = build_system(replace(spec, feeders=spec.feeders[:1])).feeders[0]
     embedded = run_scenario(feeder, "ev_pq", ac=False)
-    with LocalDeployment(str(case), tmp_path / "operators", ac_check=False) as dep:
+    dep = LocalDeployment(str(case), tmp_path / "operators", ac_check=False)
+    dep.start(only=("agg-dso1", "dso1"))  # the study needs no TSO
+    try:
         assert dep.client_tls is not None
         client = DsoAloneClient("dso1", dep.services["dso1"], dep.client_tls)
         try:
@@ -71,6 +73,8 @@ def test_dso_service_dispatch_gives_the_embedded_numbers(tmp_path: Path) -> None
         assert denied.value.code() == grpc.StatusCode.PERMISSION_DENIED
         assert "only the orchestrator" in str(denied.value.details())
         dso_log = (tmp_path / "operators" / "dso1.log").read_text()
+    finally:
+        dep.stop()
     assert "time-of-use tariff published to aggregator agg-dso1 (24 periods" in dso_log
     m_emb, m_svc = scenario_metrics(embedded), scenario_metrics(remote)
     for key, value in m_emb.items():
