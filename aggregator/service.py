@@ -14,9 +14,10 @@ import numpy as np
 from aggregator.fleet import EV, Station, plug_in_window
 from aggregator.flex import FleetFlexibility, disaggregate_spatial, inner_flexibility
 from aggregator.journal import ReservationJournal
+from aggregator.redispatch import Rebooking, rebook
 from aggregator.reservations import Accepted, Refused, Replayed, ReservationBook
 from core import convert
-from core.rpc import Ctx, InvalidArgument, RoundLedger, handle, idempotent, vector
+from core.rpc import Ctx, FailedPrecondition, InvalidArgument, RoundLedger, handle, idempotent, vector
 from core.tariff import TariffError, TouTariff
 from gridcoord.v1 import aggregator_pb2, aggregator_pb2_grpc, common_pb2
 
@@ -46,6 +47,8 @@ class AggregatorServicer(aggregator_pb2_grpc.AggregatorServiceServicer):
         #: the DSO's published time-of-use tariff (levels, prices per period), shown on confirmations
         self._tariff: tuple[list[str], list[float]] | None = None
         self._flex: FleetFlexibility | None = None
+        #: the fleet that came after the last Redispatch (no-shows gone, late EVs moved)
+        self._rebooked: Rebooking | None = None
 
     def _envelopes(self) -> tuple[tuple[EV, ...], FleetFlexibility]:
         """Freeze the fleet on first use: the envelopes a DSO dispatches must be those it disaggregates
@@ -75,6 +78,10 @@ class AggregatorServicer(aggregator_pb2_grpc.AggregatorServiceServicer):
         def run() -> aggregator_pb2.DispatchResponse:
             with self.lock:
                 fleet, flex = self._envelopes()
+                if request.redispatched:
+                    if self._rebooked is None:
+                        raise FailedPrecondition("redispatched: no Redispatch yet (nothing re-booked)")
+                    fleet, flex = self._rebooked.fleet, self._rebooked.flex
                 w = int(np.sum(flex.dwell))
                 p_ch = np.asarray(vector("p_ch_mw", request.p_ch_mw, w, nonneg=True, limit=MAX_DISPATCH_MW))
                 p_dis = np.asarray(vector("p_dis_mw", request.p_dis_mw, w, nonneg=True, limit=MAX_DISPATCH_MW))
@@ -106,6 +113,30 @@ class AggregatorServicer(aggregator_pb2_grpc.AggregatorServiceServicer):
                                                        outside_window_kwh=outside)
 
         return idempotent(self.ledger, context, "Dispatch", request, aggregator_pb2.DispatchResponse, run)
+
+    def Redispatch(self, request: aggregator_pb2.RebookRequest, context: Ctx) -> aggregator_pb2.Rebooking:
+        """No-shows and late arrivals: the envelopes of the EVs that came and their executed past
+        (``aggregator.redispatch.rebook``); the next ``Dispatch`` with ``redispatched`` settles against them."""
+        def run() -> aggregator_pb2.Rebooking:
+            for i, ev_id in enumerate(request.no_show):
+                _check_id(f"no_show[{i}]", ev_id)
+            for ev_id in request.late_arrival_h:
+                _check_id("late_arrival_h", ev_id)
+            with self.lock:
+                fleet, flex = self._envelopes()
+                w = int(np.sum(flex.dwell))
+                p_ch = np.asarray(vector("p_ch_mw", request.p_ch_mw, w, nonneg=True, limit=MAX_DISPATCH_MW))
+                p_dis = np.asarray(vector("p_dis_mw", request.p_dis_mw, w, nonneg=True, limit=MAX_DISPATCH_MW))
+                rb = rebook(fleet, flex, p_ch, p_dis, self.stations, int(request.t_from), list(request.no_show),
+                            dict(request.late_arrival_h), self.dt_h, self.n_periods)
+                self._rebooked = rb
+            return aggregator_pb2.Rebooking(
+                envelope=convert.envelope_to_proto(rb.flex, self.n_periods, self.dt_h, self.stations),
+                past_entry=rb.past_entry.tolist(), past_p_ch_mw=rb.past_p_ch_mw.tolist(),
+                past_p_dis_mw=rb.past_p_dis_mw.tolist(), late_shortfall_kwh=rb.late_shortfall_kwh,
+                n_evs=len(rb.fleet))
+
+        return idempotent(self.ledger, context, "Redispatch", request, aggregator_pb2.Rebooking, run)
 
     def _check_group_energy(self, flex: FleetFlexibility, p_ch: np.ndarray, p_dis: np.ndarray) -> None:
         """Every allocation group must gain stored energy: its EVs' schedules are its profile divided by that

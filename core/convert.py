@@ -360,6 +360,10 @@ class ScenarioDispatchData:
     solve_s: float
     ev_ids: tuple[str, ...]
     ev_unmet_kwh: np.ndarray  # (n_evs,) [kWh]
+    #: Redispatch only: the day-ahead objective, late EVs' shortfall [kWh], first re-dispatched period
+    day_ahead_objective: float = 0.0
+    late_shortfall_kwh: float = 0.0
+    t_from: int = 0
 
 
 def _rows(values: Sequence[float], t: int) -> np.ndarray:
@@ -391,4 +395,5 @@ def scenario_dispatch_from_proto(msg: dso_pb2.DsoDispatchResponse, report_cls: C
         station_ids=tuple(msg.station_ids), station_p_mw=_rows(msg.station_p_mw, t),
         station_q_mvar=_rows(msg.station_q_mvar, t), pv_q_mvar=_rows(msg.pv_q_mvar, t),
         wind_q_mvar=_rows(msg.wind_q_mvar, t), objective=msg.objective, solve_s=msg.solve_s,
-        ev_ids=tuple(msg.ev_ids), ev_unmet_kwh=_arr(msg.ev_unmet_kwh))
+        ev_ids=tuple(msg.ev_ids), ev_unmet_kwh=_arr(msg.ev_unmet_kwh), day_ahead_objective=msg.day_ahead_objective,
+        late_shortfall_kwh=msg.late_shortfall_kwh, t_from=int(msg.t_from))

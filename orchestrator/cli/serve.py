@@ -149,6 +149,7 @@ def start_operator(opts: ServeOptions) -> Served:
                 tariff = tou_tariff(net_load_forecast_mw(spec, opts.operator_id, data), *prices)
                 TariffPublisher(opts.operator_id, agg, tariff).start()
             inputs = feeder_inputs(spec, opts.operator_id, data, agg.envelope())
+            dso.aggregator = agg
             dso.attach(DsoSubspace(data, inputs, np.arange(k * T, (k + 1) * T), solver=opts.solver, settle=agg,
                                    ac_check=opts.ac_check, privacy=opts.privacy))
 

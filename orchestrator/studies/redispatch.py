@@ -40,9 +40,10 @@ class Redispatch:
     schedules: Any  # aggregator.flex.Disaggregation: per-EV schedules of ``fleet`` over the whole day
 
 
-def pick_events(fleet: Sequence[EV], t_from: int, no_show_share: float, late_share: float, late_h: float,
+def pick_events(fleet: Sequence[Any], t_from: int, no_show_share: float, late_share: float, late_h: float,
                 dt_h: float, n_periods: int, seed: int = 0) -> tuple[list[str], dict[str, float]]:
-    """Draw no-shows and late arrivals (shares of the EVs whose window lies in ``[t_from, T)``, seeded); a late
+    """Draw no-shows and late arrivals (shares of the EVs whose window lies in ``[t_from, T)``, seeded; ``fleet``:
+    the EVs or the bookings, anything with ``ev_id``, ``arrival_h``, ``departure_h``, in the book's order); a late
     EV comes ``late_h`` hours after its booking, but no later than the start of its last full period."""
     for name, share in (("no_show_share", no_show_share), ("late_share", late_share)):
         if not 0.0 <= share <= 1.0:

@@ -28,7 +28,7 @@ delivered by the per-EV schedules), ``ev_unmet_max_kwh`` (the worst EV), ``ac_lo
 from __future__ import annotations
 
 import argparse
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -275,12 +275,16 @@ class _Services:
 
     mode = "services"
 
-    def __init__(self, client: Any, dt_h: float) -> None:
+    def __init__(self, client: Any, dt_h: float, booked: Callable[[], list[Any]] | None = None) -> None:
         self.client, self.dt_h = client, dt_h
+        #: the aggregator's booked EVs (ListReservations), from which the no-shows and late EVs are drawn
+        self.booked = booked
         self.station_ids: tuple[str, ...] = ()
 
     def scenario(self, name: str) -> ScenarioRun:
-        out = self.client.dispatch(name)
+        return self._run(name, self.client.dispatch(name))
+
+    def _run(self, name: str, out: Any) -> ScenarioRun:
         r = out.report
         self.station_ids = out.station_ids
         d = _RemoteDispatch(loss_mw=np.asarray(r.loss_mw), cost_usd=dict(r.cost_usd), pv_q_mvar=out.pv_q_mvar,
@@ -290,9 +294,18 @@ class _Services:
                            np.asarray(out.ev_unmet_kwh, dtype=float), out.solve_s)
 
     def redispatch(self, args: argparse.Namespace, day: ScenarioRun) -> Any:
-        from orchestrator.cli.main import UsageError
+        """The same draw of events as embedded (from the aggregator's book, in its order), re-dispatched by the
+        DSO service with its aggregator (``DsoService.Redispatch``)."""
+        from orchestrator.studies.redispatch import Redispatch, pick_events
 
-        raise UsageError("--redispatch-hour: not available with services yet (embedded only)")
+        assert self.booked is not None
+        t = int(args.redispatch_hour / day.inputs.dt_h)
+        no_show, late = pick_events(self.booked(), t, args.no_show_share, args.late_share, args.late_h,
+                                    day.inputs.dt_h, day.inputs.n_periods, seed=args.seed)
+        out = self.client.redispatch(t, no_show, late)
+        return Redispatch(run=self._run("redispatch", out), t_from=t, no_show=tuple(no_show), late=dict(late),
+                          late_shortfall_kwh=out.late_shortfall_kwh, objective=out.objective,
+                          day_ahead_objective=out.day_ahead_objective, fleet=(), schedules=None)
 
 
 @contextmanager
@@ -302,9 +315,10 @@ def _dispatcher(args: argparse.Namespace, spec: Any, fid: str) -> Iterator[Any]:
     if not (args.services or args.local_services):
         yield _Embedded(spec, ac=not args.no_ac_check)
         return
+    from core.case import aggregator_id
     from core.peers import load_services, require
     from core.tls import TlsIdentity
-    from orchestrator.system.dso_alone import DsoAloneClient
+    from orchestrator.system.dso_alone import DsoAloneClient, list_reservations
 
     with ExitStack() as stack:
         if args.local_services:
@@ -318,7 +332,8 @@ def _dispatcher(args: argparse.Namespace, spec: Any, fid: str) -> Iterator[Any]:
             tls = TlsIdentity(args.tls_dir, "orchestrator") if args.tls_dir else None
         client = DsoAloneClient(fid, require(services, fid), tls)
         stack.callback(client.close)
-        yield _Services(client, spec.dt_h)
+        agg = aggregator_id(fid)
+        yield _Services(client, spec.dt_h, lambda: list_reservations(agg, require(services, agg), tls))
 
 
 def _redispatch_scenario(args: argparse.Namespace, feeder: Any, day: ScenarioRun) -> Any:

@@ -75,6 +75,11 @@ class DsoServiceStub:
                 request_serializer=gridcoord_dot_v1_dot_dso__pb2.DsoDispatchRequest.SerializeToString,
                 response_deserializer=gridcoord_dot_v1_dot_dso__pb2.DsoDispatchResponse.FromString,
                 _registered_method=True)
+        self.Redispatch = channel.unary_unary(
+                '/gridcoord.v1.DsoService/Redispatch',
+                request_serializer=gridcoord_dot_v1_dot_dso__pb2.DsoRedispatchRequest.SerializeToString,
+                response_deserializer=gridcoord_dot_v1_dot_dso__pb2.DsoDispatchResponse.FromString,
+                _registered_method=True)
 
 
 class DsoServiceServicer:
@@ -135,6 +140,14 @@ class DsoServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Redispatch(self, request, context):
+        """No-shows and late arrivals known at period t_from: the DSO gets the fleet that came from its aggregator and
+        re-dispatches the rest of the day after its last "ev_pq" Dispatch, the periods before fixed; idempotent.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_DsoServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -176,6 +189,11 @@ def add_DsoServiceServicer_to_server(servicer, server):
             'Dispatch': grpc.unary_unary_rpc_method_handler(
                     servicer.Dispatch,
                     request_deserializer=gridcoord_dot_v1_dot_dso__pb2.DsoDispatchRequest.FromString,
+                    response_serializer=gridcoord_dot_v1_dot_dso__pb2.DsoDispatchResponse.SerializeToString,
+            ),
+            'Redispatch': grpc.unary_unary_rpc_method_handler(
+                    servicer.Redispatch,
+                    request_deserializer=gridcoord_dot_v1_dot_dso__pb2.DsoRedispatchRequest.FromString,
                     response_serializer=gridcoord_dot_v1_dot_dso__pb2.DsoDispatchResponse.SerializeToString,
             ),
     }
@@ -394,6 +412,33 @@ class DsoService:
             target,
             '/gridcoord.v1.DsoService/Dispatch',
             gridcoord_dot_v1_dot_dso__pb2.DsoDispatchRequest.SerializeToString,
+            gridcoord_dot_v1_dot_dso__pb2.DsoDispatchResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Redispatch(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/gridcoord.v1.DsoService/Redispatch',
+            gridcoord_dot_v1_dot_dso__pb2.DsoRedispatchRequest.SerializeToString,
             gridcoord_dot_v1_dot_dso__pb2.DsoDispatchResponse.FromString,
             options,
             channel_credentials,
