@@ -127,6 +127,9 @@ class AggregatorServicer(aggregator_pb2_grpc.AggregatorServiceServicer):
                 w = int(np.sum(flex.dwell))
                 p_ch = np.asarray(vector("p_ch_mw", request.p_ch_mw, w, nonneg=True, limit=MAX_DISPATCH_MW))
                 p_dis = np.asarray(vector("p_dis_mw", request.p_dis_mw, w, nonneg=True, limit=MAX_DISPATCH_MW))
+                if not fleet:
+                    raise FailedPrecondition("no EVs booked: nothing to re-dispatch")
+                self._check_group_energy(flex, p_ch, p_dis)
                 rb = rebook(fleet, flex, p_ch, p_dis, self.stations, int(request.t_from), list(request.no_show),
                             dict(request.late_arrival_h), self.dt_h, self.n_periods)
                 self._rebooked = rb
