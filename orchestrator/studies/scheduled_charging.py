@@ -16,6 +16,10 @@ substation voltage is fixed at the case's ``v_sub_pu``), each a run directory wi
 - ``redispatch`` (only with ``--redispatch-hour H``): some EVs booked after H do not come or come late; the
   ``ev_pq`` day is re-dispatched from H with the periods before fixed (``orchestrator.studies.redispatch``).
 
+Embedded by default; with ``--services FILE`` (or ``--local-services``, which starts the operators here) each
+scenario is dispatched by the feeder's DSO service (``DsoService.Dispatch``, the same ``dso.scenarios`` code)
+and the re-dispatch by ``DsoService.Redispatch`` with its aggregator service.
+
 Metrics: ``peak_valley_mw`` (max - min of the substation import over the day, the "equivalent load"),
 ``loss_mwh`` (the day's active loss of the model), ``voltage_deviation_pu`` (Γ:
 the mean over all nodes and hours of |V - 1|; the paper's Γ up to a constant factor, so its relative
