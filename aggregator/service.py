@@ -17,8 +17,18 @@ from aggregator.journal import ReservationJournal
 from aggregator.redispatch import Rebooking, rebook
 from aggregator.reservations import Accepted, Refused, Replayed, ReservationBook
 from core import convert
-from core.rpc import Ctx, FailedPrecondition, InvalidArgument, RoundLedger, handle, idempotent, vector
+from core.rpc import (
+    Ctx,
+    FailedPrecondition,
+    InvalidArgument,
+    PermissionDenied,
+    RoundLedger,
+    handle,
+    idempotent,
+    vector,
+)
 from core.tariff import TariffError, TouTariff
+from core.tls import peer_of
 from gridcoord.v1 import aggregator_pb2, aggregator_pb2_grpc, common_pb2
 
 SERVICE_NAME = aggregator_pb2.DESCRIPTOR.services_by_name["AggregatorService"].full_name
@@ -173,13 +183,14 @@ class AggregatorServicer(aggregator_pb2_grpc.AggregatorServiceServicer):
             ev = _ev_of(request)
             remaining = context.time_remaining()
             deadline = None if remaining is None else time.monotonic() + float(remaining)
-            return self._answer(self.book.submit(ev, deadline=deadline))
+            return self._answer(self.book.submit(ev, deadline=deadline, owner=peer_of(context).identity))
 
         return handle(context, "Reserve", run)
 
     def Amend(self, request: aggregator_pb2.ReservationRequest, context: Ctx) -> aggregator_pb2.ReservationResponse:
         """Replace the booking ``request.ev_id`` by the request's data (refused: the old booking stands)."""
-        return handle(context, "Amend", lambda: self._answer(self.book.amend(_ev_of(request))))
+        return handle(context, "Amend", lambda: self._answer(_owned(self.book.amend(_ev_of(request),
+                                                                                    peer_of(context).identity))))
 
     def PublishTariff(self, request: aggregator_pb2.TouTariff, context: Ctx) -> aggregator_pb2.TariffAck:
         def run() -> aggregator_pb2.TariffAck:
@@ -208,7 +219,7 @@ class AggregatorServicer(aggregator_pb2_grpc.AggregatorServiceServicer):
     def Cancel(self, request: aggregator_pb2.CancelRequest, context: Ctx) -> aggregator_pb2.CancelResponse:
         def run() -> aggregator_pb2.CancelResponse:
             _check_id("ev_id", request.ev_id)
-            outcome = self.book.cancel(request.ev_id)
+            outcome = _owned(self.book.cancel(request.ev_id, peer_of(context).identity))
             if isinstance(outcome, Accepted):
                 return aggregator_pb2.CancelResponse(cancelled=True)
             if isinstance(outcome, Replayed):
@@ -231,6 +242,13 @@ class AggregatorServicer(aggregator_pb2_grpc.AggregatorServiceServicer):
 
     def register(self, server: grpc.Server) -> None:
         aggregator_pb2_grpc.add_AggregatorServiceServicer_to_server(self, server)
+
+
+def _owned(outcome: Accepted | Refused | Replayed) -> Accepted | Refused | Replayed:
+    """Another identity's booking: PERMISSION_DENIED naming both identities (not a reservation answer)."""
+    if isinstance(outcome, Refused) and outcome.code == "not_owner":
+        raise PermissionDenied(outcome.reason)
+    return outcome
 
 
 def _check_id(name: str, value: str) -> None:
