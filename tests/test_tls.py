@@ -14,6 +14,7 @@ import ssl
 import stat
 import threading
 from pathlib import Path
+from typing import Any
 
 import grpc
 import pytest
@@ -367,7 +368,7 @@ def test_only_the_identity_that_booked_may_amend_or_cancel(pki: Pki, tmp_path: P
 
     journal = tmp_path / "agg-dso2.reservations.sqlite"
     intruder = certs.issue(pki.ca, "client-2", "client")
-    ev = dict(ev_id="own-1", arrival_h=8.0, departure_h=12.0, energy_need_kwh=10.0, capacity_kwh=60.0,
+    ev: dict[str, Any] = dict(ev_id="own-1", arrival_h=8.0, departure_h=12.0, energy_need_kwh=10.0, capacity_kwh=60.0,
               soc_arrival_kwh=5.0, p_charge_kw=7.0, p_discharge_kw=0.0, efficiency=1.0, station="s1")
 
     def serve() -> Served:
