@@ -81,8 +81,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="YAML mapping operator id -> host:port: each scenario is dispatched by the feeder's DSO "
                         "service (DsoService.Dispatch) instead of in this process")
     p.add_argument("--local-services", action="store_true",
-                   help="start the case's operators as `gridcoord serve` processes (mTLS, OUT/operators), "
-                        "dispatch every scenario through them, stop them")
+                   help="start the feeder's DSO and its aggregator as `gridcoord serve` processes (mTLS, "
+                        "OUT/operators), dispatch every scenario through them, stop them")
     p.add_argument("--tls-dir", default=None,
                    help="with --services: mTLS as 'orchestrator' (DIR/ca.pem, DIR/orchestrator.pem|.key)")
     p.add_argument("--insecure", action="store_true",
@@ -328,8 +328,10 @@ def _dispatcher(args: argparse.Namespace, spec: Any, fid: str) -> Iterator[Any]:
         if args.local_services:
             from orchestrator.cli.launch import LocalDeployment
 
-            dep = stack.enter_context(LocalDeployment(args.case, Path(args.out) / "operators",
-                                                      ac_check=not args.no_ac_check, insecure=args.insecure))
+            dep = LocalDeployment(args.case, Path(args.out) / "operators", ac_check=not args.no_ac_check,
+                                  insecure=args.insecure)
+            stack.callback(dep.stop)
+            dep.start(only=(aggregator_id(fid), fid))  # the feeder's DSO and its aggregator: no TSO here
             services, tls = dep.services, dep.client_tls
         else:
             services = load_services(args.services)
