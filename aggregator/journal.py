@@ -56,6 +56,10 @@ class ReservationJournal:
                 self._conn.execute("CREATE TABLE IF NOT EXISTS evs (seq INTEGER PRIMARY KEY AUTOINCREMENT, "
                                    "ev_id TEXT NOT NULL UNIQUE, data TEXT NOT NULL)")
                 self._conn.execute("CREATE TABLE IF NOT EXISTS cancelled (ev_id TEXT PRIMARY KEY)")
+            columns = {r[1] for r in self._conn.execute("PRAGMA table_info(evs)").fetchall()}
+            if "owner" not in columns:  # a journal written before bookings had owners: none of them has one
+                with self._conn:
+                    self._conn.execute("ALTER TABLE evs ADD COLUMN owner TEXT")
             meta = dict(self._conn.execute("SELECT key, value FROM meta").fetchall())
         except sqlite3.DatabaseError as exc:
             raise FleetError(f"reservation journal {self.path}: not a readable SQLite file ({exc})") from None
@@ -75,6 +79,12 @@ class ReservationJournal:
             rows = self._conn.execute("SELECT data FROM evs ORDER BY seq").fetchall()
         return [_ev_from_json(r[0]) for r in rows]
 
+    def owners(self) -> dict[str, str]:
+        """ev id -> the identity that booked it, for the journaled reservations that have one."""
+        with self._lock:
+            rows = self._conn.execute("SELECT ev_id, owner FROM evs WHERE owner IS NOT NULL").fetchall()
+        return {r[0]: r[1] for r in rows}
+
     def cancelled(self) -> set[str]:
         """Ids whose reservation was cancelled and not booked again since."""
         with self._lock:
@@ -87,22 +97,24 @@ class ReservationJournal:
             row = self._conn.execute("SELECT value FROM meta WHERE key = 'closed'").fetchone()
         return row is not None and row[0] == "1"
 
-    def append(self, ev: EV) -> None:
-        """Record an accepted reservation (committed before the caller answers)."""
+    def append(self, ev: EV, owner: str | None = None) -> None:
+        """Record an accepted reservation and who booked it (committed before the caller answers)."""
         with self._lock, self._conn:
-            self._conn.execute("INSERT INTO evs (ev_id, data) VALUES (?, ?)",
-                               (ev.ev_id, json.dumps(dataclasses.asdict(ev), sort_keys=True)))
+            self._conn.execute("INSERT INTO evs (ev_id, data, owner) VALUES (?, ?, ?)",
+                               (ev.ev_id, json.dumps(dataclasses.asdict(ev), sort_keys=True), owner))
             self._conn.execute("DELETE FROM cancelled WHERE ev_id = ?", (ev.ev_id,))
 
-    def remove(self, ev_id: str, replacement: EV | None = None) -> None:
-        """Record a cancellation (``replacement`` None) or an amendment of ``ev_id``, in one transaction."""
+    def remove(self, ev_id: str, replacement: EV | None = None, owner: str | None = None) -> None:
+        """Record a cancellation (``replacement`` None) or an amendment of ``ev_id`` (kept by ``owner``), in one
+        transaction."""
         with self._lock, self._conn:
             self._conn.execute("DELETE FROM evs WHERE ev_id = ?", (ev_id,))
             if replacement is None:
                 self._conn.execute("INSERT OR IGNORE INTO cancelled (ev_id) VALUES (?)", (ev_id,))
             else:
-                self._conn.execute("INSERT INTO evs (ev_id, data) VALUES (?, ?)",
-                                   (replacement.ev_id, json.dumps(dataclasses.asdict(replacement), sort_keys=True)))
+                self._conn.execute("INSERT INTO evs (ev_id, data, owner) VALUES (?, ?, ?)",
+                                   (replacement.ev_id, json.dumps(dataclasses.asdict(replacement), sort_keys=True),
+                                    owner))
 
     def close_book(self) -> None:
         with self._lock, self._conn:

@@ -115,6 +115,9 @@ class ReservationBook:
         self._amending: set[str] = set()  # ids between the two halves of an amendment
         #: ids cancelled and not booked again since: a repeated cancellation is a replay (a client retry)
         self._cancelled: set[str] = set()
+        #: ev id -> the identity (client certificate) that booked it; absent: preloaded or booked in plaintext,
+        #: which anyone allowed to amend or cancel may change
+        self._owner: dict[str, str] = {}
 
     def _window_mask(self, ev: EV) -> np.ndarray:
         start, dwell = window_of(ev.arrival_h, ev.departure_h, self.dt_h, self.n_periods)
@@ -157,7 +160,20 @@ class ReservationBook:
         out[order] = charge
         return out
 
-    def submit(self, ev: EV, deadline: float | None = None) -> Accepted | Refused | Replayed:
+    def owner(self, ev_id: str) -> str | None:
+        """The identity that booked ``ev_id`` (None: preloaded, booked in plaintext, or not booked)."""
+        with self._lock:
+            return self._owner.get(ev_id)
+
+    def _not_owner(self, ev_id: str, caller: str | None) -> Refused | None:
+        """A refusal when ``ev_id`` is owned by another identity than ``caller`` (call with the book's lock)."""
+        owner = self._owner.get(ev_id)
+        if owner is None or owner == caller:
+            return None
+        who = "a caller without a certificate" if caller is None else f"identity {caller!r}"
+        return Refused(ev_id, f"EV '{ev_id}': booked by identity {owner!r}; {who} may not change it", "not_owner")
+
+    def submit(self, ev: EV, deadline: float | None = None, owner: str | None = None) -> Accepted | Refused | Replayed:
         """Accept and schedule ``ev``, or refuse it with the reason (never raises for bad EV data).
 
         ``deadline`` (``time.monotonic()`` seconds): when the decision cannot be made and booked before it, the
@@ -202,9 +218,11 @@ class ReservationBook:
                 if again is not None:  # the same id was booked meanwhile at another station, or the book closed
                     return again
                 if self.journal is not None:  # on disk before it is confirmed (a failure here refuses nothing silently)
-                    self.journal.append(ev)
+                    self.journal.append(ev, owner)
                 self._evs[ev.ev_id] = ev
                 self._cancelled.discard(ev.ev_id)
+                if owner is not None:
+                    self._owner[ev.ev_id] = owner
             occ[mask] += 1
             self._profile_kw[ev.station] = profile
             self._station_rows[ev.station].append(mask, *self._row(ev))
@@ -274,7 +292,7 @@ class ReservationBook:
         with self._lock:
             return [e for e in self._evs.values() if e.station == station_id]
 
-    def cancel(self, ev_id: str) -> Accepted | Refused | Replayed:
+    def cancel(self, ev_id: str, caller: str | None = None) -> Accepted | Refused | Replayed:
         """Withdraw a booked reservation before the book closes (``Accepted`` = cancelled). Cancelling an id
         that was cancelled and not booked again since is a replay (a retry whose first answer was lost), also
         after the book closed and after a restart (the journal keeps cancelled ids)."""
@@ -285,6 +303,9 @@ class ReservationBook:
         if ev is None:
             return Refused(ev_id, f"EV '{ev_id}': no such reservation", "unknown_id")
         with self._station_lock[ev.station], self._lock:
+            denied = self._not_owner(ev_id, caller)
+            if denied is not None:
+                return denied
             if self._closed is not None:
                 return Refused(ev_id, "the day-ahead envelopes were already sent; reservations are closed", "closed")
             if self._evs.get(ev_id) != ev:
@@ -292,11 +313,12 @@ class ReservationBook:
             if self.journal is not None:
                 self.journal.remove(ev_id)
             del self._evs[ev_id]
+            self._owner.pop(ev_id, None)
             self._cancelled.add(ev_id)
             self._forget(ev)
         return Accepted(ev_id)
 
-    def amend(self, ev: EV) -> Accepted | Refused | Replayed:
+    def amend(self, ev: EV, caller: str | None = None) -> Accepted | Refused | Replayed:
         """Replace the booked reservation ``ev.ev_id`` by ``ev`` before the book closes. Admitted like a new
         one against the station's other EVs; refused -> the old reservation stays booked, unchanged. When the
         book already holds exactly ``ev`` (a retry of an applied amendment) the answer is a replay, also after
@@ -308,6 +330,9 @@ class ReservationBook:
                 return Refused(ev.ev_id, str(exc), "invalid")
         with self._lock:
             old = self._evs.get(ev.ev_id)
+            denied = self._not_owner(ev.ev_id, caller) if old is not None else None
+        if denied is not None:
+            return denied
         if old == ev:
             return Replayed(ev.ev_id)
         if old is None:
@@ -334,7 +359,7 @@ class ReservationBook:
             keep, why = (ev, "") if profile is not None else (old, "plugs" if not fits else "power")
             with self._lock:
                 if self.journal is not None and keep is ev:
-                    self.journal.remove(old.ev_id, ev)
+                    self.journal.remove(old.ev_id, ev, self._owner.get(ev.ev_id))
                 self._evs[keep.ev_id] = keep
                 self._amending.discard(keep.ev_id)
                 kmask = self._window_mask(keep)
@@ -395,6 +420,7 @@ class ReservationBook:
         closed; every later acceptance and the closing are written to it."""
         evs = journal.accepted()
         journaled = {ev.ev_id for ev in evs}
+        self._owner.update(journal.owners())
         gone = journal.cancelled()
         self._cancelled |= gone - journaled
         with self._lock:  # a preloaded (case) EV its owner cancelled or amended: the journal's word holds

@@ -14,10 +14,21 @@ import numpy as np
 from aggregator.fleet import EV, Station, plug_in_window
 from aggregator.flex import FleetFlexibility, disaggregate_spatial, inner_flexibility
 from aggregator.journal import ReservationJournal
+from aggregator.redispatch import Rebooking, rebook
 from aggregator.reservations import Accepted, Refused, Replayed, ReservationBook
 from core import convert
-from core.rpc import Ctx, InvalidArgument, RoundLedger, handle, idempotent, vector
+from core.rpc import (
+    Ctx,
+    FailedPrecondition,
+    InvalidArgument,
+    PermissionDenied,
+    RoundLedger,
+    handle,
+    idempotent,
+    vector,
+)
 from core.tariff import TariffError, TouTariff
+from core.tls import peer_of
 from gridcoord.v1 import aggregator_pb2, aggregator_pb2_grpc, common_pb2
 
 SERVICE_NAME = aggregator_pb2.DESCRIPTOR.services_by_name["AggregatorService"].full_name
@@ -46,6 +57,8 @@ class AggregatorServicer(aggregator_pb2_grpc.AggregatorServiceServicer):
         #: the DSO's published time-of-use tariff (levels, prices per period), shown on confirmations
         self._tariff: tuple[list[str], list[float]] | None = None
         self._flex: FleetFlexibility | None = None
+        #: the fleet that came after the last Redispatch (no-shows gone, late EVs moved)
+        self._rebooked: Rebooking | None = None
 
     def _envelopes(self) -> tuple[tuple[EV, ...], FleetFlexibility]:
         """Freeze the fleet on first use: the envelopes a DSO dispatches must be those it disaggregates
@@ -75,6 +88,10 @@ class AggregatorServicer(aggregator_pb2_grpc.AggregatorServiceServicer):
         def run() -> aggregator_pb2.DispatchResponse:
             with self.lock:
                 fleet, flex = self._envelopes()
+                if request.redispatched:
+                    if self._rebooked is None:
+                        raise FailedPrecondition("redispatched: no Redispatch yet (nothing re-booked)")
+                    fleet, flex = self._rebooked.fleet, self._rebooked.flex
                 w = int(np.sum(flex.dwell))
                 p_ch = np.asarray(vector("p_ch_mw", request.p_ch_mw, w, nonneg=True, limit=MAX_DISPATCH_MW))
                 p_dis = np.asarray(vector("p_dis_mw", request.p_dis_mw, w, nonneg=True, limit=MAX_DISPATCH_MW))
@@ -98,14 +115,41 @@ class AggregatorServicer(aggregator_pb2_grpc.AggregatorServiceServicer):
                                           "allocation group with zero stored energy?)")
                 delivered, outside = self._in_window(alloc.fleet, dis.p_ch_kw, dis.p_dis_kw)
                 evs = [aggregator_pb2.EvOutcome(ev_id=ev.ev_id, station=ev.station, need_kwh=ev.energy_need_kwh,
-                                                delivered_kwh=float(d)) for ev, d in zip(alloc.fleet, delivered,
-                                                                                         strict=True)]
+                                                delivered_kwh=float(d), unmet_kwh=float(u))
+                       for ev, d, u in zip(alloc.fleet, delivered, unmet, strict=True)]
                 return aggregator_pb2.DispatchResponse(n_evs=len(fleet), unmet_mwh=float(unmet.sum()) / 1e3,
                                                        max_unmet_kwh=float(unmet.max(initial=0.0)),
                                                        station_p_mw=station_mw.ravel().tolist(), evs=evs,
                                                        outside_window_kwh=outside)
 
         return idempotent(self.ledger, context, "Dispatch", request, aggregator_pb2.DispatchResponse, run)
+
+    def Redispatch(self, request: aggregator_pb2.RebookRequest, context: Ctx) -> aggregator_pb2.Rebooking:
+        """No-shows and late arrivals: the envelopes of the EVs that came and their executed past
+        (``aggregator.redispatch.rebook``); the next ``Dispatch`` with ``redispatched`` settles against them."""
+        def run() -> aggregator_pb2.Rebooking:
+            for i, ev_id in enumerate(request.no_show):
+                _check_id(f"no_show[{i}]", ev_id)
+            for ev_id in request.late_arrival_h:
+                _check_id("late_arrival_h", ev_id)
+            with self.lock:
+                fleet, flex = self._envelopes()
+                w = int(np.sum(flex.dwell))
+                p_ch = np.asarray(vector("p_ch_mw", request.p_ch_mw, w, nonneg=True, limit=MAX_DISPATCH_MW))
+                p_dis = np.asarray(vector("p_dis_mw", request.p_dis_mw, w, nonneg=True, limit=MAX_DISPATCH_MW))
+                if not fleet:
+                    raise FailedPrecondition("no EVs booked: nothing to re-dispatch")
+                self._check_group_energy(flex, p_ch, p_dis)
+                rb = rebook(fleet, flex, p_ch, p_dis, self.stations, int(request.t_from), list(request.no_show),
+                            dict(request.late_arrival_h), self.dt_h, self.n_periods)
+                self._rebooked = rb
+            return aggregator_pb2.Rebooking(
+                envelope=convert.envelope_to_proto(rb.flex, self.n_periods, self.dt_h, self.stations),
+                past_entry=rb.past_entry.tolist(), past_p_ch_mw=rb.past_p_ch_mw.tolist(),
+                past_p_dis_mw=rb.past_p_dis_mw.tolist(), late_shortfall_kwh=rb.late_shortfall_kwh,
+                n_evs=len(rb.fleet))
+
+        return idempotent(self.ledger, context, "Redispatch", request, aggregator_pb2.Rebooking, run)
 
     def _check_group_energy(self, flex: FleetFlexibility, p_ch: np.ndarray, p_dis: np.ndarray) -> None:
         """Every allocation group must gain stored energy: its EVs' schedules are its profile divided by that
@@ -139,13 +183,14 @@ class AggregatorServicer(aggregator_pb2_grpc.AggregatorServiceServicer):
             ev = _ev_of(request)
             remaining = context.time_remaining()
             deadline = None if remaining is None else time.monotonic() + float(remaining)
-            return self._answer(self.book.submit(ev, deadline=deadline))
+            return self._answer(self.book.submit(ev, deadline=deadline, owner=peer_of(context).identity))
 
         return handle(context, "Reserve", run)
 
     def Amend(self, request: aggregator_pb2.ReservationRequest, context: Ctx) -> aggregator_pb2.ReservationResponse:
         """Replace the booking ``request.ev_id`` by the request's data (refused: the old booking stands)."""
-        return handle(context, "Amend", lambda: self._answer(self.book.amend(_ev_of(request))))
+        return handle(context, "Amend", lambda: self._answer(_owned(self.book.amend(_ev_of(request),
+                                                                                    peer_of(context).identity))))
 
     def PublishTariff(self, request: aggregator_pb2.TouTariff, context: Ctx) -> aggregator_pb2.TariffAck:
         def run() -> aggregator_pb2.TariffAck:
@@ -174,7 +219,7 @@ class AggregatorServicer(aggregator_pb2_grpc.AggregatorServiceServicer):
     def Cancel(self, request: aggregator_pb2.CancelRequest, context: Ctx) -> aggregator_pb2.CancelResponse:
         def run() -> aggregator_pb2.CancelResponse:
             _check_id("ev_id", request.ev_id)
-            outcome = self.book.cancel(request.ev_id)
+            outcome = _owned(self.book.cancel(request.ev_id, peer_of(context).identity))
             if isinstance(outcome, Accepted):
                 return aggregator_pb2.CancelResponse(cancelled=True)
             if isinstance(outcome, Replayed):
@@ -197,6 +242,13 @@ class AggregatorServicer(aggregator_pb2_grpc.AggregatorServiceServicer):
 
     def register(self, server: grpc.Server) -> None:
         aggregator_pb2_grpc.add_AggregatorServiceServicer_to_server(self, server)
+
+
+def _owned(outcome: Accepted | Refused | Replayed) -> Accepted | Refused | Replayed:
+    """Another identity's booking: PERMISSION_DENIED naming both identities (not a reservation answer)."""
+    if isinstance(outcome, Refused) and outcome.code == "not_owner":
+        raise PermissionDenied(outcome.reason)
+    return outcome
 
 
 def _check_id(name: str, value: str) -> None:

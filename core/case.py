@@ -162,6 +162,9 @@ class FeederSpec:
     file: str = ""
     #: chance-constrained dispatch under forecast errors (None: point forecasts)
     chance: ChanceSpec | None = None
+    #: the DSO's time-of-use price levels (peak, flat, valley) [$/MWh] it publishes to its aggregator when its
+    #: service starts (``core.tariff``); None: it publishes no tariff
+    tou_usd_per_mwh: tuple[float, float, float] | None = None
 
 
 @dataclass(frozen=True)
@@ -437,8 +440,9 @@ def _parse_feeder(r: _Reader, profiles: set[str], n_tso_bus: int, tso_network: s
         raise CaseError(f"{r.path}.ev_q={ev_q!r} is unknown (known: none, plugged, always)")
     objective = _objective(r)
     chance = _chance(r.sub("chance")) if "chance" in r.data else None
+    tou = _tou(r.sub("tou_usd_per_mwh")) if "tou_usd_per_mwh" in r.data else None
     spec = FeederSpec(
-        chance=chance,
+        chance=chance, tou_usd_per_mwh=tou,
         ev_q=ev_q, objective=objective, curtailable=r.bool_("curtailable", True),
         feeder_id=fid, bus=bus, network=network, branches=tuple(branches), loads=tuple(loads),
         base_kv=r.num("base_kv", 12.66, positive=True), v_sub_pu=r.num("v_sub_pu", 1.0, min_=0.9, max_=1.1),
@@ -455,6 +459,16 @@ def _parse_feeder(r: _Reader, profiles: set[str], n_tso_bus: int, tso_network: s
 
 
 OBJECTIVES = ("cost", "loss", "voltage_deviation")
+
+
+def _tou(r: _Reader) -> tuple[float, float, float]:
+    """``tou_usd_per_mwh: {peak, flat, valley}`` [$/MWh], ordered peak >= flat >= valley."""
+    peak, flat, valley = (r.num(k, min_=0.0) for k in ("peak", "flat", "valley"))
+    r.done()
+    if not peak >= flat >= valley:
+        raise CaseError(f"{r.path}: peak={peak:g}, flat={flat:g}, valley={valley:g} must be ordered "
+                        "peak >= flat >= valley")
+    return peak, flat, valley
 
 
 def _chance(r: _Reader) -> ChanceSpec:

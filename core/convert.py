@@ -339,3 +339,61 @@ def arrivals_from_proto(msg: tno_pb2.StationArrivals, cls: Callable[..., T]) -> 
     arr = cls(ev_id=tuple(msg.ev_id), ev_type=tuple(msg.ev_type), station=np.asarray(list(msg.station), dtype=np.int64),
               **{f: _arr(getattr(msg, f)) for f in _ARRIVAL_FLOATS}, need_cut_kwh=float(msg.need_cut_kwh))
     return arr, float(msg.equilibrium_gap), float(msg.equilibrium_gap_charging), int(msg.iterations)
+
+
+# --------------------------------------------------------------------------------------------------
+# a DSO's dispatch alone (scheduled-charging scenarios)
+
+
+@dataclass(frozen=True)
+class ScenarioDispatchData:
+    """What ``DsoService.Dispatch`` returns, as arrays (``report``: the DSO's report as ``report_cls``)."""
+
+    scenario: str
+    report: Any
+    station_ids: tuple[str, ...]
+    station_p_mw: np.ndarray  # (S, T) net EV active power per station, charging > 0 [MW]
+    station_q_mvar: np.ndarray  # (S, T) EV chargers' Q, absorbing > 0 [MVAr] ((0, T) without)
+    pv_q_mvar: np.ndarray  # (G, T) [MVAr]
+    wind_q_mvar: np.ndarray  # (U, T) [MVAr]
+    objective: float
+    solve_s: float
+    ev_ids: tuple[str, ...]
+    ev_unmet_kwh: np.ndarray  # (n_evs,) [kWh]
+    #: Redispatch only: the day-ahead objective, late EVs' shortfall [kWh], first re-dispatched period
+    day_ahead_objective: float = 0.0
+    late_shortfall_kwh: float = 0.0
+    t_from: int = 0
+
+
+def _rows(values: Sequence[float], t: int) -> np.ndarray:
+    return _arr(values).reshape(-1, t) if len(values) else np.zeros((0, t))
+
+
+def scenario_dispatch_to_proto(out: Any, station_ids: Sequence[str]) -> dso_pb2.DsoDispatchResponse:
+    """``out``: a ``dso.scenarios.ScenarioDispatch``."""
+    d, st = out.dispatch, out.settlement
+    unmet = np.zeros(0) if st.ev_unmet_kwh is None else np.asarray(st.ev_unmet_kwh, dtype=float)
+    return dso_pb2.DsoDispatchResponse(
+        report=dso_report_to_proto(out.report), scenario=out.name, station_ids=list(station_ids),
+        station_p_mw=np.asarray(d.ev_station_p_mw, dtype=float).ravel().tolist(),
+        station_q_mvar=np.asarray(d.ev_station_q_mvar, dtype=float).ravel().tolist(),
+        pv_q_mvar=np.asarray(d.pv_q_mvar, dtype=float).ravel().tolist(),
+        wind_q_mvar=np.asarray(d.wind_q_mvar, dtype=float).ravel().tolist(),
+        n_pv=int(np.asarray(d.pv_q_mvar).shape[0]), n_wind=int(np.asarray(d.wind_q_mvar).shape[0]),
+        objective=float(out.objective), solve_s=float(out.solve_s), ev_ids=list(st.ev_ids),
+        ev_unmet_kwh=unmet.tolist())
+
+
+def scenario_dispatch_from_proto(msg: dso_pb2.DsoDispatchResponse, report_cls: Callable[..., T],
+                                 feeder_id: str) -> ScenarioDispatchData:
+    t = int(msg.report.n_periods)
+    if len(msg.ev_ids) != len(msg.ev_unmet_kwh):
+        raise InvalidArgument(f"ev_unmet_kwh: {len(msg.ev_unmet_kwh)} values for {len(msg.ev_ids)} ev_ids")
+    return ScenarioDispatchData(
+        scenario=msg.scenario, report=dso_report_from_proto(msg.report, report_cls, feeder_id),
+        station_ids=tuple(msg.station_ids), station_p_mw=_rows(msg.station_p_mw, t),
+        station_q_mvar=_rows(msg.station_q_mvar, t), pv_q_mvar=_rows(msg.pv_q_mvar, t),
+        wind_q_mvar=_rows(msg.wind_q_mvar, t), objective=msg.objective, solve_s=msg.solve_s,
+        ev_ids=tuple(msg.ev_ids), ev_unmet_kwh=_arr(msg.ev_unmet_kwh), day_ahead_objective=msg.day_ahead_objective,
+        late_shortfall_kwh=msg.late_shortfall_kwh, t_from=int(msg.t_from))

@@ -48,6 +48,11 @@ class FailedPrecondition(RuntimeError):
     """The request is well-formed but can never be served as sent (a round from the past, a solve not optimal)."""
 
 
+class PermissionDenied(RuntimeError):
+    """The caller is authenticated but may not act on what it names (another identity's booking); the message
+    names both identities."""
+
+
 class NotReady(RuntimeError):
     """The operator is up but cannot serve yet (its model is still being built): UNAVAILABLE, which is what
     gRPC means by "transient, try again with backoff", so every client's retry and recovery path covers a
@@ -162,6 +167,8 @@ def handle(context: grpc.ServicerContext, method: str, fn: Callable[[], Resp]) -
         context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
     except FailedPrecondition as exc:
         context.abort(grpc.StatusCode.FAILED_PRECONDITION, str(exc))
+    except PermissionDenied as exc:
+        context.abort(grpc.StatusCode.PERMISSION_DENIED, str(exc))
     except (ResourceExhausted, PrivacyBudgetError) as exc:  # a DP operator's budget is spent: no more answers
         context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, str(exc))
     except ValueError as exc:  # domain data errors (FeederInputError, TransmissionDataError, FleetError ...)

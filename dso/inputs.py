@@ -221,6 +221,20 @@ def import_forecast_mw(inputs: FeederInputs) -> np.ndarray:
             - inputs.wind_avail_mw.sum(axis=0))
 
 
+def net_load_forecast_mw(spec: CaseSpec, feeder_id: str, data: FeederData) -> np.ndarray:
+    """(T,) the DSO's next-day net load [MW] before any EV is known: loads - available PV - available wind
+    (``import_forecast_mw`` of the feeder's inputs with no uncontrolled EVs; the forecast its time-of-use
+    tariff is ranked by, published before the aggregator's book closes)."""
+    f = spec.feeder(feeder_id)
+    dt = spec.dt_h
+    out = float(np.sum(data.p_load_mw)) * profile(f.load_profile, dt)
+    if f.pv:
+        out = out - sum(p.capacity_mw for p in f.pv) * profile(f.pv_profile, dt)
+    if f.wind:
+        out = out - sum(w.capacity_mw for w in f.wind) * profile(f.wind_profile, dt)
+    return np.asarray(out, dtype=float)
+
+
 def station_distance_ohm(data: FeederData, nodes: np.ndarray) -> np.ndarray:
     """(S, S) series resistance [ohm] of the feeder path between station ``nodes`` (1-based): how "near" two
     stations are electrically (the aggregator offers an EV its nearest other stations)."""

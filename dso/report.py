@@ -34,6 +34,9 @@ class EvSettlement:
     unmet_mwh: float  # energy the EVs needed and did not get
     #: per-station detail; only an aggregator in the same process hands it over (services: None)
     stations: EvStations | None = None
+    #: per EV of the aggregator's fleet: its id and the need its schedule leaves unmet [kWh] (None: not given)
+    ev_ids: tuple[str, ...] = ()
+    ev_unmet_kwh: np.ndarray | None = None
 
 
 @dataclass(frozen=True)

@@ -105,15 +105,18 @@ SERVICES = {
 OPEN_BOOK_METHODS = {"Describe", "Reserve", "ListReservations", "Amend", "Cancel"}
 
 #: max_examples per method: calls that solve an optimisation on the DSO (~0.4 s each) get fewer
-EXAMPLES = {"Evaluate": 30, "Optimize": 25, "Respond": 30, "Prox": 30, "Report": 20, "Merge": 25}
+EXAMPLES = {"Evaluate": 30, "Optimize": 25, "Respond": 30, "Prox": 30, "Report": 20, "Merge": 25,
+            # a whole feeder day per valid call (the scheduled-charging dispatch and re-dispatch)
+            "DsoService.Dispatch": 8, "Redispatch": 10}
 DEFAULT_EXAMPLES = 60
 #: valid-shape hints per request field (a method whose request has none of these still gets fuzzed
 #: generically; a new method must be listed in KNOWN_METHODS so that someone looked at its strategy)
 KNOWN_METHODS = {
     "TsoService": {"Describe", "Evaluate", "Optimize", "Respond", "Prox", "Report", "Merge"},
-    "DsoService": {"Describe", "Evaluate", "Optimize", "Respond", "Prox", "Report", "Forecast"},
+    "DsoService": {"Describe", "Evaluate", "Optimize", "Respond", "Prox", "Report", "Forecast", "Dispatch",
+                   "Redispatch"},
     "AggregatorService": {"Describe", "GetEnvelope", "Dispatch", "Reserve", "ListReservations", "Amend", "Cancel",
-                          "PublishTariff"},
+                          "PublishTariff", "Redispatch"},
 }
 
 
@@ -150,7 +153,8 @@ def fleet_servers() -> Iterator[dict[str, Target]]:
     entries, envelopes = int(np.sum(feeder.flex.dwell)), int(feeder.flex.n_envelopes)
     agg_lengths = {"p_ch_mw": entries, "p_dis_mw": entries, "alloc_share": envelopes,
                    "dlmp_usd_per_mwh": feeder.data.n_nodes * t_n}
-    serve("agg-dso1", agg, agg_lengths, {"station": stations})
+    ev_ids = [ev.ev_id for ev in feeder.fleet]
+    serve("agg-dso1", agg, agg_lengths, {"station": stations, "ev_id": ev_ids})
     serve("agg-open", AggregatorServicer("agg-open", feeder.fleet, feeder.stations, dt, t_n), agg_lengths,
           {"station": stations})
     for name in ("agg-dso1", "agg-open"):
@@ -159,10 +163,11 @@ def fleet_servers() -> Iterator[dict[str, Target]]:
     data = feeder_data(spec, "dso1")
     link = AggregatorLink("agg-dso1", servers["agg-dso1"].address, "fuzz-dso1-agg")
     inputs = feeder_inputs(spec, "dso1", data, link.envelope())
-    dso = DsoServicer("dso1", t_n, dt, n_global=n_global)
+    dso = DsoServicer("dso1", t_n, dt, n_global=n_global, station_ids=tuple(stations))
+    dso.aggregator = link
     dso.attach(DsoSubspace(data, inputs, np.arange(t_n), settle=link, ac_check=False))
     serve("dso1", dso, {"boundary_mw": t_n, "center_mw": n_global, "move_mw": n_global,
-                        "price_usd_per_mwh": t_n, "target_mw": t_n}, {})
+                        "price_usd_per_mwh": t_n, "target_mw": t_n}, {"ev_id": ev_ids})
     for target in servers.values():
         target.channel = grpc.insecure_channel(target.address)
     yield servers
@@ -348,6 +353,16 @@ def valid_shaped(desc: pbd.Descriptor, target: Target) -> st.SearchStrategy[Mess
             fields[fd.name] = _vector(n, low, high)
         elif fd.type == pbd.FieldDescriptor.TYPE_DOUBLE:
             fields[fd.name] = st.one_of(st.floats(0.0, 100.0), st.floats(0.0, 1.0), SPECIAL_FLOATS)
+        elif _is_map(fd):  # late_arrival_h: booked ev ids (or any text) -> an hour, now and then a special float
+            ids = target.strings.get("ev_id", [])
+            key = st.one_of(st.text(max_size=8), *([st.sampled_from(ids)] if ids else []))
+            fields[fd.name] = st.dictionaries(key, st.one_of(st.floats(0.0, 24.0), SPECIAL_FLOATS), max_size=3)
+        elif fd.is_repeated and fd.type == pbd.FieldDescriptor.TYPE_STRING:  # no_show: a few ids
+            ids = target.strings.get("ev_id", [])
+            item = st.one_of(_scalar(fd, target), *([st.sampled_from(ids)] if ids else []))
+            fields[fd.name] = st.lists(item, max_size=3)
+        elif fd.name == "t_from":
+            fields[fd.name] = st.one_of(st.integers(0, 30), st.integers(0, 2**32 - 1))
         else:
             fields[fd.name] = _scalar(fd, target)
     if desc.full_name == "gridcoord.v1.ReservationRequest":
@@ -466,7 +481,8 @@ def test_every_rpc_has_a_strategy() -> None:
 @pytest.mark.parametrize(("server", "service", "method"), _targets(), ids=lambda x: str(x))
 def test_fuzz_messages(fleet_servers: dict[str, Target], baseline: dict[str, Any], server: str, service: str,
                        method: str) -> None:
-    _fuzz(fleet_servers[server], service, method, EXAMPLES.get(method, DEFAULT_EXAMPLES))()
+    examples = EXAMPLES.get(f"{service}.{method}", EXAMPLES.get(method, DEFAULT_EXAMPLES))
+    _fuzz(fleet_servers[server], service, method, examples)()
 
 
 @pytest.mark.parametrize(("server", "service", "method"), _targets(), ids=lambda x: str(x))

@@ -125,6 +125,12 @@ class _Ctx:
     def abort(self, code: object, details: str) -> None:
         raise RuntimeError(f"{code}: {details}")
 
+    def auth_context(self) -> dict[str, list[bytes]]:  # plaintext: no certificate, so the booking has no owner
+        return {}
+
+    def peer(self) -> str:
+        return "ipv4:127.0.0.1:1"
+
 
 def test_bad_reservations_are_refused_naming_the_field_and_nothing_is_booked() -> None:
     from aggregator.service import AggregatorServicer

@@ -14,8 +14,9 @@ import pytest
 from core.case import CaseError, load_case, parse_case
 from dso.acpf import ac_check
 from dso.problem import DsoProblem
+from dso.scenarios import scenario_inputs
 from orchestrator.cli.main import main
-from orchestrator.studies.scheduled_charging import run_scenario, scenario_inputs
+from orchestrator.studies.scheduled_charging import run_scenario
 from orchestrator.system.embedded import FeederSystem, build_system
 
 N_EVS = 40

@@ -88,8 +88,9 @@ def test_third_party_client_from_protos_alone(deployment: LocalDeployment, tmp_p
     assert "methods called:" in proc.stdout
     calls = int(proc.stdout.split("methods called:")[1].split()[0])
     n_dso = len(load_case(CASE).feeders)
-    # TSO 7 methods (Merge), each DSO 7 (Forecast), each aggregator 8 (Amend, Cancel, PublishTariff)
-    assert calls == 7 + n_dso * 7 + n_dso * 8
+    # TSO 7 methods (Merge), each DSO 9 (Forecast, Dispatch, Redispatch), each aggregator 9 (Amend, Cancel,
+    # PublishTariff, Redispatch)
+    assert calls == 7 + n_dso * 9 + n_dso * 9
 
 
 CLIENT = r'''
@@ -117,8 +118,9 @@ for arg in sys.argv[3:]:
     channel, stub = stub_as("orchestrator")
     _, own_dso = stub_as(oid.removeprefix("agg-")) if role == "aggregator" else (None, None)
     for method in service.methods:
-        # an aggregator's envelopes, dispatch and tariff belong to its own DSO only (core.tls.POLICY)
-        caller = own_dso if method.name in ("GetEnvelope", "Dispatch", "PublishTariff") else stub
+        # an aggregator's envelopes, dispatch, tariff and re-booking belong to its own DSO only (core.tls.POLICY)
+        own = role == "aggregator" and method.name in ("GetEnvelope", "Dispatch", "PublishTariff", "Redispatch")
+        caller = own_dso if own else stub
         request_cls = getattr(importlib.import_module(method.input_type.file.name.replace("/", ".")[:-6] + "_pb2"),
                               method.input_type.name)
         try:

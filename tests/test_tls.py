@@ -14,6 +14,7 @@ import ssl
 import stat
 import threading
 from pathlib import Path
+from typing import Any
 
 import grpc
 import pytest
@@ -357,6 +358,61 @@ def test_reservations_orchestrator_and_clients_only(pki: Pki, agg: tuple[Served,
             code = _code(aggregator_pb2_grpc.AggregatorServiceStub(ch).Reserve, _agg.ReservationRequest())
         assert (code != grpc.StatusCode.PERMISSION_DENIED) == allowed, (who, code)
         assert code != grpc.StatusCode.UNAUTHENTICATED, who
+
+
+def test_only_the_identity_that_booked_may_amend_or_cancel(pki: Pki, tmp_path: Path) -> None:
+    """A booking's owner is the client certificate that made it (journaled); another identity's Amend or Cancel
+    is PERMISSION_DENIED naming both, and the booking stands (also after a restart from the journal)."""
+    from aggregator.fleet import Station
+    from aggregator.service import AggregatorServicer
+
+    journal = tmp_path / "agg-dso2.reservations.sqlite"
+    intruder = certs.issue(pki.ca, "client-2", "client")
+    ev: dict[str, Any] = dict(ev_id="own-1", arrival_h=8.0, departure_h=12.0, energy_need_kwh=10.0, capacity_kwh=60.0,
+              soc_arrival_kwh=5.0, p_charge_kw=7.0, p_discharge_kw=0.0, efficiency=1.0, station="s1")
+
+    def serve() -> Served:
+        servicer = AggregatorServicer("agg-dso2", [], [Station("s1", 2, 50.0)], 1.0, 24, journal_path=journal)
+        interceptor = AuthorizationInterceptor("agg-dso2", gtls.participants(operators(load_case(CASE))),
+                                               SecurityLog(None))
+        served = start_server([servicer.register], ["gridcoord.v1.AggregatorService"], "127.0.0.1:0",
+                              credentials=gtls.server_credentials(TlsIdentity(str(pki.dir), "agg-dso2")),
+                              interceptors=[interceptor])
+        served.set_serving(True)
+        return served
+
+    def stub(port: int, pair: tuple[bytes, bytes]) -> tuple[grpc.Channel, aggregator_pb2_grpc.AggregatorServiceStub]:
+        ch = _channel(port, "agg-dso2", pki.ca_pem, pair)
+        return ch, aggregator_pb2_grpc.AggregatorServiceStub(ch)
+
+    served = serve()
+    owner_ch, owner = stub(served.port, pki.pair("client-1"))
+    other_ch, other = stub(served.port, (intruder.key_pem(), intruder.cert_pem()))
+    try:
+        assert owner.Reserve(_agg.ReservationRequest(**ev), timeout=10).accepted
+        for call, req in ((other.Amend, _agg.ReservationRequest(**(ev | {"energy_need_kwh": 20.0}))),
+                          (other.Cancel, _agg.CancelRequest(ev_id="own-1"))):
+            with pytest.raises(grpc.RpcError) as err:
+                call(req, timeout=10)
+            assert err.value.code() == grpc.StatusCode.PERMISSION_DENIED
+            assert "booked by identity 'client-1'; identity 'client-2' may not change it" in str(err.value.details())
+    finally:
+        owner_ch.close()
+        other_ch.close()
+        served.stop(0)
+    served = serve()  # restarted from the journal: the owner is remembered
+    owner_ch, owner = stub(served.port, pki.pair("client-1"))
+    other_ch, other = stub(served.port, (intruder.key_pem(), intruder.cert_pem()))
+    try:
+        with pytest.raises(grpc.RpcError) as err:
+            other.Cancel(_agg.CancelRequest(ev_id="own-1"), timeout=10)
+        assert err.value.code() == grpc.StatusCode.PERMISSION_DENIED
+        assert owner.Amend(_agg.ReservationRequest(**(ev | {"energy_need_kwh": 12.0})), timeout=10).accepted
+        assert owner.Cancel(_agg.CancelRequest(ev_id="own-1"), timeout=10).cancelled
+    finally:
+        owner_ch.close()
+        other_ch.close()
+        served.stop(0)
 
 
 @pytest.mark.parametrize(("identity", "role", "why"), [

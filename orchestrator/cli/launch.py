@@ -74,20 +74,21 @@ class LocalDeployment:
             cmd += [*self.dso_args, *([] if self.ac_check else ["--no-ac-check"])]
         return cmd
 
-    def start(self, only: str | None = None) -> None:
-        """Start every operator (or just ``only``) and wait until it is SERVING."""
+    def start(self, only: str | tuple[str, ...] | None = None) -> None:
+        """Start every operator (or just ``only``: one id or several) and wait until each is SERVING."""
+        chosen = None if only is None else ((only,) if isinstance(only, str) else only)
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.services_file.write_text(yaml.safe_dump(self.services))
         if not self.insecure and not (self.tls_dir / "ca.pem").is_file():
             create_trial(self.case, self.tls_dir)
         env = dict(os.environ, PYTHONUNBUFFERED="1")
         for role, oid in self.ops:
-            if only is not None and oid != only:
+            if chosen is not None and oid not in chosen:
                 continue
             log = open(self.workdir / f"{oid}.log", "ab")  # noqa: SIM115 - owned by the process
             self.procs[oid] = subprocess.Popen(self.command(role, oid), stdout=log, stderr=subprocess.STDOUT, env=env)
         deadline = time.monotonic() + self.ready_timeout_s
-        for oid in self.procs if only is None else [only]:
+        for oid in self.procs if chosen is None else chosen:
             left = max(1.0, deadline - time.monotonic())
             try:
                 wait_serving(self.services[oid], deadline_s=left, target_name=oid,

@@ -125,7 +125,8 @@ def start_operator(opts: ServeOptions) -> Served:
 
     if opts.role == "dso":
         k = ids.index(opts.operator_id)
-        dso = DsoServicer(opts.operator_id, T, dt, n_global=len(ids) * T)
+        dso = DsoServicer(opts.operator_id, T, dt, n_global=len(ids) * T,
+                          station_ids=tuple(s.station_id for s in spec.feeder(opts.operator_id).stations))
         if opts.privacy is not None:  # say it where the operator looks: its own log
             pc = opts.privacy
             log.info("%s: differential privacy: Gaussian mechanism on every coordination reply, epsilon %g at "
@@ -133,8 +134,9 @@ def start_operator(opts: ServeOptions) -> Served:
         served = start_server([dso.register], [DSO_SERVICE], address, reflection=opts.reflection, **secure)
 
         def build_dso() -> None:
-            from dso.inputs import feeder_data, feeder_inputs
-            from dso.service import AggregatorLink
+            from core.tariff import tou_tariff
+            from dso.inputs import feeder_data, feeder_inputs, net_load_forecast_mw
+            from dso.service import AggregatorLink, TariffPublisher
             from dso.subspace import DsoSubspace
 
             data = feeder_data(spec, opts.operator_id)
@@ -142,7 +144,12 @@ def start_operator(opts: ServeOptions) -> Served:
             # aggregator's ledger would refuse (or answer from its cache) under the previous process's id
             agg = AggregatorLink(aggregator_id(opts.operator_id), require(services, aggregator_id(opts.operator_id)),
                                  f"{opts.operator_id}-agg-{uuid.uuid4().hex[:8]}", tls=tls)
+            prices = spec.feeder(opts.operator_id).tou_usd_per_mwh
+            if prices is not None:  # before the envelopes: fetching them closes the aggregator's book
+                tariff = tou_tariff(net_load_forecast_mw(spec, opts.operator_id, data), *prices)
+                TariffPublisher(opts.operator_id, agg, tariff).start()
             inputs = feeder_inputs(spec, opts.operator_id, data, agg.envelope())
+            dso.aggregator = agg
             dso.attach(DsoSubspace(data, inputs, np.arange(k * T, (k + 1) * T), solver=opts.solver, settle=agg,
                                    ac_check=opts.ac_check, privacy=opts.privacy))
 

@@ -16,6 +16,10 @@ substation voltage is fixed at the case's ``v_sub_pu``), each a run directory wi
 - ``redispatch`` (only with ``--redispatch-hour H``): some EVs booked after H do not come or come late; the
   ``ev_pq`` day is re-dispatched from H with the periods before fixed (``orchestrator.studies.redispatch``).
 
+Embedded by default; with ``--services FILE`` (or ``--local-services``, which starts the operators here) each
+scenario is dispatched by the feeder's DSO service (``DsoService.Dispatch``, the same ``dso.scenarios`` code)
+and the re-dispatch by ``DsoService.Redispatch`` with its aggregator service.
+
 Metrics: ``peak_valley_mw`` (max - min of the substation import over the day, the "equivalent load"),
 ``loss_mwh`` (the day's active loss of the model), ``voltage_deviation_pu`` (Γ:
 the mean over all nodes and hours of |V - 1|; the paper's Γ up to a constant factor, so its relative
@@ -28,17 +32,19 @@ delivered by the per-EV schedules), ``ev_unmet_max_kwh`` (the worst EV), ``ac_lo
 from __future__ import annotations
 
 import argparse
-from dataclasses import replace
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from dso.scenarios import BASE_V_LIMITS_PU, SCENARIOS, dispatch_alone
 from orchestrator.studies.contract import PaperFigure, StudyResult, feeder_run_result
 from orchestrator.studies.contract import pyplot as _plt
 from orchestrator.studies.feeder_run import ScenarioRun
 
-SCENARIOS = ("base", "ev_p", "ev_pq")
 METRICS = ("peak_valley_mw", "loss_mwh", "voltage_deviation_pu", "v_min_pu", "v_max_pu",
            "ev_energy_mwh", "ev_unmet_kwh", "ev_unmet_max_kwh", "q_ev_max_mvar", "q_der_max_mvar",
            "peak_valley_change_vs_base", "loss_change_vs_base", "voltage_deviation_change_vs_base",
@@ -56,10 +62,6 @@ PAPER = (
     PaperFigure("ev_pq", "loss_change_vs_ev_p", -0.5700),
     PaperFigure("ev_pq", "voltage_deviation_change_vs_ev_p", -0.0686),
 )
-#: the base scenario is a power flow: voltage limits it cannot meet are lifted to these [p.u.]
-BASE_V_LIMITS_PU = (0.5, 1.5)
-
-
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--case", default="ieee33-sched", help="bundled case name or case file (one feeder is studied)")
     p.add_argument("--feeder", default=None, help="the feeder to study (default: the case's first)")
@@ -75,24 +77,16 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--late-share", type=float, default=0.1, help="share of those EVs that come late")
     p.add_argument("--late-h", type=float, default=2.0, help="how late a late EV comes [h]")
     p.add_argument("--seed", type=int, default=0, help="seed of the no-show / late draw")
-
-
-def scenario_inputs(inputs: Any, name: str) -> Any:
-    """The feeder's inputs for scenario ``name`` from the full model's inputs (``ev_pq``)."""
-    from dso.model import EvFlexibility
-
-    if name == "ev_pq":
-        return inputs
-    if name == "ev_p":
-        return replace(inputs, der_q=False, ev_q_mode="none")
-    if name == "base":
-        t = inputs.n_periods
-        z_i, z_f = np.zeros(0, dtype=np.int64), np.zeros(0)
-        return replace(inputs, ev=EvFlexibility.empty(), ev_fixed_mw=np.zeros_like(inputs.p_load_mw),
-                       pv_node_idx=z_i, pv_avail_mw=np.zeros((0, t)), pv_s_mva=z_f, wind_node_idx=z_i,
-                       wind_avail_mw=np.zeros((0, t)), wind_s_mva=z_f, ev_q_mode="none", station_node_idx=z_i,
-                       station_s_mva=z_f, der_q=False, v_min_pu=BASE_V_LIMITS_PU[0], v_max_pu=BASE_V_LIMITS_PU[1])
-    raise ValueError(f"unknown scenario {name!r} (known: {', '.join(SCENARIOS)})")
+    p.add_argument("--services", default=None,
+                   help="YAML mapping operator id -> host:port: each scenario is dispatched by the feeder's DSO "
+                        "service (DsoService.Dispatch) instead of in this process")
+    p.add_argument("--local-services", action="store_true",
+                   help="start the feeder's DSO and its aggregator as `gridcoord serve` processes (mTLS, "
+                        "OUT/operators), dispatch every scenario through them, stop them")
+    p.add_argument("--tls-dir", default=None,
+                   help="with --services: mTLS as 'orchestrator' (DIR/ca.pem, DIR/orchestrator.pem|.key)")
+    p.add_argument("--insecure", action="store_true",
+                   help="with --services / --local-services: plaintext gRPC (local development)")
 
 
 def _run_result(run: ScenarioRun, feeder_id: str) -> Any:
@@ -104,24 +98,10 @@ def _run_result(run: ScenarioRun, feeder_id: str) -> Any:
 
 def run_scenario(feeder: Any, name: str, ac: bool = True, solver: str = "CLARABEL") -> ScenarioRun:
     """Dispatch ``feeder`` (an embedded ``FeederSystem``) in scenario ``name`` and settle its EVs per EV."""
-    from aggregator.flex import disaggregate_spatial
-    from dso.problem import DsoProblem
-    from dso.report import EvSettlement, publish
-
-    inputs = scenario_inputs(feeder.inputs, name)
-    sol = DsoProblem(feeder.data, inputs, mode="price", solver=solver).solve(
-        price_usd_per_mwh=np.zeros(inputs.n_periods))
-    d = sol.dispatch
-    if inputs.ev.n_window:
-        settlement = feeder.aggregator(controlled=True)(d)
-        share = d.ev_alloc_share if d.ev_alloc_share.size else None
-        _, dis = disaggregate_spatial(list(feeder.fleet), feeder.flex, d.ev_p_ch_mw, d.ev_p_dis_mw, share,
-                                      list(feeder.stations), inputs.dt_h, inputs.n_periods)
-        unmet = np.asarray(dis.unmet_kwh, dtype=float)
-    else:
-        settlement, unmet = EvSettlement(unmet_mwh=0.0), np.zeros(0)
-    report = publish(feeder.data, inputs, d, settlement, ac=ac)
-    return ScenarioRun(name, inputs, d, report, unmet, sol.solve_s)
+    out = dispatch_alone(feeder.data, feeder.inputs, name, feeder.aggregator(controlled=True), ac=ac, solver=solver)
+    unmet = out.settlement.ev_unmet_kwh
+    return ScenarioRun(name, out.inputs, out.dispatch, out.report,
+                       np.zeros(0) if unmet is None else np.asarray(unmet, dtype=float), out.solve_s)
 
 
 def scenario_metrics(run: ScenarioRun) -> dict[str, Any]:
@@ -156,41 +136,43 @@ def _rel(new: float, old: float) -> float:
 def run(args: argparse.Namespace) -> StudyResult:
     from core.case import load_case
     from orchestrator.results.run import summarize, write_run
-    from orchestrator.system.embedded import build_system
 
     out = Path(args.out)
     spec = load_case(args.case)
     fid = args.feeder or spec.feeder_ids[0]
+    _check_mode_flags(args)
     for key, value in (("ev_count", args.evs), ("load_scale", args.load_scale)):
         if value is not None:
             spec = replace(spec, feeders=tuple(replace(f, **{key: value}) if f.feeder_id == fid else f
                                                for f in spec.feeders))
     spec = replace(spec, feeders=tuple(f for f in spec.feeders if f.feeder_id == fid))
-    system = build_system(spec)
-    feeder = system.feeders[0]
     runs: dict[str, ScenarioRun] = {}
     scenarios: dict[str, dict[str, Any]] = {}
-    for name in SCENARIOS:
-        sr = run_scenario(feeder, name, ac=not args.no_ac_check)
-        runs[name] = sr
-        result = _run_result(sr, fid)
-        summary = summarize(spec, result)
-        summary["scenario"] = name
-        summary["ev_unmet_kwh_per_ev"] = sr.ev_unmet_kwh.tolist()
-        write_run(out / name, spec, result, summary)
-        scenarios[name] = scenario_metrics(sr)
     redispatched = None
-    if args.redispatch_hour is not None:
-        redispatched = _redispatch_scenario(args, feeder, runs["ev_pq"])
-        sr = redispatched.run
-        runs["redispatch"] = sr
-        result = _run_result(sr, fid)
-        summary = summarize(spec, result)
-        summary |= {"scenario": "redispatch", "ev_unmet_kwh_per_ev": sr.ev_unmet_kwh.tolist(),
-                    "no_show": list(redispatched.no_show), "late_arrival_h": redispatched.late}
-        write_run(out / "redispatch", spec, result, summary)
-        scenarios["redispatch"] = scenario_metrics(sr) | _redispatch_metrics(redispatched,
-                                                                             scenarios["ev_pq"])
+    with _dispatcher(args, spec, fid) as dispatcher:
+        for name in SCENARIOS:
+            sr = dispatcher.scenario(name)
+            runs[name] = sr
+            result = _run_result(sr, fid)
+            summary = summarize(spec, result)
+            summary["scenario"] = name
+            summary["mode"] = dispatcher.mode
+            summary["ev_unmet_kwh_per_ev"] = sr.ev_unmet_kwh.tolist()
+            write_run(out / name, spec, result, summary)
+            scenarios[name] = scenario_metrics(sr)
+        if args.redispatch_hour is not None:
+            redispatched = dispatcher.redispatch(args, runs["ev_pq"])
+            sr = redispatched.run
+            runs["redispatch"] = sr
+            result = _run_result(sr, fid)
+            summary = summarize(spec, result)
+            summary |= {"scenario": "redispatch", "mode": dispatcher.mode,
+                        "ev_unmet_kwh_per_ev": sr.ev_unmet_kwh.tolist(),
+                        "no_show": list(redispatched.no_show), "late_arrival_h": redispatched.late}
+            write_run(out / "redispatch", spec, result, summary)
+            scenarios["redispatch"] = scenario_metrics(sr) | _redispatch_metrics(redispatched,
+                                                                                 scenarios["ev_pq"])
+        station_ids = dispatcher.station_ids
     b, p, pq = scenarios["base"], scenarios["ev_p"], scenarios["ev_pq"]
     for s in scenarios.values():
         s["peak_valley_change_vs_base"] = _rel(s["peak_valley_mw"], b["peak_valley_mw"])
@@ -231,8 +213,133 @@ def run(args: argparse.Namespace) -> StudyResult:
                         title="Scheduled charging with joint P + Q (Cao Hangtao et al. 2024)")
     study.plots += [_plot_equivalent_load(out / "equivalent_load.png", runs),
                     _plot_voltages(out / "node_voltages.png", runs),
-                    _plot_station_pq(out / "ev_station_pq.png", runs, [s.station_id for s in feeder.stations])]
+                    _plot_station_pq(out / "ev_station_pq.png", runs, list(station_ids))]
     return study
+
+
+def _check_mode_flags(args: argparse.Namespace) -> None:
+    from orchestrator.cli.main import UsageError
+
+    remote = bool(args.services) or args.local_services
+    if args.services and args.local_services:
+        raise UsageError("--services FILE and --local-services: give one (operators already running, or started "
+                         "here)")
+    if not remote and (args.tls_dir or args.insecure):
+        raise UsageError("--tls-dir/--insecure apply only with --services FILE or --local-services")
+    if args.services and bool(args.tls_dir) == bool(args.insecure):
+        raise UsageError("--services: give --tls-dir DIR (mTLS as 'orchestrator', certificates from `gridcoord "
+                         "certs`) or --insecure (plaintext, local development only), not both or neither")
+    if args.local_services and args.tls_dir:
+        raise UsageError("--local-services creates its own trial certificates (OUT/operators/tls); no --tls-dir")
+    if remote and (args.evs is not None or args.load_scale is not None):
+        raise UsageError("--evs/--load-scale change the case in this process only; the services read their own "
+                         "case: write the reduced case to a case file and pass it as --case")
+
+
+class _Embedded:
+    """Every scenario dispatched in this process (the DSO's model and its aggregator's fleet here)."""
+
+    mode = "embedded"
+
+    def __init__(self, spec: Any, ac: bool) -> None:
+        from orchestrator.system.embedded import build_system
+
+        self.feeder = build_system(spec).feeders[0]
+        self.ac = ac
+        self.station_ids = tuple(s.station_id for s in self.feeder.stations)
+
+    def scenario(self, name: str) -> ScenarioRun:
+        return run_scenario(self.feeder, name, ac=self.ac)
+
+    def redispatch(self, args: argparse.Namespace, day: ScenarioRun) -> Any:
+        return _redispatch_scenario(args, self.feeder, day)
+
+
+@dataclass(frozen=True)
+class _Periods:
+    n_periods: int
+    dt_h: float
+
+
+@dataclass(frozen=True)
+class _RemoteDispatch:
+    """The parts of a DSO service's dispatch the study's metrics and plots read (``FeederDispatch`` names)."""
+
+    loss_mw: np.ndarray
+    cost_usd: dict[str, float]
+    pv_q_mvar: np.ndarray
+    wind_q_mvar: np.ndarray
+    ev_station_p_mw: np.ndarray
+    ev_station_q_mvar: np.ndarray
+
+
+class _Services:
+    """Every scenario dispatched by the feeder's DSO service (``DsoService.Dispatch``, over mTLS as the
+    orchestrator unless ``--insecure``)."""
+
+    mode = "services"
+
+    def __init__(self, client: Any, dt_h: float, booked: Callable[[], list[Any]] | None = None) -> None:
+        self.client, self.dt_h = client, dt_h
+        #: the aggregator's booked EVs (ListReservations), from which the no-shows and late EVs are drawn
+        self.booked = booked
+        self.station_ids: tuple[str, ...] = ()
+
+    def scenario(self, name: str) -> ScenarioRun:
+        return self._run(name, self.client.dispatch(name))
+
+    def _run(self, name: str, out: Any) -> ScenarioRun:
+        r = out.report
+        self.station_ids = out.station_ids
+        d = _RemoteDispatch(loss_mw=np.asarray(r.loss_mw), cost_usd=dict(r.cost_usd), pv_q_mvar=out.pv_q_mvar,
+                            wind_q_mvar=out.wind_q_mvar, ev_station_p_mw=out.station_p_mw,
+                            ev_station_q_mvar=out.station_q_mvar)
+        return ScenarioRun(name, _Periods(int(np.asarray(r.p_import_mw).size), self.dt_h), d, r,
+                           np.asarray(out.ev_unmet_kwh, dtype=float), out.solve_s)
+
+    def redispatch(self, args: argparse.Namespace, day: ScenarioRun) -> Any:
+        """The same draw of events as embedded (from the aggregator's book, in its order), re-dispatched by the
+        DSO service with its aggregator (``DsoService.Redispatch``)."""
+        from orchestrator.studies.redispatch import Redispatch, pick_events
+
+        assert self.booked is not None
+        t = int(args.redispatch_hour / day.inputs.dt_h)
+        no_show, late = pick_events(self.booked(), t, args.no_show_share, args.late_share, args.late_h,
+                                    day.inputs.dt_h, day.inputs.n_periods, seed=args.seed)
+        out = self.client.redispatch(t, no_show, late)
+        return Redispatch(run=self._run("redispatch", out), t_from=t, no_show=tuple(no_show), late=dict(late),
+                          late_shortfall_kwh=out.late_shortfall_kwh, objective=out.objective,
+                          day_ahead_objective=out.day_ahead_objective, fleet=(), schedules=None)
+
+
+@contextmanager
+def _dispatcher(args: argparse.Namespace, spec: Any, fid: str) -> Iterator[Any]:
+    """Embedded by default; with ``--services FILE`` the running operators, with ``--local-services`` operators
+    started here as processes (``LocalDeployment``, mTLS unless ``--insecure``) and stopped at the end."""
+    if not (args.services or args.local_services):
+        yield _Embedded(spec, ac=not args.no_ac_check)
+        return
+    from core.case import aggregator_id
+    from core.peers import load_services, require
+    from core.tls import TlsIdentity
+    from orchestrator.system.dso_alone import DsoAloneClient, list_reservations
+
+    with ExitStack() as stack:
+        if args.local_services:
+            from orchestrator.cli.launch import LocalDeployment
+
+            dep = LocalDeployment(args.case, Path(args.out) / "operators", ac_check=not args.no_ac_check,
+                                  insecure=args.insecure)
+            stack.callback(dep.stop)
+            dep.start(only=(aggregator_id(fid), fid))  # the feeder's DSO and its aggregator: no TSO here
+            services, tls = dep.services, dep.client_tls
+        else:
+            services = load_services(args.services)
+            tls = TlsIdentity(args.tls_dir, "orchestrator") if args.tls_dir else None
+        client = DsoAloneClient(fid, require(services, fid), tls)
+        stack.callback(client.close)
+        agg = aggregator_id(fid)
+        yield _Services(client, spec.dt_h, lambda: list_reservations(agg, require(services, agg), tls))
 
 
 def _redispatch_scenario(args: argparse.Namespace, feeder: Any, day: ScenarioRun) -> Any:

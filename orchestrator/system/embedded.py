@@ -73,13 +73,16 @@ class LocalAggregator:
                                               list(self.stations), dt, T)
             p_kw, unmet_kwh, used = np.asarray(dis.p_kw), np.asarray(dis.unmet_kwh), alloc.station
             rounding = alloc.rounding_mw
+            ids = tuple(ev.ev_id for ev in alloc.fleet)
         else:
             p_kw = uncontrolled_schedule_kw(fleet, list(self.stations), dt, T)
             need = np.array([ev.energy_need_kwh for ev in fleet])
             stored = np.array([ev.efficiency for ev in fleet]) * p_kw.sum(axis=1) * dt
             unmet_kwh, used = np.maximum(need - stored, 0.0), tuple(ev.station for ev in fleet)
+            ids = tuple(ev.ev_id for ev in fleet)
         return EvSettlement(unmet_mwh=float(np.sum(unmet_kwh)) / 1e3,
-                            stations=self._stations(p_kw, used, rounding))
+                            stations=self._stations(p_kw, used, rounding), ev_ids=ids,
+                            ev_unmet_kwh=np.asarray(unmet_kwh, dtype=float))
 
     def _stations(self, p_kw: np.ndarray, used: tuple[str, ...], rounding_mw: float) -> EvStations:
         """Net EV power per station and period (charging positive) and the EVs plugged in there, each EV at

@@ -25,13 +25,15 @@ _sym_db = _symbol_database.Default()
 from gridcoord.v1 import common_pb2 as gridcoord_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1dgridcoord/v1/aggregator.proto\x12\x0cgridcoord.v1\x1a\x19gridcoord/v1/common.proto\"\x8d\x01\n\tTouTariff\x12!\n\x03key\x18\x01 \x01(\x0b\x32\x14.gridcoord.v1.RunKey\x12\r\n\x05level\x18\x02 \x03(\t\x12\x18\n\x10peak_usd_per_mwh\x18\x03 \x01(\x01\x12\x18\n\x10\x66lat_usd_per_mwh\x18\x04 \x01(\x01\x12\x1a\n\x12valley_usd_per_mwh\x18\x05 \x01(\x01\"\x1e\n\tTariffAck\x12\x11\n\tn_periods\x18\x01 \x01(\r\"4\n\x0f\x45nvelopeRequest\x12!\n\x03key\x18\x01 \x01(\x0b\x32\x14.gridcoord.v1.RunKey\"\x9e\x02\n\x08\x45nvelope\x12\x11\n\tn_periods\x18\x01 \x01(\r\x12\x0c\n\x04\x64t_h\x18\x02 \x01(\x01\x12\x0c\n\x04node\x18\x03 \x03(\r\x12\x12\n\nstation_id\x18\x04 \x03(\t\x12\r\n\x05start\x18\x05 \x03(\r\x12\r\n\x05\x64well\x18\x06 \x03(\r\x12\x13\n\x0bp_ch_max_mw\x18\x07 \x03(\x01\x12\x14\n\x0cp_dis_max_mw\x18\x08 \x03(\x01\x12\x11\n\te_min_mwh\x18\t \x03(\x01\x12\x11\n\te_max_mwh\x18\n \x03(\x01\x12\x0e\n\x06\x65ta_ch\x18\x0b \x03(\x01\x12\x0f\n\x07\x65ta_dis\x18\x0c \x03(\x01\x12\x13\n\x0b\x61lloc_group\x18\r \x03(\r\x12\x10\n\x08stations\x18\x0e \x03(\t\x12\x18\n\x10station_p_max_mw\x18\x0f \x03(\x01\"\x86\x01\n\x0f\x44ispatchRequest\x12!\n\x03key\x18\x01 \x01(\x0b\x32\x14.gridcoord.v1.RunKey\x12\x0f\n\x07p_ch_mw\x18\x02 \x03(\x01\x12\x10\n\x08p_dis_mw\x18\x03 \x03(\x01\x12\x18\n\x10\x64lmp_usd_per_mwh\x18\x04 \x03(\x01\x12\x13\n\x0b\x61lloc_share\x18\x05 \x03(\x01\"\xa3\x01\n\x10\x44ispatchResponse\x12\r\n\x05n_evs\x18\x01 \x01(\r\x12\x11\n\tunmet_mwh\x18\x02 \x01(\x01\x12\x15\n\rmax_unmet_kwh\x18\x03 \x01(\x01\x12\x14\n\x0cstation_p_mw\x18\x04 \x03(\x01\x12$\n\x03\x65vs\x18\x05 \x03(\x0b\x32\x17.gridcoord.v1.EvOutcome\x12\x1a\n\x12outside_window_kwh\x18\x06 \x01(\x01\"T\n\tEvOutcome\x12\r\n\x05\x65v_id\x18\x01 \x01(\t\x12\x0f\n\x07station\x18\x02 \x01(\t\x12\x10\n\x08need_kwh\x18\x03 \x01(\x01\x12\x15\n\rdelivered_kwh\x18\x04 \x01(\x01\"\xfa\x01\n\x12ReservationRequest\x12\r\n\x05\x65v_id\x18\x01 \x01(\t\x12\x11\n\tarrival_h\x18\x02 \x01(\x01\x12\x13\n\x0b\x64\x65parture_h\x18\x03 \x01(\x01\x12\x17\n\x0f\x65nergy_need_kwh\x18\x04 \x01(\x01\x12\x14\n\x0c\x63\x61pacity_kwh\x18\x05 \x01(\x01\x12\x17\n\x0fsoc_arrival_kwh\x18\x06 \x01(\x01\x12\x13\n\x0bp_charge_kw\x18\x07 \x01(\x01\x12\x16\n\x0ep_discharge_kw\x18\x08 \x01(\x01\x12\x12\n\nefficiency\x18\t \x01(\x01\x12\x0f\n\x07station\x18\n \x01(\t\x12\x13\n\x0bsoc_min_kwh\x18\x0b \x01(\x01\"\x8e\x01\n\x13ReservationResponse\x12\x10\n\x08\x61\x63\x63\x65pted\x18\x01 \x01(\x08\x12\x0e\n\x06reason\x18\x02 \x01(\t\x12\x0e\n\x06replay\x18\x03 \x01(\x08\x12\x13\n\x0breason_code\x18\x04 \x01(\t\x12\x11\n\ttou_level\x18\x05 \x03(\t\x12\x1d\n\x15tou_price_usd_per_mwh\x18\x06 \x03(\x01\"\x1e\n\rCancelRequest\x12\r\n\x05\x65v_id\x18\x01 \x01(\t\"X\n\x0e\x43\x61ncelResponse\x12\x11\n\tcancelled\x18\x01 \x01(\x08\x12\x0e\n\x06reason\x18\x02 \x01(\t\x12\x0e\n\x06replay\x18\x03 \x01(\x08\x12\x13\n\x0breason_code\x18\x04 \x01(\t\"<\n\x17ListReservationsRequest\x12!\n\x03key\x18\x01 \x01(\x0b\x32\x14.gridcoord.v1.RunKey\"Y\n\x0fReservationList\x12#\n\x03\x65vs\x18\x01 \x03(\x0b\x32\x16.gridcoord.v1.BookedEv\x12\x0e\n\x06\x63losed\x18\x02 \x01(\x08\x12\x11\n\tpreloaded\x18\x03 \x01(\r\"k\n\x08\x42ookedEv\x12\r\n\x05\x65v_id\x18\x01 \x01(\t\x12\x0f\n\x07station\x18\x02 \x01(\t\x12\x11\n\tarrival_h\x18\x03 \x01(\x01\x12\x13\n\x0b\x64\x65parture_h\x18\x04 \x01(\x01\x12\x17\n\x0f\x65nergy_need_kwh\x18\x05 \x01(\x01\x32\xef\x04\n\x11\x41ggregatorService\x12I\n\x08\x44\x65scribe\x12\x1d.gridcoord.v1.DescribeRequest\x1a\x1e.gridcoord.v1.DescribeResponse\x12\x44\n\x0bGetEnvelope\x12\x1d.gridcoord.v1.EnvelopeRequest\x1a\x16.gridcoord.v1.Envelope\x12I\n\x08\x44ispatch\x12\x1d.gridcoord.v1.DispatchRequest\x1a\x1e.gridcoord.v1.DispatchResponse\x12N\n\x07Reserve\x12 .gridcoord.v1.ReservationRequest\x1a!.gridcoord.v1.ReservationResponse\x12X\n\x10ListReservations\x12%.gridcoord.v1.ListReservationsRequest\x1a\x1d.gridcoord.v1.ReservationList\x12L\n\x05\x41mend\x12 .gridcoord.v1.ReservationRequest\x1a!.gridcoord.v1.ReservationResponse\x12\x43\n\x06\x43\x61ncel\x12\x1b.gridcoord.v1.CancelRequest\x1a\x1c.gridcoord.v1.CancelResponse\x12\x41\n\rPublishTariff\x12\x17.gridcoord.v1.TouTariff\x1a\x17.gridcoord.v1.TariffAckb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1dgridcoord/v1/aggregator.proto\x12\x0cgridcoord.v1\x1a\x19gridcoord/v1/common.proto\"\x8d\x01\n\tTouTariff\x12!\n\x03key\x18\x01 \x01(\x0b\x32\x14.gridcoord.v1.RunKey\x12\r\n\x05level\x18\x02 \x03(\t\x12\x18\n\x10peak_usd_per_mwh\x18\x03 \x01(\x01\x12\x18\n\x10\x66lat_usd_per_mwh\x18\x04 \x01(\x01\x12\x1a\n\x12valley_usd_per_mwh\x18\x05 \x01(\x01\"\x1e\n\tTariffAck\x12\x11\n\tn_periods\x18\x01 \x01(\r\"4\n\x0f\x45nvelopeRequest\x12!\n\x03key\x18\x01 \x01(\x0b\x32\x14.gridcoord.v1.RunKey\"\x9e\x02\n\x08\x45nvelope\x12\x11\n\tn_periods\x18\x01 \x01(\r\x12\x0c\n\x04\x64t_h\x18\x02 \x01(\x01\x12\x0c\n\x04node\x18\x03 \x03(\r\x12\x12\n\nstation_id\x18\x04 \x03(\t\x12\r\n\x05start\x18\x05 \x03(\r\x12\r\n\x05\x64well\x18\x06 \x03(\r\x12\x13\n\x0bp_ch_max_mw\x18\x07 \x03(\x01\x12\x14\n\x0cp_dis_max_mw\x18\x08 \x03(\x01\x12\x11\n\te_min_mwh\x18\t \x03(\x01\x12\x11\n\te_max_mwh\x18\n \x03(\x01\x12\x0e\n\x06\x65ta_ch\x18\x0b \x03(\x01\x12\x0f\n\x07\x65ta_dis\x18\x0c \x03(\x01\x12\x13\n\x0b\x61lloc_group\x18\r \x03(\r\x12\x10\n\x08stations\x18\x0e \x03(\t\x12\x18\n\x10station_p_max_mw\x18\x0f \x03(\x01\"\x9c\x01\n\x0f\x44ispatchRequest\x12!\n\x03key\x18\x01 \x01(\x0b\x32\x14.gridcoord.v1.RunKey\x12\x0f\n\x07p_ch_mw\x18\x02 \x03(\x01\x12\x10\n\x08p_dis_mw\x18\x03 \x03(\x01\x12\x18\n\x10\x64lmp_usd_per_mwh\x18\x04 \x03(\x01\x12\x13\n\x0b\x61lloc_share\x18\x05 \x03(\x01\x12\x14\n\x0credispatched\x18\x06 \x01(\x08\"\xf2\x01\n\rRebookRequest\x12!\n\x03key\x18\x01 \x01(\x0b\x32\x14.gridcoord.v1.RunKey\x12\x0e\n\x06t_from\x18\x02 \x01(\r\x12\x0f\n\x07no_show\x18\x03 \x03(\t\x12\x45\n\x0elate_arrival_h\x18\x04 \x03(\x0b\x32-.gridcoord.v1.RebookRequest.LateArrivalHEntry\x12\x0f\n\x07p_ch_mw\x18\x05 \x03(\x01\x12\x10\n\x08p_dis_mw\x18\x06 \x03(\x01\x1a\x33\n\x11LateArrivalHEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\"\xa1\x01\n\tRebooking\x12(\n\x08\x65nvelope\x18\x01 \x01(\x0b\x32\x16.gridcoord.v1.Envelope\x12\x12\n\npast_entry\x18\x02 \x03(\r\x12\x14\n\x0cpast_p_ch_mw\x18\x03 \x03(\x01\x12\x15\n\rpast_p_dis_mw\x18\x04 \x03(\x01\x12\x1a\n\x12late_shortfall_kwh\x18\x05 \x01(\x01\x12\r\n\x05n_evs\x18\x06 \x01(\r\"\xa3\x01\n\x10\x44ispatchResponse\x12\r\n\x05n_evs\x18\x01 \x01(\r\x12\x11\n\tunmet_mwh\x18\x02 \x01(\x01\x12\x15\n\rmax_unmet_kwh\x18\x03 \x01(\x01\x12\x14\n\x0cstation_p_mw\x18\x04 \x03(\x01\x12$\n\x03\x65vs\x18\x05 \x03(\x0b\x32\x17.gridcoord.v1.EvOutcome\x12\x1a\n\x12outside_window_kwh\x18\x06 \x01(\x01\"g\n\tEvOutcome\x12\r\n\x05\x65v_id\x18\x01 \x01(\t\x12\x0f\n\x07station\x18\x02 \x01(\t\x12\x10\n\x08need_kwh\x18\x03 \x01(\x01\x12\x15\n\rdelivered_kwh\x18\x04 \x01(\x01\x12\x11\n\tunmet_kwh\x18\x05 \x01(\x01\"\xfa\x01\n\x12ReservationRequest\x12\r\n\x05\x65v_id\x18\x01 \x01(\t\x12\x11\n\tarrival_h\x18\x02 \x01(\x01\x12\x13\n\x0b\x64\x65parture_h\x18\x03 \x01(\x01\x12\x17\n\x0f\x65nergy_need_kwh\x18\x04 \x01(\x01\x12\x14\n\x0c\x63\x61pacity_kwh\x18\x05 \x01(\x01\x12\x17\n\x0fsoc_arrival_kwh\x18\x06 \x01(\x01\x12\x13\n\x0bp_charge_kw\x18\x07 \x01(\x01\x12\x16\n\x0ep_discharge_kw\x18\x08 \x01(\x01\x12\x12\n\nefficiency\x18\t \x01(\x01\x12\x0f\n\x07station\x18\n \x01(\t\x12\x13\n\x0bsoc_min_kwh\x18\x0b \x01(\x01\"\x8e\x01\n\x13ReservationResponse\x12\x10\n\x08\x61\x63\x63\x65pted\x18\x01 \x01(\x08\x12\x0e\n\x06reason\x18\x02 \x01(\t\x12\x0e\n\x06replay\x18\x03 \x01(\x08\x12\x13\n\x0breason_code\x18\x04 \x01(\t\x12\x11\n\ttou_level\x18\x05 \x03(\t\x12\x1d\n\x15tou_price_usd_per_mwh\x18\x06 \x03(\x01\"\x1e\n\rCancelRequest\x12\r\n\x05\x65v_id\x18\x01 \x01(\t\"X\n\x0e\x43\x61ncelResponse\x12\x11\n\tcancelled\x18\x01 \x01(\x08\x12\x0e\n\x06reason\x18\x02 \x01(\t\x12\x0e\n\x06replay\x18\x03 \x01(\x08\x12\x13\n\x0breason_code\x18\x04 \x01(\t\"<\n\x17ListReservationsRequest\x12!\n\x03key\x18\x01 \x01(\x0b\x32\x14.gridcoord.v1.RunKey\"Y\n\x0fReservationList\x12#\n\x03\x65vs\x18\x01 \x03(\x0b\x32\x16.gridcoord.v1.BookedEv\x12\x0e\n\x06\x63losed\x18\x02 \x01(\x08\x12\x11\n\tpreloaded\x18\x03 \x01(\r\"k\n\x08\x42ookedEv\x12\r\n\x05\x65v_id\x18\x01 \x01(\t\x12\x0f\n\x07station\x18\x02 \x01(\t\x12\x11\n\tarrival_h\x18\x03 \x01(\x01\x12\x13\n\x0b\x64\x65parture_h\x18\x04 \x01(\x01\x12\x17\n\x0f\x65nergy_need_kwh\x18\x05 \x01(\x01\x32\xb3\x05\n\x11\x41ggregatorService\x12I\n\x08\x44\x65scribe\x12\x1d.gridcoord.v1.DescribeRequest\x1a\x1e.gridcoord.v1.DescribeResponse\x12\x44\n\x0bGetEnvelope\x12\x1d.gridcoord.v1.EnvelopeRequest\x1a\x16.gridcoord.v1.Envelope\x12I\n\x08\x44ispatch\x12\x1d.gridcoord.v1.DispatchRequest\x1a\x1e.gridcoord.v1.DispatchResponse\x12N\n\x07Reserve\x12 .gridcoord.v1.ReservationRequest\x1a!.gridcoord.v1.ReservationResponse\x12X\n\x10ListReservations\x12%.gridcoord.v1.ListReservationsRequest\x1a\x1d.gridcoord.v1.ReservationList\x12L\n\x05\x41mend\x12 .gridcoord.v1.ReservationRequest\x1a!.gridcoord.v1.ReservationResponse\x12\x43\n\x06\x43\x61ncel\x12\x1b.gridcoord.v1.CancelRequest\x1a\x1c.gridcoord.v1.CancelResponse\x12\x41\n\rPublishTariff\x12\x17.gridcoord.v1.TouTariff\x1a\x17.gridcoord.v1.TariffAck\x12\x42\n\nRedispatch\x12\x1b.gridcoord.v1.RebookRequest\x1a\x17.gridcoord.v1.Rebookingb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'gridcoord.v1.aggregator_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
+  _globals['_REBOOKREQUEST_LATEARRIVALHENTRY']._loaded_options = None
+  _globals['_REBOOKREQUEST_LATEARRIVALHENTRY']._serialized_options = b'8\001'
   _globals['_TOUTARIFF']._serialized_start=75
   _globals['_TOUTARIFF']._serialized_end=216
   _globals['_TARIFFACK']._serialized_start=218
@@ -41,25 +43,31 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_ENVELOPE']._serialized_start=305
   _globals['_ENVELOPE']._serialized_end=591
   _globals['_DISPATCHREQUEST']._serialized_start=594
-  _globals['_DISPATCHREQUEST']._serialized_end=728
-  _globals['_DISPATCHRESPONSE']._serialized_start=731
-  _globals['_DISPATCHRESPONSE']._serialized_end=894
-  _globals['_EVOUTCOME']._serialized_start=896
-  _globals['_EVOUTCOME']._serialized_end=980
-  _globals['_RESERVATIONREQUEST']._serialized_start=983
-  _globals['_RESERVATIONREQUEST']._serialized_end=1233
-  _globals['_RESERVATIONRESPONSE']._serialized_start=1236
-  _globals['_RESERVATIONRESPONSE']._serialized_end=1378
-  _globals['_CANCELREQUEST']._serialized_start=1380
-  _globals['_CANCELREQUEST']._serialized_end=1410
-  _globals['_CANCELRESPONSE']._serialized_start=1412
-  _globals['_CANCELRESPONSE']._serialized_end=1500
-  _globals['_LISTRESERVATIONSREQUEST']._serialized_start=1502
-  _globals['_LISTRESERVATIONSREQUEST']._serialized_end=1562
-  _globals['_RESERVATIONLIST']._serialized_start=1564
-  _globals['_RESERVATIONLIST']._serialized_end=1653
-  _globals['_BOOKEDEV']._serialized_start=1655
-  _globals['_BOOKEDEV']._serialized_end=1762
-  _globals['_AGGREGATORSERVICE']._serialized_start=1765
-  _globals['_AGGREGATORSERVICE']._serialized_end=2388
+  _globals['_DISPATCHREQUEST']._serialized_end=750
+  _globals['_REBOOKREQUEST']._serialized_start=753
+  _globals['_REBOOKREQUEST']._serialized_end=995
+  _globals['_REBOOKREQUEST_LATEARRIVALHENTRY']._serialized_start=944
+  _globals['_REBOOKREQUEST_LATEARRIVALHENTRY']._serialized_end=995
+  _globals['_REBOOKING']._serialized_start=998
+  _globals['_REBOOKING']._serialized_end=1159
+  _globals['_DISPATCHRESPONSE']._serialized_start=1162
+  _globals['_DISPATCHRESPONSE']._serialized_end=1325
+  _globals['_EVOUTCOME']._serialized_start=1327
+  _globals['_EVOUTCOME']._serialized_end=1430
+  _globals['_RESERVATIONREQUEST']._serialized_start=1433
+  _globals['_RESERVATIONREQUEST']._serialized_end=1683
+  _globals['_RESERVATIONRESPONSE']._serialized_start=1686
+  _globals['_RESERVATIONRESPONSE']._serialized_end=1828
+  _globals['_CANCELREQUEST']._serialized_start=1830
+  _globals['_CANCELREQUEST']._serialized_end=1860
+  _globals['_CANCELRESPONSE']._serialized_start=1862
+  _globals['_CANCELRESPONSE']._serialized_end=1950
+  _globals['_LISTRESERVATIONSREQUEST']._serialized_start=1952
+  _globals['_LISTRESERVATIONSREQUEST']._serialized_end=2012
+  _globals['_RESERVATIONLIST']._serialized_start=2014
+  _globals['_RESERVATIONLIST']._serialized_end=2103
+  _globals['_BOOKEDEV']._serialized_start=2105
+  _globals['_BOOKEDEV']._serialized_end=2212
+  _globals['_AGGREGATORSERVICE']._serialized_start=2215
+  _globals['_AGGREGATORSERVICE']._serialized_end=2906
 # @@protoc_insertion_point(module_scope)

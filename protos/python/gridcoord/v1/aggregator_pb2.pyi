@@ -68,18 +68,59 @@ class Envelope(_message.Message):
     def __init__(self, n_periods: _Optional[int] = ..., dt_h: _Optional[float] = ..., node: _Optional[_Iterable[int]] = ..., station_id: _Optional[_Iterable[str]] = ..., start: _Optional[_Iterable[int]] = ..., dwell: _Optional[_Iterable[int]] = ..., p_ch_max_mw: _Optional[_Iterable[float]] = ..., p_dis_max_mw: _Optional[_Iterable[float]] = ..., e_min_mwh: _Optional[_Iterable[float]] = ..., e_max_mwh: _Optional[_Iterable[float]] = ..., eta_ch: _Optional[_Iterable[float]] = ..., eta_dis: _Optional[_Iterable[float]] = ..., alloc_group: _Optional[_Iterable[int]] = ..., stations: _Optional[_Iterable[str]] = ..., station_p_max_mw: _Optional[_Iterable[float]] = ...) -> None: ...
 
 class DispatchRequest(_message.Message):
-    __slots__ = ("key", "p_ch_mw", "p_dis_mw", "dlmp_usd_per_mwh", "alloc_share")
+    __slots__ = ("key", "p_ch_mw", "p_dis_mw", "dlmp_usd_per_mwh", "alloc_share", "redispatched")
     KEY_FIELD_NUMBER: _ClassVar[int]
     P_CH_MW_FIELD_NUMBER: _ClassVar[int]
     P_DIS_MW_FIELD_NUMBER: _ClassVar[int]
     DLMP_USD_PER_MWH_FIELD_NUMBER: _ClassVar[int]
     ALLOC_SHARE_FIELD_NUMBER: _ClassVar[int]
+    REDISPATCHED_FIELD_NUMBER: _ClassVar[int]
     key: _common_pb2.RunKey
     p_ch_mw: _containers.RepeatedScalarFieldContainer[float]
     p_dis_mw: _containers.RepeatedScalarFieldContainer[float]
     dlmp_usd_per_mwh: _containers.RepeatedScalarFieldContainer[float]
     alloc_share: _containers.RepeatedScalarFieldContainer[float]
-    def __init__(self, key: _Optional[_Union[_common_pb2.RunKey, _Mapping]] = ..., p_ch_mw: _Optional[_Iterable[float]] = ..., p_dis_mw: _Optional[_Iterable[float]] = ..., dlmp_usd_per_mwh: _Optional[_Iterable[float]] = ..., alloc_share: _Optional[_Iterable[float]] = ...) -> None: ...
+    redispatched: bool
+    def __init__(self, key: _Optional[_Union[_common_pb2.RunKey, _Mapping]] = ..., p_ch_mw: _Optional[_Iterable[float]] = ..., p_dis_mw: _Optional[_Iterable[float]] = ..., dlmp_usd_per_mwh: _Optional[_Iterable[float]] = ..., alloc_share: _Optional[_Iterable[float]] = ..., redispatched: _Optional[bool] = ...) -> None: ...
+
+class RebookRequest(_message.Message):
+    __slots__ = ("key", "t_from", "no_show", "late_arrival_h", "p_ch_mw", "p_dis_mw")
+    class LateArrivalHEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: float
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[float] = ...) -> None: ...
+    KEY_FIELD_NUMBER: _ClassVar[int]
+    T_FROM_FIELD_NUMBER: _ClassVar[int]
+    NO_SHOW_FIELD_NUMBER: _ClassVar[int]
+    LATE_ARRIVAL_H_FIELD_NUMBER: _ClassVar[int]
+    P_CH_MW_FIELD_NUMBER: _ClassVar[int]
+    P_DIS_MW_FIELD_NUMBER: _ClassVar[int]
+    key: _common_pb2.RunKey
+    t_from: int
+    no_show: _containers.RepeatedScalarFieldContainer[str]
+    late_arrival_h: _containers.ScalarMap[str, float]
+    p_ch_mw: _containers.RepeatedScalarFieldContainer[float]
+    p_dis_mw: _containers.RepeatedScalarFieldContainer[float]
+    def __init__(self, key: _Optional[_Union[_common_pb2.RunKey, _Mapping]] = ..., t_from: _Optional[int] = ..., no_show: _Optional[_Iterable[str]] = ..., late_arrival_h: _Optional[_Mapping[str, float]] = ..., p_ch_mw: _Optional[_Iterable[float]] = ..., p_dis_mw: _Optional[_Iterable[float]] = ...) -> None: ...
+
+class Rebooking(_message.Message):
+    __slots__ = ("envelope", "past_entry", "past_p_ch_mw", "past_p_dis_mw", "late_shortfall_kwh", "n_evs")
+    ENVELOPE_FIELD_NUMBER: _ClassVar[int]
+    PAST_ENTRY_FIELD_NUMBER: _ClassVar[int]
+    PAST_P_CH_MW_FIELD_NUMBER: _ClassVar[int]
+    PAST_P_DIS_MW_FIELD_NUMBER: _ClassVar[int]
+    LATE_SHORTFALL_KWH_FIELD_NUMBER: _ClassVar[int]
+    N_EVS_FIELD_NUMBER: _ClassVar[int]
+    envelope: Envelope
+    past_entry: _containers.RepeatedScalarFieldContainer[int]
+    past_p_ch_mw: _containers.RepeatedScalarFieldContainer[float]
+    past_p_dis_mw: _containers.RepeatedScalarFieldContainer[float]
+    late_shortfall_kwh: float
+    n_evs: int
+    def __init__(self, envelope: _Optional[_Union[Envelope, _Mapping]] = ..., past_entry: _Optional[_Iterable[int]] = ..., past_p_ch_mw: _Optional[_Iterable[float]] = ..., past_p_dis_mw: _Optional[_Iterable[float]] = ..., late_shortfall_kwh: _Optional[float] = ..., n_evs: _Optional[int] = ...) -> None: ...
 
 class DispatchResponse(_message.Message):
     __slots__ = ("n_evs", "unmet_mwh", "max_unmet_kwh", "station_p_mw", "evs", "outside_window_kwh")
@@ -98,16 +139,18 @@ class DispatchResponse(_message.Message):
     def __init__(self, n_evs: _Optional[int] = ..., unmet_mwh: _Optional[float] = ..., max_unmet_kwh: _Optional[float] = ..., station_p_mw: _Optional[_Iterable[float]] = ..., evs: _Optional[_Iterable[_Union[EvOutcome, _Mapping]]] = ..., outside_window_kwh: _Optional[float] = ...) -> None: ...
 
 class EvOutcome(_message.Message):
-    __slots__ = ("ev_id", "station", "need_kwh", "delivered_kwh")
+    __slots__ = ("ev_id", "station", "need_kwh", "delivered_kwh", "unmet_kwh")
     EV_ID_FIELD_NUMBER: _ClassVar[int]
     STATION_FIELD_NUMBER: _ClassVar[int]
     NEED_KWH_FIELD_NUMBER: _ClassVar[int]
     DELIVERED_KWH_FIELD_NUMBER: _ClassVar[int]
+    UNMET_KWH_FIELD_NUMBER: _ClassVar[int]
     ev_id: str
     station: str
     need_kwh: float
     delivered_kwh: float
-    def __init__(self, ev_id: _Optional[str] = ..., station: _Optional[str] = ..., need_kwh: _Optional[float] = ..., delivered_kwh: _Optional[float] = ...) -> None: ...
+    unmet_kwh: float
+    def __init__(self, ev_id: _Optional[str] = ..., station: _Optional[str] = ..., need_kwh: _Optional[float] = ..., delivered_kwh: _Optional[float] = ..., unmet_kwh: _Optional[float] = ...) -> None: ...
 
 class ReservationRequest(_message.Message):
     __slots__ = ("ev_id", "arrival_h", "departure_h", "energy_need_kwh", "capacity_kwh", "soc_arrival_kwh", "p_charge_kw", "p_discharge_kw", "efficiency", "station", "soc_min_kwh")

@@ -75,6 +75,11 @@ class AggregatorServiceStub:
                 request_serializer=gridcoord_dot_v1_dot_aggregator__pb2.TouTariff.SerializeToString,
                 response_deserializer=gridcoord_dot_v1_dot_aggregator__pb2.TariffAck.FromString,
                 _registered_method=True)
+        self.Redispatch = channel.unary_unary(
+                '/gridcoord.v1.AggregatorService/Redispatch',
+                request_serializer=gridcoord_dot_v1_dot_aggregator__pb2.RebookRequest.SerializeToString,
+                response_deserializer=gridcoord_dot_v1_dot_aggregator__pb2.Rebooking.FromString,
+                _registered_method=True)
 
 
 class AggregatorServiceServicer:
@@ -134,6 +139,14 @@ class AggregatorServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Redispatch(self, request, context):
+        """No-shows and late arrivals after the day-ahead dispatch: the envelopes of the fleet that came and what its
+        envelope entries already drew in the executed periods (its own DSO only); idempotent per RunKey.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AggregatorServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -176,6 +189,11 @@ def add_AggregatorServiceServicer_to_server(servicer, server):
                     servicer.PublishTariff,
                     request_deserializer=gridcoord_dot_v1_dot_aggregator__pb2.TouTariff.FromString,
                     response_serializer=gridcoord_dot_v1_dot_aggregator__pb2.TariffAck.SerializeToString,
+            ),
+            'Redispatch': grpc.unary_unary_rpc_method_handler(
+                    servicer.Redispatch,
+                    request_deserializer=gridcoord_dot_v1_dot_aggregator__pb2.RebookRequest.FromString,
+                    response_serializer=gridcoord_dot_v1_dot_aggregator__pb2.Rebooking.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -394,6 +412,33 @@ class AggregatorService:
             '/gridcoord.v1.AggregatorService/PublishTariff',
             gridcoord_dot_v1_dot_aggregator__pb2.TouTariff.SerializeToString,
             gridcoord_dot_v1_dot_aggregator__pb2.TariffAck.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Redispatch(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/gridcoord.v1.AggregatorService/Redispatch',
+            gridcoord_dot_v1_dot_aggregator__pb2.RebookRequest.SerializeToString,
+            gridcoord_dot_v1_dot_aggregator__pb2.Rebooking.FromString,
             options,
             channel_credentials,
             insecure,

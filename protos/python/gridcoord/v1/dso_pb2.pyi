@@ -7,6 +7,69 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
+class DsoRedispatchRequest(_message.Message):
+    __slots__ = ("key", "t_from", "no_show", "late_arrival_h")
+    class LateArrivalHEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: float
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[float] = ...) -> None: ...
+    KEY_FIELD_NUMBER: _ClassVar[int]
+    T_FROM_FIELD_NUMBER: _ClassVar[int]
+    NO_SHOW_FIELD_NUMBER: _ClassVar[int]
+    LATE_ARRIVAL_H_FIELD_NUMBER: _ClassVar[int]
+    key: _common_pb2.RunKey
+    t_from: int
+    no_show: _containers.RepeatedScalarFieldContainer[str]
+    late_arrival_h: _containers.ScalarMap[str, float]
+    def __init__(self, key: _Optional[_Union[_common_pb2.RunKey, _Mapping]] = ..., t_from: _Optional[int] = ..., no_show: _Optional[_Iterable[str]] = ..., late_arrival_h: _Optional[_Mapping[str, float]] = ...) -> None: ...
+
+class DsoDispatchRequest(_message.Message):
+    __slots__ = ("key", "scenario")
+    KEY_FIELD_NUMBER: _ClassVar[int]
+    SCENARIO_FIELD_NUMBER: _ClassVar[int]
+    key: _common_pb2.RunKey
+    scenario: str
+    def __init__(self, key: _Optional[_Union[_common_pb2.RunKey, _Mapping]] = ..., scenario: _Optional[str] = ...) -> None: ...
+
+class DsoDispatchResponse(_message.Message):
+    __slots__ = ("report", "scenario", "station_ids", "station_p_mw", "station_q_mvar", "pv_q_mvar", "wind_q_mvar", "n_pv", "n_wind", "objective", "solve_s", "ev_ids", "ev_unmet_kwh", "day_ahead_objective", "late_shortfall_kwh", "t_from")
+    REPORT_FIELD_NUMBER: _ClassVar[int]
+    SCENARIO_FIELD_NUMBER: _ClassVar[int]
+    STATION_IDS_FIELD_NUMBER: _ClassVar[int]
+    STATION_P_MW_FIELD_NUMBER: _ClassVar[int]
+    STATION_Q_MVAR_FIELD_NUMBER: _ClassVar[int]
+    PV_Q_MVAR_FIELD_NUMBER: _ClassVar[int]
+    WIND_Q_MVAR_FIELD_NUMBER: _ClassVar[int]
+    N_PV_FIELD_NUMBER: _ClassVar[int]
+    N_WIND_FIELD_NUMBER: _ClassVar[int]
+    OBJECTIVE_FIELD_NUMBER: _ClassVar[int]
+    SOLVE_S_FIELD_NUMBER: _ClassVar[int]
+    EV_IDS_FIELD_NUMBER: _ClassVar[int]
+    EV_UNMET_KWH_FIELD_NUMBER: _ClassVar[int]
+    DAY_AHEAD_OBJECTIVE_FIELD_NUMBER: _ClassVar[int]
+    LATE_SHORTFALL_KWH_FIELD_NUMBER: _ClassVar[int]
+    T_FROM_FIELD_NUMBER: _ClassVar[int]
+    report: DsoReport
+    scenario: str
+    station_ids: _containers.RepeatedScalarFieldContainer[str]
+    station_p_mw: _containers.RepeatedScalarFieldContainer[float]
+    station_q_mvar: _containers.RepeatedScalarFieldContainer[float]
+    pv_q_mvar: _containers.RepeatedScalarFieldContainer[float]
+    wind_q_mvar: _containers.RepeatedScalarFieldContainer[float]
+    n_pv: int
+    n_wind: int
+    objective: float
+    solve_s: float
+    ev_ids: _containers.RepeatedScalarFieldContainer[str]
+    ev_unmet_kwh: _containers.RepeatedScalarFieldContainer[float]
+    day_ahead_objective: float
+    late_shortfall_kwh: float
+    t_from: int
+    def __init__(self, report: _Optional[_Union[DsoReport, _Mapping]] = ..., scenario: _Optional[str] = ..., station_ids: _Optional[_Iterable[str]] = ..., station_p_mw: _Optional[_Iterable[float]] = ..., station_q_mvar: _Optional[_Iterable[float]] = ..., pv_q_mvar: _Optional[_Iterable[float]] = ..., wind_q_mvar: _Optional[_Iterable[float]] = ..., n_pv: _Optional[int] = ..., n_wind: _Optional[int] = ..., objective: _Optional[float] = ..., solve_s: _Optional[float] = ..., ev_ids: _Optional[_Iterable[str]] = ..., ev_unmet_kwh: _Optional[_Iterable[float]] = ..., day_ahead_objective: _Optional[float] = ..., late_shortfall_kwh: _Optional[float] = ..., t_from: _Optional[int] = ...) -> None: ...
+
 class ForecastRequest(_message.Message):
     __slots__ = ("key",)
     KEY_FIELD_NUMBER: _ClassVar[int]

@@ -70,6 +70,16 @@ class DsoServiceStub:
                 request_serializer=gridcoord_dot_v1_dot_dso__pb2.ForecastRequest.SerializeToString,
                 response_deserializer=gridcoord_dot_v1_dot_dso__pb2.ForecastResponse.FromString,
                 _registered_method=True)
+        self.Dispatch = channel.unary_unary(
+                '/gridcoord.v1.DsoService/Dispatch',
+                request_serializer=gridcoord_dot_v1_dot_dso__pb2.DsoDispatchRequest.SerializeToString,
+                response_deserializer=gridcoord_dot_v1_dot_dso__pb2.DsoDispatchResponse.FromString,
+                _registered_method=True)
+        self.Redispatch = channel.unary_unary(
+                '/gridcoord.v1.DsoService/Redispatch',
+                request_serializer=gridcoord_dot_v1_dot_dso__pb2.DsoRedispatchRequest.SerializeToString,
+                response_deserializer=gridcoord_dot_v1_dot_dso__pb2.DsoDispatchResponse.FromString,
+                _registered_method=True)
 
 
 class DsoServiceServicer:
@@ -122,6 +132,22 @@ class DsoServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Dispatch(self, request, context):
+        """The DSO dispatches its feeder alone (no TSO: substation voltage fixed, import free) under its case
+        objective with its aggregator's reservations, in one scheduled-charging scenario; idempotent per RunKey.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Redispatch(self, request, context):
+        """No-shows and late arrivals known at period t_from: the DSO gets the fleet that came from its aggregator and
+        re-dispatches the rest of the day after its last "ev_pq" Dispatch, the periods before fixed; idempotent.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_DsoServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -159,6 +185,16 @@ def add_DsoServiceServicer_to_server(servicer, server):
                     servicer.Forecast,
                     request_deserializer=gridcoord_dot_v1_dot_dso__pb2.ForecastRequest.FromString,
                     response_serializer=gridcoord_dot_v1_dot_dso__pb2.ForecastResponse.SerializeToString,
+            ),
+            'Dispatch': grpc.unary_unary_rpc_method_handler(
+                    servicer.Dispatch,
+                    request_deserializer=gridcoord_dot_v1_dot_dso__pb2.DsoDispatchRequest.FromString,
+                    response_serializer=gridcoord_dot_v1_dot_dso__pb2.DsoDispatchResponse.SerializeToString,
+            ),
+            'Redispatch': grpc.unary_unary_rpc_method_handler(
+                    servicer.Redispatch,
+                    request_deserializer=gridcoord_dot_v1_dot_dso__pb2.DsoRedispatchRequest.FromString,
+                    response_serializer=gridcoord_dot_v1_dot_dso__pb2.DsoDispatchResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -350,6 +386,60 @@ class DsoService:
             '/gridcoord.v1.DsoService/Forecast',
             gridcoord_dot_v1_dot_dso__pb2.ForecastRequest.SerializeToString,
             gridcoord_dot_v1_dot_dso__pb2.ForecastResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Dispatch(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/gridcoord.v1.DsoService/Dispatch',
+            gridcoord_dot_v1_dot_dso__pb2.DsoDispatchRequest.SerializeToString,
+            gridcoord_dot_v1_dot_dso__pb2.DsoDispatchResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Redispatch(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/gridcoord.v1.DsoService/Redispatch',
+            gridcoord_dot_v1_dot_dso__pb2.DsoRedispatchRequest.SerializeToString,
+            gridcoord_dot_v1_dot_dso__pb2.DsoDispatchResponse.FromString,
             options,
             channel_credentials,
             insecure,

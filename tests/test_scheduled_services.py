@@ -1,0 +1,112 @@
+"""The scheduled-charging study through services: ``DsoService.Dispatch`` on a ``gridcoord serve dso`` process
+(mTLS, its aggregator another process) gives the embedded dispatch of the same reduced case, and so does
+``DsoService.Redispatch`` (no-shows and late arrivals, the aggregator re-books the fleet that came); only the
+orchestrator may call them; the DSO published its time-of-use tariff when it started."""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import grpc
+import numpy as np
+import pytest
+
+import core.case as case_mod
+from core.case import load_case
+from core.rpc import RemoteError, call
+from core.tls import TlsIdentity
+from core.tls import channel as tls_channel
+from gridcoord.v1 import common_pb2, dso_pb2, dso_pb2_grpc
+from orchestrator.cli.launch import LocalDeployment
+from orchestrator.studies.feeder_run import ScenarioRun
+from orchestrator.studies.redispatch import pick_events, redispatch
+from orchestrator.studies.scheduled_charging import _Services, run_scenario, scenario_metrics
+from orchestrator.system.dso_alone import DsoAloneClient, list_reservations
+from orchestrator.system.embedded import build_system
+
+#: the reduced case of tests/test_scheduled_charging.py: 40 EVs, base load x 0.8
+N_EVS, LOAD_SCALE = 40, 0.8
+#: no-shows and late arrivals known at this period (tests/test_redispatch.py's)
+T_FROM = 8
+
+
+def _reduced_case(tmp_path: Path) -> Path:
+    src = (Path(case_mod.__file__).parent / "cases" / "ieee33-sched.yaml").read_text()
+    text = src.replace("evs: {count: 500,", f"evs: {{count: {N_EVS},").replace(
+        "    network: case33bw\n", f"    network: case33bw\n    load_scale: {LOAD_SCALE}\n")
+    assert text.count(f"count: {N_EVS},") == 1 and text.count("load_scale") == 1
+    path = tmp_path / "ieee33-sched-small.yaml"
+    path.write_text(text)
+    return path
+
+
+def _close(a: Any, b: Any, what: str) -> None:
+    np.testing.assert_allclose(np.asarray(a, dtype=float), np.asarray(b, dtype=float), rtol=1e-6, atol=1e-9,
+                               err_msg=what)
+
+
+def test_dso_service_dispatch_gives_the_embedded_numbers(tmp_path: Path) -> None:
+    case = _reduced_case(tmp_path)
+    spec = load_case(str(case))
+    assert spec.feeders[0].ev_count == N_EVS
+    feeder = build_system(replace(spec, feeders=spec.feeders[:1])).feeders[0]
+    embedded = run_scenario(feeder, "ev_pq", ac=False)
+    dep = LocalDeployment(str(case), tmp_path / "operators", ac_check=False)
+    dep.start(only=("agg-dso1", "dso1"))  # the study needs no TSO
+    try:
+        assert dep.client_tls is not None
+        client = DsoAloneClient("dso1", dep.services["dso1"], dep.client_tls)
+        booked = lambda: list_reservations("agg-dso1", dep.services["agg-dso1"], dep.client_tls)  # noqa: E731
+        services = _Services(client, spec.dt_h, booked)
+        try:
+            with pytest.raises(RemoteError) as early:  # nothing to re-dispatch from yet
+                client.redispatch(T_FROM, [], {})
+            assert early.value.code == grpc.StatusCode.FAILED_PRECONDITION and "call Dispatch" in str(early.value)
+            remote: ScenarioRun = services.scenario("ev_pq")
+            re_remote = services.redispatch(argparse.Namespace(redispatch_hour=T_FROM, no_show_share=0.25,
+                                                               late_share=0.25, late_h=3.0, seed=3), remote)
+            with pytest.raises(RemoteError) as bad:
+                call("dso1", "Dispatch", client.stub.Dispatch,
+                     dso_pb2.DsoDispatchRequest(key=common_pb2.RunKey(run_id="bad", round=1), scenario="ev_q"),
+                     deadline_s=30.0, idempotent_call=False)
+            assert bad.value.code == grpc.StatusCode.INVALID_ARGUMENT and "scenario: 'ev_q' is unknown" in str(
+                bad.value)
+        finally:
+            client.close()
+        # its own aggregator may not ask the DSO to dispatch: only the orchestrator may
+        agg = TlsIdentity(str(dep.tls_dir), "agg-dso1")
+        with tls_channel(dep.services["dso1"], agg, "dso1") as ch:
+            with pytest.raises(grpc.RpcError) as denied:
+                dso_pb2_grpc.DsoServiceStub(ch).Dispatch(
+                    dso_pb2.DsoDispatchRequest(key=common_pb2.RunKey(run_id="x", round=1)), timeout=30)
+        assert denied.value.code() == grpc.StatusCode.PERMISSION_DENIED
+        assert "only the orchestrator" in str(denied.value.details())
+        dso_log = (tmp_path / "operators" / "dso1.log").read_text()
+    finally:
+        dep.stop()
+    assert "time-of-use tariff published to aggregator agg-dso1 (24 periods" in dso_log
+    m_emb, m_svc = scenario_metrics(embedded), scenario_metrics(remote)
+    for key, value in m_emb.items():
+        if key != "solve_s":
+            _close(m_svc[key], value, key)
+    assert m_emb["n_evs"] == N_EVS and m_emb["ev_unmet_max_kwh"] <= 1e-6 and m_emb["q_ev_max_mvar"] > 0.05
+    _close(remote.ev_unmet_kwh, embedded.ev_unmet_kwh, "per-EV unmet")
+    for name in ("v_pu", "p_ev_mw", "q_ev_mvar", "p_gen_mw", "q_gen_mvar", "p_import_mw"):
+        _close(getattr(remote.report, name), getattr(embedded.report, name), name)
+    _close(remote.dispatch.ev_station_q_mvar, embedded.dispatch.ev_station_q_mvar, "station Q")
+    # the re-dispatch: the same events drawn from the aggregator's book, the same day as embedded
+    no_show, late = pick_events(feeder.fleet, T_FROM, 0.25, 0.25, 3.0, spec.dt_h, spec.periods, seed=3)
+    assert no_show and late and re_remote.no_show == tuple(no_show) and re_remote.late == late
+    re_emb = redispatch(feeder, embedded, T_FROM, no_show, late, ac=False)
+    r_emb, r_svc = scenario_metrics(re_emb.run), scenario_metrics(re_remote.run)
+    for key, value in r_emb.items():
+        if key != "solve_s":
+            _close(r_svc[key], value, f"redispatch {key}")
+    assert r_svc["n_evs"] == N_EVS - len(no_show) and r_svc["ev_unmet_max_kwh"] <= 1e-3
+    for key in ("objective", "day_ahead_objective", "late_shortfall_kwh"):
+        _close(getattr(re_remote, key), getattr(re_emb, key), key)
+    _close(re_remote.run.ev_unmet_kwh, re_emb.run.ev_unmet_kwh, "redispatch per-EV unmet")
+    _close(re_remote.run.report.p_import_mw[:T_FROM], embedded.report.p_import_mw[:T_FROM], "executed past")
