@@ -64,7 +64,7 @@ from dso.model import S_BASE_MVA, FeederModel
 from dso.network import FeederData
 
 __all__ = ["CHANCE_METHODS", "ChanceError", "ChanceInputs", "ChanceLayer", "ChanceResult",
-           "add_chance_constraints", "check_dispatch", "deviation_maps", "kappa"]
+           "add_chance_constraints", "check_dispatch", "deviation_maps", "kappa", "smallest_budget"]
 
 #: smallest individual risk of the fixed splits (kappa is evaluated at max(eps_i, EPS_MIN))
 EPS_MIN = 1e-12
@@ -324,6 +324,44 @@ def add_chance_constraints(model: FeederModel) -> ChanceLayer:
                                         + ch.reserve_down_usd_per_mw_h * cp.sum(r_dn))
     model.chance = layer
     return layer
+
+
+def smallest_budget(model: FeederModel, solver: str = "CLARABEL") -> dict[str, Any]:
+    """Why an ``oba`` dispatch is infeasible: the smallest per-hour risk budget z at which it is feasible.
+
+    Solves min max_t z_t over the model's constraints with ``chance.budget`` replaced by sum_i u_i^-2 <= z_t
+    (and u_i >= 1 instead of u_i >= eps^-1/2; cost ignored). Returns z (max over hours), and for the hour that
+    needs it most the risk each group uses, its rows, how many of them need a share above 1e-4, the median
+    margin u [std] of its rows and the largest shares (row label, eps_i, u_i)."""
+    layer = model.chance
+    if layer is None or layer.u is None:
+        raise ChanceError(f"feeder '{model.data.name}': smallest_budget needs an oba chance layer")
+    t = layer.inputs.n_periods
+    k = layer.uncertain.shape[0]
+    hours = layer.uncertain[:, 1]
+    z = cp.Variable(t, name="risk_budget")
+    hour_sum = sp.csr_matrix((np.ones(k), (hours, np.arange(k))), shape=(t, k))
+    cons = [c for name, c in model.constraints.items() if name not in ("chance.budget", "chance.margin_min")]
+    cons += [hour_sum @ cp.power(layer.u, -2) <= z, layer.u >= 1.0]
+    prob = cp.Problem(cp.Minimize(cp.max(z)), cons)
+    prob.solve(solver=solver)
+    if prob.status not in ("optimal", "optimal_inaccurate"):
+        return {"status": str(prob.status)}
+    u = value(layer.u)
+    e = u**-2.0
+    zt = value(z)
+    worst = int(np.argmax(zt))
+    grp = layer.rows.group[layer.uncertain[:, 0]]
+    groups = {}
+    for g, name in enumerate(GROUPS):
+        sel = (grp == g) & (hours == worst)
+        groups[name] = {"rows": int(sel.sum()), "risk": float(e[sel].sum()),
+                        "rows_above_1e-4": int((e[sel] > 1e-4).sum()),
+                        "median_margin_std": float(np.median(u[sel])) if sel.any() else None}
+    at = np.flatnonzero(hours == worst)
+    top = at[np.argsort(-e[at])[:5]]
+    return {"status": str(prob.status), "eps_needed": float(zt.max()), "hour": worst, "groups": groups,
+            "largest": [(layer.rows.label[int(layer.uncertain[i, 0])], float(e[i]), float(u[i])) for i in top]}
 
 
 def _headroom(model: FeederModel, layer: ChanceLayer) -> None:

@@ -126,14 +126,19 @@ def _ac(feeder: Any, prob: Any, sol: Any, xi: np.ndarray) -> dict[str, float]:
 
 
 def run_method(feeder: Any, method: str, price: np.ndarray, xi_mc: np.ndarray, xi_held: np.ndarray,
-               xi_ac: np.ndarray) -> tuple[dict[str, Any], Any, Any]:
-    """Metrics of one method (None values where it is infeasible), its problem and solution."""
+               xi_ac: np.ndarray, diagnose: bool = False) -> tuple[dict[str, Any], Any, Any]:
+    """Metrics of one method (None values where it is infeasible), its problem and solution; with ``diagnose``
+    an infeasible oba also reports ``infeasible_why`` (``dso.chance.smallest_budget``)."""
     from dso.chance import describe_allocation, extract, reliability
 
     prob, sol, solve_s, status = _solve(feeder, method, price)
     out: dict[str, Any] = {"status": status, "solve_s": solve_s}
     if sol is None:
         out.update({m: None for m in METRICS if m not in out})
+        if method == "oba" and diagnose:
+            from dso.chance import smallest_budget
+
+            out["infeasible_why"] = smallest_budget(prob.model)
         return out, prob, None
     layer = prob.model.chance
     res = extract(layer)
@@ -263,7 +268,7 @@ def run(args: argparse.Namespace) -> StudyResult:
     price = _price(spec)
     scenarios: dict[str, dict[str, Any]] = {}
     for method in SCENARIOS:
-        metrics, prob, sol = run_method(feeder, method, price, xi_mc, xi_held, xi_ac)
+        metrics, prob, sol = run_method(feeder, method, price, xi_mc, xi_held, xi_ac, diagnose=True)
         scenarios[method] = metrics
         if sol is not None:
             settle = feeder.aggregator(controlled=True)(sol.dispatch) if prob.inputs.ev.n_window else EvSettlement(0.0)
@@ -314,6 +319,14 @@ def run(args: argparse.Namespace) -> StudyResult:
         f"bonferroni cost {costs['bonferroni']:,.1f} $",
         "checks: " + ", ".join(f"{k}={v}" for k, v in checks.items()),
     ]
+    why = o.get("infeasible_why")
+    if why and "eps_needed" in why:
+        notes.append(f"oba infeasible at eps {eps}: feasible from eps = {why['eps_needed']:.4f} per hour "
+                     f"(dso.chance.smallest_budget); in hour {why['hour']}, which needs it most: " + "; ".join(
+                         f"{g} {v['risk']:.4f} over {v['rows']} rows ({v['rows_above_1e-4']} above 1e-4, median "
+                         f"margin {v['median_margin_std'] or 0:.1f} std)" for g, v in why["groups"].items()
+                         if v["rows"])
+                     + f"; ro's box is +-{ch.ro_n_std:g} std of each component")
     if sweep:
         notes.append("error-scale sweep (--error-scales; the four methods re-solved with the errors scaled, "
                      "cost $ / MC joint reliability): " + " | ".join(
