@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from gridcoord.v1 import common_pb2 as gridcoord_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16gridcoord/v1/dso.proto\x12\x0cgridcoord.v1\x1a\x19gridcoord/v1/common.proto\"4\n\x0f\x46orecastRequest\x12!\n\x03key\x18\x01 \x01(\x0b\x32\x14.gridcoord.v1.RunKey\"b\n\x10\x46orecastResponse\x12\x13\n\x0bp_import_mw\x18\x01 \x03(\x01\x12\x12\n\ndp_epsilon\x18\x02 \x01(\x01\x12\x10\n\x08\x64p_delta\x18\x03 \x01(\x01\x12\x13\n\x0b\x64p_releases\x18\x04 \x01(\r\"e\n\x10\x44soReportRequest\x12!\n\x03key\x18\x01 \x01(\x0b\x32\x14.gridcoord.v1.RunKey\x12\x13\n\x0b\x62oundary_mw\x18\x02 \x03(\x01\x12\x19\n\x11price_usd_per_mwh\x18\x03 \x03(\x01\"\xf1\x04\n\tDsoReport\x12\x0f\n\x07n_nodes\x18\x01 \x01(\r\x12\x11\n\tn_periods\x18\x02 \x01(\r\x12\x13\n\x0bp_import_mw\x18\x03 \x03(\x01\x12\x15\n\rq_import_mvar\x18\x04 \x03(\x01\x12\x11\n\tp_load_mw\x18\x05 \x03(\x01\x12\x13\n\x0bq_load_mvar\x18\x06 \x03(\x01\x12\x10\n\x08p_gen_mw\x18\x07 \x03(\x01\x12\x12\n\nq_gen_mvar\x18\x08 \x03(\x01\x12\x0f\n\x07p_ev_mw\x18\t \x03(\x01\x12\x0c\n\x04v_pu\x18\n \x03(\x01\x12\x0f\n\x07loss_mw\x18\x0b \x03(\x01\x12\x0f\n\x07pv_p_mw\x18\x0c \x03(\x01\x12\x13\n\x0bpv_avail_mw\x18\r \x03(\x01\x12\x0f\n\x07mt_p_mw\x18\x0e \x03(\x01\x12\x36\n\x08\x63ost_usd\x18\x0f \x03(\x0b\x32$.gridcoord.v1.DsoReport.CostUsdEntry\x12\x14\n\x0csoc_gap_mva2\x18\x10 \x01(\x01\x12\x14\n\x0c\x65v_unmet_mwh\x18\x11 \x01(\x01\x12\x1f\n\x17\x61\x63_max_voltage_error_pu\x18\x12 \x01(\x01\x12\x19\n\x11\x61\x63_loss_error_rel\x18\x13 \x01(\x01\x12\x14\n\x0c\x61\x63_converged\x18\x14 \x01(\x08\x12\x12\n\nac_checked\x18\x15 \x01(\x08\x12\x11\n\twind_p_mw\x18\x16 \x03(\x01\x12\x15\n\rwind_avail_mw\x18\x17 \x03(\x01\x12\x13\n\x0bpenalty_usd\x18\x1e \x01(\x01\x12\x13\n\x0bmismatch_mw\x18\x1f \x01(\x01\x12\x11\n\tq_ev_mvar\x18  \x03(\x01\x1a.\n\x0c\x43ostUsdEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\x32\x87\x04\n\nDsoService\x12I\n\x08\x44\x65scribe\x12\x1d.gridcoord.v1.DescribeRequest\x1a\x1e.gridcoord.v1.DescribeResponse\x12I\n\x08\x45valuate\x12\x1d.gridcoord.v1.EvaluateRequest\x1a\x1e.gridcoord.v1.EvaluateResponse\x12I\n\x08Optimize\x12\x1d.gridcoord.v1.OptimizeRequest\x1a\x1e.gridcoord.v1.OptimizeResponse\x12G\n\x07Respond\x12\x1c.gridcoord.v1.RespondRequest\x1a\x1e.gridcoord.v1.BoundaryResponse\x12\x41\n\x04Prox\x12\x19.gridcoord.v1.ProxRequest\x1a\x1e.gridcoord.v1.BoundaryResponse\x12\x41\n\x06Report\x12\x1e.gridcoord.v1.DsoReportRequest\x1a\x17.gridcoord.v1.DsoReport\x12I\n\x08\x46orecast\x12\x1d.gridcoord.v1.ForecastRequest\x1a\x1e.gridcoord.v1.ForecastResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16gridcoord/v1/dso.proto\x12\x0cgridcoord.v1\x1a\x19gridcoord/v1/common.proto\"4\n\x0f\x46orecastRequest\x12!\n\x03key\x18\x01 \x01(\x0b\x32\x14.gridcoord.v1.RunKey\"b\n\x10\x46orecastResponse\x12\x13\n\x0bp_import_mw\x18\x01 \x03(\x01\x12\x12\n\ndp_epsilon\x18\x02 \x01(\x01\x12\x10\n\x08\x64p_delta\x18\x03 \x01(\x01\x12\x13\n\x0b\x64p_releases\x18\x04 \x01(\r\"e\n\x10\x44soReportRequest\x12!\n\x03key\x18\x01 \x01(\x0b\x32\x14.gridcoord.v1.RunKey\x12\x13\n\x0b\x62oundary_mw\x18\x02 \x03(\x01\x12\x19\n\x11price_usd_per_mwh\x18\x03 \x03(\x01\"\xd5\x05\n\tDsoReport\x12\x0f\n\x07n_nodes\x18\x01 \x01(\r\x12\x11\n\tn_periods\x18\x02 \x01(\r\x12\x13\n\x0bp_import_mw\x18\x03 \x03(\x01\x12\x15\n\rq_import_mvar\x18\x04 \x03(\x01\x12\x11\n\tp_load_mw\x18\x05 \x03(\x01\x12\x13\n\x0bq_load_mvar\x18\x06 \x03(\x01\x12\x10\n\x08p_gen_mw\x18\x07 \x03(\x01\x12\x12\n\nq_gen_mvar\x18\x08 \x03(\x01\x12\x0f\n\x07p_ev_mw\x18\t \x03(\x01\x12\x0c\n\x04v_pu\x18\n \x03(\x01\x12\x0f\n\x07loss_mw\x18\x0b \x03(\x01\x12\x0f\n\x07pv_p_mw\x18\x0c \x03(\x01\x12\x13\n\x0bpv_avail_mw\x18\r \x03(\x01\x12\x0f\n\x07mt_p_mw\x18\x0e \x03(\x01\x12\x36\n\x08\x63ost_usd\x18\x0f \x03(\x0b\x32$.gridcoord.v1.DsoReport.CostUsdEntry\x12\x14\n\x0csoc_gap_mva2\x18\x10 \x01(\x01\x12\x14\n\x0c\x65v_unmet_mwh\x18\x11 \x01(\x01\x12\x1f\n\x17\x61\x63_max_voltage_error_pu\x18\x12 \x01(\x01\x12\x19\n\x11\x61\x63_loss_error_rel\x18\x13 \x01(\x01\x12\x14\n\x0c\x61\x63_converged\x18\x14 \x01(\x08\x12\x12\n\nac_checked\x18\x15 \x01(\x08\x12\x11\n\twind_p_mw\x18\x16 \x03(\x01\x12\x15\n\rwind_avail_mw\x18\x17 \x03(\x01\x12\x13\n\x0bpenalty_usd\x18\x1e \x01(\x01\x12\x13\n\x0bmismatch_mw\x18\x1f \x01(\x01\x12\x11\n\tq_ev_mvar\x18  \x03(\x01\x12\x33\n\x06\x63hance\x18! \x03(\x0b\x32#.gridcoord.v1.DsoReport.ChanceEntry\x1a.\n\x0c\x43ostUsdEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\x1a-\n\x0b\x43hanceEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\x32\x87\x04\n\nDsoService\x12I\n\x08\x44\x65scribe\x12\x1d.gridcoord.v1.DescribeRequest\x1a\x1e.gridcoord.v1.DescribeResponse\x12I\n\x08\x45valuate\x12\x1d.gridcoord.v1.EvaluateRequest\x1a\x1e.gridcoord.v1.EvaluateResponse\x12I\n\x08Optimize\x12\x1d.gridcoord.v1.OptimizeRequest\x1a\x1e.gridcoord.v1.OptimizeResponse\x12G\n\x07Respond\x12\x1c.gridcoord.v1.RespondRequest\x1a\x1e.gridcoord.v1.BoundaryResponse\x12\x41\n\x04Prox\x12\x19.gridcoord.v1.ProxRequest\x1a\x1e.gridcoord.v1.BoundaryResponse\x12\x41\n\x06Report\x12\x1e.gridcoord.v1.DsoReportRequest\x1a\x17.gridcoord.v1.DsoReport\x12I\n\x08\x46orecast\x12\x1d.gridcoord.v1.ForecastRequest\x1a\x1e.gridcoord.v1.ForecastResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -34,6 +34,8 @@ if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_DSOREPORT_COSTUSDENTRY']._loaded_options = None
   _globals['_DSOREPORT_COSTUSDENTRY']._serialized_options = b'8\001'
+  _globals['_DSOREPORT_CHANCEENTRY']._loaded_options = None
+  _globals['_DSOREPORT_CHANCEENTRY']._serialized_options = b'8\001'
   _globals['_FORECASTREQUEST']._serialized_start=67
   _globals['_FORECASTREQUEST']._serialized_end=119
   _globals['_FORECASTRESPONSE']._serialized_start=121
@@ -41,9 +43,11 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_DSOREPORTREQUEST']._serialized_start=221
   _globals['_DSOREPORTREQUEST']._serialized_end=322
   _globals['_DSOREPORT']._serialized_start=325
-  _globals['_DSOREPORT']._serialized_end=950
-  _globals['_DSOREPORT_COSTUSDENTRY']._serialized_start=904
-  _globals['_DSOREPORT_COSTUSDENTRY']._serialized_end=950
-  _globals['_DSOSERVICE']._serialized_start=953
-  _globals['_DSOSERVICE']._serialized_end=1472
+  _globals['_DSOREPORT']._serialized_end=1050
+  _globals['_DSOREPORT_COSTUSDENTRY']._serialized_start=957
+  _globals['_DSOREPORT_COSTUSDENTRY']._serialized_end=1003
+  _globals['_DSOREPORT_CHANCEENTRY']._serialized_start=1005
+  _globals['_DSOREPORT_CHANCEENTRY']._serialized_end=1050
+  _globals['_DSOSERVICE']._serialized_start=1053
+  _globals['_DSOSERVICE']._serialized_end=1572
 # @@protoc_insertion_point(module_scope)
