@@ -121,6 +121,9 @@ class ChanceSpec:
     seed: int = 0
     so_samples: int = 1000  # scenarios of the sample-average ("so") method
     ro_n_std: float = 3.0  # the "ro" box: mixture-component means -/+ this many standard deviations
+    #: Monte Carlo days (and their seed) of the DSO's out-of-sample check of every dispatch it reports
+    mc_samples: int = 10000
+    mc_seed: int = 2
     #: boundary price of the standalone dispatch (study) [$/MWh], 24 hourly values or one; coordination
     #: replaces it by the TSO's price
     price_usd_per_mwh: tuple[float, ...] = (50.0,)
@@ -505,6 +508,7 @@ def _chance(r: _Reader) -> ChanceSpec:
         gmm_max_components=r.int_("gmm_max_components", d.gmm_max_components, min_=1),
         seed=r.int_("seed", d.seed, min_=0), so_samples=r.int_("so_samples", d.so_samples, min_=10),
         ro_n_std=r.num("ro_n_std", d.ro_n_std, positive=True), price_usd_per_mwh=price,
+        mc_samples=r.int_("mc_samples", d.mc_samples, min_=1), mc_seed=r.int_("mc_seed", d.mc_seed, min_=0),
     )
     r.done()
     return spec

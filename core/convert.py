@@ -211,7 +211,8 @@ def dso_report_to_proto(r: Any) -> dso_pb2.DsoReport:
                             ac_max_voltage_error_pu=float(r.ac_max_voltage_error_pu),
                             ac_loss_error_rel=float(r.ac_loss_error_rel), ac_converged=bool(r.ac_converged),
                             ac_checked=bool(r.ac_checked), penalty_usd=float(r.penalty_usd),
-                            mismatch_mw=float(r.mismatch_mw))
+                            mismatch_mw=float(r.mismatch_mw),
+                            chance={k: float(x) for k, x in getattr(r, "chance", {}).items()})
     for name in _NODE_FIELDS + _PERIOD_FIELDS:
         getattr(msg, name).extend(np.asarray(getattr(r, name), dtype=float).ravel().tolist())
     return msg
@@ -226,7 +227,7 @@ def dso_report_from_proto(msg: dso_pb2.DsoReport, cls: Callable[..., T], feeder_
     return cls(feeder_id=feeder_id, cost_usd=dict(msg.cost_usd), soc_gap_mva2=msg.soc_gap_mva2,
                ev_unmet_mwh=msg.ev_unmet_mwh, ac_max_voltage_error_pu=msg.ac_max_voltage_error_pu,
                ac_loss_error_rel=msg.ac_loss_error_rel, ac_checked=msg.ac_checked, ac_converged=msg.ac_converged,
-               penalty_usd=msg.penalty_usd, mismatch_mw=msg.mismatch_mw, **fields)
+               penalty_usd=msg.penalty_usd, mismatch_mw=msg.mismatch_mw, chance=dict(msg.chance), **fields)
 
 
 # --------------------------------------------------------------------------------------------------

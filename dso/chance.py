@@ -64,7 +64,7 @@ from dso.model import S_BASE_MVA, FeederModel
 from dso.network import FeederData
 
 __all__ = ["CHANCE_METHODS", "ChanceError", "ChanceInputs", "ChanceLayer", "ChanceResult",
-           "add_chance_constraints", "deviation_maps", "kappa"]
+           "add_chance_constraints", "check_dispatch", "deviation_maps", "kappa", "smallest_budget"]
 
 #: smallest individual risk of the fixed splits (kappa is evaluated at max(eps_i, EPS_MIN))
 EPS_MIN = 1e-12
@@ -114,6 +114,11 @@ class ChanceInputs:
     provider_alpha: np.ndarray  # (U, T) fixed participation factors, sum 1 in every hour
     provider_kind: tuple[str, ...]  # (U,) "mt" or "ev"
     flow_limit_mw: np.ndarray  # (B,) |P_b| limit [MW], inf = none
+    #: the fitted error model (``dso.uncertainty.UncertaintyModel``) the DSO checks its dispatch against out of
+    #: sample (``check_dispatch``: Monte Carlo days and the held-out days); None: no check
+    uncertainty: Any = field(default=None, repr=False, compare=False)
+    mc_samples: int = 10000  # Monte Carlo days of that check
+    mc_seed: int = 2
 
     def __post_init__(self) -> None:
         if self.method not in CHANCE_METHODS:
@@ -321,6 +326,44 @@ def add_chance_constraints(model: FeederModel) -> ChanceLayer:
     return layer
 
 
+def smallest_budget(model: FeederModel, solver: str = "CLARABEL") -> dict[str, Any]:
+    """Why an ``oba`` dispatch is infeasible: the smallest per-hour risk budget z at which it is feasible.
+
+    Solves min max_t z_t over the model's constraints with ``chance.budget`` replaced by sum_i u_i^-2 <= z_t
+    (and u_i >= 1 instead of u_i >= eps^-1/2; cost ignored). Returns z (max over hours), and for the hour that
+    needs it most the risk each group uses, its rows, how many of them need a share above 1e-4, the median
+    margin u [std] of its rows and the largest shares (row label, eps_i, u_i)."""
+    layer = model.chance
+    if layer is None or layer.u is None:
+        raise ChanceError(f"feeder '{model.data.name}': smallest_budget needs an oba chance layer")
+    t = layer.inputs.n_periods
+    k = layer.uncertain.shape[0]
+    hours = layer.uncertain[:, 1]
+    z = cp.Variable(t, name="risk_budget")
+    hour_sum = sp.csr_matrix((np.ones(k), (hours, np.arange(k))), shape=(t, k))
+    cons = [c for name, c in model.constraints.items() if name not in ("chance.budget", "chance.margin_min")]
+    cons += [hour_sum @ cp.power(layer.u, -2) <= z, layer.u >= 1.0]
+    prob = cp.Problem(cp.Minimize(cp.max(z)), cons)
+    prob.solve(solver=solver)
+    if prob.status not in ("optimal", "optimal_inaccurate"):
+        return {"status": str(prob.status)}
+    u = value(layer.u)
+    e = u**-2.0
+    zt = value(z)
+    worst = int(np.argmax(zt))
+    grp = layer.rows.group[layer.uncertain[:, 0]]
+    groups = {}
+    for g, name in enumerate(GROUPS):
+        sel = (grp == g) & (hours == worst)
+        groups[name] = {"rows": int(sel.sum()), "risk": float(e[sel].sum()),
+                        "rows_above_1e-4": int((e[sel] > 1e-4).sum()),
+                        "median_margin_std": float(np.median(u[sel])) if sel.any() else None}
+    at = np.flatnonzero(hours == worst)
+    top = at[np.argsort(-e[at])[:5]]
+    return {"status": str(prob.status), "eps_needed": float(zt.max()), "hour": worst, "groups": groups,
+            "largest": [(layer.rows.label[int(layer.uncertain[i, 0])], float(e[i]), float(u[i])) for i in top]}
+
+
 def _headroom(model: FeederModel, layer: ChanceLayer) -> None:
     """Each provider can deliver its share alpha_j of the reserves (hard constraints)."""
     ch, inp, cons = layer.inputs, model.inputs, model.constraints
@@ -408,18 +451,65 @@ class Reliability:
 
 def reliability(layer: ChanceLayer, result: ChanceResult, xi: np.ndarray, tol: float = 1e-7) -> Reliability:
     """Evaluate g_i(x) + c_i @ xi_t <= b_i on each day of ``xi`` (linear deviation model)."""
-    rows = layer.rows
-    dev = np.einsum("itd,ntd->nit", rows.coef, xi)  # (n, I, T)
-    slack = rows.limit[None, :, None] - result.nominal[None] - dev
+    return row_reliability(layer.rows, result.nominal, xi, tol)
+
+
+#: days evaluated at once (bounds the (days, I, T) deviation array)
+_CHUNK_DAYS = 1000
+
+
+def row_reliability(rows: ConstraintRows, nominal: np.ndarray, xi: np.ndarray, tol: float = 1e-7) -> Reliability:
+    """``reliability`` on the joint set ``rows`` at the nominal values ``nominal`` (I, T), days xi (n, T, d)."""
     scale = np.maximum(np.abs(rows.limit), 1.0)[None, :, None]
-    viol = slack < -tol * scale
-    ok_hour = ~viol.any(axis=1)  # (n, T)
-    rates = {}
-    for g, name in enumerate(GROUPS):
-        sel = rows.group == g
-        rates[name] = float(viol[:, sel].any(axis=1).mean(axis=0).max()) if sel.any() else 0.0
+    groups = [rows.group == g for g in range(len(GROUPS))]
+    ok_parts, group_parts = [], []
+    for k in range(0, max(xi.shape[0], 1), _CHUNK_DAYS):
+        dev = np.einsum("itd,ntd->nit", rows.coef, xi[k:k + _CHUNK_DAYS])  # (n, I, T)
+        viol = rows.limit[None, :, None] - nominal[None] - dev < -tol * scale
+        ok_parts.append(~viol.any(axis=1))  # (n, T)
+        group_parts.append(np.stack([viol[:, sel].any(axis=1) for sel in groups], axis=0))  # (G, n, T)
+    ok_hour = np.concatenate(ok_parts, axis=0)
+    by_group = np.concatenate(group_parts, axis=1)
+    rates = {name: float(by_group[g].mean(axis=0).max()) if groups[g].any() else 0.0
+             for g, name in enumerate(GROUPS)}
     by_hour = ok_hour.mean(axis=0)
     return Reliability(float(by_hour.min()), float(ok_hour.all(axis=1).mean()), rates, by_hour)
+
+
+def dispatch_rows(data: FeederData, ch: ChanceInputs, v_min_pu: float, v_max_pu: float) -> ConstraintRows:
+    """The joint set of a feeder without its model (the same rows ``add_chance_constraints`` builds)."""
+    return constraint_rows(data, ch, deviation_maps(data, ch), v_min_pu, v_max_pu)
+
+
+def dispatch_nominal(ch: ChanceInputs, v_pu: np.ndarray, p_branch_mw: np.ndarray, reserve_up_mw: np.ndarray,
+                     reserve_down_mw: np.ndarray) -> np.ndarray:
+    """(I, T) g_i(x) of a dispatch, in the row order of ``constraint_rows``."""
+    w = v_pu**2
+    limited = np.flatnonzero(np.isfinite(ch.flow_limit_mw))
+    p = p_branch_mw / S_BASE_MVA
+    return np.vstack([w[1:], -w[1:], p[limited], -p[limited], -np.reshape(reserve_up_mw, (1, -1)),
+                      -np.reshape(reserve_down_mw, (1, -1))])
+
+
+def check_dispatch(data: FeederData, inputs: Any, dispatch: Any) -> dict[str, float]:
+    """The DSO's out-of-sample check of a dispatch (``dso.model.FeederDispatch``) under its chance layer: joint
+    and per-group reliability on ``mc_samples`` Monte Carlo days of the fitted GMMs and on the held-out real days
+    (as the chance-constrained study computes them), and the mean reserves [MW]. Empty without a chance layer,
+    an error model or reserves in the dispatch."""
+    ch = getattr(inputs, "chance", None)
+    if ch is None or ch.uncertainty is None or not np.size(dispatch.reserve_up_mw):
+        return {}
+    rows = dispatch_rows(data, ch, inputs.v_min_pu, inputs.v_max_pu)
+    nominal = dispatch_nominal(ch, dispatch.v_pu, dispatch.p_branch_mw, dispatch.reserve_up_mw,
+                               dispatch.reserve_down_mw)
+    mc = row_reliability(rows, nominal, ch.uncertainty.sample(ch.mc_samples, ch.mc_seed))
+    held = row_reliability(rows, nominal, ch.uncertainty.heldout())
+    out = {"eps": ch.eps, "mc_samples": float(ch.mc_samples), "joint_reliability_mc": mc.joint,
+           "joint_reliability_heldout": held.joint, "day_joint_reliability_mc": mc.joint_day,
+           "reserve_up_mw": float(np.mean(dispatch.reserve_up_mw)),
+           "reserve_down_mw": float(np.mean(dispatch.reserve_down_mw))}
+    out |= {f"{g}_violation_rate": v for g, v in mc.violation_rate.items()}
+    return out
 
 
 def realised_withdrawal(layer: ChanceLayer, p_wd_mw: np.ndarray, q_wd_mvar: np.ndarray,

@@ -209,7 +209,8 @@ def chance_inputs(spec: CaseSpec, feeder_id: str, data: FeederData, inputs: Feed
             so_xi=unc.sample(ch.so_samples, ch.seed + 1), a_p_mw=a_p, a_q_mvar=a_q,
             reserve_up_usd_per_mw_h=ch.reserve_up_usd_per_mw_h, reserve_down_usd_per_mw_h=ch.reserve_down_usd_per_mw_h,
             provider_node_idx=np.array(nodes, dtype=int), provider_alpha=cap_arr / cap_arr.sum(axis=0),
-            provider_kind=tuple(kinds), flow_limit_mw=flow)
+            provider_kind=tuple(kinds), flow_limit_mw=flow, uncertainty=unc, mc_samples=ch.mc_samples,
+            mc_seed=ch.mc_seed)
     except ChanceError as exc:
         raise CaseError(f"feeder '{feeder_id}' chance: {exc}") from exc
 

@@ -426,6 +426,9 @@ class FeederDispatch:
     #: (S,m) zonotope coordinates and (S,T) station power of ``ev_zonotope`` (empty without one)
     ev_zono_xi: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)))
     ev_zono_p_mw: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)))
+    #: (T,) up / down reserve of the chance layer (``dso.chance``) [MW] (empty without one)
+    reserve_up_mw: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    reserve_down_mw: np.ndarray = field(default_factory=lambda: np.zeros(0))
 
 
 def _incidence(node_idx: np.ndarray, n_nodes: int) -> sp.csr_matrix:
@@ -539,6 +542,7 @@ class FeederModel:
             load_shed_mw=v.get("load_shed_mw", np.zeros((n, t))),
             ev_zono_xi=v.get("ev_zono_xi", np.zeros((0, 0))),
             ev_zono_p_mw=np.zeros((0, t)) if self._zono_p_mw is None else value(self._zono_p_mw),
+            reserve_up_mw=v.get("reserve_up_mw", np.zeros(0)), reserve_down_mw=v.get("reserve_down_mw", np.zeros(0)),
         )
 
     def _alloc_share(self) -> np.ndarray:

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from dso.acpf import ac_check
+from dso.chance import check_dispatch
 from dso.model import FeederDispatch, FeederInputs
 from dso.network import FeederData
 
@@ -69,6 +70,9 @@ class FeederReport:
     mismatch_mw: float = 0.0
     #: (N,T) EV chargers' reactive power, a withdrawal (sign as loads) [MVAr]; empty: P-only chargers
     q_ev_mvar: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)))
+    #: the out-of-sample check of a chance-constrained dispatch (``dso.chance.check_dispatch``): joint and
+    #: per-group reliability (Monte Carlo, held-out days), mean reserves [MW]; empty without a chance layer
+    chance: dict[str, float] = field(default_factory=dict)
 
     @property
     def n_nodes(self) -> int:
@@ -97,4 +101,5 @@ def publish(data: FeederData, inputs: FeederInputs, dispatch: FeederDispatch, ev
         wind_avail_mw=inputs.wind_avail_mw.sum(axis=0) if inputs.wind_avail_mw.size else np.zeros(0),
         penalty_usd=float(penalty_usd), mismatch_mw=float(mismatch_mw),
         q_ev_mvar=dispatch.ev_q_mvar if dispatch.ev_q_mvar.size else np.zeros_like(dispatch.v_pu),
+        chance=check_dispatch(data, inputs, dispatch),
     )

@@ -22,7 +22,7 @@ def _small_case(tmp: Path, error_scale: float = 0.1, evs: int = 150) -> Path:
     data = yaml.safe_load((CASES_DIR / "ieee33-drjcc.yaml").read_text())
     f = data["feeders"][0]
     f["evs"]["count"] = evs
-    f["chance"].update(error_scale=error_scale, gmm_max_components=2, so_samples=200)
+    f["chance"].update(error_scale=error_scale, gmm_max_components=2, so_samples=200, mc_samples=1000)
     path = tmp / "small-drjcc.yaml"
     path.write_text(yaml.safe_dump(data))
     return path
@@ -36,7 +36,8 @@ def study(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict, Path]:
     tmp = tmp_path_factory.mktemp("chance")
     out = tmp / "out"
     args = argparse.Namespace(case=str(_small_case(tmp)), feeder=None, evs=None, eps=EPS, mc_samples=1000,
-                              ac_samples=1, scale="", seed=2, out=str(out), no_run_ac_check=True)
+                              ac_samples=1, scale="", seed=2, out=str(out), no_run_ac_check=True,
+                              error_scales="")
     result = chance_constrained.run(args)
     write_study(out, result, result.plots)
     return json.loads((out / "study.json").read_text()), out
@@ -125,6 +126,15 @@ def test_eps_outside_0_1_refused(eps: float) -> None:
         parse_case(data)
 
 
+@pytest.mark.parametrize("text", ["0.1,abc", "0.1,-0.2", "0,0.3", "nan"])
+def test_bad_error_scales_refused(text: str) -> None:
+    from orchestrator.studies.chance_constrained import parse_scales
+
+    with pytest.raises(CaseError, match="--error-scales: .* is not a positive number"):
+        parse_scales(text)
+    assert parse_scales("0.05, 0.1,") == [0.05, 0.1]
+
+
 def test_unknown_chance_field_and_method_refused() -> None:
     data = yaml.safe_load((CASES_DIR / "ieee33-drjcc.yaml").read_text())
     data["feeders"][0]["chance"]["method"] = "magic"
@@ -169,3 +179,66 @@ def test_gmm_fit_by_bic_and_moments() -> None:
     assert np.allclose(mu[:, 0], train[:, :, 0].mean(axis=0), atol=0.01)
     assert np.allclose(cov[:, 0, 0], train[:, :, 0].var(axis=0), rtol=0.2)
     assert unc.heldout_days.size and not set(unc.heldout_days) & set(unc.train_days)
+
+
+# -- the chance layer in the DSO subspace of a T-D coordination ------------------------------------------------
+
+
+def test_csso_with_chance_constrained_dsos_reaches_centralized(tmp_path: Path) -> None:
+    """ieee30-2x33-drjcc cut to one feeder with 20 EVs: centralized carries the same chance layer (reserve cost
+    in the objective), csso reaches it within 0.1 %, and the DSO's out-of-sample check of the final dispatch
+    meets 1 - eps (Monte Carlo on the GMMs and the held-out days)."""
+    from core.case import load_case
+    from orchestrator.results.run import summarize
+    from orchestrator.strategies import get_strategy
+    from orchestrator.strategies.base import RunOptions
+    from orchestrator.system.embedded import build_system
+
+    data = yaml.safe_load((CASES_DIR / "ieee30-2x33-drjcc.yaml").read_text())
+    data["feeders"] = data["feeders"][:1]
+    data["feeders"][0]["evs"]["count"] = 20
+    data["feeders"][0]["chance"].update(gmm_max_components=2, mc_samples=1000)
+    path = tmp_path / "one-drjcc.yaml"
+    path.write_text(yaml.safe_dump(data))
+    system = build_system(load_case(path))
+    cen = get_strategy("centralized").run(system, RunOptions(progress=False, ac_check=False))
+    s_cen = summarize(system.spec, cen)
+    assert s_cen["cost_terms_usd"]["dso"]["dso1"]["reserve"] > 0  # the joint problem has the chance layer
+    j_star = s_cen["objective_usd"]
+    res = get_strategy("csso").run(system, RunOptions(progress=False, ac_check=False, extra={
+        "executor": "serial", "best_known_usd": j_star, "csso_stop_gap": 1e-3, "csso_max_rounds": 8}))
+    s = summarize(system.spec, res)
+    gap = (s["objective_usd"] - j_star) / abs(j_star)
+    assert -1e-4 < gap < 1e-3, gap
+    assert s["max_boundary_mismatch_mw"] <= 0.1
+    for summary in (s_cen, s):
+        c = summary["chance"]["dso1"]
+        assert c["mc_samples"] == 1000 and c["reserve_up_mw"] > 0
+        assert c["joint_reliability_mc"] >= 1 - EPS and c["joint_reliability_heldout"] >= 1 - EPS
+
+
+def test_smallest_budget_is_where_oba_turns_feasible(tmp_path: Path) -> None:
+    """dso.chance.smallest_budget (the study's diagnosis of an infeasible oba): oba is feasible a hair above the
+    budget it reports and infeasible below it."""
+    from dataclasses import replace
+
+    from core.case import load_case
+    from core.errors import SolveError
+    from dso.chance import smallest_budget
+    from dso.problem import DsoProblem
+    from orchestrator.system.embedded import build_system
+
+    feeder = build_system(load_case(_small_case(tmp_path, error_scale=0.3, evs=30))).feeders[0]
+    prob = DsoProblem(feeder.data, feeder.inputs, mode="price")
+    why = smallest_budget(prob.model)
+    z = why["eps_needed"]
+    assert 0 < z < 1 and sum(g["risk"] for g in why["groups"].values()) <= z * (1 + 1e-6)
+    price = np.full(24, 60.0)
+    for factor, feasible in ((1.02, True), (0.9, False)):
+        inputs = replace(feeder.inputs, chance=replace(feeder.inputs.chance, eps=factor * z))
+        p = DsoProblem(feeder.data, inputs, mode="price")
+        if feasible:
+            assert p.solve(price_usd_per_mwh=price).objective_usd > 0
+        else:
+            with pytest.raises(SolveError):
+                p.solve(price_usd_per_mwh=price)

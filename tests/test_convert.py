@@ -78,8 +78,9 @@ def test_reports_round_trip() -> None:
                                                            "pv_avail_mw", "mt_p_mw")}
     rep = FeederReport(feeder_id="dso1", cost_usd={"loss": 1.0}, soc_gap_mva2=1e-9, ev_unmet_mwh=0.0,
                        ac_max_voltage_error_pu=1e-10, ac_loss_error_rel=1e-9, ac_checked=True, ac_converged=True,
-                       **node, **per)
+                       chance={"joint_reliability_mc": 0.97, "reserve_up_mw": 0.8}, **node, **per)
     got = convert.dso_report_from_proto(convert.dso_report_to_proto(rep), FeederReport, "dso1")
+    assert got.chance == rep.chance
     for k in (*node, *per):
         np.testing.assert_array_equal(getattr(got, k), getattr(rep, k))
     assert got.cost_usd == rep.cost_usd and got.ac_loss_error_rel == rep.ac_loss_error_rel

@@ -125,6 +125,8 @@ def summarize(spec: CaseSpec, result: RunResult) -> dict[str, Any]:
                                           if r.ev_stations is not None), default=0.0),
         "max_soc_gap_mva2": max((float(r.soc_gap_mva2) for r in result.feeders.values()), default=0.0),
         "notes": list(result.notes),
+        # the DSOs' out-of-sample checks of chance-constrained dispatches (dso.chance.check_dispatch), per feeder
+        "chance": {fid: dict(r.chance) for fid, r in result.feeders.items() if r.chance},
     }
     if result.privacy:  # DP mode: the accountant's total over the run (zCDP composition of every release)
         summary["privacy"] = dict(result.privacy)
@@ -207,6 +209,11 @@ def format_summary(summary: dict[str, Any]) -> str:
         f"{summary['messages']}, bytes {summary['bytes']:,}, wall {summary['wall_s']:.2f} s"
         + (f" (after {summary['startup_s']:.2f} s start-up)" if summary.get("startup_s") else ""),
     ]
+    for fid, c in summary.get("chance", {}).items():
+        lines.append(f"  chance constraints {fid}: joint reliability MC {c['joint_reliability_mc']:.4f} "
+                     f"({int(c['mc_samples']):,} days) / held-out {c['joint_reliability_heldout']:.4f} "
+                     f"(target >= {1 - c['eps']:.2f}); reserves up / down {c['reserve_up_mw']:.3f} / "
+                     f"{c['reserve_down_mw']:.3f} MW")
     if "epsilon_total" in summary:
         p = summary["privacy"]
         lines.append(f"  privacy (DP, Gaussian, zCDP)     epsilon_total {summary['epsilon_total']:.4g} at delta "

@@ -60,6 +60,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--scale", default=DEFAULT_SCALE,
                    help="comma-separated EV counts at which oba is re-solved for its solve time ('' = none)")
     p.add_argument("--seed", type=int, default=2, help="seed of the Monte Carlo and AC samples")
+    p.add_argument("--error-scales", default="",
+                   help="comma-separated chance.error_scale values at which the four methods are re-solved "
+                        "(cost and reliability of each; e.g. 0.05,0.1,0.2,0.3; '' = none); the case's own scale "
+                        "stays the study's")
     p.add_argument("--no-run-ac-check", action="store_true",
                    help="skip the run directories' AC check of the nominal dispatch (the sample AC check stays)")
 
@@ -122,14 +126,19 @@ def _ac(feeder: Any, prob: Any, sol: Any, xi: np.ndarray) -> dict[str, float]:
 
 
 def run_method(feeder: Any, method: str, price: np.ndarray, xi_mc: np.ndarray, xi_held: np.ndarray,
-               xi_ac: np.ndarray) -> tuple[dict[str, Any], Any, Any]:
-    """Metrics of one method (None values where it is infeasible), its problem and solution."""
+               xi_ac: np.ndarray, diagnose: bool = False) -> tuple[dict[str, Any], Any, Any]:
+    """Metrics of one method (None values where it is infeasible), its problem and solution; with ``diagnose``
+    an infeasible oba also reports ``infeasible_why`` (``dso.chance.smallest_budget``)."""
     from dso.chance import describe_allocation, extract, reliability
 
     prob, sol, solve_s, status = _solve(feeder, method, price)
     out: dict[str, Any] = {"status": status, "solve_s": solve_s}
     if sol is None:
         out.update({m: None for m in METRICS if m not in out})
+        if method == "oba" and diagnose:
+            from dso.chance import smallest_budget
+
+            out["infeasible_why"] = smallest_budget(prob.model)
         return out, prob, None
     layer = prob.model.chance
     res = extract(layer)
@@ -178,6 +187,60 @@ def scale_timing(args: argparse.Namespace, counts: list[int]) -> list[dict[str, 
     return rows
 
 
+def parse_scales(text: str) -> list[float]:
+    """``--error-scales`` as positive floats; ``CaseError`` naming the bad entry."""
+    from core.case import CaseError
+
+    out = []
+    for item in (x.strip() for x in str(text).split(",")):
+        if not item:
+            continue
+        try:
+            v = float(item)
+        except ValueError:
+            v = float("nan")
+        if not np.isfinite(v) or v <= 0:
+            raise CaseError(f"--error-scales: {item!r} is not a positive number")
+        out.append(v)
+    return out
+
+
+SWEEP_METRICS = ("cost_usd", "joint_reliability_mc", "joint_reliability_heldout", "reserve_up_mw",
+                 "reserve_down_mw", "eps_voltage", "eps_flow", "eps_reserve", "solve_s", "status")
+
+
+def error_scale_sweep(args: argparse.Namespace, scales: list[float], xi_seed: int) -> list[dict[str, Any]]:
+    """The four methods re-solved with the case's forecast errors scaled by each of ``scales`` (GMMs refitted on
+    the scaled errors, held-out days scaled the same way); one row per (scale, method), plus ``oba_vs``: the
+    cost of each method relative to oba's."""
+    from dso.inputs import chance_inputs, feeder_uncertainty
+    from orchestrator.system.embedded import build_system
+
+    spec0, fid = _case(args, args.evs)
+    base = build_system(spec0).feeders[0]
+    price = _price(spec0)
+    rows: list[dict[str, Any]] = []
+    for scale in scales:
+        f = spec0.feeders[0]
+        assert f.chance is not None
+        spec = replace(spec0, feeders=(replace(f, chance=replace(f.chance, error_scale=scale)),))
+        feeder = replace(base, inputs=replace(base.inputs, chance=chance_inputs(spec, fid, base.data, base.inputs)))
+        unc = feeder_uncertainty(spec, fid)
+        xi_mc, xi_held = unc.sample(args.mc_samples, xi_seed), unc.heldout()
+        by_method = {}
+        for method in SCENARIOS:
+            m, _, _ = run_method(feeder, method, price, xi_mc, xi_held, xi_mc[:0])
+            by_method[method] = {k: m.get(k) for k in SWEEP_METRICS}
+        ref = by_method["oba"]["cost_usd"]
+        for method, m in by_method.items():
+            m["cost_vs_oba"] = (m["cost_usd"] - ref) / ref if ref and m["cost_usd"] is not None else None
+            rows.append({"error_scale": scale, "method": method, **m})
+        line = "; ".join(f"{k} " + (f"{v['cost_usd']:,.1f} $ / {v['joint_reliability_mc']:.3f}"
+                                    if v["cost_usd"] is not None else "infeasible") for k, v in by_method.items())
+        print(f"error_scale {scale:g}: cost / MC joint reliability: {line}")
+    return rows
+
+
 def _price(spec: Any) -> np.ndarray:
     ch = spec.feeders[0].chance
     return np.broadcast_to(np.asarray(ch.price_usd_per_mwh, dtype=float), (spec.periods,)).copy()
@@ -205,7 +268,7 @@ def run(args: argparse.Namespace) -> StudyResult:
     price = _price(spec)
     scenarios: dict[str, dict[str, Any]] = {}
     for method in SCENARIOS:
-        metrics, prob, sol = run_method(feeder, method, price, xi_mc, xi_held, xi_ac)
+        metrics, prob, sol = run_method(feeder, method, price, xi_mc, xi_held, xi_ac, diagnose=True)
         scenarios[method] = metrics
         if sol is not None:
             settle = feeder.aggregator(controlled=True)(sol.dispatch) if prob.inputs.ev.n_window else EvSettlement(0.0)
@@ -221,6 +284,7 @@ def run(args: argparse.Namespace) -> StudyResult:
         s["cost_vs_oba"] = (s["cost_usd"] - ref) / ref if ref and s.get("cost_usd") is not None else None
     counts = [int(x) for x in str(args.scale).split(",") if x.strip()]
     scale_rows = scale_timing(args, counts) if counts else []
+    sweep = error_scale_sweep(args, parse_scales(args.error_scales), args.seed) if args.error_scales else []
     o, b, so, ro = (scenarios[k] for k in ("oba", "bonferroni", "so", "ro"))
     eps = ch.eps
 
@@ -255,12 +319,26 @@ def run(args: argparse.Namespace) -> StudyResult:
         f"bonferroni cost {costs['bonferroni']:,.1f} $",
         "checks: " + ", ".join(f"{k}={v}" for k, v in checks.items()),
     ]
+    why = o.get("infeasible_why")
+    if why and "eps_needed" in why:
+        notes.append(f"oba infeasible at eps {eps}: feasible from eps = {why['eps_needed']:.4f} per hour "
+                     f"(dso.chance.smallest_budget); in hour {why['hour']}, which needs it most: " + "; ".join(
+                         f"{g} {v['risk']:.4f} over {v['rows']} rows ({v['rows_above_1e-4']} above 1e-4, median "
+                         f"margin {v['median_margin_std'] or 0:.1f} std)" for g, v in why["groups"].items()
+                         if v["rows"])
+                     + f"; ro's box is +-{ch.ro_n_std:g} std of each component")
+    if sweep:
+        notes.append("error-scale sweep (--error-scales; the four methods re-solved with the errors scaled, "
+                     "cost $ / MC joint reliability): " + " | ".join(
+                         f"x{r['error_scale']:g} {r['method']} " + (
+                             f"{r['cost_usd']:,.1f} / {r['joint_reliability_mc']:.3f}" if r["cost_usd"] is not None
+                             else "infeasible") for r in sweep))
     if scale_rows:
         notes.append("oba solve time by fleet size (station limits scaled with the fleet): " + "; ".join(
             f"{r['evs']:,} EVs {r['solve_s']:.2f} s ({r['status']})" for r in scale_rows))
     study = StudyResult(study="chance-constrained", case=spec.name, scenarios=scenarios, notes=notes,
                         paper=list(PAPER), table_metrics=list(METRICS),
-                        extra={"checks": checks, "scale": scale_rows, "eps": eps,
+                        extra={"checks": checks, "scale": scale_rows, "eps": eps, "error_scale_sweep": sweep,
                                "uncertainty": {"names": list(unc.names), "groups": list(unc.group_of),
                                                "heldout_days": unc.heldout_days.tolist(),
                                                "gmm_components": {g: [int(x.weights.size) for x in gm]
@@ -270,7 +348,33 @@ def run(args: argparse.Namespace) -> StudyResult:
     study.plots += [_plot_cost_reliability(out / "cost_vs_reliability.png", scenarios, eps),
                     _plot_eps(out / "eps_allocation.png", scenarios),
                     _plot_gmms(out / "gmm_fits.png", unc)]
+    if sweep:
+        study.plots.append(_plot_sweep(out / "cost_vs_error_scale.png", sweep, eps))
     return study
+
+
+def _plot_sweep(path: Path, sweep: list[dict[str, Any]], eps: float) -> Path:
+    """Cost and MC joint reliability of each method against the error scale (infeasible points left out)."""
+    plt = _plt()
+    fig, (ax_c, ax_r) = plt.subplots(1, 2, figsize=(10, 4))
+    for method in SCENARIOS:
+        pts = [(r["error_scale"], r["cost_usd"], r["joint_reliability_mc"]) for r in sweep
+               if r["method"] == method and r["cost_usd"] is not None]
+        if not pts:
+            continue
+        x, c, rel = (np.array(v) for v in zip(*pts, strict=True))
+        ax_c.plot(x, c, marker="o", label=method)
+        ax_r.plot(x, rel, marker="o", label=method)
+    ax_r.axhline(1 - eps, color="0.5", ls="--", lw=0.8)
+    ax_c.set_xlabel("error scale [-]")
+    ax_r.set_xlabel("error scale [-]")
+    ax_c.set_ylabel("cost [$ / day]")
+    ax_r.set_ylabel("joint reliability, Monte Carlo (min over hours)")
+    for ax in (ax_c, ax_r):
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    ax_c.set_title("cost by forecast-error scale (infeasible: not drawn)")
+    return save_figure(fig, path)
 
 
 def _forecast_note() -> str:

@@ -99,8 +99,15 @@ class DsoReportRequest(_message.Message):
     def __init__(self, key: _Optional[_Union[_common_pb2.RunKey, _Mapping]] = ..., boundary_mw: _Optional[_Iterable[float]] = ..., price_usd_per_mwh: _Optional[_Iterable[float]] = ...) -> None: ...
 
 class DsoReport(_message.Message):
-    __slots__ = ("n_nodes", "n_periods", "p_import_mw", "q_import_mvar", "p_load_mw", "q_load_mvar", "p_gen_mw", "q_gen_mvar", "p_ev_mw", "v_pu", "loss_mw", "pv_p_mw", "pv_avail_mw", "mt_p_mw", "cost_usd", "soc_gap_mva2", "ev_unmet_mwh", "ac_max_voltage_error_pu", "ac_loss_error_rel", "ac_converged", "ac_checked", "wind_p_mw", "wind_avail_mw", "penalty_usd", "mismatch_mw", "q_ev_mvar")
+    __slots__ = ("n_nodes", "n_periods", "p_import_mw", "q_import_mvar", "p_load_mw", "q_load_mvar", "p_gen_mw", "q_gen_mvar", "p_ev_mw", "v_pu", "loss_mw", "pv_p_mw", "pv_avail_mw", "mt_p_mw", "cost_usd", "soc_gap_mva2", "ev_unmet_mwh", "ac_max_voltage_error_pu", "ac_loss_error_rel", "ac_converged", "ac_checked", "wind_p_mw", "wind_avail_mw", "penalty_usd", "mismatch_mw", "q_ev_mvar", "chance")
     class CostUsdEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: float
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[float] = ...) -> None: ...
+    class ChanceEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
         VALUE_FIELD_NUMBER: _ClassVar[int]
@@ -133,6 +140,7 @@ class DsoReport(_message.Message):
     PENALTY_USD_FIELD_NUMBER: _ClassVar[int]
     MISMATCH_MW_FIELD_NUMBER: _ClassVar[int]
     Q_EV_MVAR_FIELD_NUMBER: _ClassVar[int]
+    CHANCE_FIELD_NUMBER: _ClassVar[int]
     n_nodes: int
     n_periods: int
     p_import_mw: _containers.RepeatedScalarFieldContainer[float]
@@ -159,4 +167,5 @@ class DsoReport(_message.Message):
     penalty_usd: float
     mismatch_mw: float
     q_ev_mvar: _containers.RepeatedScalarFieldContainer[float]
-    def __init__(self, n_nodes: _Optional[int] = ..., n_periods: _Optional[int] = ..., p_import_mw: _Optional[_Iterable[float]] = ..., q_import_mvar: _Optional[_Iterable[float]] = ..., p_load_mw: _Optional[_Iterable[float]] = ..., q_load_mvar: _Optional[_Iterable[float]] = ..., p_gen_mw: _Optional[_Iterable[float]] = ..., q_gen_mvar: _Optional[_Iterable[float]] = ..., p_ev_mw: _Optional[_Iterable[float]] = ..., v_pu: _Optional[_Iterable[float]] = ..., loss_mw: _Optional[_Iterable[float]] = ..., pv_p_mw: _Optional[_Iterable[float]] = ..., pv_avail_mw: _Optional[_Iterable[float]] = ..., mt_p_mw: _Optional[_Iterable[float]] = ..., cost_usd: _Optional[_Mapping[str, float]] = ..., soc_gap_mva2: _Optional[float] = ..., ev_unmet_mwh: _Optional[float] = ..., ac_max_voltage_error_pu: _Optional[float] = ..., ac_loss_error_rel: _Optional[float] = ..., ac_converged: _Optional[bool] = ..., ac_checked: _Optional[bool] = ..., wind_p_mw: _Optional[_Iterable[float]] = ..., wind_avail_mw: _Optional[_Iterable[float]] = ..., penalty_usd: _Optional[float] = ..., mismatch_mw: _Optional[float] = ..., q_ev_mvar: _Optional[_Iterable[float]] = ...) -> None: ...
+    chance: _containers.ScalarMap[str, float]
+    def __init__(self, n_nodes: _Optional[int] = ..., n_periods: _Optional[int] = ..., p_import_mw: _Optional[_Iterable[float]] = ..., q_import_mvar: _Optional[_Iterable[float]] = ..., p_load_mw: _Optional[_Iterable[float]] = ..., q_load_mvar: _Optional[_Iterable[float]] = ..., p_gen_mw: _Optional[_Iterable[float]] = ..., q_gen_mvar: _Optional[_Iterable[float]] = ..., p_ev_mw: _Optional[_Iterable[float]] = ..., v_pu: _Optional[_Iterable[float]] = ..., loss_mw: _Optional[_Iterable[float]] = ..., pv_p_mw: _Optional[_Iterable[float]] = ..., pv_avail_mw: _Optional[_Iterable[float]] = ..., mt_p_mw: _Optional[_Iterable[float]] = ..., cost_usd: _Optional[_Mapping[str, float]] = ..., soc_gap_mva2: _Optional[float] = ..., ev_unmet_mwh: _Optional[float] = ..., ac_max_voltage_error_pu: _Optional[float] = ..., ac_loss_error_rel: _Optional[float] = ..., ac_converged: _Optional[bool] = ..., ac_checked: _Optional[bool] = ..., wind_p_mw: _Optional[_Iterable[float]] = ..., wind_avail_mw: _Optional[_Iterable[float]] = ..., penalty_usd: _Optional[float] = ..., mismatch_mw: _Optional[float] = ..., q_ev_mvar: _Optional[_Iterable[float]] = ..., chance: _Optional[_Mapping[str, float]] = ...) -> None: ...
