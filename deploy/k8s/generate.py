@@ -231,8 +231,8 @@ def common_objects(ops: list[tuple[str, str]]) -> dict[str, list[dict[str, objec
         "data": {"services.yaml": yaml.safe_dump(services_map(ops), sort_keys=False)},
     }
     # Operators accept gRPC only from operators (a DSO calls its aggregator) and from the Ray cluster's
-    # pods (the orchestrator's actors hold the stubs); the TNO only from the orchestrator's pods. Kubelet probes come from the node, which most
-    # CNIs allow regardless; check yours.
+    # pods (the orchestrator's actors hold the stubs); the TNO only from the orchestrator's pods. Kubelet
+    # probes come from the node, which most CNIs allow regardless; check yours.
     policy: dict[str, object] = {
         "apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
         "metadata": {"name": "operators-grpc", "namespace": ns, "labels": _labels("policy")},
