@@ -124,19 +124,20 @@ def test_only_the_orchestrator_may_ask_the_tno(tno_server: Tno, identity: str, c
 
 
 def test_loop_over_the_service_matches_embedded(remote: RemoteTransportOperator) -> None:
-    from aggregator.zonotope import shift_generators
+    from aggregator.zonotope import cluster_generators
     from dso.coupling import CouplingFeederSpec, coupling_feeder
     from dso.problem import DsoProblem
-    from orchestrator.strategies.tno_dno import ZONOTOPE_SHIFTS, CouplingLoop
+    from orchestrator.strategies.tno_dno import ZONOTOPE_SHIFTS, CouplingLoop, v2g_efficiency_of
 
     case = _case()
     spec = CouplingFeederSpec()
-    g = shift_generators(case.n_periods, ZONOTOPE_SHIFTS)
+    eta = v2g_efficiency_of(case.ev_types)  # V2G clusters
+    g = cluster_generators(case.n_periods, ZONOTOPE_SHIFTS, eta)
     results = []
     data, inputs = coupling_feeder(np.array([s.feeder_node for s in case.stations]), g, spec=spec)
     for tno in (TransportOperator(case), remote):
         loop = CouplingLoop(tno, DsoProblem(data, inputs), spec.import_price_usd_per_mwh, case.stations,
-                            case.step_min, case.n_periods)
+                            case.step_min, case.n_periods, v2g_efficiency=eta)
         results.append(loop.run("equilibrium", max_rounds=2, tno_max_iter=3))
     emb, srv = results
     assert [r.station_arrivals for r in emb.rounds] == [r.station_arrivals for r in srv.rounds]
