@@ -135,9 +135,10 @@ def test_loop_over_the_service_matches_embedded(remote: RemoteTransportOperator)
     g = cluster_generators(case.n_periods, ZONOTOPE_SHIFTS, eta)
     results = []
     data, inputs = coupling_feeder(np.array([s.feeder_node for s in case.stations]), g, spec=spec)
+    dso = DsoProblem(data, inputs)  # built once (DPP): each loop sets its clusters before every solve
     for tno in (TransportOperator(case), remote):
-        loop = CouplingLoop(tno, DsoProblem(data, inputs), spec.import_price_usd_per_mwh, case.stations,
-                            case.step_min, case.n_periods, v2g_efficiency=eta)
+        loop = CouplingLoop(tno, dso, spec.import_price_usd_per_mwh, case.stations, case.step_min, case.n_periods,
+                            v2g_efficiency=eta)
         results.append(loop.run("equilibrium", max_rounds=2, tno_max_iter=3))
     emb, srv = results
     assert [r.station_arrivals for r in emb.rounds] == [r.station_arrivals for r in srv.rounds]
