@@ -19,9 +19,17 @@ Aggregate (exact Minkowski sum, because the generator directions are shared): c 
 beta = sum_i beta_i. Disaggregation in closed form: aggregate point c + G diag(beta) xi -> p_i = c_i +
 G diag(beta_i) xi, which lies in Z_i, hence satisfies every limit of EV i, and the p_i add up exactly.
 
-Limitation: the zonotope covers charging only (p >= 0): with a one-way efficiency the stored energy is
-not linear in net power once V2G discharging enters, so V2G EVs contribute their charging flexibility
-only. Proportional sharing (:func:`aggregator.flex.inner_flexibility`) keeps V2G.
+V2G (``v2g_efficiency`` given): with a one-way efficiency the stored energy is not linear in net power, so a
+V2G EV's zonotope lives in the lifted space of its grid-side charging and discharging (p+, p-) >= 0, whose
+polytope is linear: p+_t / p_ch + p-_t / p_dis <= 1 (the two share the period: any such pair is realised by
+charging for part of the period and discharging for the rest), floor and capacity on the stored energy
+lo_k <= dt sum_{m<=k} (eta p+_m - p-_m / eta) <= hi_k, and the need met exactly at departure. Its generators
+are the shift generators on p+ and two energy-neutral V2G pairs per (t, L): discharge 1 at t and recharge
+1/eta^2 at t+L, or charge 1/eta^2 at t and discharge 1 at t+L (eta (1/eta^2) - 1/eta = 0). The network sees
+net power p = p+ - p-, so the shared template in net power is G = G+ - G-, the same for every EV only if
+every V2G EV has the efficiency ``v2g_efficiency`` (another one is refused, naming the EV). Charging-only EVs
+get beta = 0 on the V2G pairs. Disaggregation (:func:`disaggregate_zonotope_split`) gives each EV's (p+, p-).
+Without ``v2g_efficiency`` the zonotope covers charging only (V2G EVs contribute their charging flexibility).
 """
 
 from __future__ import annotations
@@ -55,6 +63,13 @@ class ZonotopeFlexibility:
     ev_beta_kw: np.ndarray  # (n_evs, m) per-EV generator scales
     ev_station: np.ndarray  # (n_evs,) int index into station_id
     fit_s: float  # wall seconds of the stacked LP
+    #: V2G (lifted) parts: p+ = c+ + G+ diag(beta) xi, p- = c- + G- diag(beta) xi; ``generators`` = G+ - G-,
+    #: ``ev_c_kw`` = c+ - c-. Charging only: G+ = G, G- = 0, c+ = ev_c_kw, c- = 0.
+    gen_charge: np.ndarray | None = None  # (T, m)
+    gen_discharge: np.ndarray | None = None  # (T, m)
+    ev_c_charge_kw: np.ndarray | None = None  # (n_evs, T)
+    ev_c_discharge_kw: np.ndarray | None = None  # (n_evs, T)
+    v2g_efficiency: float | None = None
 
     @property
     def n_generators(self) -> int:
@@ -76,6 +91,108 @@ def shift_generators(n_periods: int, shifts: Sequence[int] = DEFAULT_SHIFTS) -> 
         g[t, li * n_periods + t] += 1.0
         g[(t + int(s)) % n_periods, li * n_periods + t] -= 1.0
     return g
+
+
+def zonotope_generators(n_periods: int, shifts: Sequence[int] = DEFAULT_SHIFTS,
+                        v2g_efficiency: float | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(G+, G-), each (T, m): the shift generators on charging, then (with ``v2g_efficiency``) the V2G pairs
+    "discharge at t, recharge at t+L" and "charge at t, discharge at t+L" for every shift (module docstring).
+    The network's template is G+ - G- (:func:`cluster_generators`)."""
+    g = shift_generators(n_periods, shifts)
+    if v2g_efficiency is None:
+        return g, np.zeros_like(g)
+    eta = float(v2g_efficiency)
+    if not (np.isfinite(eta) and 0 < eta <= 1):
+        raise FleetError(f"v2g_efficiency={v2g_efficiency!r} must be in (0, 1]")
+    t = np.arange(n_periods)
+    k = n_periods * len(shifts)
+    gp, gm = np.zeros((n_periods, 3 * k)), np.zeros((n_periods, 3 * k))
+    gp[:, :k] = g
+    for li, sh in enumerate(shifts):
+        later = (t + int(sh)) % n_periods
+        a = k + li * n_periods + t  # discharge at t, recharge later
+        gm[t, a] = 1.0
+        gp[later, a] = 1.0 / eta**2
+        b = 2 * k + li * n_periods + t  # charge at t, discharge later
+        gp[t, b] = 1.0 / eta**2
+        gm[later, b] = 1.0
+    return gp, gm
+
+
+def cluster_generators(n_periods: int, shifts: Sequence[int] = DEFAULT_SHIFTS,
+                       v2g_efficiency: float | None = None) -> np.ndarray:
+    """(T, m) template in net grid power (charging positive) that the network's model of the clusters uses."""
+    gp, gm = zonotope_generators(n_periods, shifts, v2g_efficiency)
+    return gp - gm
+
+
+def _v2g_lp(fa: FleetArrays, idx: np.ndarray, dt_h: float, gp: np.ndarray, gm: np.ndarray
+            ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Lifted containment LPs of the V2G EVs ``idx``, stacked into one sparse LP (HiGHS):
+    (c+ (k, T), c- (k, T), beta (k, m)) in kW. Rows per EV, local periods 0..D-1: time share
+    p+/p_ch + p-/p_dis <= 1, p+ >= 0, p- >= 0, prefix energy <= hi and >= lo for k < D-1; the need as an
+    equality on the centre (every generator is energy-neutral).
+
+    Objective, lexicographic: first the largest sum of V2G-pair scales (the discharging the cluster can
+    offer, which no charging-only zonotope has), then, holding each EV's V2G sum, the largest sum of all
+    scales. With sum(beta) alone a short plug-in window gives every scale to the charge shifts (a discharge
+    at the centre costs energy that must be recharged inside the window): an EV plugged 7 five-minute periods
+    for a 20 kWh need at 50 kW (eta 0.92) got no V2G at all; with the priority it can go down to -31.7 kW
+    (net, grid side) and keeps no charge shift (tests/test_aggregator_zonotope.py checks the discharge)."""
+    T, m = gp.shape
+    blocks_a: list[sp.csr_matrix] = []
+    blocks_eq: list[sp.csr_matrix] = []
+    b_ub: list[np.ndarray] = []
+    b_eq: list[float] = []
+    sizes: list[tuple[int, np.ndarray, np.ndarray]] = []
+    touch = (np.abs(gp) + np.abs(gm)) > 0  # (T, m) periods each generator moves
+    v2g_col = np.any(gm != 0, axis=0)  # (m,) the V2G pairs
+    for i in idx:
+        s0, d = int(fa.start[i]), int(fa.dwell[i])
+        cal = (s0 + np.arange(d)) % T
+        inside = np.zeros(T, dtype=bool)
+        inside[cal] = True
+        valid = np.flatnonzero(~np.any(touch & ~inside[:, None], axis=0))  # generators inside the window only
+        g_loc = np.vstack([gp[cal][:, valid], gm[cal][:, valid]])  # (2D, n_g)
+        pc, pd_, e = float(fa.p_ch_kw[i]), float(fa.p_dis_kw[i]), float(fa.efficiency[i])
+        eye = np.eye(d)
+        tri = np.tril(np.ones((d, d)))[: d - 1]  # prefix sums k = 0..D-2
+        energy = np.hstack([e * dt_h * tri, -(dt_h / e) * tri])  # stored gain of the prefix
+        h = np.vstack([np.hstack([eye / pc, eye / pd_]), np.hstack([-eye, 0 * eye]), np.hstack([0 * eye, -eye]),
+                       energy, -energy])
+        lo = float(fa.soc_min_kwh[i] - fa.soc_arrival_kwh[i])
+        hi = float(fa.capacity_kwh[i] - fa.soc_arrival_kwh[i])
+        b = np.concatenate([np.ones(d), np.zeros(2 * d), np.full(d - 1, hi), np.full(d - 1, -lo)])
+        blocks_a.append(sp.csr_matrix(np.hstack([h, np.abs(h @ g_loc)])))
+        eq = np.concatenate([np.full(d, e * dt_h), np.full(d, -dt_h / e), np.zeros(valid.size)])
+        blocks_eq.append(sp.csr_matrix(eq[None, :]))
+        b_ub.append(b)
+        b_eq.append(float(fa.need_kwh[i]))
+        sizes.append((d, cal, valid))
+    a_ub = sp.block_diag(blocks_a, format="csr")
+    a_eq = sp.block_diag(blocks_eq, format="csr")
+    pick = sp.block_diag([sp.csr_matrix(np.concatenate([np.zeros(2 * d), v2g_col[v].astype(float)])[None, :])
+                          for d, _, v in sizes], format="csr")  # (k, vars): each EV's V2G scale sum
+    ub, eq_b = np.concatenate(b_ub), np.array(b_eq)
+    first = linprog(-np.asarray(pick.sum(axis=0)).ravel(), A_ub=a_ub, b_ub=ub, A_eq=a_eq, b_eq=eq_b, bounds=(0, None),
+                    method="highs")
+    if first.status != 0:
+        raise SolveError("zonotope fit (V2G, discharge scales)", str(first.message))
+    held = pick @ first.x
+    cost = np.concatenate([np.concatenate([np.zeros(2 * d), -np.ones(v.size)]) for d, _, v in sizes])
+    res = linprog(cost, A_ub=sp.vstack([a_ub, -pick], format="csr"),
+                  b_ub=np.concatenate([ub, -(held - 1e-7 * np.maximum(held, 1.0))]), A_eq=a_eq, b_eq=eq_b,
+                  bounds=(0, None), method="highs")
+    if res.status != 0:
+        raise SolveError("zonotope fit (V2G)", str(res.message))
+    c_plus, c_minus, beta = np.zeros((idx.size, T)), np.zeros((idx.size, T)), np.zeros((idx.size, m))
+    off = 0
+    for r, (d, cal, valid) in enumerate(sizes):
+        x = res.x[off: off + 2 * d + valid.size]
+        c_plus[r, cal], c_minus[r, cal] = x[:d], x[d:2 * d]
+        beta[r, valid] = np.maximum(x[2 * d:], 0.0)
+        off += 2 * d + valid.size
+    return c_plus, c_minus, beta
 
 
 def _charge_bounds(fa: FleetArrays, dt_h: float) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -206,8 +323,12 @@ def fit_zonotopes(
     shifts: Sequence[int] = DEFAULT_SHIFTS,
     method: str = "template",
     n_fill: int = 41,
+    v2g_efficiency: float | None = None,
 ) -> ZonotopeFlexibility:
     """Fit every EV's zonotope and sum them per station (see module docstring).
+
+    ``v2g_efficiency``: V2G EVs (p_discharge_kw > 0) get the lifted zonotope with discharging (one stacked LP
+    of their own, whatever ``method``); every V2G EV must have this one-way efficiency.
 
     ``method="per_ev"``: one stacked sparse LP with every EV's own containment LP (best fit, seconds for
     thousands of EVs). ``method="template"``: the LPs are solved once for unit EVs on a grid of fill ratios
@@ -220,6 +341,15 @@ def fit_zonotopes(
     shifts = tuple(int(s) for s in shifts)
     g_mat = shift_generators(n_periods, shifts)
     n, T, m = fa.need_kwh.size, n_periods, g_mat.shape[1]
+    v2g = np.zeros(n, dtype=bool)
+    if v2g_efficiency is not None:
+        gp, gm = zonotope_generators(n_periods, shifts, v2g_efficiency)
+        v2g = fa.p_dis_kw > 0
+        off = np.flatnonzero(v2g & (np.abs(fa.efficiency - v2g_efficiency) > 1e-12))
+        if off.size:
+            i = int(off[0])
+            raise FleetError(f"EV '{fa.ev_id[i]}': efficiency {float(fa.efficiency[i])!r} differs from the clusters' "
+                             f"V2G efficiency {v2g_efficiency!r} (the shared V2G generators need one efficiency)")
     n_st = len(stations)
     sid = tuple(s.station_id for s in stations)
     nodes = np.array([s.node for s in stations], dtype=int)
@@ -248,12 +378,26 @@ def fit_zonotopes(
         ev_beta = scale * np.take_along_axis(b_loc, cols, axis=1)
     else:
         raise FleetError(f"method={method!r} is unknown (known: template, per_ev)")
+    ev_c_ch, ev_c_dis = ev_c, np.zeros_like(ev_c)
+    gen_ch, gen_dis = g_mat, np.zeros_like(g_mat)
+    if v2g_efficiency is not None:
+        gen_ch, gen_dis = gp, gm
+        g_mat = gp - gm
+        ev_beta = np.hstack([ev_beta, np.zeros((n, gp.shape[1] - m))])
+        ev_c_dis = np.zeros_like(ev_c)
+        idx = np.flatnonzero(v2g)
+        if idx.size:
+            ev_c_ch = ev_c.copy()
+            ev_c_ch[idx], ev_c_dis[idx], ev_beta[idx] = _v2g_lp(fa, idx, dt_h, gp, gm)
+        ev_c = ev_c_ch - ev_c_dis
+        m = g_mat.shape[1]
     c_st = np.zeros((n_st, T))
     beta_st = np.zeros((n_st, m))
     np.add.at(c_st, fa.station_index, ev_c / 1e3)
     np.add.at(beta_st, fa.station_index, ev_beta / 1e3)
     return ZonotopeFlexibility(
-        g_mat, shifts, sid, nodes, c_st, beta_st, ev_c, ev_beta, fa.station_index.copy(), time.perf_counter() - t0
+        g_mat, shifts, sid, nodes, c_st, beta_st, ev_c, ev_beta, fa.station_index.copy(), time.perf_counter() - t0,
+        gen_ch, gen_dis, ev_c_ch, ev_c_dis, v2g_efficiency,
     )
 
 
@@ -280,6 +424,16 @@ def disaggregate_zonotope(z: ZonotopeFlexibility, xi: np.ndarray) -> np.ndarray:
     """(n_evs, T) kW: p_i = c_i + G diag(beta_i) xi_{station(i)} (closed form, no solve)."""
     xi = _check_xi(z, xi)
     return z.ev_c_kw + (z.ev_beta_kw * xi[z.ev_station]) @ z.generators.T
+
+
+def disaggregate_zonotope_split(z: ZonotopeFlexibility, xi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(p+ (n_evs, T), p- (n_evs, T)) kW, grid-side charging and discharging of every EV; p+ - p- is
+    :func:`disaggregate_zonotope`. Each pair lies in its EV's lifted polytope (module docstring)."""
+    xi = _check_xi(z, xi)
+    scaled = z.ev_beta_kw * xi[z.ev_station]
+    if z.gen_charge is None or z.gen_discharge is None or z.ev_c_charge_kw is None or z.ev_c_discharge_kw is None:
+        return z.ev_c_kw + scaled @ z.generators.T, np.zeros_like(z.ev_c_kw)
+    return z.ev_c_charge_kw + scaled @ z.gen_charge.T, z.ev_c_discharge_kw + scaled @ z.gen_discharge.T
 
 
 def zonotope_coordinates(z: ZonotopeFlexibility, p_mw: np.ndarray, tol_mw: float = 1e-6) -> np.ndarray:

@@ -48,13 +48,15 @@ OWN_DSO = "own-dso"  # on agg-<dso>: the DSO <dso> itself, no other
 CLIENTS = "clients"  # role client
 
 _TSO, _DSO, _AGG = "/gridcoord.v1.TsoService/", "/gridcoord.v1.DsoService/", "/gridcoord.v1.AggregatorService/"
+_TNO = "/gridcoord.v1.TransportService/"
 
 #: The authorization table: full method name -> rules, any of which admits the caller. Deny by default:
 #: a method of a gridcoord service missing here is PERMISSION_DENIED (tests/test_tls.py checks that every
 #: RPC in the proto descriptors has a row). Reserve, Amend, Cancel: the orchestrator (it runs the trial) and
 #: EV-booking clients; DSOs never book reservations on an aggregator. ListReservations (every booked EV: private
 #: fleet data) only the orchestrator, as the trial's auditor. The orchestrator never reads or writes an
-#: aggregator's envelopes: only the aggregator's own DSO does (DSO-A cannot act on DSO-B's EV data).
+#: aggregator's envelopes: only the aggregator's own DSO does (DSO-A cannot act on DSO-B's EV data). The TNO's
+#: Respond (station prices in, station arrival envelopes out: one round of the TNO-DNO loop) only the orchestrator.
 POLICY: dict[str, tuple[str, ...]] = {
     _TSO + "Describe": (ANY,),
     _TSO + "Evaluate": (THE_ORCHESTRATOR,),
@@ -81,6 +83,8 @@ POLICY: dict[str, tuple[str, ...]] = {
     _AGG + "ListReservations": (THE_ORCHESTRATOR,),
     _AGG + "Amend": (THE_ORCHESTRATOR, CLIENTS),
     _AGG + "Cancel": (THE_ORCHESTRATOR, CLIENTS),
+    _TNO + "Describe": (ANY,),
+    _TNO + "Respond": (THE_ORCHESTRATOR,),
 }
 #: Services open to any peer that passed the mTLS handshake (a certificate of the trial CA).
 OPEN_PREFIXES = ("/grpc.health.v1.Health/", "/grpc.reflection.v1alpha.ServerReflection/",

@@ -11,6 +11,7 @@ from aggregator.schedule import build_price_response, solve_price_response
 from aggregator.zonotope import (
     ZonotopeFlexibility,
     disaggregate_zonotope,
+    disaggregate_zonotope_split,
     fit_zonotopes,
     zonotope_coordinates,
 )
@@ -77,6 +78,40 @@ def test_outside_point_refused(zono: ZonotopeFlexibility) -> None:
     bad[0, 3] += 5.0  # 5 MW more at one station-hour breaks the energy total
     with pytest.raises(FleetError, match="cs-a.*outside its zonotope"):
         zonotope_coordinates(zono, bad)
+
+
+def _lowest_mw(z: ZonotopeFlexibility) -> np.ndarray:
+    """(S, T) the least station power each period can reach inside the zonotope (xi signs chosen per period)."""
+    return z.c_mw - z.beta_mw @ np.abs(z.generators.T)
+
+
+def test_v2g_zonotope_discharges_and_every_point_disaggregates(fleet: list[EV]) -> None:
+    small = fleet[:60]
+    z = fit_zonotopes(small, STATIONS, method="per_ev", v2g_efficiency=0.95)
+    v2g = np.array([ev.p_discharge_kw > 0 for ev in small])
+    p_max = np.array([[ev.p_charge_kw, max(ev.p_discharge_kw, 1e-12)] for ev in small])
+    rng = np.random.default_rng(7)
+    for xi in (rng.choice([-1.0, 1.0], z.beta_mw.shape), rng.uniform(-1, 1, z.beta_mw.shape)):
+        p_ch, p_dis = disaggregate_zonotope_split(z, xi)
+        check_per_ev(small, p_ch, p_dis)  # limits, window, SOC, need met exactly
+        assert np.all(p_ch / p_max[:, :1] + p_dis / p_max[:, 1:] <= 1 + 1e-9)  # charge and discharge share a period
+        assert np.all(p_dis[~v2g] == 0.0)
+        station = np.array([[s.station_id for s in STATIONS].index(ev.station) for ev in small])
+        by_station = np.zeros((3, T))
+        np.add.at(by_station, station, (p_ch - p_dis) / 1e3)
+        np.testing.assert_allclose(by_station, z.profile_mw(xi), atol=1e-9)
+    # the clusters can now feed the grid, which the charging-only zonotope of the same EVs cannot
+    assert _lowest_mw(fit_zonotopes(small, STATIONS, method="per_ev")).min() >= -1e-9
+    assert _lowest_mw(z).min() < -0.01
+    with pytest.raises(FleetError, match=r"EV '.*': efficiency 0.95 differs from the clusters' V2G efficiency 0.9"):
+        fit_zonotopes(small, STATIONS, v2g_efficiency=0.9)
+    # a short stay (7 five-minute periods for 20 kWh at 50 kW): the discharge scales come first, so it can still
+    # feed the grid (-31.7 kW at best: the lexicographic fit's value)
+    short = EV("short", arrival_h=1.0, departure_h=1.65, energy_need_kwh=20.0, capacity_kwh=60.0,
+               soc_arrival_kwh=15.0, p_charge_kw=50.0, p_discharge_kw=50.0, efficiency=0.92, station="cs-a")
+    zs = fit_zonotopes([short], STATIONS, dt_h=1 / 12, n_periods=96, shifts=(1, 2, 4, 8), method="per_ev",
+                       v2g_efficiency=0.92)
+    assert _lowest_mw(zs).min() * 1e3 == pytest.approx(-31.72, abs=0.01)
 
 
 def test_10k_evs_fit_and_their_sum_is_the_fleets() -> None:

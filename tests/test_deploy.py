@@ -336,6 +336,34 @@ def test_k8s_ray_token_auth_and_nothing_exposed(k8s_docs):
     assert pol["spec"]["ingress"][0]["ports"] == [{"protocol": "TCP", "port": PORT}]
 
 
+def test_k8s_transport_case_runs_the_tno_over_mtls_in_its_own_namespace(tmp_path):
+    """deploy/k8s/transport: `generate.py --case nguyen-dupuis-ieee33` (the TNO), committed and up to date."""
+    from orchestrator.cli.certs import create_trial
+    from orchestrator.cli.serve import TRANSPORT_CASE, case_operators
+
+    ops = case_operators(TRANSPORT_CASE)
+    assert ops == [("tno", "tno")]
+    files = gen.render(TRANSPORT_CASE, ops)
+    assert gen.stale(files, K8S / "transport") == [], \
+        "run `python deploy/k8s/generate.py --case nguyen-dupuis-ieee33 --out deploy/k8s/transport`"
+    docs = [d for text in files.values() for d in yaml.safe_load_all(text) if d]
+    assert not _kind(docs, "RayCluster") and not _kind(docs, "RayJob")
+    assert {d["metadata"]["namespace"] for d in docs if d["kind"] not in ("Namespace", "Kustomization")} == {
+        "gridcoord-transport"}  # its services file and Secrets never replace the grid case's
+    (dep,) = _kind(docs, "Deployment")
+    (c,) = dep["spec"]["template"]["spec"]["containers"]
+    args = _parse(c["args"])
+    assert (args.command, args.role, args.id, args.case) == ("serve", "tno", "tno", TRANSPORT_CASE)
+    assert args.tls_dir == TLS_DIR and not args.insecure
+    (pol,) = _kind(docs, "NetworkPolicy")
+    assert pol["spec"]["ingress"][0]["from"] == [
+        {"podSelector": {"matchLabels": {"app.kubernetes.io/component": "orchestrator"}}}]
+    create_trial(TRANSPORT_CASE, tmp_path / "certs")
+    secrets = {s["metadata"]["name"]: set(s["data"]) for s in gen.tls_secrets(ops, tmp_path / "certs")}
+    assert secrets == {"gridcoord-tls-tno": {"ca.pem", "tno.pem", "tno.key"},
+                       "gridcoord-tls-orchestrator": {"ca.pem", "orchestrator.pem", "orchestrator.key"}}
+
+
 @pytest.mark.skipif(shutil.which("kubectl") is None, reason="kubectl not installed")
 def test_kubectl_kustomize_builds_offline(ops):
     out = subprocess.run(["kubectl", "kustomize", str(K8S)], capture_output=True, text=True, timeout=60)

@@ -26,7 +26,7 @@ from core.case import load_case, operators
 from core.rpc import RemoteError, Served, start_server
 from core.tls import POLICY, AuthorizationInterceptor, SecurityLog, TlsIdentity
 from dso.service import AggregatorLink
-from gridcoord.v1 import aggregator_pb2, aggregator_pb2_grpc, common_pb2, dso_pb2, tso_pb2, tso_pb2_grpc
+from gridcoord.v1 import aggregator_pb2, aggregator_pb2_grpc, common_pb2, dso_pb2, tno_pb2, tso_pb2, tso_pb2_grpc
 from gridcoord.v1 import aggregator_pb2 as _agg
 from orchestrator.cli import certs
 from orchestrator.cli.main import main
@@ -179,7 +179,8 @@ def test_tls_identity_names_the_missing_or_wrong_file(pki: Pki, tmp_path: Path) 
 
 def test_every_rpc_of_every_service_has_exactly_one_policy_row() -> None:
     methods = {f"/{svc.full_name}/{m.name}"
-               for mod in (tso_pb2, dso_pb2, aggregator_pb2) for svc in mod.DESCRIPTOR.services_by_name.values()
+               for mod in (tso_pb2, dso_pb2, aggregator_pb2, tno_pb2)
+               for svc in mod.DESCRIPTOR.services_by_name.values()
                for m in svc.methods}
     assert set(POLICY) == methods, f"policy rows missing or stale: {sorted(methods ^ set(POLICY))}"
     rounds = {"Evaluate", "Optimize", "Respond", "Prox", "Report", "Forecast"}

@@ -148,12 +148,26 @@ def test_loop_converges_and_meets_every_ev_need() -> None:
     assert r.rounds[-1].price_change_usd_per_mwh <= 5.0 and r.rounds[-1].arrival_change <= 0.02
     assert m["vehicles_departed"] == m["vehicles_arrived"] > 0
     assert len(r.evs) == m["charging_evs"] > 0
-    # each EV's disaggregated schedule: within its charger limit, zero outside its window, need delivered
-    p = r.ev_kw
-    assert np.all(p >= -1e-6)
-    assert np.all(p <= np.array([e.p_charge_kw for e in r.evs])[:, None] + 1e-6)
+    # each EV's disaggregated schedule (V2G clusters: charging p+ and discharging p-): within its limits (the
+    # two share a period), nothing outside its plug-in window, stored energy inside [soc_min, capacity], need met
+    p_dis = r.ev_discharge_kw
+    assert p_dis is not None
+    p_ch = r.ev_kw + p_dis
+    lim = np.array([[e.p_charge_kw, max(e.p_discharge_kw, 1e-12)] for e in r.evs])
+    assert np.all(p_ch >= -1e-6) and np.all(p_dis >= -1e-6)
+    assert np.all(p_ch / lim[:, :1] + p_dis / lim[:, 1:] <= 1 + 1e-6)
+    v2g = np.array([e.p_discharge_kw > 0 for e in r.evs])
+    assert v2g.any() and np.all(p_dis[~v2g] == 0.0)
+    dt = inputs.dt_h
+    for i, e in enumerate(r.evs):
+        window = np.zeros(r.ev_kw.shape[1], dtype=bool)
+        window[int(np.ceil(e.arrival_h / dt - 1e-9)):int(np.floor(e.departure_h / dt + 1e-9))] = True
+        assert np.all(p_ch[i, ~window] == 0.0) and np.all(p_dis[i, ~window] == 0.0), e.ev_id
+        soc = e.soc_arrival_kwh + np.cumsum(e.efficiency * p_ch[i] - p_dis[i] / e.efficiency) * dt
+        assert soc.min() >= e.soc_min_kwh - 1e-6 and soc.max() <= e.capacity_kwh + 1e-6, e.ev_id
+        assert abs(soc[-1] - e.soc_arrival_kwh - e.energy_need_kwh) <= 1e-6, e.ev_id
     assert float(r.ev_unmet_kwh.max()) <= 1e-6
-    np.testing.assert_allclose(p.sum(axis=0) / 1000.0, r.dispatch.ev_zono_p_mw.sum(axis=0), atol=1e-6)
+    np.testing.assert_allclose(r.ev_kw.sum(axis=0) / 1000.0, r.dispatch.ev_zono_p_mw.sum(axis=0), atol=1e-6)
     assert sum(m["station_arrivals"].values()) == m["charging_evs"]
 
 

@@ -1,38 +1,74 @@
-"""The TNO behind gRPC: the same answers as in-process, bad requests refused naming the field, the loop over it."""
+"""The TNO behind gRPC, served as ``gridcoord serve tno --tls-dir`` serves it (mTLS, certificate-bound
+authorization): the same answers as in-process, bad requests refused naming the field, callers other than the
+orchestrator refused naming them, the loop over it."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
+from pathlib import Path
 
+import grpc
 import numpy as np
 import pytest
 
-from core.rpc import RemoteError, start_server
+from core.rpc import RemoteError
+from core.tls import TlsIdentity
 from core.traffic import Traffic
 from gridcoord.v1 import tno_pb2
+from orchestrator.cli import certs
+from orchestrator.cli.serve import TRANSPORT_CASE, ServeOptions, start_tno
 from orchestrator.system.tno_client import RemoteTransportOperator
-from tno.cases import coupling_case
+from tno.cases import TNO_ID, coupling_case
 from tno.network import TransportCase
 from tno.operator import StationArrivals, TransportOperator
-from tno.service import SERVICE_NAME, TnoServicer
 
 
 def _case() -> TransportCase:
     return coupling_case(demand_scale=0.3, charging_share=0.2, horizon_min=120.0, departure_end_min=40.0)
 
 
+@pytest.fixture(scope="module")
+def tls_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The transport case's trial (``gridcoord certs --case nguyen-dupuis-ieee33``: tno + orchestrator) plus a
+    client and a grid operator's certificate of the same CA: callers that pass the handshake but are not the
+    orchestrator."""
+    d = tmp_path_factory.mktemp("tno") / "tls"
+    certs.create_trial(TRANSPORT_CASE, d, clients=1)
+    certs.write_identity(d, certs.issue(certs.load_ca(d), "dso1", "dso"))
+    return d
+
+
+class Tno:
+    """``gridcoord serve tno --id tno --tls-dir DIR`` on the reduced case (a fresh process state per test: the
+    operator keeps its equilibrium's warm start between calls)."""
+
+    def __init__(self, tls_dir: Path, log: Path) -> None:
+        self.tls_dir, self.log = tls_dir, log
+        self.served = start_tno(ServeOptions(case=TRANSPORT_CASE, role="tno", operator_id=TNO_ID, port=0,
+                                             tls_dir=str(tls_dir), security_log=str(log)), _case())
+        self.address = f"127.0.0.1:{self.served.port}"
+
+    def client(self, identity: str = "orchestrator", run_id: str = "t1") -> RemoteTransportOperator:
+        return RemoteTransportOperator(TNO_ID, self.address, run_id=run_id,
+                                       tls=TlsIdentity(str(self.tls_dir), identity), stats=Traffic())
+
+
 @pytest.fixture()
-def remote() -> Iterator[RemoteTransportOperator]:
-    servicer = TnoServicer("tno-1", TransportOperator(_case()))
-    served = start_server([servicer.register], [SERVICE_NAME], "127.0.0.1:0")
-    served.set_serving(True)
-    client = RemoteTransportOperator("tno-1", f"127.0.0.1:{served.port}", run_id="t1", stats=Traffic())
+def tno_server(tls_dir: Path, tmp_path: Path) -> Iterator[Tno]:
+    t = Tno(tls_dir, tmp_path / "security-tno.jsonl")
+    yield t
+    t.served.server.stop(0)
+
+
+@pytest.fixture()
+def remote(tno_server: Tno) -> Iterator[RemoteTransportOperator]:
+    client = tno_server.client()
     client.wait(10.0)
     try:
         yield client
     finally:
         client.close()
-        served.server.stop(0)
 
 
 def _same(a: StationArrivals, b: StationArrivals) -> None:
@@ -68,20 +104,41 @@ def test_remote_refuses_bad_prices(remote: RemoteTransportOperator) -> None:
         remote.respond(bad)
 
 
+@pytest.mark.parametrize(("identity", "code", "reason"), [
+    ("client-1", grpc.StatusCode.PERMISSION_DENIED,
+     "client 'client-1' may not call Respond on 'tno': only the orchestrator"),
+    ("dso1", grpc.StatusCode.UNAUTHENTICATED, "identity 'dso1' is not a participant of this trial"),
+])
+def test_only_the_orchestrator_may_ask_the_tno(tno_server: Tno, identity: str, code: grpc.StatusCode,
+                                               reason: str) -> None:
+    client = tno_server.client(identity, run_id=f"intruder-{identity}")
+    try:
+        with pytest.raises(RemoteError, match=reason) as exc:
+            client.respond(np.zeros((4, _case().n_periods)), mode="shortest_path", max_iter=1)
+        assert exc.value.code == code
+    finally:
+        client.close()
+    events = [json.loads(line) for line in tno_server.log.read_text().splitlines()]
+    assert [(e["identity"], e["method"], e["status"]) for e in events] == [
+        (identity, "/gridcoord.v1.TransportService/Respond", code.name)]
+
+
 def test_loop_over_the_service_matches_embedded(remote: RemoteTransportOperator) -> None:
-    from aggregator.zonotope import shift_generators
+    from aggregator.zonotope import cluster_generators
     from dso.coupling import CouplingFeederSpec, coupling_feeder
     from dso.problem import DsoProblem
-    from orchestrator.strategies.tno_dno import ZONOTOPE_SHIFTS, CouplingLoop
+    from orchestrator.strategies.tno_dno import ZONOTOPE_SHIFTS, CouplingLoop, v2g_efficiency_of
 
     case = _case()
     spec = CouplingFeederSpec()
-    g = shift_generators(case.n_periods, ZONOTOPE_SHIFTS)
+    eta = v2g_efficiency_of(case.ev_types)  # V2G clusters
+    g = cluster_generators(case.n_periods, ZONOTOPE_SHIFTS, eta)
     results = []
     data, inputs = coupling_feeder(np.array([s.feeder_node for s in case.stations]), g, spec=spec)
+    dso = DsoProblem(data, inputs)  # built once (DPP): each loop sets its clusters before every solve
     for tno in (TransportOperator(case), remote):
-        loop = CouplingLoop(tno, DsoProblem(data, inputs), spec.import_price_usd_per_mwh, case.stations,
-                            case.step_min, case.n_periods)
+        loop = CouplingLoop(tno, dso, spec.import_price_usd_per_mwh, case.stations, case.step_min, case.n_periods,
+                            v2g_efficiency=eta)
         results.append(loop.run("equilibrium", max_rounds=2, tno_max_iter=3))
     emb, srv = results
     assert [r.station_arrivals for r in emb.rounds] == [r.station_arrivals for r in srv.rounds]

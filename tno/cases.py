@@ -15,6 +15,11 @@ from dataclasses import replace
 
 from tno.network import ChargingStation, EvType, TransportCase, nguyen_dupuis
 
+#: the bundled transport case's name (``gridcoord serve tno --case``, ``gridcoord certs --case``)
+CASE_NAME = "nguyen-dupuis-ieee33"
+#: the case's one transport network operator: its operator id, certificate identity and DNS name
+TNO_ID = "tno"
+
 STATIONS = (
     ChargingStation("c1", road_node=12, feeder_node=18, plugs=20, p_plug_kw=120.0, renewable="wind"),
     ChargingStation("c2", road_node=13, feeder_node=33, plugs=20, p_plug_kw=120.0, renewable="wind"),
@@ -38,6 +43,12 @@ def coupling_case(demand_scale: float = 1.0, charging_share: float = 0.1, horizo
     net, od = nguyen_dupuis(demand_scale)
     return TransportCase(network=net, od=od, stations=STATIONS, ev_types=EV_TYPES, horizon_min=horizon_min,
                          departure_end_min=departure_end_min, charging_share=charging_share, seed=seed)
+
+
+def operators() -> list[tuple[str, str]]:
+    """(role, operator id) of every operator of the transport case: the TNO (the feeder's DSO and the EV
+    clusters run inside the orchestrator's loop, so only the TNO is a service of its own)."""
+    return [("tno", TNO_ID)]
 
 
 def with_stations(case: TransportCase, stations: tuple[ChargingStation, ...]) -> TransportCase:

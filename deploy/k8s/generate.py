@@ -3,6 +3,7 @@
     python deploy/k8s/generate.py                       # writes deploy/k8s/*.yaml for ieee30-3x33
     python deploy/k8s/generate.py --case my.yaml --out /tmp/k8s
     python deploy/k8s/generate.py --check               # exit 1 if the committed files are stale
+    python deploy/k8s/generate.py --case nguyen-dupuis-ieee33 --out deploy/k8s/transport   # the TNO
     gridcoord certs --case ieee30-3x33 --out certs && \
       python deploy/k8s/generate.py --tls-secrets certs | kubectl apply -f -   # the mTLS Secrets (not committed)
 
@@ -16,7 +17,10 @@ Secret ``gridcoord-tls-ID`` (ca.pem, ID.pem, ID.key); the Ray pods mount ``gridc
 holding the services file (id -> ``<id>.<namespace>.svc:50051``), a NetworkPolicy (operators accept
 gRPC only from each other and from the Ray cluster's pods), a KubeRay RayCluster (token
 authentication, dashboard not exposed) and a RayJob whose entrypoint is ``gridcoord run ... --services
-... --ray-address auto``, and a kustomization.yaml listing everything.
+... --ray-address auto``, and a kustomization.yaml listing everything. The transport case
+(``nguyen-dupuis-ieee33``: one operator, ``tno``) goes to its own namespace ``gridcoord-transport`` (its own
+services file, network policy and Secrets of its own trial CA, ``gridcoord certs --case nguyen-dupuis-ieee33``)
+and has no Ray objects: the TNO-DNO loop's orchestrator is ``gridcoord study transport-coupling``.
 """
 
 from __future__ import annotations
@@ -30,6 +34,9 @@ from pathlib import Path
 import yaml
 
 NAMESPACE = "gridcoord"
+#: the transport case's TNO lives in a namespace of its own: its services file, network policy and Secrets
+#: (another trial CA) must not replace the grid case's
+TRANSPORT_NAMESPACE = "gridcoord-transport"
 IMAGE = "gridcoord:0.1.0"
 PORT = 50051
 SERVICES_DIR = "/etc/gridcoord"
@@ -46,7 +53,7 @@ RUNS_DIR = "/var/lib/gridcoord/runs"
 RAY_CLUSTER = "gridcoord-ray"
 RAY_VERSION = "2.60.0"  # the Ray in the image (Dockerfile: ray[default]>=2.52); token auth needs >= 2.52
 UID = 1000  # the image's non-root user (deploy/Dockerfile)
-ROLES = ("tso", "dso", "aggregator")
+ROLES = ("tso", "dso", "aggregator", "tno")
 DNS_LABEL = re.compile(r"^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$")
 HERE = Path(__file__).resolve().parent
 RAY_NOTE = """\
@@ -137,10 +144,16 @@ def _probe(period_s: int, failures: int) -> dict[str, object]:
             "periodSeconds": period_s, "failureThreshold": failures, "timeoutSeconds": 10}
 
 
+def namespace_of(ops: list[tuple[str, str]]) -> str:
+    """The grid case's namespace, or :data:`TRANSPORT_NAMESPACE` for an operator list of TNOs only."""
+    return TRANSPORT_NAMESPACE if all(role == "tno" for role, _ in ops) else NAMESPACE
+
+
 def tls_secrets(ops: list[tuple[str, str]], certs_dir: Path) -> list[dict[str, object]]:
     """One Secret per identity (every operator and the orchestrator): ca.pem, ID.pem, ID.key from ``certs_dir``."""
     import base64
 
+    ns = namespace_of(ops)
     out: list[dict[str, object]] = []
     for role, oid in [*ops, ("orchestrator", ORCHESTRATOR_ID)]:
         data = {}
@@ -150,17 +163,17 @@ def tls_secrets(ops: list[tuple[str, str]], certs_dir: Path) -> list[dict[str, o
                 raise ManifestError(f"--tls-secrets: {path} is missing (run `gridcoord certs --out {certs_dir}`)")
             data[name] = base64.b64encode(path.read_bytes()).decode()
         out.append({"apiVersion": "v1", "kind": "Secret", "type": "Opaque",
-                    "metadata": {"name": tls_secret_name(oid), "namespace": NAMESPACE, "labels": _labels(role, oid)},
+                    "metadata": {"name": tls_secret_name(oid), "namespace": ns, "labels": _labels(role, oid)},
                     "data": data})
     return out
 
 
-def operator_objects(case: str, role: str, oid: str) -> list[dict[str, object]]:
+def operator_objects(case: str, role: str, oid: str, ns: str = NAMESPACE) -> list[dict[str, object]]:
     """Deployment + Service for one operator."""
     sel = {"gridcoord.io/operator": oid}
     deployment: dict[str, object] = {
         "apiVersion": "apps/v1", "kind": "Deployment",
-        "metadata": {"name": oid, "namespace": NAMESPACE, "labels": _labels(role, oid)},
+        "metadata": {"name": oid, "namespace": ns, "labels": _labels(role, oid)},
         "spec": {
             "replicas": 1,  # an operator's state (cached answers, run keys) lives in one process
             "strategy": {"type": "Recreate"},
@@ -197,7 +210,7 @@ def operator_objects(case: str, role: str, oid: str) -> list[dict[str, object]]:
     }
     service: dict[str, object] = {
         "apiVersion": "v1", "kind": "Service",
-        "metadata": {"name": oid, "namespace": NAMESPACE, "labels": _labels(role, oid)},
+        "metadata": {"name": oid, "namespace": ns, "labels": _labels(role, oid)},
         "spec": {"type": "ClusterIP", "selector": sel,
                  "ports": [{"name": "grpc", "port": PORT, "targetPort": "grpc", "protocol": "TCP"}]},
     }
@@ -206,29 +219,33 @@ def operator_objects(case: str, role: str, oid: str) -> list[dict[str, object]]:
 
 def services_map(ops: list[tuple[str, str]]) -> dict[str, str]:
     """Operator id -> in-cluster address (what ``gridcoord run/serve --services`` reads)."""
-    return {oid: f"{oid}.{NAMESPACE}.svc:{PORT}" for _, oid in ops}
+    return {oid: f"{oid}.{namespace_of(ops)}.svc:{PORT}" for _, oid in ops}
 
 
 def common_objects(ops: list[tuple[str, str]]) -> dict[str, list[dict[str, object]]]:
-    namespace: dict[str, object] = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NAMESPACE}}
+    ns = namespace_of(ops)
+    namespace: dict[str, object] = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}
     configmap: dict[str, object] = {
         "apiVersion": "v1", "kind": "ConfigMap",
-        "metadata": {"name": "gridcoord-services", "namespace": NAMESPACE, "labels": _labels("config")},
+        "metadata": {"name": "gridcoord-services", "namespace": ns, "labels": _labels("config")},
         "data": {"services.yaml": yaml.safe_dump(services_map(ops), sort_keys=False)},
     }
     # Operators accept gRPC only from operators (a DSO calls its aggregator) and from the Ray cluster's
-    # pods (the orchestrator's actors hold the stubs). Kubelet probes come from the node, which most
-    # CNIs allow regardless; check yours.
+    # pods (the orchestrator's actors hold the stubs); the TNO only from the orchestrator's pods. Kubelet
+    # probes come from the node, which most CNIs allow regardless; check yours.
     policy: dict[str, object] = {
         "apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
-        "metadata": {"name": "operators-grpc", "namespace": NAMESPACE, "labels": _labels("policy")},
+        "metadata": {"name": "operators-grpc", "namespace": ns, "labels": _labels("policy")},
         "spec": {
             "podSelector": {"matchExpressions": [{"key": "gridcoord.io/operator", "operator": "Exists"}]},
             "policyTypes": ["Ingress"],
             "ingress": [{
                 "from": [{"podSelector": {"matchExpressions": [{"key": "gridcoord.io/operator",
                                                                 "operator": "Exists"}]}},
-                         {"podSelector": {"matchLabels": {"ray.io/cluster": RAY_CLUSTER}}}],
+                         {"podSelector": {"matchLabels": {"ray.io/cluster": RAY_CLUSTER}}}] if ns == NAMESPACE else
+                # the transport namespace has no Ray cluster: its caller is the TNO-DNO loop's orchestrator, a
+                # pod you start with this label (not generated: the study's loop runs in one process)
+                [{"podSelector": {"matchLabels": {"app.kubernetes.io/component": "orchestrator"}}}],
                 "ports": [{"protocol": "TCP", "port": PORT}],
             }],
         },
@@ -321,12 +338,14 @@ def _dump(case: str, docs: list[dict[str, object]]) -> str:
 def render(case: str, ops: list[tuple[str, str]] | None = None) -> dict[str, str]:
     """File name -> text of every manifest for ``case`` (``ops`` overrides the CLI's operator list)."""
     ops = operators_of(case) if ops is None else ops
+    ns = namespace_of(ops)
     files = {name: _dump(case, docs) for name, docs in common_objects(ops).items()}
     for role, oid in ops:
-        files[f"operator-{oid}.yaml"] = _dump(case, operator_objects(case, role, oid))
-    files["ray.yaml"] = _dump(case, ray_objects(case)).replace("\n", "\n" + RAY_NOTE, 1)
+        files[f"operator-{oid}.yaml"] = _dump(case, operator_objects(case, role, oid, ns))
+    if ns == NAMESPACE:  # a transport case has no `gridcoord run`: its TNO-DNO loop runs in the study's process
+        files["ray.yaml"] = _dump(case, ray_objects(case)).replace("\n", "\n" + RAY_NOTE, 1)
     kustomization = {"apiVersion": "kustomize.config.k8s.io/v1beta1", "kind": "Kustomization",
-                     "namespace": NAMESPACE, "resources": sorted(files)}
+                     "namespace": ns, "resources": sorted(files)}
     files["kustomization.yaml"] = HEADER.format(case=case) + yaml.safe_dump(kustomization, sort_keys=False)
     return files
 

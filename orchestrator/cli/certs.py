@@ -1,9 +1,10 @@
 """A trial's certificate authority: ``gridcoord certs --case CASE --out DIR``.
 
 One CA per coordination trial (``DIR/ca.pem``, ``DIR/ca.key``) and one key + certificate per participant
-(``DIR/ID.pem``, ``DIR/ID.key``): every operator of the case (``orchestrator.cli.serve.operators``), the
-orchestrator, and optionally EV-booking clients (``client-1`` ...). The identity a server authorizes is
-read from the certificate only: CN = the participant id, OU = its role (tso | dso | aggregator |
+(``DIR/ID.pem``, ``DIR/ID.key``): every operator of the case (``orchestrator.cli.serve.case_operators``), the
+orchestrator, and optionally EV-booking clients (``client-1`` ...); for the transport case
+(``nguyen-dupuis-ieee33``) the TNO and the orchestrator. The identity a server authorizes is
+read from the certificate only: CN = the participant id, OU = its role (tso | dso | aggregator | tno |
 orchestrator | client), SAN = DNS:<id> (the host name in deploy/compose and k8s, and the TLS target name
 the orchestrator and a DSO check), DNS:localhost, IP:127.0.0.1. Keys are EC P-256 (written 0600); every
 leaf certificate may be used as server and as client (EKU serverAuth + clientAuth) because a DSO is both.
@@ -26,7 +27,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 #: Roles a certificate can carry (OU). ``client`` may only book EV reservations (see core.tls.POLICY).
-ROLES = ("tso", "dso", "aggregator", "orchestrator", "client")
+ROLES = ("tso", "dso", "aggregator", "tno", "orchestrator", "client")
 ORCHESTRATOR_ID = "orchestrator"
 TRIAL_ORG = "gridcoord trial"
 
@@ -163,11 +164,11 @@ def load_ca(tls_dir: str | Path) -> Authority:
 
 def participants(case: str, clients: int = 0) -> list[tuple[str, str]]:
     """(role, id) of everyone who gets a certificate: the case's operators, the orchestrator, ``clients`` clients."""
-    from core.case import load_case, operators
+    from orchestrator.cli.serve import case_operators
 
     if clients < 0:
         raise CertsError(f"--clients = {clients}: must be >= 0")
-    out = operators(load_case(case)) + [("orchestrator", ORCHESTRATOR_ID)]
+    out = case_operators(case) + [("orchestrator", ORCHESTRATOR_ID)]
     return out + [("client", f"client-{i}") for i in range(1, clients + 1)]
 
 

@@ -227,9 +227,9 @@ def _cmd_certs(args: argparse.Namespace) -> int:
 
 
 def _cmd_operators(args: argparse.Namespace) -> int:
-    from core.case import load_case, operators
+    from orchestrator.cli.serve import case_operators
 
-    for role, oid in operators(load_case(args.case)):
+    for role, oid in case_operators(args.case):
         print(role, oid)
     return 0
 
@@ -396,7 +396,8 @@ def build_parser() -> argparse.ArgumentParser:
     serve.set_defaults(func=_cmd_serve)
 
     certs = sub.add_parser("certs", help="create a trial CA and a key + certificate per operator and orchestrator")
-    certs.add_argument("--case", default=DEFAULT_CASE)
+    certs.add_argument("--case", default=DEFAULT_CASE,
+                       help="grid case, or nguyen-dupuis-ieee33 (the TNO's transport case: tno + orchestrator)")
     certs.add_argument("--out", required=True, help="directory for ca.pem, ca.key, ID.pem, ID.key (new or empty)")
     certs.add_argument("--days", type=int, default=365, help="validity of every certificate [days]")
     certs.add_argument("--clients", type=int, default=0,
@@ -405,7 +406,7 @@ def build_parser() -> argparse.ArgumentParser:
     certs.set_defaults(func=_cmd_certs)
 
     ops = sub.add_parser("operators", help="print `ROLE ID` for every operator of a case")
-    ops.add_argument("--case", default=DEFAULT_CASE)
+    ops.add_argument("--case", default=DEFAULT_CASE, help="grid case, or nguyen-dupuis-ieee33 (prints `tno tno`)")
     ops.set_defaults(func=_cmd_operators)
 
     cases = sub.add_parser("cases", help="list the bundled cases")

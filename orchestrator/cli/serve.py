@@ -14,7 +14,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -29,11 +29,23 @@ from core.tls import (
     participants,
     server_credentials,
 )
+from tno.cases import CASE_NAME as TRANSPORT_CASE
+
+if TYPE_CHECKING:
+    from tno.network import TransportCase
 
 log = logging.getLogger("gridcoord.serve")
 ROLES = ("tso", "dso", "aggregator", "tno")
-#: the transport network operator's bundled case (tno.cases); a TNO is not part of the grid cases
-TRANSPORT_CASE = "nguyen-dupuis-ieee33"
+
+
+def case_operators(case: str) -> list[tuple[str, str]]:
+    """(role, operator id) of every operator of a case: a grid case's TSO, DSOs and aggregators
+    (core.case.operators), or the transport case's TNO (tno.cases.operators; a TNO is not part of the grid cases)."""
+    if case == TRANSPORT_CASE:
+        from tno.cases import operators as transport_operators
+
+        return transport_operators()
+    return operators(load_case(case))
 
 
 @dataclass(frozen=True)
@@ -67,6 +79,21 @@ class ServeOptions:
         return TlsIdentity(self.tls_dir, self.operator_id).check() if self.tls_dir is not None else None
 
 
+def _secure(opts: ServeOptions, ops: list[tuple[str, str]]) -> dict[str, Any]:
+    """``start_server`` keywords: mTLS credentials and the authorization interceptor over the case's participants
+    (``ops`` and the orchestrator), or nothing for an explicit ``--insecure`` server (logged as a warning)."""
+    tls = opts.transport()
+    if tls is None:
+        log.warning("%s: PLAINTEXT (--insecure): no authentication, no authorization; local development only",
+                    opts.operator_id)
+        return {}
+    # every call is authorized from the caller's certificate before a servicer sees it
+    events = SecurityLog(opts.security_log or f"security-{opts.operator_id}.jsonl")
+    log.info("%s: mTLS with %s; security events to %s", opts.operator_id, tls.cert_path, events.path)
+    return {"credentials": server_credentials(tls),
+            "interceptors": [AuthorizationInterceptor(opts.operator_id, participants(ops), events)]}
+
+
 def _build_in_background(served: Served, build: Callable[[], None], what: str) -> None:
     def run() -> None:
         try:
@@ -88,22 +115,11 @@ def start_operator(opts: ServeOptions) -> Served:
     from tso.service import TsoServicer
 
     if opts.role == "tno":
-        return _start_tno(opts)
+        return start_tno(opts)
     spec = load_case(opts.case)
-    known = dict((oid, role) for role, oid in operators(spec))
-    if known.get(opts.operator_id) != opts.role:
-        listed = ", ".join(f"{r} {o}" for r, o in operators(spec))
-        raise ValueError(f"case '{spec.name}' has no {opts.role} {opts.operator_id!r} (operators: {listed})")
+    _require_operator(opts, spec.name, operators(spec))
     tls = opts.transport()
-    secure: dict[str, Any] = {}
-    if tls is not None:  # every call is authorized from the caller's certificate before a servicer sees it
-        events = SecurityLog(opts.security_log or f"security-{opts.operator_id}.jsonl")
-        secure = {"credentials": server_credentials(tls),
-                  "interceptors": [AuthorizationInterceptor(opts.operator_id, participants(operators(spec)), events)]}
-        log.info("%s: mTLS with %s; security events to %s", opts.operator_id, tls.cert_path, events.path)
-    else:
-        log.warning("%s: PLAINTEXT (--insecure): no authentication, no authorization; local development only",
-                    opts.operator_id)
+    secure = _secure(opts, operators(spec))
     services = load_services(opts.services_file) if opts.services_file else {}
     address = f"{opts.host}:{opts.port}"
     T, dt = spec.periods, spec.dt_h
@@ -175,22 +191,29 @@ def start_operator(opts: ServeOptions) -> Served:
     return served
 
 
-def _start_tno(opts: ServeOptions) -> Served:
-    """The TNO process: its road network and demand (the bundled transport case) stay here."""
+def _require_operator(opts: ServeOptions, case: str, ops: list[tuple[str, str]]) -> None:
+    if dict((oid, role) for role, oid in ops).get(opts.operator_id) != opts.role:
+        listed = ", ".join(f"{r} {o}" for r, o in ops)
+        raise ValueError(f"case '{case}' has no {opts.role} {opts.operator_id!r} (operators: {listed})")
+
+
+def start_tno(opts: ServeOptions, case: TransportCase | None = None) -> Served:
+    """The TNO process: its road network and demand (the bundled transport case; ``case`` a reduced one for
+    tests) stay here. mTLS as every operator (only the orchestrator may call Respond), plaintext only with
+    ``--insecure``."""
     from tno.cases import coupling_case
+    from tno.cases import operators as transport_operators
     from tno.operator import TransportOperator
     from tno.service import SERVICE_NAME as TNO_SERVICE
     from tno.service import TnoServicer
 
     if opts.case != TRANSPORT_CASE:
         raise ValueError(f"serve tno: --case {opts.case!r} is not a transport case (known: {TRANSPORT_CASE})")
-    if opts.tls_dir is not None or not opts.insecure:
-        raise ValueError("serve tno: only --insecure (plaintext, local development) is supported so far; the TNO "
-                         "has no entry in the grid cases' certificate and authorization lists yet")
-    log.warning("%s: PLAINTEXT (--insecure): no authentication, no authorization; local development only",
-                opts.operator_id)
-    servicer = TnoServicer(opts.operator_id, TransportOperator(coupling_case()))
-    served = start_server([servicer.register], [TNO_SERVICE], f"{opts.host}:{opts.port}", reflection=opts.reflection)
+    _require_operator(opts, TRANSPORT_CASE, transport_operators())
+    secure = _secure(opts, transport_operators())
+    servicer = TnoServicer(opts.operator_id, TransportOperator(case if case is not None else coupling_case()))
+    served = start_server([servicer.register], [TNO_SERVICE], f"{opts.host}:{opts.port}", reflection=opts.reflection,
+                          **secure)
     served.set_serving(True)
     return served
 

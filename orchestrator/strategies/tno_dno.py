@@ -23,13 +23,22 @@ from typing import Protocol
 import numpy as np
 
 from aggregator.fleet import EV, Station
-from aggregator.zonotope import ZonotopeFlexibility, disaggregate_zonotope, fit_zonotopes, shift_generators
+from aggregator.zonotope import ZonotopeFlexibility, cluster_generators, disaggregate_zonotope_split, fit_zonotopes
 from dso.model import FeederDispatch
 from dso.problem import DsoProblem
-from tno.network import ChargingStation
+from tno.network import ChargingStation, EvType
 from tno.operator import Mode, StationArrivals, TnoResponse
 
 ZONOTOPE_SHIFTS = (1, 2, 4, 8)  # 5, 10, 20, 40 minutes
+
+
+def v2g_efficiency_of(ev_types: Sequence[EvType]) -> float | None:
+    """The one-way efficiency of the V2G-capable EV types (the clusters' V2G generators need one; public per
+    EV type like the charging powers), None when no type has V2G; refuses V2G types of different efficiencies."""
+    effs = {t.efficiency for t in ev_types if t.v2g_share > 0}
+    if len(effs) > 1:
+        raise ValueError(f"V2G EV types have efficiencies {sorted(effs)}: the clusters' V2G generators need one")
+    return effs.pop() if effs else None
 
 
 @dataclass
@@ -52,11 +61,12 @@ class LoopResult:
     dispatch: FeederDispatch
     price_usd_per_mwh: np.ndarray  # (S, P) last prices the TNO answered
     dlmp_station_usd_per_mwh: np.ndarray  # (S, P) DSO prices of the last dispatch
-    ev_kw: np.ndarray  # (n_evs, P) disaggregated per-EV schedules
+    ev_kw: np.ndarray  # (n_evs, P) disaggregated per-EV schedules, net grid side (charging positive) [kW]
     ev_unmet_kwh: np.ndarray  # (n_evs,)
     rounds: list[LoopRound] = field(default_factory=list)
     converged: bool = False
     wall_s: float = 0.0
+    ev_discharge_kw: np.ndarray | None = None  # (n_evs, P) grid-side discharging part of ``ev_kw`` [kW]
 
 
 def arrivals_to_fleet(arr: StationArrivals, stations: list[Station]) -> list[EV]:
@@ -80,16 +90,24 @@ class TransportSide(Protocol):
 class CouplingLoop:
     """One DSO problem built once (DPP: the clusters are Parameters) and the TNO, iterated by prices.
     ``stations`` and the clock (``step_min``, ``n_periods``) are public: where the stations plug into the
-    feeder and the dispatch resolution."""
+    feeder and the dispatch resolution. ``v2g_efficiency``: the clusters include V2G discharging (the DSO
+    problem must be built with :func:`aggregator.zonotope.cluster_generators` of the same efficiency); None:
+    charging only."""
 
     def __init__(self, tno: TransportSide, dso: DsoProblem, import_price_usd_per_mwh: float,
-                 stations: Sequence[ChargingStation], step_min: float, n_periods: int) -> None:
+                 stations: Sequence[ChargingStation], step_min: float, n_periods: int,
+                 v2g_efficiency: float | None = None) -> None:
         self.tno, self.dso = tno, dso
         self.stations = [Station(s.station_id, s.feeder_node, s.plugs * s.p_plug_kw) for s in stations]
         self.node_idx = np.array([s.feeder_node - 1 for s in stations])
         self.dt_h = step_min / 60.0
         self.n_periods = n_periods
-        self.generators = shift_generators(self.n_periods, ZONOTOPE_SHIFTS)
+        self.v2g_efficiency = v2g_efficiency
+        self.generators = cluster_generators(self.n_periods, ZONOTOPE_SHIFTS, v2g_efficiency)
+        built = dso.model.parameters["ev_zono.beta_mw"].shape[1]
+        if built != self.generators.shape[1]:
+            raise ValueError(f"the DSO's EV clusters have {built} generators, the loop's {self.generators.shape[1]} "
+                             f"(v2g_efficiency={v2g_efficiency!r}): build the feeder with cluster_generators(...)")
         self.import_price = np.full(self.n_periods, float(import_price_usd_per_mwh))
 
     def _dispatch(self, z: ZonotopeFlexibility | None) -> tuple[FeederDispatch, float]:
@@ -106,7 +124,7 @@ class CouplingLoop:
     def _cluster(self, arr: StationArrivals) -> tuple[list[EV], ZonotopeFlexibility]:
         evs = arrivals_to_fleet(arr, self.stations)
         z = fit_zonotopes(evs, self.stations, dt_h=self.dt_h, n_periods=self.n_periods, shifts=ZONOTOPE_SHIFTS,
-                          method="per_ev")
+                          method="per_ev", v2g_efficiency=self.v2g_efficiency)
         return evs, z
 
     def run(self, mode: Mode = "equilibrium", max_rounds: int = 20, price_tol_usd_per_mwh: float = 5.0,
@@ -142,9 +160,13 @@ class CouplingLoop:
             if k >= max_rounds:
                 break
             price, prev_counts = new_price, counts
-        ev_kw = disaggregate_zonotope(z, disp.ev_zono_xi) if evs else np.zeros((0, self.n_periods))
+        if evs:
+            p_ch, p_dis = disaggregate_zonotope_split(z, disp.ev_zono_xi)
+        else:
+            p_ch = p_dis = np.zeros((0, self.n_periods))
         eta = np.array([e.efficiency for e in evs])
         need = np.array([e.energy_need_kwh for e in evs])
-        delivered = eta * ev_kw.sum(axis=1) * self.dt_h if evs else np.zeros(0)
-        return LoopResult(mode, resp, z, evs, disp, price, dlmp, ev_kw, np.maximum(need - delivered, 0.0), rounds,
-                          converged, time.perf_counter() - t0)
+        # stored gain of each EV's own schedule: eta p+ - p- / eta (one-way efficiency both ways)
+        delivered = (eta * p_ch.sum(axis=1) - p_dis.sum(axis=1) / eta) * self.dt_h if evs else np.zeros(0)
+        return LoopResult(mode, resp, z, evs, disp, price, dlmp, p_ch - p_dis, np.maximum(need - delivered, 0.0),
+                          rounds, converged, time.perf_counter() - t0, p_dis)
