@@ -2,15 +2,9 @@
 
 Clarabel's default gap tolerance (1e-8) sometimes stalls one interior-point step short on these
 problems and ends AlmostSolved (cvxpy: optimal_inaccurate), with feasibility residuals ~1e-12; such a
-status is never accepted as a result. The first attempt asks for a 1e-6 gap (absolute and relative:
-1e-6 of a ~1e3 $ objective is 0.001 $, far below every stopping rule and gap target of the strategies,
-1e-5 .. 1e-3); if it still stalls, one more attempt with equilibration off (measured: 1 stall in 72
-random-price DSO solves with either setting alone, none with both).
-
-The first attempt used to ask for 1e-7. On the reference case that stalled in 6 of csso's 20 solves
-(every stall then cost a second full solve: 968 interior-point iterations in all, against 650 at 1e-6,
-none stalled) and in 9 of admm's 207; the objectives moved by 1.5e-7 relative (68,386.49 -> 68,386.50
-$/day). Measured with an instrumented ``gridcoord run --case ieee30-3x33 --executor serial``.
+status is never accepted as a result. The first attempt asks for a 1e-7 gap (1e-7 of a ~1e3 $
+objective is < 0.001 $); if it still stalls, one more attempt with a 1e-6 gap and equilibration off
+(measured: 1 stall in 72 random-price DSO solves with either setting alone, none with both).
 
 Every solve starts cold (``warm_start=False``): with warm starts cvxpy reuses the solver's state, and
 the answer at a point then depends (at ~1e-6 $) on which points were solved before. Cold solves make an
@@ -29,7 +23,7 @@ from core.errors import SolveError
 
 ATTEMPTS: dict[str, tuple[dict[str, object], ...]] = {
     "CLARABEL": (
-        {"tol_gap_abs": 1e-6, "tol_gap_rel": 1e-6},
+        {"tol_gap_abs": 1e-7, "tol_gap_rel": 1e-7},
         {"tol_gap_abs": 1e-6, "tol_gap_rel": 1e-6, "equilibrate_enable": False},
     ),
 }
