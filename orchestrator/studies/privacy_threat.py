@@ -78,6 +78,7 @@ REVEALS: dict[str, str] = {
     "DispatchRequest.p_dis_mw": "EV discharging the DSO dispatched",
     "DispatchRequest.dlmp_usd_per_mwh": "DSO k's nodal prices (its feeder's congestion and losses)",
     "DispatchRequest.alloc_share": "how DSO k spread EVs over its stations",
+    "DispatchRequest.redispatched": "- (whether the entries follow a re-dispatch: the aggregator's own events)",
     "DispatchResponse.*": "- (the aggregator's own outcome)",
 }
 
