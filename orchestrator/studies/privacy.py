@@ -369,7 +369,10 @@ def _plot(path: Path, scenarios: dict[str, dict[str, Any]], strategies: list[str
         own = [scenarios[f"{name}-eps-{e}"]["messages_r2_net_load"] for e in eps]
         axes[0].loglog(xs, np.maximum(gap, 1e-7), marker="o", color=color, label=name)
         axes[1].semilogx(xs, leak, marker="o", color=color, label=f"{name}: best attack")
-        axes[1].semilogx(xs, own, marker="s", ls="--", color=color, label=f"{name}: messages only")
+        spread = [scenarios[f"{name}-eps-{e}"].get("messages_r2_net_load_std", float("nan")) for e in eps]
+        axes[1].errorbar(xs, own, yerr=np.nan_to_num(spread), marker="s", ls="--", color=color, capsize=2,
+                         label=f"{name}: messages only (+- spread over draws)")
+        axes[1].set_xscale("log")
     first = next(iter(scenarios.values()))
     axes[1].axhline(first["baseline_r2_net_load"], color="0.3", ls=":", lw=1.0, label="public data only")
     if "centralized" in scenarios:
