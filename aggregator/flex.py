@@ -610,13 +610,13 @@ def allocate_stations(
     gain_end = gain[off[1:] - 1] if n_env else np.zeros(0)
     unit_ch, unit_dis = np.empty_like(p_ch), np.empty_like(p_dis)
     floor_ch, floor_dis = np.empty_like(p_ch), np.empty_like(p_dis)
-    for g, cand in enumerate(envs_of_group):
+    for grp, cand in enumerate(envs_of_group):
         if cand.size == 0:
             continue
         total = float(gain_end[cand].sum())
         sum_ch = sum(p_ch[off[e]:off[e + 1]] for e in cand)
         sum_dis = sum(p_dis[off[e]:off[e + 1]] for e in cand)
-        full = max(total, float(e_g_mwh[g]))
+        full = max(total, float(e_g_mwh[grp]))
         for e in cand:
             sl = slice(off[e], off[e + 1])
             if target[e] > MIN_ALLOC_MWH and gain_end[e] > 0.5 * target[e]:

@@ -280,7 +280,7 @@ def attack_across_runs(runs: list[list[View]], truths: list[Truth], public: list
     msg = [np.hstack([features(run[k], public[k], n_periods, with_public=False) for run in runs]) for k in range(n)]
     for k in range(n):
         others = [j for j in range(n) if j != k]
-        firsts = [run[k].first for run in runs if run[k].first is not None]
+        firsts: list[np.ndarray] = [f for f in (run[k].first for run in runs) if f is not None]
         for q in RUN_INVARIANT:
             y = truths[k].hourly[q]
             cands: dict[str, np.ndarray] = {}
