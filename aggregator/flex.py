@@ -561,7 +561,8 @@ def allocate_stations(
     EV, largest first, goes to the station with the largest remaining deficit); each station sub-group
     then follows its envelope's unit profile u_e = P_e / (a_e E_g) scaled to its actual need E'_e. The
     bounds of a group are E_g x (unit bounds), so u_e E'_e stays inside the sub-group's proportional-
-    sharing envelope and every EV's need is met exactly; station power moves by the rounding only.
+    sharing envelope and every EV's need is met exactly (up to a solve's shortfall, see below); station power
+    moves by the rounding only.
 
     ``alloc_share`` (E,) = a_e (None: 1 for every envelope, only valid without spatial groups).
     """
@@ -625,7 +626,8 @@ def allocate_stations(
                 most = max(float(gain_end[e]), float(target[e]))
                 floor_ch[sl], floor_dis[sl], boost[e] = p_ch[sl] / most, p_dis[sl] / most, most / gain_end[e]
             else:
-                floor_ch[sl], floor_dis[sl], boost[e] = sum_ch / full, sum_dis / full, full / total
+                floor_ch[sl], floor_dis[sl] = sum_ch / full, sum_dis / full
+                boost[e] = full / total if total > 0 else 1.0
     realized_fleet = [replace(ev, station=flex.station_id[int(assigned[i])], alt_stations=())
                       for i, ev in enumerate(evs)]
     rfa = fleet_arrays(realized_fleet, stations, dt_h, n_periods)
