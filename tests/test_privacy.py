@@ -186,6 +186,45 @@ def test_attacks_reveal_the_forecast_without_noise_and_less_with_it(tiny: Any, a
     assert set(clear["parties"]) == set(ATTACK_PARTIES)
 
 
+def test_regression_across_runs_pools_the_runs(tiny: Any, admm_runs: dict[str, Any]) -> None:
+    """The attack across runs: averaging the first import over runs is the forecast again without noise; with a
+    noisy run beside an exact one the average is between them (half the noise)."""
+    from dso.subspace import DsoSubspace
+    from orchestrator.studies.privacy import public_shapes, truths, views
+    from orchestrator.studies.privacy_attacks import attack_across_runs
+
+    spec = tiny.spec
+    exact = [DsoSubspace(f.data, f.inputs, np.arange(k * spec.periods, (k + 1) * spec.periods))
+             for k, f in enumerate(tiny.feeders)]
+    tr = truths(tiny, admm_runs["exact"][0], exact)
+    pub = public_shapes(spec)
+    clear, noisy = views(tiny, admm_runs["exact"][1]), views(tiny, admm_runs["dp"][1])
+    res = attack_across_runs([clear["orchestrator"], clear["orchestrator"]], tr, pub, spec.periods)
+    assert set(res) == {"net_load", "pv"} and len(res["net_load"]) == 2
+    assert all(d["r2_messages_only"] > 0.999 for d in res["net_load"]), res["net_load"]
+    mixed = attack_across_runs([clear["orchestrator"], noisy["orchestrator"]], tr, pub, spec.periods)
+    half = 0.5 * (clear["orchestrator"][0].first + noisy["orchestrator"][0].first)
+    assert mixed["net_load"][0]["r2_messages_only"] >= r2(tr[0].hourly["net_load"], half) - 1e-12
+
+
+def test_draws_are_pooled_and_price_runs_spread() -> None:
+    from orchestrator.studies.privacy import pooled, price_factors
+
+    a = {"gap_to_optimum": 0.01, "attack_r2_net_load": 0.5, "messages_r2_net_load": 0.2, "attack_r2_pv": 0.9,
+         "attack_r2_ev_energy": 0.1, "feasible": True, "rounds": 9, "epsilon": 1.0}
+    b = a | {"gap_to_optimum": 0.03, "messages_r2_net_load": 0.4, "feasible": False, "rounds": 8}
+    out = pooled([a, b])
+    assert out["gap_to_optimum"] == pytest.approx(0.02) and out["rounds"] == pytest.approx(8.5)
+    assert out["gap_to_optimum_std"] == pytest.approx(math.sqrt(2) * 0.01)  # sample spread of 0.01, 0.03
+    assert out["messages_r2_net_load_std"] == pytest.approx(math.sqrt(2) * 0.1)
+    assert out["feasible"] is False and out["draws"] == 2
+    assert math.isnan(pooled([a])["gap_to_optimum_std"])
+    assert price_factors(0) == [] and price_factors(2) == [pytest.approx(1.1), pytest.approx(0.9)]
+    assert len(set(price_factors(4))) == 4 and 1.0 not in price_factors(4)
+    with pytest.raises(ValueError, match="--price-runs"):
+        price_factors(-1)
+
+
 def test_a_dp_dso_behind_grpc_sends_the_same_noisy_forecast(tiny: Any) -> None:
     from core.rpc import start_server
     from dso.service import DsoServicer

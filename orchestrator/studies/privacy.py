@@ -14,8 +14,11 @@ DSO: the largest R^2 over parties and DSOs), ``attack_rel_error_cost_curve`` (th
 the public-data baseline of each (``baseline_*``), the best attack that uses the messages
 alone (``messages_r2_*``: the direct estimators and the regression without the public shapes),
 ``epsilon_total`` (the accountant's, 0 without noise), ``rounds``, ``max_boundary_mismatch_mw`` and
-``feasible`` (every operator dispatches the reported boundary within 1e-3 MW). ``leakage.md`` holds the
-per-party table. Study-level ``default_epsilon``.
+``feasible`` (every operator dispatches the reported boundary within 1e-3 MW), ``attack_r2_{net_load,pv}_across_runs``
+and ``messages_r2_net_load_across_runs`` (the regression across ``--price-runs`` more runs of the day under other
+prices, ``privacy_attacks.attack_across_runs``), and over ``--draws`` noise draws of a DP scenario the mean of each
+metric with ``METRIC_std`` for ``SPREAD``. ``leakage.md`` holds the per-party table. Study-level
+``default_epsilon``.
 """
 
 from __future__ import annotations
@@ -35,7 +38,13 @@ FEASIBLE_MW = 1e-3
 METRICS = ("gap_to_optimum", "attack_r2_net_load", "messages_r2_net_load", "baseline_r2_net_load", "attack_r2_import",
            "attack_r2_pv", "messages_r2_pv", "baseline_r2_pv", "attack_r2_ev_energy", "messages_r2_ev_energy",
            "baseline_r2_ev_energy", "attack_rel_error_cost_curve",
+           "attack_r2_net_load_across_runs", "messages_r2_net_load_across_runs", "attack_r2_pv_across_runs",
+           "gap_to_optimum_std", "messages_r2_net_load_std", "draws",
            "epsilon_total", "rounds", "max_boundary_mismatch_mw", "feasible", "cost_usd_per_day")
+#: the metrics whose spread over noise draws is reported (``METRIC_std``)
+SPREAD = ("gap_to_optimum", "attack_r2_net_load", "messages_r2_net_load", "attack_r2_pv", "attack_r2_ev_energy")
+#: the TSO's transmission load in the extra runs of the regression across runs, relative to the case's
+PRICE_RUN_SPAN = 0.1
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -48,6 +57,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="coarser resolution for a shorter study (e.g. 8 = 3 h periods); default: the case's")
     p.add_argument("--executor", default="serial", choices=("ray", "serial"))
     p.add_argument("--dp-seed", type=int, default=0)
+    p.add_argument("--draws", type=int, default=1,
+                   help="noise draws per DP scenario (seeds dp-seed, dp-seed+1, ...): mean and spread reported")
+    p.add_argument("--price-runs", type=int, default=2,
+                   help="extra runs per scenario under other prices (TSO load scaled) for the regression across runs")
 
 
 def _spec(case: str, periods: int | None) -> Any:
@@ -126,6 +139,55 @@ def leakage(system: Any, result: Any, transcript: Any, exact: list[Any]) -> dict
     return summary
 
 
+def views(system: Any, transcript: Any) -> dict[str, list[Any]]:
+    """Every party's view of every DSO in one run."""
+    from orchestrator.studies.privacy_attacks import ATTACK_PARTIES, party_view
+
+    spec = system.spec
+    k_n = len(spec.feeders)
+    return {party: [party_view(transcript, party, k, k_n, spec.periods, spec.dt_h) for k in range(k_n)]
+            for party in ATTACK_PARTIES}
+
+
+def leakage_across_runs(system: Any, result: Any, transcripts: list[Any], exact: list[Any]) -> dict[str, float]:
+    """The regression across runs (``privacy_attacks.attack_across_runs``) of the strongest party against the
+    worst-protected DSO: ``attack_r2_{q}_across_runs`` and ``messages_r2_{q}_across_runs`` (q: net_load, pv)."""
+    from orchestrator.studies.privacy_attacks import RUN_INVARIANT, attack_across_runs
+
+    tr = truths(system, result, exact)
+    pub = public_shapes(system.spec)
+    per_run = [views(system, t) for t in transcripts]
+    res = {party: attack_across_runs([v[party] for v in per_run], tr, pub, system.spec.periods)
+           for party in per_run[0]}
+    out: dict[str, float] = {}
+    for q in RUN_INVARIANT:
+        for key, field in ((f"attack_r2_{q}_across_runs", "r2"), (f"messages_r2_{q}_across_runs", "r2_messages_only")):
+            vals = [d[field] for r in res.values() for d in r[q] if np.isfinite(d[field])]
+            out[key] = max(vals) if vals else float("nan")
+    return out
+
+
+def with_tso_load(system: Any, factor: float) -> Any:
+    """The same day with the TSO's own transmission load scaled by ``factor`` (other prices at the boundary)."""
+    tso = dataclasses.replace(system.tso_inputs, load_p_mw=np.asarray(system.tso_inputs.load_p_mw) * factor)
+    return dataclasses.replace(system, tso_inputs=tso)
+
+
+def pooled(draws: list[dict[str, Any]]) -> dict[str, Any]:
+    """One scenario's figures over its noise draws: the mean of every number, ``METRIC_std`` (sample spread) of
+    the ``SPREAD`` metrics, ``feasible`` only if every draw was, the first draw's other fields."""
+    out = dict(draws[0])
+    for m, v in draws[0].items():
+        if isinstance(v, (int, float)) and not isinstance(v, bool):
+            out[m] = float(np.mean([d[m] for d in draws]))
+    for m in SPREAD:
+        vals = [d[m] for d in draws]
+        out[f"{m}_std"] = float(np.std(vals, ddof=1)) if len(vals) > 1 else float("nan")
+    out["feasible"] = all(bool(d["feasible"]) for d in draws)
+    out["draws"] = len(draws)
+    return out
+
+
 def run(args: argparse.Namespace) -> StudyResult:
     from core.privacy import PrivacyConfig
     from core.subspace import Report
@@ -166,25 +228,40 @@ def run(args: argparse.Namespace) -> StudyResult:
                                                                       ["max_boundary_mismatch_mw"]),
                                     "feasible": True, "cost_usd_per_day": j_star, "epsilon": None}
 
-        def one(name: str, scenario: str, privacy: PrivacyConfig | None) -> None:
+        def execute(name: str, privacy: PrivacyConfig | None, sys_: Any) -> tuple[Any, dict[str, Any], Any]:
             transcript = Transcript()
-            sys_ = dataclasses.replace(system, privacy=privacy)
+            sys_ = dataclasses.replace(sys_, privacy=privacy)
             extra: dict[str, Any] = {"executor": args.executor, "transcript": transcript, "best_known_usd": j_star,
                                      f"{name}_max_rounds": args.rounds}
             if privacy is not None:
                 extra["privacy"] = privacy
             result = get_strategy(name).run(sys_, dataclasses.replace(base, extra=extra))
-            summary = summarize(spec, result)
-            write_run(out / scenario, spec, result, summary)
-            leak = leakage(system, result, transcript, exact)
-            per_party[scenario] = leak.pop("parties")
-            mismatch = float(summary["max_boundary_mismatch_mw"])
-            scenarios[scenario] = {
-                "gap_to_optimum": (float(summary["objective_usd"]) - j_star) / abs(j_star),
-                **leak, "epsilon_total": float(summary.get("epsilon_total", 0.0)), "rounds": summary["rounds"],
-                "max_boundary_mismatch_mw": mismatch, "feasible": mismatch <= FEASIBLE_MW,
-                "cost_usd_per_day": summary["objective_usd"],
-                "epsilon": None if privacy is None else privacy.epsilon}
+            return result, summarize(spec, result), transcript
+
+        def one(name: str, scenario: str, privacy: PrivacyConfig | None) -> None:
+            draws = []
+            for d in range(args.draws if privacy is not None else 1):
+                cfg = None if privacy is None else dataclasses.replace(privacy, seed=privacy.seed + d)
+                result, summary, transcript = execute(name, cfg, system)
+                if d == 0:
+                    write_run(out / scenario, spec, result, summary)
+                leak = leakage(system, result, transcript, exact)
+                if d == 0:
+                    per_party[scenario] = leak.pop("parties")
+                    # the same day under other prices, fresh noise each run: the regression across runs
+                    extra_runs = [execute(name, None if cfg is None else dataclasses.replace(
+                        cfg, seed=cfg.seed + 7919 * (r + 1)), with_tso_load(system, f))[2]
+                                  for r, f in enumerate(price_factors(args.price_runs))]
+                    across = leakage_across_runs(system, result, [transcript, *extra_runs], exact) if extra_runs else {}
+                leak.pop("parties", None)
+                mismatch = float(summary["max_boundary_mismatch_mw"])
+                draws.append({
+                    "gap_to_optimum": (float(summary["objective_usd"]) - j_star) / abs(j_star),
+                    **leak, "epsilon_total": float(summary.get("epsilon_total", 0.0)), "rounds": summary["rounds"],
+                    "max_boundary_mismatch_mw": mismatch, "feasible": mismatch <= FEASIBLE_MW,
+                    "cost_usd_per_day": summary["objective_usd"],
+                    "epsilon": None if privacy is None else privacy.epsilon})
+            scenarios[scenario] = pooled(draws) | across | {"price_runs": 1 + args.price_runs}
 
         def guarded(name: str, scenario: str, privacy: PrivacyConfig | None) -> None:
             try:
@@ -226,6 +303,13 @@ def run(args: argparse.Namespace) -> StudyResult:
         "responses, ADMM steps; marginal costs withheld), zCDP composition; the final reports and the "
         "delivered import schedule are not covered (the dispatch itself is what is delivered)",
         f"default epsilon {DEFAULT_EPSILON:g} (README); delta {args.delta:g}",
+        f"*_across_runs: the regression across {1 + args.price_runs} runs of the same day (the TSO's load x "
+        f"{', '.join(f'{f:g}' for f in [1.0, *price_factors(args.price_runs)])}: other prices at the boundary; fresh "
+        "noise each run, so a DSO taking part in all of them spends their epsilon_total each: "
+        f"{1 + args.price_runs} x epsilon_total over the days the attacker pools)",
+        f"DP scenarios: the mean over {args.draws} noise draw(s) (dp seeds {args.dp_seed}.."
+        f"{args.dp_seed + args.draws - 1}); "
+        "*_std: their sample spread (— for one draw); the run directory and leakage.md hold the first draw",
         *failed,
     ]
     study = StudyResult(study="privacy", case=spec.name, scenarios=scenarios, notes=notes,
@@ -236,6 +320,14 @@ def run(args: argparse.Namespace) -> StudyResult:
                                "centralized_usd": j_star})
     study.plots.append(_plot(out / "privacy_cost.png", scenarios, strategies, eps_text))
     return study
+
+
+def price_factors(n: int) -> list[float]:
+    """The TSO load factors of ``n`` extra runs: 1 + PRICE_RUN_SPAN, 1 - PRICE_RUN_SPAN, then halfway ones."""
+    if n < 0:
+        raise ValueError(f"--price-runs {n}: must be >= 0")
+    half = -(-n // 2)
+    return [1.0 + PRICE_RUN_SPAN * (half - r // 2) / half * (-1.0 if r % 2 else 1.0) for r in range(n)]
 
 
 def _strategy_classes(names: list[str]) -> dict[str, Any]:
@@ -277,7 +369,10 @@ def _plot(path: Path, scenarios: dict[str, dict[str, Any]], strategies: list[str
         own = [scenarios[f"{name}-eps-{e}"]["messages_r2_net_load"] for e in eps]
         axes[0].loglog(xs, np.maximum(gap, 1e-7), marker="o", color=color, label=name)
         axes[1].semilogx(xs, leak, marker="o", color=color, label=f"{name}: best attack")
-        axes[1].semilogx(xs, own, marker="s", ls="--", color=color, label=f"{name}: messages only")
+        spread = [scenarios[f"{name}-eps-{e}"].get("messages_r2_net_load_std", float("nan")) for e in eps]
+        axes[1].errorbar(xs, own, yerr=np.nan_to_num(spread), marker="s", ls="--", color=color, capsize=2,
+                         label=f"{name}: messages only (+- spread over draws)")
+        axes[1].set_xscale("log")
     first = next(iter(scenarios.values()))
     axes[1].axhline(first["baseline_r2_net_load"], color="0.3", ls=":", lw=1.0, label="public data only")
     if "centralized" in scenarios:

@@ -259,3 +259,41 @@ def attack(views: list[View], truths: list[Truth], public: list[np.ndarray], n_p
         out["cost_curve"].append({"rel_error": errs[best_c] if best_c else 1.0, "attack": best_c or "none",
                                   "baseline_rel_error": 1.0})
     return out
+
+
+#: quantities that are the same in every run of a day (the DSO's own data), so runs can be pooled against them
+RUN_INVARIANT = ("net_load", "pv")
+
+
+def attack_across_runs(runs: list[list[View]], truths: list[Truth], public: list[np.ndarray], n_periods: int
+                       ) -> dict[str, list[dict[str, Any]]]:
+    """The regression across runs: the party saw several runs of the same day under different prices (``runs[r]
+    [k]``: its view of DSO k in run r) and regresses the run-invariant quantities (``RUN_INVARIANT``) per period on
+    the features of every run side by side (with and without the public shapes), trained on the other DSOs (the
+    coalition, as in ``attack``); ``direct (mean over runs)`` averages the first import seen over the runs (in DP
+    mode each run draws fresh noise, so averaging divides its variance by the number of runs — and the DSO has
+    spent the budget of every run). Per DSO: the best R^2 and the best without the public shapes."""
+    n = len(truths)
+    out: dict[str, list[dict[str, Any]]] = {q: [] for q in RUN_INVARIANT}
+    feats = [np.hstack([features(run[k], public[k], n_periods, with_public=False) for run in runs]
+                       + [np.asarray(public[k], float).reshape(-1, n_periods).T]) for k in range(n)]
+    msg = [np.hstack([features(run[k], public[k], n_periods, with_public=False) for run in runs]) for k in range(n)]
+    for k in range(n):
+        others = [j for j in range(n) if j != k]
+        firsts: list[np.ndarray] = [f for f in (run[k].first for run in runs) if f is not None]
+        for q in RUN_INVARIANT:
+            y = truths[k].hourly[q]
+            cands: dict[str, np.ndarray] = {}
+            if q == "net_load" and firsts:
+                cands["direct (mean over runs)"] = np.mean(firsts, axis=0)
+            if others:
+                yt = np.concatenate([truths[j].hourly[q] for j in others])
+                cands["regression across runs"] = ridge_predict(np.vstack([feats[j] for j in others]), yt, feats[k])
+                cands["regression across runs (messages only)"] = ridge_predict(
+                    np.vstack([msg[j] for j in others]), yt, msg[k])
+            scores = {name: r2(y, yh) for name, yh in cands.items() if np.isfinite(r2(y, yh))}
+            own = [s for name, s in scores.items() if "messages only" in name or name.startswith("direct")]
+            best = max(scores, key=lambda name: scores[name]) if scores else None
+            out[q].append({"r2": scores[best] if best else float("nan"), "attack": best or "none",
+                           "r2_messages_only": max(own) if own else float("nan")})
+    return out
