@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
+from typing import Any
 
 from core import convert
 from core.convert import ScenarioDispatchData
@@ -32,22 +33,24 @@ class DsoAloneClient:
         wait_serving(address, deadline_s=ready_s, credentials=channel_credentials(tls) if tls else None,
                      target_name=dso_id)
 
-    def dispatch(self, scenario: str) -> ScenarioDispatchData:
+    def _next_key(self) -> Any:
+        """The RunKey of the next exchange (its own round, so a retry is answered from the DSO's ledger)."""
         self.round += 1
-        req = dso_pb2.DsoDispatchRequest(key=convert.run_key(self.run_id, self.round), scenario=scenario)
-        msg = call(self.dso_id, "Dispatch", self.stub.Dispatch, req, deadline_s=DISPATCH_DEADLINE_S,
+        return convert.run_key(self.run_id, self.round)
+
+    def _call(self, method: str, request: Any) -> ScenarioDispatchData:
+        msg = call(self.dso_id, method, getattr(self.stub, method), request, deadline_s=DISPATCH_DEADLINE_S,
                    idempotent_call=True, channel=self.channel)
         return convert.scenario_dispatch_from_proto(msg, FeederReport, self.dso_id)
+
+    def dispatch(self, scenario: str) -> ScenarioDispatchData:
+        return self._call("Dispatch", dso_pb2.DsoDispatchRequest(key=self._next_key(), scenario=scenario))
 
     def redispatch(self, t_from: int, no_show: list[str], late_arrival_h: dict[str, float]) -> ScenarioDispatchData:
         """No-shows and late arrivals known at period ``t_from``: the DSO re-dispatches the rest of its last
         ``ev_pq`` day with its aggregator (``DsoService.Redispatch``)."""
-        self.round += 1
-        req = dso_pb2.DsoRedispatchRequest(key=convert.run_key(self.run_id, self.round), t_from=t_from,
-                                           no_show=no_show, late_arrival_h=late_arrival_h)
-        msg = call(self.dso_id, "Redispatch", self.stub.Redispatch, req, deadline_s=DISPATCH_DEADLINE_S,
-                   idempotent_call=True, channel=self.channel)
-        return convert.scenario_dispatch_from_proto(msg, FeederReport, self.dso_id)
+        return self._call("Redispatch", dso_pb2.DsoRedispatchRequest(
+            key=self._next_key(), t_from=t_from, no_show=no_show, late_arrival_h=late_arrival_h))
 
     def close(self) -> None:
         self.channel.close()
