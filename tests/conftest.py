@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -28,3 +29,20 @@ def ray_session() -> Iterator[None]:
     yield
     if started:
         ray.shutdown()
+
+
+@pytest.fixture(scope="session")
+def reference_system() -> Any:
+    """The reference case ``ieee30-3x33``, built once per session (the system is frozen: tests only read it)."""
+    from orchestrator.system.embedded import build_system
+
+    return build_system("ieee30-3x33")
+
+
+@pytest.fixture(scope="session")
+def reference_centralized(reference_system: Any) -> Any:
+    """ONE centralized run of the reference case with the product's default options (AC check on), shared by
+    every test that reads the optimum: its objective, prices, dispatch or written run."""
+    from orchestrator.strategies import RunOptions, get_strategy
+
+    return get_strategy("centralized").run(reference_system, RunOptions())

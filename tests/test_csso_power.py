@@ -17,18 +17,31 @@ from orchestrator.strategies.csso.surrogate import HourlyIcnn
 from orchestrator.strategies.iterative import start_point
 from orchestrator.system import CoordinatedSystem
 from orchestrator.system.embedded import EmbeddedSystem, build_system
+from tests.helpers.cases import TINY_CASE
 from tso.subspace import TsoSubspace
 
 
 @pytest.fixture(scope="module")
-def system() -> EmbeddedSystem:
-    return build_system("ieee30-3x33")
+def system(reference_system: EmbeddedSystem) -> EmbeddedSystem:
+    return reference_system
 
 
 @pytest.fixture(scope="module")
-def j_star(system: EmbeddedSystem) -> float:
-    return float(summarize(system.spec, get_strategy("centralized").run(
-        system, RunOptions(progress=False, ac_check=False)))["objective_usd"])
+def j_star(system: EmbeddedSystem, reference_centralized: Any) -> float:
+    return float(summarize(system.spec, reference_centralized)["objective_usd"])
+
+
+@pytest.fixture(scope="module")
+def tiny() -> EmbeddedSystem:
+    """A small case (2 feeders, 40 EVs each, 8 periods) for the properties that do not depend on the reference
+    case's size: the merge's bound and the harness's accounting (a reference-case solve is about 1 s)."""
+    return build_system(TINY_CASE)
+
+
+@pytest.fixture(scope="module")
+def tiny_j_star(tiny: EmbeddedSystem) -> float:
+    return float(summarize(tiny.spec, get_strategy("centralized").run(
+        tiny, RunOptions(progress=False, ac_check=False)))["objective_usd"])
 
 
 def test_subspace_sensitivities_match_finite_differences(system: EmbeddedSystem) -> None:
@@ -53,27 +66,29 @@ def test_subspace_sensitivities_match_finite_differences(system: EmbeddedSystem)
     assert float(ev.hourly_cost_usd.sum()) == pytest.approx(ev.cost_usd, rel=1e-9)
 
 
-def test_merge_is_an_upper_bound_at_a_point_everyone_can_dispatch(system: EmbeddedSystem) -> None:
+def test_merge_is_an_upper_bound_at_a_point_everyone_can_dispatch(tiny: EmbeddedSystem) -> None:
     """The TSO's merge over DSO points: J at the merged boundary (DSOs evaluated there) <= the bound, and the
     merged imports are convex combinations of each DSO's points (both sides dispatch them: no mismatch)."""
+    system = tiny
+    t = system.n_periods
     x0 = start_point(system)
     tso = TsoSubspace(system.tso_data, system.tso_inputs)
-    dsos = [DsoSubspace(f.data, f.inputs, np.arange(k * 24, (k + 1) * 24)) for k, f in enumerate(system.feeders)]
+    dsos = [DsoSubspace(f.data, f.inputs, np.arange(k * t, (k + 1) * t)) for k, f in enumerate(system.feeders)]
     price = tso.evaluate(x0).sensitivity_usd_per_mwh
     points, costs = [], []
     for k, d in enumerate(dsos):
         step = d.respond(price[k])[0]  # a price response and the forecast: two points each DSO can dispatch
-        own = [x0[k * 24:(k + 1) * 24], step]
+        own = [x0[k * t:(k + 1) * t], step]
         points.append(np.vstack(own))
         costs.append(np.array([d.evaluate(p).cost_usd for p in own]))
     merge = tso.merge(Columns(points=tuple(points), costs=tuple(costs)))
-    j = tso.evaluate(merge.x).cost_usd + sum(d.evaluate(merge.x[k * 24:(k + 1) * 24]).cost_usd
+    j = tso.evaluate(merge.x).cost_usd + sum(d.evaluate(merge.x[k * t:(k + 1) * t]).cost_usd
                                              for k, d in enumerate(dsos))
     assert j <= merge.bound_usd + 1e-6 * abs(j)
     assert merge.bound_usd <= tso.evaluate(x0).cost_usd + sum(c[0] for c in costs) + 1e-6  # x0 was feasible
     for k, th in enumerate(merge.theta):
         assert th.min() >= -1e-9 and th.sum() == pytest.approx(1.0, abs=1e-7)
-        np.testing.assert_allclose(merge.x[k * 24:(k + 1) * 24], th @ points[k], atol=1e-6)
+        np.testing.assert_allclose(merge.x[k * t:(k + 1) * t], th @ points[k], atol=1e-6)
     assert merge.evaluation.mismatch_mw < 1e-6
 
 
@@ -198,7 +213,8 @@ def test_only_boundary_values_costs_sensitivities_and_surrogates_cross(csso_run:
     assert any(isinstance(x, SurrogateWeights) for x in _leaves(rec.sent))
 
 
-def test_admm_and_gradient_run_in_the_same_harness(system: EmbeddedSystem, j_star: float) -> None:
+def test_admm_and_gradient_run_in_the_same_harness(tiny: EmbeddedSystem, tiny_j_star: float) -> None:
+    system, j_star = tiny, tiny_j_star
     admm = get_strategy("admm").run(system, RunOptions(progress=False, ac_check=False, extra={
         "executor": "serial", "best_known_usd": j_star, "admm_stop_gap": 1e-3, "admm_max_rounds": 8}))
     rows = admm.convergence

@@ -18,17 +18,17 @@ from dso.problem import DsoProblem
 from orchestrator.results.run import SUMMARY_FIELDS, summarize, write_run
 from orchestrator.strategies import RunOptions, RunResult, get_strategy
 from orchestrator.strategies.centralized import Centralized
-from orchestrator.system.embedded import EmbeddedSystem, build_system
+from orchestrator.system.embedded import EmbeddedSystem
 
 
 @pytest.fixture(scope="module")
-def system() -> EmbeddedSystem:
-    return build_system("ieee30-3x33")
+def system(reference_system: EmbeddedSystem) -> EmbeddedSystem:
+    return reference_system
 
 
 @pytest.fixture(scope="module")
-def results(system: EmbeddedSystem) -> dict[str, RunResult]:
-    return {name: get_strategy(name).run(system, RunOptions()) for name in ("isolated", "centralized")}
+def results(system: EmbeddedSystem, reference_centralized: RunResult) -> dict[str, RunResult]:
+    return {"isolated": get_strategy("isolated").run(system, RunOptions()), "centralized": reference_centralized}
 
 
 @pytest.fixture(scope="module")

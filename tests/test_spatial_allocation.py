@@ -9,13 +9,13 @@ from pathlib import Path
 import numpy as np
 
 from orchestrator.results.run import summarize, write_run
-from orchestrator.strategies import RunOptions, get_strategy
-from orchestrator.system.embedded import build_system
+from orchestrator.strategies import RunResult
+from orchestrator.system.embedded import EmbeddedSystem
 
 
-def test_ev_allocation_matches_dispatch(tmp_path: Path) -> None:
-    system = build_system("ieee30-3x33")
-    result = get_strategy("centralized").run(system, RunOptions(ac_check=False))
+def test_ev_allocation_matches_dispatch(tmp_path: Path, reference_system: EmbeddedSystem,
+                                       reference_centralized: RunResult) -> None:
+    system, result = reference_system, reference_centralized
     summary = summarize(system.spec, result)
     written = write_run(tmp_path, system.spec, result, summary)
     # spatial allocation rounds group shares to whole EVs: station power moves by at most this much

@@ -124,6 +124,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         system = ServicesSystem(load_case(args.case), load_services(args.services), run_id, tls=tls,
                                 insecure=args.insecure, operator_timeout_s=args.operator_timeout,
                                 resumed=checkpoint is not None, privacy=privacy)
+        system.check_reachable()  # before Ray starts or OUT is written: a dead address is one error in seconds
     else:
         from orchestrator.system.embedded import build_system
 

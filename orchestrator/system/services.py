@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import itertools
 import math
+import threading
+import time
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -37,6 +39,8 @@ DEADLINE_S = {"Describe": 5.0, "Evaluate": 30.0, "Optimize": 60.0, "Respond": 30
               "Report": 120.0, "Forecast": 10.0, "Merge": 60.0}
 #: default recovery window [s]: how long a run waits for an operator that died to come back (``--operator-timeout``)
 OPERATOR_TIMEOUT_S = 120.0
+#: how long a new run waits for every operator to answer grpc.health before it starts anything [s]
+REACH_S = 3.0
 
 
 @dataclass
@@ -246,6 +250,42 @@ class ServicesSystem:
                                                                 self.tls, known))]
         facs += [(RemoteDso, (fid, self.services[fid], run_id, t, w, self.tls, known)) for fid in self.feeder_ids]
         return SubspaceSet(factories=facs, names=["tso", *self.feeder_ids])
+
+    def check_reachable(self, within_s: float = REACH_S) -> None:
+        """Every operator answers grpc.health within ``within_s`` (NOT_SERVING, still building its model,
+        counts: the recovery window covers it), else ``OperatorUnavailable`` naming every one that did not.
+
+        A new run calls this before it starts Ray or writes anything, so a wrong address or an operator not
+        started is one error in seconds. A resumed run skips it: its operators may be restarting."""
+        if self.resumed:
+            return
+        ids = ["tso", *self.feeder_ids]
+        silent: dict[str, str] = {}
+
+        def probe(operator_id: str) -> None:
+            channel = tls_channel(self.services[operator_id], self.tls, operator_id)
+            try:
+                end = time.monotonic() + within_s
+                while health_status(channel, min(1.0, max(0.05, end - time.monotonic()))) is None:
+                    if time.monotonic() >= end:
+                        silent[operator_id] = self.services[operator_id]
+                        return
+                    time.sleep(0.2)
+            finally:
+                channel.close()
+
+        threads = [threading.Thread(target=probe, args=(i,), daemon=True) for i in ids]
+        for th in threads:
+            th.start()
+        for th in threads:
+            th.join()
+        missing = [i for i in ids if i in silent]  # the case's order, not the threads'
+        if missing:
+            names = ", ".join(f"{i} at {silent[i]}" for i in missing)
+            how = "mTLS" if self.tls is not None else "plaintext"
+            raise OperatorUnavailable(missing[0], "grpc.health Check",
+                                      f"{len(missing)} of {len(ids)} operators did not answer within {within_s:g} s "
+                                      f"({how}): {names} (not started, wrong address, or TLS handshake refused)")
 
     def forecast_mw(self) -> np.ndarray:
         """The DSOs' naive import forecasts (K*T,), asked for directly (the start of every iterative strategy)."""
