@@ -66,6 +66,27 @@ def test_icnn_fits_values_and_gradients_and_stays_convex() -> None:
     np.testing.assert_allclose(c.gradient(np.zeros(3) + 1e-9), [1.0, 0, 0], atol=1e-6)
 
 
+def test_written_out_adam_makes_torch_adams_update() -> None:
+    """The surrogates' optimiser (written out so that a fit does not import torch._dynamo) takes the steps
+    torch.optim.Adam takes with the same defaults, to the last bit."""
+    import torch
+
+    from orchestrator.strategies.csso.surrogate import _Adam
+
+    g = torch.Generator().manual_seed(3)
+    target = torch.randn(5, 4, generator=g, dtype=torch.float64)
+    ours = torch.nn.Parameter(torch.randn(5, 4, generator=g, dtype=torch.float64))
+    theirs = torch.nn.Parameter(ours.detach().clone())
+    mine, ref = _Adam([ours], lr=0.05), torch.optim.Adam([theirs], lr=0.05)
+    for _ in range(60):
+        mine.step(torch.autograd.grad(((ours - target) ** 4).sum(), [ours]))
+        ref.zero_grad()
+        ((theirs - target) ** 4).sum().backward()
+        ref.step()
+    assert torch.equal(ours.detach(), theirs.detach())
+    assert float((ours - target).abs().max()) < 0.5  # it moved toward the target
+
+
 def test_weights_cross_as_plain_numpy() -> None:
     s = IcnnSurrogate(4, np.ones(4), 2 * np.ones(4), hidden=5)
     w = s.weights()

@@ -12,6 +12,9 @@ constraints  h >= W x + b, h >= 0,  s = c + a . x + v . h  (exact at the optimum
 
 from __future__ import annotations
 
+import math
+from collections.abc import Sequence
+
 import numpy as np
 import torch
 
@@ -58,19 +61,18 @@ class IcnnSurrogate:
             with torch.no_grad():
                 self.net.skip.weight.copy_(gu.mean(0, keepdim=True))
                 self.net.skip.bias.fill_(f_mean - float((u.mean(0) * gu.mean(0)).sum()))
-        opt = torch.optim.Adam(self.net.parameters(), lr=self.lr)
+        params = list(self.net.parameters())
+        opt = _Adam(params, lr=self.lr)
         u.requires_grad_(True)
         loss = torch.tensor(0.0)
         threads = torch.get_num_threads()
         torch.set_num_threads(1)  # tiny tensors: threading only adds overhead
         try:
             for _ in range(self.epochs):
-                opt.zero_grad()
                 y = self.net(u)
                 (dy,) = torch.autograd.grad(y.sum(), u, create_graph=True)
                 loss = ((y - fy) ** 2).mean() / f_var + self.grad_weight * ((dy - gu) ** 2).sum(1).mean() / g_var
-                loss.backward()
-                opt.step()
+                opt.step(torch.autograd.grad(loss, params))
         finally:
             torch.set_num_threads(threads)
         self.fitted = True
@@ -102,6 +104,30 @@ def first_order_corrected(w: SurrogateWeights, x_c: np.ndarray, f_c: float, g_c:
     dg = np.asarray(g_c, dtype=float) - w.gradient(x_c)
     dc = float(f_c) - float(w.value(x_c)) - float(dg @ x_c)
     return SurrogateWeights(w=w.w, b=w.b, v=w.v, a=w.a + dg, c=w.c + dc)
+
+
+class _Adam:
+    """Adam (Kingma & Ba 2015; betas 0.9 / 0.999, eps 1e-8, bias-corrected), the update ``torch.optim.Adam``
+    makes with its defaults, written out: ``torch.optim`` imports ``torch._dynamo`` on first use, about 2 s of
+    a run's first fit, on the coordination's critical path."""
+
+    def __init__(self, params: Sequence[torch.Tensor], lr: float, betas: tuple[float, float] = (0.9, 0.999),
+                 eps: float = 1e-8) -> None:
+        self.params, self.lr, self.betas, self.eps = params, lr, betas, eps
+        self.m = [torch.zeros_like(p) for p in params]
+        self.v = [torch.zeros_like(p) for p in params]
+        self.n = 0
+
+    @torch.no_grad()
+    def step(self, grads: tuple[torch.Tensor, ...]) -> None:
+        b1, b2 = self.betas
+        self.n += 1
+        step_size = self.lr / (1.0 - b1**self.n)
+        bc2_sqrt = math.sqrt(1.0 - b2**self.n)
+        for p, g, m, v in zip(self.params, grads, self.m, self.v, strict=True):
+            m.lerp_(g, 1.0 - b1)
+            v.mul_(b2).addcmul_(g, g, value=1.0 - b2)
+            p.addcdiv_(m, (v.sqrt() / bc2_sqrt).add_(self.eps), value=-step_size)
 
 
 class HourlyIcnn:
@@ -154,19 +180,17 @@ class HourlyIcnn:
             with torch.no_grad():
                 self.a.copy_(gu.mean(0))
                 self.c.copy_(fy.mean(0) - (u.mean(0) * gu.mean(0)).sum(-1))
-        opt = torch.optim.Adam(params, lr=self.lr)
+        opt = _Adam(params, lr=self.lr)
         u.requires_grad_(True)
         loss = torch.tensor(0.0)
         threads = torch.get_num_threads()
         torch.set_num_threads(1)  # tiny tensors: threading only adds overhead
         try:
             for _ in range(self.refit_epochs if self.fitted else self.epochs):
-                opt.zero_grad()
                 y = self._forward(u)
                 (dy,) = torch.autograd.grad(y.sum(), u, create_graph=True)
                 loss = (((y - fy) ** 2) / f_var).mean() + (((dy - gu) ** 2).sum(-1) / g_var).mean()
-                loss.backward()
-                opt.step()
+                opt.step(torch.autograd.grad(loss, params))
         finally:
             torch.set_num_threads(threads)
         self.fitted = True
