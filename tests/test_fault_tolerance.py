@@ -385,7 +385,10 @@ from orchestrator.results.run import summarize
 from orchestrator.strategies import RunOptions, get_strategy
 from orchestrator.system.embedded import build_system
 
-cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 2})
+# the GCS marks a node dead after health_check_failure_threshold missed checks, period_ms apart (Ray's
+# defaults: 5 x 3 s); a node killed without notice is then found in about 3 s instead of 15-20 s
+fast_death = {"health_check_period_ms": 1000, "health_check_timeout_ms": 1000, "health_check_failure_threshold": 3}
+cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 2, "_system_config": fast_death})
 worker = cluster.add_node(num_cpus=2)
 cluster.wait_for_nodes()
 ray.init(address=cluster.address, include_dashboard=False, log_to_driver=False)
@@ -402,31 +405,29 @@ def on_round(n, executor):
             info["removed"] = time.monotonic()
         threading.Thread(target=remove, daemon=True).start()
 
-extra = {"csso_max_rounds": 3}
+extra = {"csso_max_rounds": %d}
 t0 = time.monotonic()
 opts = RunOptions(progress=False, ac_check=False, extra={**extra, "executor": "ray", "on_round": on_round},
                   ray_address=cluster.address)
 res = get_strategy("csso").run(system, opts)
 wall = time.monotonic() - t0
-ref = get_strategy("csso").run(system, RunOptions(progress=False, ac_check=False,
-                                                  extra={**extra, "executor": "serial"}))
 print(json.dumps({"placement": res.placement, "worker": worker.node_id, "info": info, "wall_s": wall,
                   "j": summarize(system.spec, res)["objective_usd"],
-                  "j_ref": summarize(system.spec, ref)["objective_usd"],
                   "alive": len([n for n in ray.nodes() if n["Alive"]])}))
 ray.shutdown()
 cluster.shutdown()
 '''
 
 
-def test_worker_node_removed_mid_run() -> None:
+def test_worker_node_removed_mid_run(j_ref: float) -> None:
     """2-node cluster (in a subprocess, like test_cluster.py): the worker node is removed while round 2
-    runs; its actors restart on the head node, their calls are re-sent, the run completes."""
-    proc = subprocess.run([sys.executable, "-c", NODE_LOSS, CASE], capture_output=True, text=True, timeout=400,
+    runs; its actors restart on the head node, their calls are re-sent, the run completes (``j_ref``: the
+    same ``ROUNDS`` rounds, serial, in this process)."""
+    proc = subprocess.run([sys.executable, "-c", NODE_LOSS % ROUNDS, CASE], capture_output=True, text=True, timeout=400,
                           cwd=ROOT)
     assert proc.returncode == 0, proc.stderr[-3000:]
     out = json.loads([line for line in proc.stdout.splitlines() if line.startswith("{")][-1])
     assert out["alive"] == 1 and "removed" in out["info"]
     assert out["info"]["worker_actors"] >= 1, out  # SPREAD put subspaces on the worker before it went away
     assert out["worker"] not in set(out["placement"].values())  # ... and they now live on the head
-    assert _rel(out["j"], out["j_ref"]) <= 1e-6, out
+    assert _rel(out["j"], j_ref) <= 1e-6, (out, j_ref)
