@@ -145,3 +145,19 @@ def test_loop_over_the_service_matches_embedded(remote: RemoteTransportOperator)
     np.testing.assert_allclose(srv.price_usd_per_mwh, emb.price_usd_per_mwh, atol=1e-6)
     np.testing.assert_allclose(srv.dispatch.ev_zono_p_mw, emb.dispatch.ev_zono_p_mw, atol=1e-6)
     assert float(srv.ev_unmet_kwh.max()) <= 1e-6
+
+
+def test_serve_tno_refuses_the_grid_operators_flags(capsys: pytest.CaptureFixture[str]) -> None:
+    """`--services`, `--state-dir`, `--no-ac-check`, `--solver` and `--privacy dp` mean nothing to a TNO: the
+    command is refused naming each, before anything listens (it used to start and ignore them)."""
+    from orchestrator.cli.main import main
+
+    base = ["serve", "tno", "--id", TNO_ID, "--port", "0", "--insecure"]
+    assert main([*base, "--services", "peers.yaml"]) == 2
+    err = capsys.readouterr().err
+    assert "--services (the TNO calls no peer" in err and "drop it" in err
+    assert main([*base, "--state-dir", "x", "--no-ac-check", "--solver", "SCIP"]) == 2
+    err = capsys.readouterr().err
+    assert all(flag in err for flag in ("--state-dir", "--no-ac-check", "--solver")) and "drop them" in err
+    assert main([*base, "--privacy", "dp", "--epsilon", "1"]) == 2
+    assert "--privacy dp (only a DSO" in capsys.readouterr().err

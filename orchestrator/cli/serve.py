@@ -209,6 +209,16 @@ def start_tno(opts: ServeOptions, case: TransportCase | None = None) -> Served:
 
     if opts.case != TRANSPORT_CASE:
         raise ValueError(f"serve tno: --case {opts.case!r} is not a transport case (known: {TRANSPORT_CASE})")
+    # flags of the grid operators that mean nothing to a TNO are refused, not ignored
+    foreign = {"--services": opts.services_file is not None and "the TNO calls no peer: the orchestrator drives "
+                                                                 "the TNO-DSO loop",
+               "--state-dir": opts.state_dir is not None and "only an aggregator keeps a book",
+               "--privacy dp": opts.privacy is not None and "only a DSO adds noise to its replies",
+               "--no-ac-check": not opts.ac_check and "the TNO runs no power flow",
+               "--solver": opts.solver != ServeOptions.solver and "the TNO's loading and choice need no LP solver"}
+    given = [f"{flag} ({why})" for flag, why in foreign.items() if why]
+    if given:
+        raise ValueError(f"serve tno: {'; '.join(given)}; drop {'it' if len(given) == 1 else 'them'}")
     _require_operator(opts, TRANSPORT_CASE, transport_operators())
     secure = _secure(opts, transport_operators())
     servicer = TnoServicer(opts.operator_id, TransportOperator(case if case is not None else coupling_case()))
