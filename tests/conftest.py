@@ -46,3 +46,13 @@ def reference_centralized(reference_system: Any) -> Any:
     from orchestrator.strategies import RunOptions, get_strategy
 
     return get_strategy("centralized").run(reference_system, RunOptions())
+
+
+@pytest.fixture(scope="session")
+def cluster_scenarios() -> dict[str, Any]:
+    """Node loss (CSSO, 3 rounds) and placement (ADMM) on ONE two-node Ray cluster in a subprocess, small case
+    (``tests/helpers/cluster.py``): read by ``test_fault_tolerance`` and ``test_cluster``."""
+    from tests.helpers.cases import TINY_CASE
+    from tests.helpers.cluster import run_cluster_scenarios
+
+    return run_cluster_scenarios(TINY_CASE, rounds=3)

@@ -181,7 +181,7 @@ def _cli(*args: str) -> list[str]:
     return [sys.executable, "-m", "orchestrator.cli", *args]
 
 
-def test_orchestrator_killed_and_resumed(tmp_path: Path, j_ref: float) -> None:
+def test_orchestrator_killed_and_resumed(tmp_path: Path, j_ref: float, capsys: pytest.CaptureFixture[str]) -> None:
     """``gridcoord run`` SIGKILLed once 2 rounds are committed; ``--resume`` ends with the undisturbed objective
     (``j_ref``: the same ``ROUNDS`` rounds run in this process without interruption)."""
     env = dict(os.environ, PYTHONUNBUFFERED="1")
@@ -199,16 +199,16 @@ def test_orchestrator_killed_and_resumed(tmp_path: Path, j_ref: float) -> None:
     kept = _rounds_in(out / "checkpoint.sqlite")
     assert kept >= 2 and not (out / "summary.json").exists()
 
-    resumed = subprocess.run(_cli("run", "--resume", str(out)), cwd=ROOT, env=env, capture_output=True, text=True,
-                             timeout=300)
-    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    # the resumed runs in this process (the killed one was its own process; what it left is the checkpoint)
+    assert main(["run", "--resume", str(out)]) == 0, capsys.readouterr().err[-3000:]
     summary = json.loads((out / "summary.json").read_text())
     assert _rel(summary["objective_usd"], j_ref) <= 1e-6, (summary["objective_usd"], j_ref)
     assert any(f"rounds 1..{kept} replayed" in n or f"all {kept} rounds replayed" in n
                for n in summary.get("notes", [])), summary.get("notes")
-    again = subprocess.run(_cli("run", "--resume", str(out)), cwd=ROOT, env=env, capture_output=True, text=True,
-                           timeout=120)
-    assert again.returncode == 0 and "already complete" in again.stdout, again.stdout + again.stderr
+    capsys.readouterr()
+    again = main(["run", "--resume", str(out)])
+    said = capsys.readouterr()
+    assert again == 0 and "already complete" in said.out, said.out + said.err
 
 
 # --------------------------------------------------------------------------------------------------
@@ -377,56 +377,12 @@ def test_ray_actor_killed_mid_run(ray_session: None, system, j_ref: float) -> No
     assert _rel(float(summarize(system.spec, res)["objective_usd"]), j_ref) <= 1e-6
 
 
-NODE_LOSS = r'''
-import json, sys, threading, time
-from ray.cluster_utils import Cluster
-import ray
-from orchestrator.results.run import summarize
-from orchestrator.strategies import RunOptions, get_strategy
-from orchestrator.system.embedded import build_system
-
-# the GCS marks a node dead after health_check_failure_threshold missed checks, period_ms apart (Ray's
-# defaults: 5 x 3 s); a node killed without notice is then found in about 3 s instead of 15-20 s
-fast_death = {"health_check_period_ms": 1000, "health_check_timeout_ms": 1000, "health_check_failure_threshold": 3}
-cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 2, "_system_config": fast_death})
-worker = cluster.add_node(num_cpus=2)
-cluster.wait_for_nodes()
-ray.init(address=cluster.address, include_dashboard=False, log_to_driver=False)
-system = build_system(sys.argv[1])
-info = {}
-
-def on_round(n, executor):
-    if n == 1:
-        info["before"] = sorted(set(executor.inner.placement))
-        info["worker_actors"] = sum(p == worker.node_id for p in executor.inner.placement)
-        def remove():
-            time.sleep(0.5)
-            cluster.remove_node(worker, allow_graceful=False)
-            info["removed"] = time.monotonic()
-        threading.Thread(target=remove, daemon=True).start()
-
-extra = {"csso_max_rounds": %d}
-t0 = time.monotonic()
-opts = RunOptions(progress=False, ac_check=False, extra={**extra, "executor": "ray", "on_round": on_round},
-                  ray_address=cluster.address)
-res = get_strategy("csso").run(system, opts)
-wall = time.monotonic() - t0
-print(json.dumps({"placement": res.placement, "worker": worker.node_id, "info": info, "wall_s": wall,
-                  "j": summarize(system.spec, res)["objective_usd"],
-                  "alive": len([n for n in ray.nodes() if n["Alive"]])}))
-ray.shutdown()
-cluster.shutdown()
-'''
-
-
-def test_worker_node_removed_mid_run(j_ref: float) -> None:
-    """2-node cluster (in a subprocess, like test_cluster.py): the worker node is removed while round 2
-    runs; its actors restart on the head node, their calls are re-sent, the run completes (``j_ref``: the
-    same ``ROUNDS`` rounds, serial, in this process)."""
-    proc = subprocess.run([sys.executable, "-c", NODE_LOSS % ROUNDS, CASE], capture_output=True, text=True, timeout=400,
-                          cwd=ROOT)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    out = json.loads([line for line in proc.stdout.splitlines() if line.startswith("{")][-1])
+def test_worker_node_removed_mid_run(cluster_scenarios: dict[str, Any], j_ref: float) -> None:
+    """2-node cluster (in a subprocess shared with test_cluster.py, tests/helpers/cluster.py): the worker node
+    is removed while round 2 runs; its actors restart on the head node, their calls are re-sent, the run
+    completes (``j_ref``: the same ``ROUNDS`` rounds, serial, in this process)."""
+    assert cluster_scenarios["rounds"] == ROUNDS
+    out = cluster_scenarios["node_loss"]
     assert out["alive"] == 1 and "removed" in out["info"]
     assert out["info"]["worker_actors"] >= 1, out  # SPREAD put subspaces on the worker before it went away
     assert out["worker"] not in set(out["placement"].values())  # ... and they now live on the head

@@ -1,6 +1,7 @@
 """Property-based fuzzing of every RPC of the TSO, DSO and aggregator services (issue 7, part 4).
 
-Real servers in this process (plaintext on loopback, real models of ``ieee30-3x33``: the TSO, DSO
+Real servers in this process (plaintext on loopback, real models of the small case ``tests/data/tiny-2x33.yaml``
+(the reference case's first two feeders, 40 EVs each, 8 periods): the TSO, DSO
 ``dso1`` fed by its aggregator service ``agg-dso1``, and a second aggregator whose reservation book stays
 open). Every method of every service is taken from the service descriptors, and its requests are drawn
 from the request message's descriptor: valid-shaped messages (the expected lengths per field), NaN,
@@ -39,11 +40,18 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from hypothesis import HealthCheck, example, given, seed, settings
 from hypothesis import strategies as st
 
+from core.case import load_case
 from core.rpc import MAX_MESSAGE_BYTES, RUN_ID, Served, start_server
 from gridcoord.v1 import aggregator_pb2, common_pb2, dso_pb2, tso_pb2
+from tests.helpers.cases import TINY_CASE
 from tests.helpers.summary import SUMMARY_LINES
 
-CASE = "ieee30-3x33"
+#: the small case (2 feeders, 40 EVs each, 8 periods): the servicers and their checks are the reference case's;
+#: a DSO solve is about a tenth of the reference case's, so the same number of cases costs seconds, not minutes
+CASE = TINY_CASE
+_SPEC = load_case(CASE)
+T_N = int(_SPEC.periods)  # one DSO's boundary (periods)
+N_GLOBAL = len(_SPEC.feeder_ids) * T_N  # the TSO's boundary (feeders x periods)
 SEED = int(os.environ.get("GRIDCOORD_FUZZ_SEED", "20240607"))
 DEADLINE_S = 60.0
 
@@ -305,7 +313,7 @@ def _surrogate(n_global: int) -> st.SearchStrategy[common_pb2.SurrogateTerm]:
         return common_pb2.SurrogateTerm(operator_id="fuzz", index=((np.arange(n) + pos) % n_global).tolist(),
                                         weights=weights)
 
-    return st.builds(make, st.just(24), st.sampled_from(HIDDEN), st.integers(0, n_global), st.floats(0.0, 50.0),
+    return st.builds(make, st.just(T_N), st.sampled_from(HIDDEN), st.integers(0, n_global), st.floats(0.0, 50.0),
                      st.one_of(st.none(), st.none(), st.tuples(st.integers(0, 10**6), SPECIAL_FLOATS)))
 
 
@@ -341,7 +349,7 @@ def valid_shaped(desc: pbd.Descriptor, target: Target) -> st.SearchStrategy[Mess
         if fd.name == "key":
             fields[fd.name] = fresh_key()
         elif fd.name == "others":
-            n_global = target.lengths.get("center_mw", 72)
+            n_global = target.lengths.get("center_mw", N_GLOBAL)
             fields[fd.name] = st.lists(_surrogate(n_global), max_size=2)
         elif fd.name == "dsos":  # Merge: one point set per DSO, 1-3 points of n_periods each
             fields[fd.name] = _lists(_points(target.lengths["n_periods"]), target.lengths["dsos"])
@@ -514,9 +522,9 @@ def _valid_answers(servers: dict[str, Target], run_id: str) -> dict[str, Any]:
     tso = tso_pb2_grpc.TsoServiceStub(servers["tso"].channel)
     dso = dso_pb2_grpc.DsoServiceStub(servers["dso1"].channel)
     agg = aggregator_pb2_grpc.AggregatorServiceStub(servers["agg-dso1"].channel)
-    x = [2.0 + 0.1 * t for t in range(72)]
+    x = [2.0 + 0.1 * t for t in range(N_GLOBAL)]
     tso_eval = tso.Evaluate(common_pb2.EvaluateRequest(key=key, boundary_mw=x), timeout=DEADLINE_S)
-    dso_eval = dso.Evaluate(common_pb2.EvaluateRequest(key=key, boundary_mw=x[:24]), timeout=DEADLINE_S)
+    dso_eval = dso.Evaluate(common_pb2.EvaluateRequest(key=key, boundary_mw=x[:T_N]), timeout=DEADLINE_S)
     envelope = agg.GetEnvelope(aggregator_pb2.EnvelopeRequest(key=key), timeout=DEADLINE_S)
     return {"tso": (tso_eval.cost_usd, list(tso_eval.sensitivity_usd_per_mwh)),
             "dso1": (dso_eval.cost_usd, list(dso_eval.sensitivity_usd_per_mwh)),
@@ -567,19 +575,19 @@ def _dispatch(name: str, p_ch: float, share: bool) -> tuple[str, str, str, Calla
 REGRESSIONS: dict[str, tuple[tuple[str, str, str, Callable[[Target], Message]], grpc.StatusCode, str]] = {
     # rho * target overflowed inside cvxpy: INVALID_ARGUMENT "Problem data contains NaN or Inf" (no field named)
     "prox-huge-rho": (("tso", "TsoService", "Prox", lambda t: common_pb2.ProxRequest(
-        key=_key("prox-huge-rho"), target_mw=[1.0] * 72, rho_usd_per_mw2=1e300)),
+        key=_key("prox-huge-rho"), target_mw=[1.0] * N_GLOBAL, rho_usd_per_mw2=1e300)),
         grpc.StatusCode.INVALID_ARGUMENT, r"rho_usd_per_mw2 = 1e\+300 is outside"),
     # a denormal rho passed "> 0" and failed in the solver: FAILED_PRECONDITION "solver failed"
     "prox-denormal-rho": (("dso1", "DsoService", "Prox", lambda t: common_pb2.ProxRequest(
-        key=_key("prox-denormal-rho"), target_mw=[1.0] * 24, rho_usd_per_mw2=5e-324)),
+        key=_key("prox-denormal-rho"), target_mw=[1.0] * T_N, rho_usd_per_mw2=5e-324)),
         grpc.StatusCode.INVALID_ARGUMENT, r"rho_usd_per_mw2 = 5e-324 is outside"),
     # 1e300 MW reached the solver: FAILED_PRECONDITION "solver failed"
     "evaluate-huge-boundary": (("dso1", "DsoService", "Evaluate", lambda t: common_pb2.EvaluateRequest(
-        key=_key("evaluate-huge-boundary"), boundary_mw=[1e300] * 24)),
+        key=_key("evaluate-huge-boundary"), boundary_mw=[1e300] * T_N)),
         grpc.StatusCode.INVALID_ARGUMENT, r"boundary_mw\[0\] = 1e\+300 is outside"),
     # surrogate weights of 1e300 overflowed W x + b inside the solver
     "optimize-huge-weights": (("tso", "TsoService", "Optimize", lambda t: common_pb2.OptimizeRequest(
-        key=_key("optimize-huge-weights"), center_mw=[1.0] * 72, move_mw=[1.0] * 72, others=[
+        key=_key("optimize-huge-weights"), center_mw=[1.0] * N_GLOBAL, move_mw=[1.0] * N_GLOBAL, others=[
             common_pb2.SurrogateTerm(index=[0], weights=common_pb2.IcnnWeights(
                 n_inputs=1, n_hidden=1, w=[1e300], b=[0.0], v=[1.0], a=[0.0], c=0.0))])),
         grpc.StatusCode.INVALID_ARGUMENT, r"others\[0\]\.weights\.w\[0\] = 1e\+300 is outside"),
@@ -627,7 +635,8 @@ def test_surrogate_layouts_are_bounded(fleet_servers: dict[str, Target], baselin
     def optimize(hidden: int, run: str) -> grpc.StatusCode:
         term = common_pb2.SurrogateTerm(index=[0], weights=common_pb2.IcnnWeights(
             n_inputs=1, n_hidden=hidden, w=[0.1] * hidden, b=[0.0] * hidden, v=[1.0] * hidden, a=[0.0], c=0.0))
-        request = common_pb2.OptimizeRequest(key=_key(run), center_mw=[1.0] * 72, move_mw=[1.0] * 72, others=[term])
+        request = common_pb2.OptimizeRequest(key=_key(run), center_mw=[1.0] * N_GLOBAL, move_mw=[1.0] * N_GLOBAL,
+                                             others=[term])
         try:
             stub.Optimize(request, timeout=DEADLINE_S)
         except grpc.RpcError as exc:
