@@ -56,3 +56,19 @@ def cluster_scenarios() -> dict[str, Any]:
     from tests.helpers.cluster import run_cluster_scenarios
 
     return run_cluster_scenarios(TINY_CASE, rounds=3)
+
+
+@pytest.fixture(scope="session")
+def tiny_deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """The small case's operators as ``gridcoord serve`` processes over mTLS (AC check off), started once for
+    ``test_fault_tolerance`` and ``test_services`` (starting five operator processes costs about 20 s on 2 cores).
+    A test that kills an operator starts it again before it ends; at the end every operator must exit 0 on
+    SIGTERM."""
+    from orchestrator.cli.launch import LocalDeployment
+    from tests.helpers.cases import TINY_CASE
+
+    dep = LocalDeployment(TINY_CASE, tmp_path_factory.mktemp("operators"), ac_check=False)
+    dep.start()
+    yield dep
+    codes = dep.stop()
+    assert all(c == 0 for c in codes.values()), f"operators did not exit cleanly on SIGTERM: {codes}"

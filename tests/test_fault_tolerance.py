@@ -216,11 +216,10 @@ def test_orchestrator_killed_and_resumed(tmp_path: Path, j_ref: float, capsys: p
 
 
 @pytest.fixture(scope="module")
-def deployment(tmp_path_factory: pytest.TempPathFactory):
-    dep = LocalDeployment(CASE, tmp_path_factory.mktemp("operators"), ac_check=False)
-    dep.start()
-    yield dep
-    dep.stop()
+def deployment(tiny_deployment: LocalDeployment) -> LocalDeployment:
+    """The session's small-case operators (``tests/conftest.py``); every test here that kills one restarts it."""
+    assert tiny_deployment.case == CASE
+    return tiny_deployment
 
 
 def _remote(dep: LocalDeployment, run_id: str, timeout_s: float) -> ServicesSystem:

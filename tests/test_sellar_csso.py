@@ -77,13 +77,15 @@ def test_written_out_adam_makes_torch_adams_update() -> None:
     target = torch.randn(5, 4, generator=g, dtype=torch.float64)
     ours = torch.nn.Parameter(torch.randn(5, 4, generator=g, dtype=torch.float64))
     theirs = torch.nn.Parameter(ours.detach().clone())
-    mine, ref = _Adam([ours], lr=0.05), torch.optim.Adam([theirs], lr=0.05)
+    idle = torch.nn.Parameter(torch.ones(3, dtype=torch.float64))  # not in the loss: no gradient, no step
+    mine, ref = _Adam([ours, idle], lr=0.05), torch.optim.Adam([theirs], lr=0.05)
     for _ in range(60):
-        mine.step(torch.autograd.grad(((ours - target) ** 4).sum(), [ours]))
+        mine.step(torch.autograd.grad(((ours - target) ** 4).sum(), [ours, idle], allow_unused=True))
         ref.zero_grad()
         ((theirs - target) ** 4).sum().backward()
         ref.step()
     assert torch.equal(ours.detach(), theirs.detach())
+    assert torch.equal(idle.detach(), torch.ones(3, dtype=torch.float64)) and mine.n == [60, 0]
     assert float((ours.detach() - target).abs().max()) < 0.5  # it moved toward the target
 
 

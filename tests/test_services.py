@@ -32,12 +32,10 @@ ROUNDS = 3
 
 
 @pytest.fixture(scope="module")
-def deployment(tmp_path_factory: pytest.TempPathFactory):
-    dep = LocalDeployment(CASE, tmp_path_factory.mktemp("operators"), ac_check=False)
-    dep.start()
-    yield dep
-    codes = dep.stop()
-    assert all(c == 0 for c in codes.values()), f"operators did not exit cleanly on SIGTERM: {codes}"
+def deployment(tiny_deployment: LocalDeployment) -> LocalDeployment:
+    """The session's small-case operators (``tests/conftest.py``: they must exit 0 on SIGTERM at the end)."""
+    assert tiny_deployment.case == CASE
+    return tiny_deployment
 
 
 def _options(executor: str) -> RunOptions:
@@ -142,10 +140,13 @@ def test_killed_dso_is_named_within_the_deadline(deployment: LocalDeployment) ->
     dso = RemoteDso("dso2", deployment.services["dso2"], "kill-test", t_n, tls=deployment.client_tls)
     dso.forecast()
     deployment.kill("dso2")
-    t0 = time.perf_counter()
-    with pytest.raises(OperatorUnavailable, match="operator 'dso2' unavailable on Evaluate"):
-        dso.evaluate(np.zeros(t_n))
-    assert time.perf_counter() - t0 < 30.0
+    try:
+        t0 = time.perf_counter()
+        with pytest.raises(OperatorUnavailable, match="operator 'dso2' unavailable on Evaluate"):
+            dso.evaluate(np.zeros(t_n))
+        assert time.perf_counter() - t0 < 30.0
+    finally:
+        deployment.restart("dso2")  # the session's deployment serves other modules
 
 
 importlib.invalidate_caches()

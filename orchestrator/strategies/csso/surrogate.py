@@ -12,7 +12,6 @@ constraints  h >= W x + b, h >= 0,  s = c + a . x + v . h  (exact at the optimum
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 
 import numpy as np
@@ -72,7 +71,7 @@ class IcnnSurrogate:
                 y = self.net(u)
                 (dy,) = torch.autograd.grad(y.sum(), u, create_graph=True)
                 loss = ((y - fy) ** 2).mean() / f_var + self.grad_weight * ((dy - gu) ** 2).sum(1).mean() / g_var
-                opt.step(torch.autograd.grad(loss, params))
+                opt.step(torch.autograd.grad(loss, params, allow_unused=True))
         finally:
             torch.set_num_threads(threads)
         self.fitted = True
@@ -116,15 +115,18 @@ class _Adam:
         self.params, self.lr, self.betas, self.eps = params, lr, betas, eps
         self.m = [torch.zeros_like(p) for p in params]
         self.v = [torch.zeros_like(p) for p in params]
-        self.n = 0
+        self.n = [0] * len(params)  # steps taken per parameter (torch.optim counts per parameter too)
 
     @torch.no_grad()
-    def step(self, grads: tuple[torch.Tensor, ...]) -> None:
+    def step(self, grads: Sequence[torch.Tensor | None]) -> None:
+        """One update; a parameter without a gradient (not in the graph) is left alone, as torch.optim does."""
         b1, b2 = self.betas
-        self.n += 1
-        step_size = self.lr / (1.0 - b1**self.n)
-        bc2_sqrt = math.sqrt(1.0 - b2**self.n)
-        for p, g, m, v in zip(self.params, grads, self.m, self.v, strict=True):
+        for j, (p, g, m, v) in enumerate(zip(self.params, grads, self.m, self.v, strict=True)):
+            if g is None:
+                continue
+            self.n[j] += 1
+            step_size = self.lr / (1.0 - b1 ** self.n[j])
+            bc2_sqrt = (1.0 - b2 ** self.n[j]) ** 0.5
             m.lerp_(g, 1.0 - b1)
             v.mul_(b2).addcmul_(g, g, value=1.0 - b2)
             p.addcdiv_(m, (v.sqrt() / bc2_sqrt).add_(self.eps), value=-step_size)
@@ -190,7 +192,7 @@ class HourlyIcnn:
                 y = self._forward(u)
                 (dy,) = torch.autograd.grad(y.sum(), u, create_graph=True)
                 loss = (((y - fy) ** 2) / f_var).mean() + (((dy - gu) ** 2).sum(-1) / g_var).mean()
-                opt.step(torch.autograd.grad(loss, params))
+                opt.step(torch.autograd.grad(loss, params, allow_unused=True))
         finally:
             torch.set_num_threads(threads)
         self.fitted = True
