@@ -21,7 +21,7 @@ import scipy.sparse as sp
 
 from core.errors import SolveError
 from core.icnn import SurrogateTerm, icnn_cost, set_icnn
-from core.solver import scalar, solve_or_raise
+from core.solver import scalar, solve_or_raise, value
 
 #: price of a boundary mismatch in an elastic evaluation [$/MWh]: far above any marginal cost, so that an
 #: optimum never uses it while an infeasible trial point still returns a finite cost and gradient
@@ -261,8 +261,7 @@ class BoundarySubspace(ABC):
             balance = self.boundary - up + down == target
             penalty = ELASTIC_PENALTY_USD_PER_MWH * self.dt_h * cp.sum(up + down)
             prob = cp.Problem(cp.Minimize(self.own_cost + penalty), [*self.constraints, balance])
-            self._problems["elastic"] = CompiledProblem(prob, {"target": target, "balance": balance,
-                                                               "penalty": penalty})
+            self._problems["elastic"] = CompiledProblem(prob, {"target": target, "balance": balance})
         return self._problems["elastic"]
 
     # -- the interface --------------------------------------------------------------------------------
@@ -273,9 +272,12 @@ class BoundarySubspace(ABC):
         target.value = self._vector("boundary", boundary)
         self._solve(built, "elastic evaluation")
         dual = np.asarray(built.params["balance"].dual_value, dtype=float)
-        mismatch = np.abs(np.asarray(self.boundary.value) - target.value)
-        return Evaluation(cost_usd=float(built.problem.value), sensitivity_usd_per_mwh=-dual / self.dt_h,
-                          penalty_usd=float(built.params["penalty"].value), mismatch_mw=float(mismatch.max()),
+        mismatch = np.abs(value(self.boundary) - target.value)
+        # the penalty of the mismatch the dispatch has, |boundary - target|: an interior point leaves both
+        # slacks (up and down) slightly positive, and the solver's objective prices their sum
+        penalty = ELASTIC_PENALTY_USD_PER_MWH * self.dt_h * float(mismatch.sum())
+        return Evaluation(cost_usd=scalar(self.own_cost) + penalty, sensitivity_usd_per_mwh=-dual / self.dt_h,
+                          penalty_usd=penalty, mismatch_mw=float(mismatch.max()),
                           dt_h=self.dt_h, hourly_cost_usd=self._hourly_cost(mismatch_mwh=mismatch * self.dt_h))
 
     def _hourly_cost(self, mismatch_mwh: np.ndarray) -> np.ndarray | None:

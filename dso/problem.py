@@ -71,12 +71,11 @@ class DsoProblem:
             self.p_import_target_mw.value = self._vector("p_import_target_mw", p_import_target_mw, t)
         t0 = time.perf_counter()
         try:
-            solve_problem(self.problem, self.solver)
+            status = solve_problem(self.problem, self.solver)
         except cp.error.SolverError as exc:
             msg = f"DSO '{self.data.name}': solver {self.solver} failed: {exc}"
             raise SolveError(msg, "solver_error") from exc
         solve_s = time.perf_counter() - t0
-        status = str(self.problem.status)
         if status != cp.OPTIMAL:
             raise SolveError(f"DSO '{self.data.name}' ({self.mode} mode) not solved to optimality", status)
         sens = None

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from core.icnn import SurrogateWeights
-from core.subspace import Columns
+from core.solver import scalar, value
+from core.subspace import ELASTIC_PENALTY_USD_PER_MWH, Columns
 from dso.subspace import DsoSubspace
 from orchestrator.results.run import summarize
 from orchestrator.strategies import RunOptions, get_strategy
@@ -59,6 +60,11 @@ def test_subspace_sensitivities_match_finite_differences(system: EmbeddedSystem)
     # far outside the feeder's import range: finite cost, the elastic penalty reports the mismatch
     far = dso.evaluate(x0[:24] + 50.0)
     assert np.isfinite(far.cost_usd) and far.penalty_usd > 0 and far.mismatch_mw > 1.0
+    # the penalty prices the mismatch the dispatch has, |import - boundary|, not the solver's two slacks
+    # (an interior point leaves both slightly positive): the cost is the DSO's own cost plus that penalty
+    beyond_mwh = np.abs(value(dso.boundary) - (x0[:24] + 50.0)).sum() * dso.dt_h
+    assert far.penalty_usd == pytest.approx(ELASTIC_PENALTY_USD_PER_MWH * beyond_mwh, rel=1e-12)
+    assert far.cost_usd == pytest.approx(scalar(dso.own_cost) + far.penalty_usd, rel=1e-12)
     assert np.all(np.isfinite(far.gradient))
     # the TSO's cost per period adds up to its cost (one evaluation = 24 samples of its response surface)
     ev = tso.evaluate(x0)

@@ -60,11 +60,10 @@ class TsoProblem:
         self.p_dso_target_mw.value = target
         start = time.perf_counter()
         try:
-            solve_problem(self.problem, self.solver)
+            status = solve_problem(self.problem, self.solver)
         except cp.error.SolverError as exc:
             raise SolveError(f"TSO solve failed: {exc}", "solver_error") from exc
         solve_s = time.perf_counter() - start
-        status = str(self.problem.status)
         if status != cp.OPTIMAL:
             raise SolveError("TSO solve did not reach optimality", status)
         self.n_solves += 1

@@ -60,7 +60,7 @@ class TsoSubspace(BoundarySubspace):
             cons = [*self.constraints, balance, *[cp.sum(th) == 1 for th in thetas]]
             prob = cp.Problem(cp.Minimize(self.own_cost + penalty + others), cons)
             self._problems[key] = CompiledProblem(prob, {"points": ys, "costs": ds, "theta": thetas, "balance": balance,
-                                                "penalty": penalty, "merged": merged, "up": up, "down": down})
+                                                         "merged": merged})
         built = self._problems[key]
         for k in range(k_n):
             pts = np.asarray(columns.points[k], dtype=float)
@@ -71,13 +71,15 @@ class TsoSubspace(BoundarySubspace):
             built.params["points"][k].value = pts.T
             built.params["costs"][k].value = costs
         self._solve(built, "merge")
-        mismatch = value(built.params["up"]) + value(built.params["down"])
+        merged_mw = value(built.params["merged"])
+        mismatch = np.abs(value(self.boundary) - merged_mw)  # as in ``evaluate``: the mismatch the dispatch has
+        penalty = ELASTIC_PENALTY_USD_PER_MWH * self.dt_h * float(mismatch.sum())
         dual = np.asarray(built.params["balance"].dual_value, dtype=float)
         evaluation = Evaluation(
-            cost_usd=scalar(self.own_cost) + scalar(built.params["penalty"]), sensitivity_usd_per_mwh=-dual / self.dt_h,
-            penalty_usd=scalar(built.params["penalty"]), mismatch_mw=float(mismatch.max()), dt_h=self.dt_h,
+            cost_usd=scalar(self.own_cost) + penalty, sensitivity_usd_per_mwh=-dual / self.dt_h,
+            penalty_usd=penalty, mismatch_mw=float(mismatch.max()), dt_h=self.dt_h,
             hourly_cost_usd=self._hourly_cost(mismatch * self.dt_h))
-        return Merge(x=value(built.params["merged"]).reshape(-1),
+        return Merge(x=merged_mw.reshape(-1),
                      theta=tuple(np.maximum(value(th), 0.0) for th in built.params["theta"]),
                      bound_usd=float(built.problem.value), evaluation=evaluation)
 
