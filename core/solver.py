@@ -33,15 +33,17 @@ import numpy as np
 
 from core.errors import SolveError
 
-RETRY_CLARABEL: dict[str, object] = {"tol_gap_abs": 1e-6, "tol_gap_rel": 1e-6, "equilibrate_enable": False}
-"""The second Clarabel attempt; its full tolerances (with Clarabel's default feasibility 1e-8 and KKT ratio
-1e-6) are the first attempt's reduced ones."""
+RETRY_TOLERANCES: dict[str, float] = {"gap_abs": 1e-6, "gap_rel": 1e-6, "feas": 1e-8, "ktratio": 1e-6}
+"""The second Clarabel attempt's full tolerances (feasibility and KKT ratio at Clarabel's defaults), and the
+first attempt's reduced ones."""
+
+RETRY_CLARABEL: dict[str, object] = {**{f"tol_{k}": v for k, v in RETRY_TOLERANCES.items()},
+                                     "equilibrate_enable": False}
 
 ATTEMPTS: dict[str, tuple[dict[str, object], ...]] = {
     "CLARABEL": (
         {"tol_gap_abs": 1e-7, "tol_gap_rel": 1e-7, "equilibrate_min_scaling": 1e-2, "equilibrate_max_scaling": 1e2,
-         "reduced_tol_gap_abs": 1e-6, "reduced_tol_gap_rel": 1e-6, "reduced_tol_feas": 1e-8,
-         "reduced_tol_ktratio": 1e-6},
+         **{f"reduced_tol_{k}": v for k, v in RETRY_TOLERANCES.items()}},
         RETRY_CLARABEL,
     ),
 }
@@ -50,11 +52,9 @@ ATTEMPTS: dict[str, tuple[dict[str, object], ...]] = {
 def accepts_almost_solved(options: dict[str, object]) -> bool:
     """Whether an AlmostSolved end of an attempt with ``options`` meets the second Clarabel attempt's full
     tolerances (its reduced tolerances are at most those)."""
-    full = {"reduced_tol_gap_abs": RETRY_CLARABEL["tol_gap_abs"], "reduced_tol_gap_rel": RETRY_CLARABEL["tol_gap_rel"],
-            "reduced_tol_feas": 1e-8, "reduced_tol_ktratio": 1e-6}
-    for key, bound in full.items():
-        got = options.get(key)
-        if not isinstance(got, float) or not isinstance(bound, float) or got > bound:
+    for k, bound in RETRY_TOLERANCES.items():
+        got = options.get(f"reduced_tol_{k}")
+        if not isinstance(got, float) or got > bound:
             return False
     return True
 

@@ -271,10 +271,15 @@ class BoundarySubspace(ABC):
         target = built.params["target"]
         target.value = self._vector("boundary", boundary)
         self._solve(built, "elastic evaluation")
-        dual = np.asarray(built.params["balance"].dual_value, dtype=float)
-        mismatch = np.abs(value(self.boundary) - target.value)
-        # the penalty of the mismatch the dispatch has, |boundary - target|: an interior point leaves both
-        # slacks (up and down) slightly positive, and the solver's objective prices their sum
+        return self._elastic_evaluation(target.value, built.params["balance"])
+
+    def _elastic_evaluation(self, target_mw: np.ndarray, balance: cp.Constraint) -> Evaluation:
+        """The evaluation after an elastic solve whose ``balance`` reads boundary - up + down == target: own
+        cost plus the penalty of the mismatch the dispatch has, |boundary - target| (an interior point leaves
+        both slacks slightly positive, and the solver's objective prices their sum), d cost / d target from
+        the dual."""
+        dual = np.asarray(balance.dual_value, dtype=float)
+        mismatch = np.abs(value(self.boundary) - target_mw)
         penalty = ELASTIC_PENALTY_USD_PER_MWH * self.dt_h * float(mismatch.sum())
         return Evaluation(cost_usd=scalar(self.own_cost) + penalty, sensitivity_usd_per_mwh=-dual / self.dt_h,
                           penalty_usd=penalty, mismatch_mw=float(mismatch.max()),

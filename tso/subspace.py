@@ -11,8 +11,8 @@ from __future__ import annotations
 import cvxpy as cp
 import numpy as np
 
-from core.solver import scalar, value
-from core.subspace import ELASTIC_PENALTY_USD_PER_MWH, BoundarySubspace, Columns, CompiledProblem, Evaluation, Merge
+from core.solver import value
+from core.subspace import ELASTIC_PENALTY_USD_PER_MWH, BoundarySubspace, Columns, CompiledProblem, Merge
 from tso.model import TsoDispatch, TsoInputs, build_tso_model
 from tso.network import TransmissionData
 from tso.report import TsoReport, publish
@@ -72,16 +72,10 @@ class TsoSubspace(BoundarySubspace):
             built.params["costs"][k].value = costs
         self._solve(built, "merge")
         merged_mw = value(built.params["merged"])
-        mismatch = np.abs(value(self.boundary) - merged_mw)  # as in ``evaluate``: the mismatch the dispatch has
-        penalty = ELASTIC_PENALTY_USD_PER_MWH * self.dt_h * float(mismatch.sum())
-        dual = np.asarray(built.params["balance"].dual_value, dtype=float)
-        evaluation = Evaluation(
-            cost_usd=scalar(self.own_cost) + penalty, sensitivity_usd_per_mwh=-dual / self.dt_h,
-            penalty_usd=penalty, mismatch_mw=float(mismatch.max()), dt_h=self.dt_h,
-            hourly_cost_usd=self._hourly_cost(mismatch * self.dt_h))
         return Merge(x=merged_mw.reshape(-1),
                      theta=tuple(np.maximum(value(th), 0.0) for th in built.params["theta"]),
-                     bound_usd=float(built.problem.value), evaluation=evaluation)
+                     bound_usd=float(built.problem.value),
+                     evaluation=self._elastic_evaluation(merged_mw, built.params["balance"]))
 
     def dispatch(self, boundary: np.ndarray) -> TsoDispatch:
         """The full TSO dispatch at P (private: for the TSO's own report and in-process checks)."""
