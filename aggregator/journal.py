@@ -56,10 +56,14 @@ class ReservationJournal:
                 self._conn.execute("CREATE TABLE IF NOT EXISTS evs (seq INTEGER PRIMARY KEY AUTOINCREMENT, "
                                    "ev_id TEXT NOT NULL UNIQUE, data TEXT NOT NULL)")
                 self._conn.execute("CREATE TABLE IF NOT EXISTS cancelled (ev_id TEXT PRIMARY KEY)")
+                self._conn.execute("CREATE TABLE IF NOT EXISTS cancelled_bookings "
+                                   "(booking TEXT PRIMARY KEY, ev_id TEXT NOT NULL)")
             columns = {r[1] for r in self._conn.execute("PRAGMA table_info(evs)").fetchall()}
-            if "owner" not in columns:  # a journal written before bookings had owners: none of them has one
-                with self._conn:
-                    self._conn.execute("ALTER TABLE evs ADD COLUMN owner TEXT")
+            # a journal written before bookings had owners or tokens: none of its bookings has one
+            for column in ("owner", "booking"):
+                if column not in columns:
+                    with self._conn:
+                        self._conn.execute(f"ALTER TABLE evs ADD COLUMN {column} TEXT")
             meta = dict(self._conn.execute("SELECT key, value FROM meta").fetchall())
         except sqlite3.DatabaseError as exc:
             raise FleetError(f"reservation journal {self.path}: not a readable SQLite file ({exc})") from None
@@ -85,6 +89,18 @@ class ReservationJournal:
             rows = self._conn.execute("SELECT ev_id, owner FROM evs WHERE owner IS NOT NULL").fetchall()
         return {r[0]: r[1] for r in rows}
 
+    def bookings(self) -> dict[str, str]:
+        """ev id -> the token of its current booking, for the journaled reservations that have one."""
+        with self._lock:
+            rows = self._conn.execute("SELECT ev_id, booking FROM evs WHERE booking IS NOT NULL").fetchall()
+        return {r[0]: r[1] for r in rows}
+
+    def cancelled_bookings(self) -> dict[str, str]:
+        """Token -> ev id of every cancelled booking (kept after the id is booked again)."""
+        with self._lock:
+            rows = self._conn.execute("SELECT booking, ev_id FROM cancelled_bookings").fetchall()
+        return {r[0]: r[1] for r in rows}
+
     def cancelled(self) -> set[str]:
         """Ids whose reservation was cancelled and not booked again since."""
         with self._lock:
@@ -97,24 +113,28 @@ class ReservationJournal:
             row = self._conn.execute("SELECT value FROM meta WHERE key = 'closed'").fetchone()
         return row is not None and row[0] == "1"
 
-    def append(self, ev: EV, owner: str | None = None) -> None:
-        """Record an accepted reservation and who booked it (committed before the caller answers)."""
+    def append(self, ev: EV, owner: str | None = None, booking: str | None = None) -> None:
+        """Record an accepted reservation, who booked it and its token (committed before the caller answers)."""
         with self._lock, self._conn:
-            self._conn.execute("INSERT INTO evs (ev_id, data, owner) VALUES (?, ?, ?)",
-                               (ev.ev_id, json.dumps(dataclasses.asdict(ev), sort_keys=True), owner))
+            self._conn.execute("INSERT INTO evs (ev_id, data, owner, booking) VALUES (?, ?, ?, ?)",
+                               (ev.ev_id, json.dumps(dataclasses.asdict(ev), sort_keys=True), owner, booking))
             self._conn.execute("DELETE FROM cancelled WHERE ev_id = ?", (ev.ev_id,))
 
-    def remove(self, ev_id: str, replacement: EV | None = None, owner: str | None = None) -> None:
-        """Record a cancellation (``replacement`` None) or an amendment of ``ev_id`` (kept by ``owner``), in one
-        transaction."""
+    def remove(self, ev_id: str, replacement: EV | None = None, owner: str | None = None,
+               booking: str | None = None) -> None:
+        """Record a cancellation (``replacement`` None; ``booking`` the cancelled token) or an amendment of
+        ``ev_id`` (kept by ``owner`` under the same token ``booking``), in one transaction."""
         with self._lock, self._conn:
             self._conn.execute("DELETE FROM evs WHERE ev_id = ?", (ev_id,))
             if replacement is None:
                 self._conn.execute("INSERT OR IGNORE INTO cancelled (ev_id) VALUES (?)", (ev_id,))
+                if booking is not None:
+                    self._conn.execute("INSERT OR IGNORE INTO cancelled_bookings (booking, ev_id) VALUES (?, ?)",
+                                       (booking, ev_id))
             else:
-                self._conn.execute("INSERT INTO evs (ev_id, data, owner) VALUES (?, ?, ?)",
+                self._conn.execute("INSERT INTO evs (ev_id, data, owner, booking) VALUES (?, ?, ?, ?)",
                                    (replacement.ev_id, json.dumps(dataclasses.asdict(replacement), sort_keys=True),
-                                    owner))
+                                    owner, booking))
 
     def close_book(self) -> None:
         with self._lock, self._conn:

@@ -9,7 +9,9 @@ Accepted reservations enter the fleet handed to the envelopes (:meth:`Reservatio
 Thread-safe: one lock serialises decisions, so concurrent submits never over-book a station, and
 :meth:`ReservationBook.close` freezes the fleet atomically (no reservation is accepted after the envelopes
 were built from it). A resubmission of an accepted reservation with the same data is a replay (a client
-retry): answered accepted again, booked once.
+retry): answered accepted again, booked once. Each booking has a token (given on acceptance and on its replay,
+kept through amendments); a cancellation that names it cancels that booking only, so a retried cancellation
+can never cancel a later booking of the same id.
 
 Durability: with a :class:`~aggregator.journal.ReservationJournal` every accepted reservation and the
 closing of the book are on disk before the answer, and :meth:`ReservationBook.restore` rebuilds the book
@@ -29,8 +31,9 @@ from __future__ import annotations
 
 import threading
 import time
+import uuid
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -45,6 +48,9 @@ from core.errors import SolveError
 @dataclass(frozen=True)
 class Accepted:
     ev_id: str
+    #: the booking's token (submit, amend; "" for a cancellation's answer): names this booking in ``cancel``;
+    #: not part of equality (answers compare by kind and id)
+    booking: str = field(default="", compare=False)
 
 
 @dataclass(frozen=True)
@@ -52,15 +58,18 @@ class Refused:
     ev_id: str
     reason: str
     #: "invalid" (bad EV data) | "duplicate_id" | "station_power" | "station_plugs" | "closed" | "unknown_id" |
-    #: "busy" (shed: no decision before the request's deadline, nothing booked; retry)
+    #: "busy" (shed: no decision before the request's deadline, nothing booked; retry) | "stale_booking" (cancel:
+    #: the named booking is not the id's current one and was never cancelled)
     code: str = "invalid"
 
 
 @dataclass(frozen=True)
 class Replayed:
-    """The same reservation (same id and data) was already accepted: a retry, booked once."""
+    """The same reservation (same id and data) was already accepted, or the same booking already cancelled:
+    a retry, applied once."""
 
     ev_id: str
+    booking: str = field(default="", compare=False)
 
 
 #: a profile within this of a station's limit counts as at the limit [kW] (solver tolerance)
@@ -115,6 +124,9 @@ class ReservationBook:
         self._amending: set[str] = set()  # ids between the two halves of an amendment
         #: ids cancelled and not booked again since: a repeated cancellation is a replay (a client retry)
         self._cancelled: set[str] = set()
+        #: ev id -> token of its current booking (absent: preloaded); token -> ev id of every cancelled booking
+        self._booking: dict[str, str] = {}
+        self._cancelled_bookings: dict[str, str] = {}
         #: ev id -> the identity (client certificate) that booked it; absent: preloaded or booked in plaintext,
         #: which anyone allowed to amend or cancel may change
         self._owner: dict[str, str] = {}
@@ -217,16 +229,18 @@ class ReservationBook:
                 again = self._known(ev)
                 if again is not None:  # the same id was booked meanwhile at another station, or the book closed
                     return again
+                token = uuid.uuid4().hex
                 if self.journal is not None:  # on disk before it is confirmed (a failure here refuses nothing silently)
-                    self.journal.append(ev, owner)
+                    self.journal.append(ev, owner, token)
                 self._evs[ev.ev_id] = ev
+                self._booking[ev.ev_id] = token
                 self._cancelled.discard(ev.ev_id)
                 if owner is not None:
                     self._owner[ev.ev_id] = owner
             occ[mask] += 1
             self._profile_kw[ev.station] = profile
             self._station_rows[ev.station].append(mask, *self._row(ev))
-            return Accepted(ev.ev_id)
+            return Accepted(ev.ev_id, token)
         finally:
             st_lock.release()
 
@@ -239,7 +253,7 @@ class ReservationBook:
             return Refused(ev.ev_id, f"EV '{ev.ev_id}': its reservation is being amended; retry", "busy")
         if ev.ev_id in self._evs:
             if self._evs[ev.ev_id] == ev:
-                return Replayed(ev.ev_id)
+                return Replayed(ev.ev_id, self._booking.get(ev.ev_id, ""))
             return Refused(ev.ev_id, f"EV '{ev.ev_id}': a reservation with this id is already accepted "
                                      "(with different data)", "duplicate_id")
         return None
@@ -292,16 +306,24 @@ class ReservationBook:
         with self._lock:
             return [e for e in self._evs.values() if e.station == station_id]
 
-    def cancel(self, ev_id: str, caller: str | None = None) -> Accepted | Refused | Replayed:
-        """Withdraw a booked reservation before the book closes (``Accepted`` = cancelled). Cancelling an id
-        that was cancelled and not booked again since is a replay (a retry whose first answer was lost), also
-        after the book closed and after a restart (the journal keeps cancelled ids)."""
+    def cancel(self, ev_id: str, caller: str | None = None,
+               booking: str | None = None) -> Accepted | Refused | Replayed:
+        """Withdraw a booked reservation before the book closes (``Accepted`` = cancelled).
+
+        With ``booking`` (the token its acceptance gave) only that booking is cancelled: cancelling it again is a
+        replay even after the id was booked anew (the new booking stays), and a token that is neither the id's
+        current booking nor a cancelled one is refused ``stale_booking``. Without it, cancelling an id that was
+        cancelled and not booked again since is a replay (a retry whose first answer was lost). Replays hold also
+        after the book closed and after a restart (the journal keeps cancelled ids and tokens)."""
         with self._lock:
+            if booking and self._cancelled_bookings.get(booking) == ev_id:
+                return Replayed(ev_id, booking)
             ev = self._evs.get(ev_id)
-            if ev is None and ev_id in self._cancelled:
+            if ev is None and not booking and ev_id in self._cancelled:
                 return Replayed(ev_id)
         if ev is None:
-            return Refused(ev_id, f"EV '{ev_id}': no such reservation", "unknown_id")
+            named = f" (booking {booking!r})" if booking else ""
+            return Refused(ev_id, f"EV '{ev_id}': no such reservation{named}", "unknown_id")
         with self._station_lock[ev.station], self._lock:
             denied = self._not_owner(ev_id, caller)
             if denied is not None:
@@ -310,11 +332,18 @@ class ReservationBook:
                 return Refused(ev_id, "the day-ahead envelopes were already sent; reservations are closed", "closed")
             if self._evs.get(ev_id) != ev:
                 return Refused(ev_id, f"EV '{ev_id}': the reservation changed meanwhile; retry", "busy")
+            token = self._booking.get(ev_id)
+            if booking and booking != token:
+                return Refused(ev_id, f"EV '{ev_id}': booking {booking!r} is not its current booking and was never "
+                                      "cancelled; nothing was cancelled", "stale_booking")
             if self.journal is not None:
-                self.journal.remove(ev_id)
+                self.journal.remove(ev_id, booking=token)
             del self._evs[ev_id]
             self._owner.pop(ev_id, None)
             self._cancelled.add(ev_id)
+            if token is not None:
+                del self._booking[ev_id]
+                self._cancelled_bookings[token] = ev_id
             self._forget(ev)
         return Accepted(ev_id)
 
@@ -334,7 +363,8 @@ class ReservationBook:
         if denied is not None:
             return denied
         if old == ev:
-            return Replayed(ev.ev_id)
+            with self._lock:
+                return Replayed(ev.ev_id, self._booking.get(ev.ev_id, ""))
         if old is None:
             return Refused(ev.ev_id, f"EV '{ev.ev_id}': no such reservation to amend", "unknown_id")
         locks = [self._station_lock[s] for s in sorted({old.station, ev.station})]  # one order: no deadlock
@@ -359,7 +389,7 @@ class ReservationBook:
             keep, why = (ev, "") if profile is not None else (old, "plugs" if not fits else "power")
             with self._lock:
                 if self.journal is not None and keep is ev:
-                    self.journal.remove(old.ev_id, ev, self._owner.get(ev.ev_id))
+                    self.journal.remove(old.ev_id, ev, self._owner.get(ev.ev_id), self._booking.get(ev.ev_id))
                 self._evs[keep.ev_id] = keep
                 self._amending.discard(keep.ev_id)
                 kmask = self._window_mask(keep)
@@ -369,7 +399,8 @@ class ReservationBook:
             if keep is old:
                 return Refused(ev.ev_id, f"station '{ev.station}' full ({why}): the amended reservation does not "
                                      "fit; the old one stays booked", "station_plugs" if not fits else "station_power")
-            return Accepted(ev.ev_id)
+            with self._lock:
+                return Accepted(ev.ev_id, self._booking.get(ev.ev_id, ""))
         finally:
             for lk in reversed(locks):
                 lk.release()
@@ -421,6 +452,8 @@ class ReservationBook:
         evs = journal.accepted()
         journaled = {ev.ev_id for ev in evs}
         self._owner.update(journal.owners())
+        self._booking.update(journal.bookings())
+        self._cancelled_bookings.update(journal.cancelled_bookings())
         gone = journal.cancelled()
         self._cancelled |= gone - journaled
         with self._lock:  # a preloaded (case) EV its owner cancelled or amended: the journal's word holds

@@ -219,7 +219,9 @@ class AggregatorServicer(aggregator_pb2_grpc.AggregatorServiceServicer):
     def Cancel(self, request: aggregator_pb2.CancelRequest, context: Ctx) -> aggregator_pb2.CancelResponse:
         def run() -> aggregator_pb2.CancelResponse:
             _check_id("ev_id", request.ev_id)
-            outcome = _owned(self.book.cancel(request.ev_id, peer_of(context).identity))
+            if request.booking:
+                _check_id("booking", request.booking)
+            outcome = _owned(self.book.cancel(request.ev_id, peer_of(context).identity, request.booking or None))
             if isinstance(outcome, Accepted):
                 return aggregator_pb2.CancelResponse(cancelled=True)
             if isinstance(outcome, Replayed):
@@ -271,7 +273,7 @@ def _ev_of(request: aggregator_pb2.ReservationRequest) -> EV:
 
 def _reservation_answer(outcome: Accepted | Refused | Replayed) -> aggregator_pb2.ReservationResponse:
     if isinstance(outcome, Accepted):
-        return aggregator_pb2.ReservationResponse(accepted=True)
+        return aggregator_pb2.ReservationResponse(accepted=True, booking=outcome.booking)
     if isinstance(outcome, Replayed):
-        return aggregator_pb2.ReservationResponse(accepted=True, replay=True)
+        return aggregator_pb2.ReservationResponse(accepted=True, replay=True, booking=outcome.booking)
     return aggregator_pb2.ReservationResponse(accepted=False, reason=outcome.reason, reason_code=outcome.code)

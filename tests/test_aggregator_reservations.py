@@ -82,7 +82,8 @@ def test_journal_keeps_confirmed_reservations_across_a_restart(tmp_path) -> None
         return b
 
     first = book()
-    assert first.submit(_ev(1)) == Accepted("r-1")
+    accepted = first.submit(_ev(1))
+    assert accepted == Accepted("r-1") and accepted.booking
     assert first.submit(_ev(2, st="cs-a", e=5.0)) == Accepted("r-2")
     assert first.submit(_ev(3, st="cs-a", e=5.0, arr=20.0, dep=6.0)) == Accepted("r-3")
     full = first.submit(_ev(4, st="cs-a", e=5.0, arr=19.0, dep=6.0))  # a third plug at cs-a: refused, not journaled
@@ -94,7 +95,8 @@ def test_journal_keeps_confirmed_reservations_across_a_restart(tmp_path) -> None
     second = book()  # restarted, book still open
     assert [e.ev_id for e in second.fleet()] == booked == ["r-100", "r-1", "r-2", "r-3"]
     assert second.n_restored == 3 and second.n_preloaded == 1
-    assert second.submit(_ev(1)) == Replayed("r-1")  # a client retry after the crash: booked once
+    retry = second.submit(_ev(1))  # a client retry after the crash: booked once, under the same token
+    assert retry == Replayed("r-1") and retry.booking == accepted.booking
     assert second.submit(_ev(5, arr=9, dep=16, e=3.0)) == Accepted("r-5")
     closed_fleet = second.close()
     assert second.journal is not None

@@ -183,3 +183,40 @@ def test_owners_amend_and_cancel_before_the_book_closes(tmp_path: Path) -> None:
     book.close()
     for late in (book.cancel("a"), book.amend(replace(a, energy_need_kwh=1.0))):
         assert isinstance(late, Refused) and late.code == "closed"
+
+
+def test_a_cancellation_naming_its_booking_never_cancels_a_later_booking_of_the_same_id(tmp_path: Path) -> None:
+    from aggregator.journal import ReservationJournal
+    from aggregator.service import AggregatorServicer
+    from gridcoord.v1 import aggregator_pb2
+
+    svc = AggregatorServicer("agg-x", [], STATIONS, 1.0, 24)
+    svc.book.restore(ReservationJournal(tmp_path / "j.sqlite", "agg-x", []))
+    ev: dict[str, Any] = dict(ev_id="a", arrival_h=8.0, departure_h=12.0, energy_need_kwh=10.0, capacity_kwh=80.0,
+                              soc_arrival_kwh=10.0, p_charge_kw=10.0, efficiency=1.0, station="s1")
+    first = svc.Reserve(aggregator_pb2.ReservationRequest(**ev), _Ctx())
+    assert first.accepted and len(first.booking) == 32
+    replay = svc.Reserve(aggregator_pb2.ReservationRequest(**ev), _Ctx())
+    assert replay.replay and replay.booking == first.booking  # a retried Reserve learns the same token
+    cancel_first = aggregator_pb2.CancelRequest(ev_id="a", booking=first.booking)
+    assert svc.Cancel(cancel_first, _Ctx()).cancelled
+    second = svc.Reserve(aggregator_pb2.ReservationRequest(**(ev | {"energy_need_kwh": 20.0})), _Ctx())
+    assert second.accepted and second.booking not in ("", first.booking)
+    late = svc.Cancel(cancel_first, _Ctx())  # the first cancellation's retry, arriving after the new booking
+    assert late.cancelled and late.replay
+    assert [e.energy_need_kwh for e in svc.book.fleet()] == [20.0]  # the new booking stands
+    stale = svc.Cancel(aggregator_pb2.CancelRequest(ev_id="a", booking="f" * 32), _Ctx())
+    assert not stale.cancelled and stale.reason_code == "stale_booking" and "'" + "f" * 32 + "'" in stale.reason
+    amended = svc.Amend(aggregator_pb2.ReservationRequest(**(ev | {"energy_need_kwh": 15.0})), _Ctx())
+    assert amended.accepted and amended.booking == second.booking  # an amendment keeps the booking
+    # after a restart the journal still knows both: the old token replays, the current one cancels
+    again = ReservationBook(STATIONS)
+    again.restore(ReservationJournal(tmp_path / "j.sqlite", "agg-x", []))
+    assert isinstance(again.cancel("a", booking=first.booking), Replayed) and len(again.fleet()) == 1
+    stale_again = again.cancel("a", booking="f" * 32)
+    assert isinstance(stale_again, Refused) and stale_again.code == "stale_booking"
+    assert isinstance(again.cancel("a", booking=second.booking), Accepted) and not again.fleet()
+    assert isinstance(again.cancel("a", booking=second.booking), Replayed)
+    assert isinstance(again.cancel("a", booking=first.booking), Replayed)
+    unknown = again.cancel("zz", booking=first.booking)  # a token of another id names nothing here
+    assert isinstance(unknown, Refused) and unknown.code == "unknown_id"

@@ -390,7 +390,8 @@ def test_only_the_identity_that_booked_may_amend_or_cancel(pki: Pki, tmp_path: P
     owner_ch, owner = stub(served.port, pki.pair("client-1"))
     other_ch, other = stub(served.port, (intruder.key_pem(), intruder.cert_pem()))
     try:
-        assert owner.Reserve(_agg.ReservationRequest(**ev), timeout=10).accepted
+        booked = owner.Reserve(_agg.ReservationRequest(**ev), timeout=10)
+        assert booked.accepted and booked.booking
         for call, req in ((other.Amend, _agg.ReservationRequest(**(ev | {"energy_need_kwh": 20.0}))),
                           (other.Cancel, _agg.CancelRequest(ev_id="own-1"))):
             with pytest.raises(grpc.RpcError) as err:
@@ -408,8 +409,9 @@ def test_only_the_identity_that_booked_may_amend_or_cancel(pki: Pki, tmp_path: P
         with pytest.raises(grpc.RpcError) as err:
             other.Cancel(_agg.CancelRequest(ev_id="own-1"), timeout=10)
         assert err.value.code() == grpc.StatusCode.PERMISSION_DENIED
-        assert owner.Amend(_agg.ReservationRequest(**(ev | {"energy_need_kwh": 12.0})), timeout=10).accepted
-        assert owner.Cancel(_agg.CancelRequest(ev_id="own-1"), timeout=10).cancelled
+        amended = owner.Amend(_agg.ReservationRequest(**(ev | {"energy_need_kwh": 12.0})), timeout=10)
+        assert amended.accepted and amended.booking == booked.booking  # the restarted service kept the token
+        assert owner.Cancel(_agg.CancelRequest(ev_id="own-1", booking=booked.booking), timeout=10).cancelled
     finally:
         owner_ch.close()
         other_ch.close()

@@ -179,26 +179,30 @@ class ReservationRequest(_message.Message):
     def __init__(self, ev_id: _Optional[str] = ..., arrival_h: _Optional[float] = ..., departure_h: _Optional[float] = ..., energy_need_kwh: _Optional[float] = ..., capacity_kwh: _Optional[float] = ..., soc_arrival_kwh: _Optional[float] = ..., p_charge_kw: _Optional[float] = ..., p_discharge_kw: _Optional[float] = ..., efficiency: _Optional[float] = ..., station: _Optional[str] = ..., soc_min_kwh: _Optional[float] = ...) -> None: ...
 
 class ReservationResponse(_message.Message):
-    __slots__ = ("accepted", "reason", "replay", "reason_code", "tou_level", "tou_price_usd_per_mwh")
+    __slots__ = ("accepted", "reason", "replay", "reason_code", "tou_level", "tou_price_usd_per_mwh", "booking")
     ACCEPTED_FIELD_NUMBER: _ClassVar[int]
     REASON_FIELD_NUMBER: _ClassVar[int]
     REPLAY_FIELD_NUMBER: _ClassVar[int]
     REASON_CODE_FIELD_NUMBER: _ClassVar[int]
     TOU_LEVEL_FIELD_NUMBER: _ClassVar[int]
     TOU_PRICE_USD_PER_MWH_FIELD_NUMBER: _ClassVar[int]
+    BOOKING_FIELD_NUMBER: _ClassVar[int]
     accepted: bool
     reason: str
     replay: bool
     reason_code: str
     tou_level: _containers.RepeatedScalarFieldContainer[str]
     tou_price_usd_per_mwh: _containers.RepeatedScalarFieldContainer[float]
-    def __init__(self, accepted: _Optional[bool] = ..., reason: _Optional[str] = ..., replay: _Optional[bool] = ..., reason_code: _Optional[str] = ..., tou_level: _Optional[_Iterable[str]] = ..., tou_price_usd_per_mwh: _Optional[_Iterable[float]] = ...) -> None: ...
+    booking: str
+    def __init__(self, accepted: _Optional[bool] = ..., reason: _Optional[str] = ..., replay: _Optional[bool] = ..., reason_code: _Optional[str] = ..., tou_level: _Optional[_Iterable[str]] = ..., tou_price_usd_per_mwh: _Optional[_Iterable[float]] = ..., booking: _Optional[str] = ...) -> None: ...
 
 class CancelRequest(_message.Message):
-    __slots__ = ("ev_id",)
+    __slots__ = ("ev_id", "booking")
     EV_ID_FIELD_NUMBER: _ClassVar[int]
+    BOOKING_FIELD_NUMBER: _ClassVar[int]
     ev_id: str
-    def __init__(self, ev_id: _Optional[str] = ...) -> None: ...
+    booking: str
+    def __init__(self, ev_id: _Optional[str] = ..., booking: _Optional[str] = ...) -> None: ...
 
 class CancelResponse(_message.Message):
     __slots__ = ("cancelled", "reason", "replay", "reason_code")
