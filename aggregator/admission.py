@@ -21,18 +21,37 @@ from scipy.sparse.csgraph import breadth_first_order, maximum_flow
 
 #: flows are integral in this unit of energy [kWh]
 UNIT_KWH = 1e-3
+#: violated cuts a station remembers (the most recent distinct ones)
+CUTS_KEPT = 16
+
+
+def _inside_need_kwh(mask: np.ndarray, need_grid_kwh: np.ndarray, p_charge_kw: np.ndarray,
+                     p_discharge_kw: np.ndarray, windows: np.ndarray, dt_h: float) -> np.ndarray:
+    """(n, k): the least net grid energy EV e (a row of ``mask``) draws inside period set k (a row of
+    ``windows``): max(need_e - p_charge_e dt |W_e outside|, -p_discharge_e dt |W_e inside|) (see
+    :func:`window_cut_violated`)."""
+    m = mask.astype(np.int64)
+    inside = m @ windows.T.astype(np.int64)
+    outside = m.sum(axis=1)[:, None] - inside
+    low = need_grid_kwh[:, None] - p_charge_kw[:, None] * dt_h * outside
+    return np.maximum(low, -p_discharge_kw[:, None] * dt_h * inside)
 
 
 class StationRows:
     """What the admission tests need of a station's booked EVs, as growing arrays (amortised O(1) append)."""
 
-    def __init__(self, n_periods: int) -> None:
+    def __init__(self, n_periods: int, dt_h: float) -> None:
         self.n = 0
+        self.dt_h = dt_h
         self.mask = np.zeros((64, n_periods), dtype=bool)  # (n, T) plugged-in periods
         self.need_grid_kwh = np.zeros(64)  # (n,) need / efficiency
         self.p_charge_kw = np.zeros(64)  # (n,)
         self.p_discharge_kw = np.zeros(64)  # (n,) 0 = no V2G
         self.any_discharge = False  # some booked EV can discharge (then the flow alone is not exact)
+        #: remembered violated cuts (k, T), most recent first, and the booked EVs' least draw inside each (k,)
+        #: [kWh], kept up to date on every append: testing one against a new EV costs O(T), not O(n T)
+        self.cuts = np.zeros((0, n_periods), dtype=bool)
+        self.cut_draw_kwh = np.zeros(0)
 
     def append(self, mask: np.ndarray, need_grid_kwh: float, p_charge_kw: float, p_discharge_kw: float) -> None:
         if self.n == self.mask.shape[0]:
@@ -46,6 +65,32 @@ class StationRows:
         self.p_discharge_kw[k] = p_discharge_kw
         self.any_discharge = self.any_discharge or p_discharge_kw > 0
         self.n += 1
+        if self.cuts.shape[0]:
+            self.cut_draw_kwh = self.cut_draw_kwh + self._draw_of(mask, need_grid_kwh, p_charge_kw, p_discharge_kw)
+
+    def _draw_of(self, mask: np.ndarray, need_grid_kwh: float, p_charge_kw: float,
+                 p_discharge_kw: float) -> np.ndarray:
+        """One EV's least draw inside each remembered cut (k,) [kWh]."""
+        return _inside_need_kwh(mask[None, :], np.array([need_grid_kwh]), np.array([p_charge_kw]),
+                                np.array([p_discharge_kw]), self.cuts, self.dt_h)[0]
+
+    def remember_cut(self, window: np.ndarray) -> None:
+        """Keep ``window`` (T,), a period set whose cut was violated, unless empty or already kept."""
+        if not window.any() or any(np.array_equal(window, c) for c in self.cuts):
+            return
+        n = self.n
+        draw = _inside_need_kwh(self.mask[:n], self.need_grid_kwh[:n], self.p_charge_kw[:n], self.p_discharge_kw[:n],
+                                window[None, :], self.dt_h).sum()
+        self.cuts = np.vstack([window[None, :], self.cuts])[:CUTS_KEPT]
+        self.cut_draw_kwh = np.concatenate([[draw], self.cut_draw_kwh])[:CUTS_KEPT]
+
+    def remembered_cut_violated(self, mask: np.ndarray, need_grid_kwh: float, p_charge_kw: float,
+                                p_discharge_kw: float, p_max_kw: float) -> bool:
+        """:func:`window_cut_violated` over the booked EVs plus one more, for every remembered cut at once."""
+        if not self.cuts.shape[0]:
+            return False
+        draw = self.cut_draw_kwh + self._draw_of(mask, need_grid_kwh, p_charge_kw, p_discharge_kw)
+        return bool(np.any(draw > p_max_kw * self.dt_h * self.cuts.sum(axis=1) * (1 + 1e-9) + 1e-6))
 
     def with_one(self, mask: np.ndarray, need_grid_kwh: float, p_charge_kw: float,
                  p_discharge_kw: float) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -63,10 +108,9 @@ def window_cut_violated(mask: np.ndarray, need_grid_kwh: np.ndarray, p_charge_kw
     discharging EV lends at most p_discharge dt per period inside), and together more than the station's
     p_max dt |window|. With no discharging EV this is a cut of the charging-only flow network. Necessary for
     feasibility, not sufficient: False proves nothing."""
-    outside = (mask & ~window[None, :]).sum(axis=1)
-    low = np.asarray(need_grid_kwh) - np.asarray(p_charge_kw) * dt_h * outside
-    lend = 0.0 if p_discharge_kw is None else -np.asarray(p_discharge_kw) * dt_h * (mask & window[None, :]).sum(axis=1)
-    inside_need = np.maximum(low, lend)
+    dis = np.zeros(mask.shape[0]) if p_discharge_kw is None else np.asarray(p_discharge_kw, dtype=float)
+    inside_need = _inside_need_kwh(mask, np.asarray(need_grid_kwh, dtype=float), np.asarray(p_charge_kw, dtype=float),
+                                   dis, window[None, :], dt_h)
     return bool(inside_need.sum() > p_max_kw * dt_h * int(window.sum()) * (1 + 1e-9) + 1e-6)
 
 

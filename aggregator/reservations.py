@@ -76,8 +76,6 @@ class Replayed:
 _HEADROOM_TOL_KW = 1e-6
 #: a decision is booked only if at least this much of the request's deadline is left [s]
 _COMMIT_MARGIN_S = 0.050
-#: violated cuts remembered per station
-_CUTS_KEPT = 16
 
 
 class ReservationBook:
@@ -118,9 +116,7 @@ class ReservationBook:
         #: decisions for different stations run concurrently; one station's decisions are serialised
         self._station_lock = {s.station_id: threading.Lock() for s in stations}
         #: per station, what the flow test needs of each booked EV (see ``_row``)
-        self._station_rows = {s.station_id: StationRows(n_periods) for s in stations}
-        #: per station, period sets of recent violated cuts (tested first: a cheap proof of "full")
-        self._cuts: dict[str, list[np.ndarray]] = {s.station_id: [] for s in stations}
+        self._station_rows = {s.station_id: StationRows(n_periods, dt_h) for s in stations}
         self._amending: set[str] = set()  # ids between the two halves of an amendment
         #: ids cancelled and not booked again since: a repeated cancellation is a replay (a client retry)
         self._cancelled: set[str] = set()
@@ -152,24 +148,18 @@ class ReservationBook:
         return True
 
     def _fits_headroom(self, ev: EV, station: Station, mask: np.ndarray) -> np.ndarray | None:
-        """The EV charged as early as possible inside its window within the station's headroom [kW per
-        period], or None when its need does not fit (then only the exact LP can decide)."""
+        """The EV charged inside its window within the station's headroom [kW per period], levelling what
+        headroom is left (water filling: it draws most where the station has most room), or None when its need
+        does not fit in that headroom (then only the flow or the exact LP can decide)."""
         profile = self._profile_kw[station.station_id]
         if profile is None:
             return None
-        start, _ = window_of(ev.arrival_h, ev.departure_h, self.dt_h, self.n_periods)
-        order = (start + np.arange(int(mask.sum()))) % self.n_periods
-        headroom = np.clip(station.p_max_kw - profile[order] - _HEADROOM_TOL_KW, 0.0, ev.p_charge_kw)
-        stored = np.cumsum(headroom * ev.efficiency * self.dt_h)
-        if stored[-1] < ev.energy_need_kwh:
+        headroom = np.maximum(station.p_max_kw - profile[mask] - _HEADROOM_TOL_KW, 0.0)
+        charge = _level_fill(headroom, ev.p_charge_kw, ev.energy_need_kwh / (ev.efficiency * self.dt_h))
+        if charge is None:
             return None
-        k = int(np.searchsorted(stored, ev.energy_need_kwh))  # last period used
-        charge = headroom.copy()
-        charge[k + 1:] = 0.0
-        before = stored[k - 1] if k else 0.0
-        charge[k] = (ev.energy_need_kwh - before) / (ev.efficiency * self.dt_h)
         out = np.zeros(self.n_periods)
-        out[order] = charge
+        out[mask] = charge
         return out
 
     def owner(self, ev_id: str) -> str | None:
@@ -278,21 +268,21 @@ class ReservationBook:
             assert profile is not None
             return profile + quick
         rows = self._station_rows[ev.station]
+        if rows.remembered_cut_violated(mask, *self._row(ev), station.p_max_kw):
+            self.cut_refusals += 1
+            return None  # a remembered cut proves it (O(T) each: their draws are kept up to date)
         masks, needs, caps, dis = rows.with_one(mask, *self._row(ev))
         charging_only = not (rows.any_discharge or ev.p_discharge_kw > 0)
-        cuts = self._cuts[ev.station]
         lend = None if charging_only else dis
         if any(window_cut_violated(masks, needs, caps, s, station.p_max_kw, self.dt_h, lend)
-               for s in [*cut_candidates(mask, self._profile_kw[ev.station], station.p_max_kw), *cuts]):
+               for s in cut_candidates(mask, self._profile_kw[ev.station], station.p_max_kw)):
             self.cut_refusals += 1
             return None  # a cut proves it: the EVs need more inside these periods than the station can give
         self.flow_solves += 1
         violated: list[np.ndarray] = []
         sched = charging_schedule_kw(masks, needs, caps, station.p_max_kw, self.dt_h, cut_out=violated)
-        for c in violated:  # remember the violated cut (the last few distinct ones) for later requests
-            if c.any() and not any(np.array_equal(c, k) for k in cuts):
-                cuts.insert(0, c)
-                del cuts[_CUTS_KEPT:]
+        for c in violated:  # remember the violated cut for later requests
+            rows.remember_cut(c)
         if sched is not None:
             return sched
         if charging_only:
@@ -410,13 +400,12 @@ class ReservationBook:
         the other EVs' rows are rebuilt, the profile is unknown again and the remembered cuts no longer hold."""
         sid = ev.station
         self._occupancy[sid][self._window_mask(ev)] -= 1
-        rows = StationRows(self.n_periods)
+        rows = StationRows(self.n_periods, self.dt_h)
         for e in self._evs.values():
             if e.station == sid:
                 rows.append(self._window_mask(e), *self._row(e))
-        self._station_rows[sid] = rows
+        self._station_rows[sid] = rows  # without the remembered cuts: they no longer hold
         self._profile_kw[sid] = None
-        self._cuts[sid] = []
 
     def close(self) -> tuple[EV, ...]:
         """Stop taking reservations and return the fleet, atomically with respect to ``submit`` (idempotent)."""
@@ -476,3 +465,20 @@ class ReservationBook:
     def flexibility(self) -> FleetFlexibility:
         """Inner (proportional-sharing) envelopes of the accepted EVs."""
         return inner_flexibility(list(self.fleet()), list(self.stations), self.dt_h, self.n_periods)
+
+
+def _level_fill(headroom_kw: np.ndarray, p_kw: float, need_kw_periods: float) -> np.ndarray | None:
+    """Per-period power x (0 <= x <= min(p_kw, headroom)) with sum(x) >= ``need_kw_periods`` that leaves the
+    most even headroom: x = min(p_kw, max(0, headroom - level)) for the highest level that still meets the need;
+    None when even x = min(p_kw, headroom) falls short."""
+    top = np.minimum(headroom_kw, p_kw)
+    if top.sum() < need_kw_periods:
+        return None
+    points = np.unique(np.maximum(np.concatenate([headroom_kw, headroom_kw - p_kw, [0.0]]), 0.0))  # ascending
+    drawn = np.minimum(p_kw, np.maximum(headroom_kw[None, :] - points[:, None], 0.0)).sum(axis=1)  # descending
+    k = int(np.searchsorted(-drawn, -need_kw_periods, side="right")) - 1  # last breakpoint still meeting the need
+    level = points[k]
+    if k + 1 < points.size and drawn[k] > need_kw_periods:  # linear between breakpoints k and k + 1
+        level += (drawn[k] - need_kw_periods) / (drawn[k] - drawn[k + 1]) * (points[k + 1] - points[k])
+    level = max(level * (1 - 1e-12) - 1e-12, 0.0)  # on the safe side of rounding: a little more than the need
+    return np.minimum(p_kw, np.maximum(headroom_kw - level, 0.0))
