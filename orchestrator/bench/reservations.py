@@ -37,6 +37,7 @@ import cvxpy as cp
 import grpc
 import numpy as np
 import scipy.sparse as sp
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from core import convert, windows
 from core.solver import value
@@ -216,6 +217,7 @@ def run_clients(address: str, jobs: list[Job], clients: int, timeout_s: float = 
         with grpc.insecure_channel(address) as channel:
             stub = aggregator_pb2_grpc.AggregatorServiceStub(channel)
             grpc.channel_ready_future(channel).result(timeout=max(timeout_s, 60.0))
+            health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=max(timeout_s, 60.0))
             start.wait()
             mine: list[Answer] = []
             for job in queue:
