@@ -3,8 +3,11 @@
 ``ReservationBook`` writes every accepted EV (and the closing of the book when the envelopes are first
 sent) to this SQLite file before it answers, so a restarted ``gridcoord serve aggregator --state-dir DIR``
 holds exactly the reservations it had confirmed and, once closed, stays closed with the same fleet: the
-DSO it serves gets the same envelopes and disaggregation as before the crash. WAL mode with
-``synchronous=FULL``: an answered reservation is on disk.
+DSO it serves gets the same envelopes and disaggregation as before the crash. The service's other state
+that an answer depends on is kept too (``save_state``/``load_state``): the DSO's published time-of-use
+tariff and the last re-booking request (no-shows, late arrivals), so a restart between a re-booking and its
+settlement settles against the same fleet. WAL mode with ``synchronous=FULL``: an answered reservation is on
+disk.
 
 The journal names the aggregator and the fleet it was started with (a fingerprint of the preloaded EV
 ids); opening it for another aggregator or another fleet is refused with the file named, so a state
@@ -20,6 +23,7 @@ import sqlite3
 import threading
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from aggregator.fleet import EV, FleetError
 
@@ -58,6 +62,7 @@ class ReservationJournal:
                 self._conn.execute("CREATE TABLE IF NOT EXISTS cancelled (ev_id TEXT PRIMARY KEY)")
                 self._conn.execute("CREATE TABLE IF NOT EXISTS cancelled_bookings "
                                    "(booking TEXT PRIMARY KEY, ev_id TEXT NOT NULL)")
+                self._conn.execute("CREATE TABLE IF NOT EXISTS state (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
             columns = {r[1] for r in self._conn.execute("PRAGMA table_info(evs)").fetchall()}
             # a journal written before bookings had owners or tokens: none of its bookings has one
             for column in ("owner", "booking"):
@@ -135,6 +140,19 @@ class ReservationJournal:
                 self._conn.execute("INSERT INTO evs (ev_id, data, owner, booking) VALUES (?, ?, ?, ?)",
                                    (replacement.ev_id, json.dumps(dataclasses.asdict(replacement), sort_keys=True),
                                     owner, booking))
+
+    def save_state(self, key: str, value: Any) -> None:
+        """Keep ``value`` (JSON-serialisable; floats round-trip exactly) under ``key``, replacing what was
+        there (committed before the caller answers)."""
+        text = json.dumps(value, allow_nan=False)
+        with self._lock, self._conn:
+            self._conn.execute("INSERT OR REPLACE INTO state (key, value) VALUES (?, ?)", (key, text))
+
+    def load_state(self, key: str) -> Any:
+        """What ``save_state`` kept under ``key``, or None."""
+        with self._lock:
+            row = self._conn.execute("SELECT value FROM state WHERE key = ?", (key,)).fetchone()
+        return None if row is None else json.loads(row[0])
 
     def close_book(self) -> None:
         with self._lock, self._conn:

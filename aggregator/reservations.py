@@ -236,14 +236,15 @@ class ReservationBook:
 
     def _known(self, ev: EV) -> Refused | Replayed | None:
         """The answer when the book is closed or ``ev.ev_id`` is already booked (None otherwise); call with
-        the book's lock held."""
+        the book's lock held. A retry of a booked reservation is a replay also after the book closed: its
+        first answer may have been lost, and "closed" would tell its owner it is not booked."""
+        if ev.ev_id in self._evs and ev.ev_id not in self._amending and self._evs[ev.ev_id] == ev:
+            return Replayed(ev.ev_id, self._booking.get(ev.ev_id, ""))
         if self._closed is not None:
             return Refused(ev.ev_id, "the day-ahead envelopes were already sent; reservations are closed", "closed")
         if ev.ev_id in self._amending:
             return Refused(ev.ev_id, f"EV '{ev.ev_id}': its reservation is being amended; retry", "busy")
         if ev.ev_id in self._evs:
-            if self._evs[ev.ev_id] == ev:
-                return Replayed(ev.ev_id, self._booking.get(ev.ev_id, ""))
             return Refused(ev.ev_id, f"EV '{ev.ev_id}': a reservation with this id is already accepted "
                                      "(with different data)", "duplicate_id")
         return None

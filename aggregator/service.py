@@ -49,8 +49,10 @@ class AggregatorServicer(aggregator_pb2_grpc.AggregatorServiceServicer):
         self.dt_h, self.n_periods = dt_h, n_periods
         self.book = ReservationBook(self.stations, dt_h, n_periods)
         self.book.preload(fleet)
-        if journal_path is not None:  # durable: a restarted service holds what it confirmed before
-            self.book.restore(ReservationJournal(journal_path, operator_id, fleet))
+        #: durable: a restarted service holds what it confirmed, the tariff and the last re-booking
+        self.journal = None if journal_path is None else ReservationJournal(journal_path, operator_id, fleet)
+        if self.journal is not None:
+            self.book.restore(self.journal)
         self.ledger = RoundLedger()
         self.lock = threading.Lock()
         self._fleet: tuple[EV, ...] | None = None
@@ -59,6 +61,20 @@ class AggregatorServicer(aggregator_pb2_grpc.AggregatorServiceServicer):
         self._flex: FleetFlexibility | None = None
         #: the fleet that came after the last Redispatch (no-shows gone, late EVs moved)
         self._rebooked: Rebooking | None = None
+        if self.journal is not None:
+            self._restore_state(self.journal)
+
+    def _restore_state(self, journal: ReservationJournal) -> None:
+        """The tariff and the last re-booking a previous process journaled (the re-booking is computed again
+        from the closed book and the journaled request: the same fleet, envelopes and past)."""
+        tariff = journal.load_state("tariff")
+        if tariff is not None:
+            self._tariff = (list(tariff["level"]), [float(p) for p in tariff["price_usd_per_mwh"]])
+        req = journal.load_state("rebook")
+        if req is not None:
+            with self.lock:
+                self._rebooked = self._rebook(int(req["t_from"]), list(req["no_show"]), dict(req["late_arrival_h"]),
+                                              req["p_ch_mw"], req["p_dis_mw"])
 
     def _envelopes(self) -> tuple[tuple[EV, ...], FleetFlexibility]:
         """Freeze the fleet on first use: the envelopes a DSO dispatches must be those it disaggregates
@@ -133,15 +149,13 @@ class AggregatorServicer(aggregator_pb2_grpc.AggregatorServiceServicer):
             for ev_id in request.late_arrival_h:
                 _check_id("late_arrival_h", ev_id)
             with self.lock:
-                fleet, flex = self._envelopes()
-                w = int(np.sum(flex.dwell))
-                p_ch = np.asarray(vector("p_ch_mw", request.p_ch_mw, w, nonneg=True, limit=MAX_DISPATCH_MW))
-                p_dis = np.asarray(vector("p_dis_mw", request.p_dis_mw, w, nonneg=True, limit=MAX_DISPATCH_MW))
-                if not fleet:
-                    raise FailedPrecondition("no EVs booked: nothing to re-dispatch")
-                self._check_group_energy(flex, p_ch, p_dis)
-                rb = rebook(fleet, flex, p_ch, p_dis, self.stations, int(request.t_from), list(request.no_show),
-                            dict(request.late_arrival_h), self.dt_h, self.n_periods)
+                rb = self._rebook(int(request.t_from), list(request.no_show), dict(request.late_arrival_h),
+                                  request.p_ch_mw, request.p_dis_mw)
+                if self.journal is not None:  # before the answer: a restart settles against this re-booking
+                    self.journal.save_state("rebook", {
+                        "t_from": int(request.t_from), "no_show": list(request.no_show),
+                        "late_arrival_h": dict(request.late_arrival_h), "p_ch_mw": list(request.p_ch_mw),
+                        "p_dis_mw": list(request.p_dis_mw)})
                 self._rebooked = rb
             return aggregator_pb2.Rebooking(
                 envelope=convert.envelope_to_proto(rb.flex, self.n_periods, self.dt_h, self.stations),
@@ -150,6 +164,19 @@ class AggregatorServicer(aggregator_pb2_grpc.AggregatorServiceServicer):
                 n_evs=len(rb.fleet))
 
         return idempotent(self.ledger, context, "Redispatch", request, aggregator_pb2.Rebooking, run)
+
+    def _rebook(self, t_from: int, no_show: list[str], late_arrival_h: dict[str, float], p_ch_mw: Sequence[float],
+                p_dis_mw: Sequence[float]) -> Rebooking:
+        """The fleet that came, re-booked against the day-ahead dispatch (call with ``self.lock`` held)."""
+        fleet, flex = self._envelopes()
+        w = int(np.sum(flex.dwell))
+        p_ch = np.asarray(vector("p_ch_mw", p_ch_mw, w, nonneg=True, limit=MAX_DISPATCH_MW))
+        p_dis = np.asarray(vector("p_dis_mw", p_dis_mw, w, nonneg=True, limit=MAX_DISPATCH_MW))
+        if not fleet:
+            raise FailedPrecondition("no EVs booked: nothing to re-dispatch")
+        self._check_group_energy(flex, p_ch, p_dis)
+        return rebook(fleet, flex, p_ch, p_dis, self.stations, t_from, no_show, late_arrival_h, self.dt_h,
+                      self.n_periods)
 
     def _check_group_energy(self, flex: FleetFlexibility, p_ch: np.ndarray, p_dis: np.ndarray) -> None:
         """Every allocation group must gain stored energy: its EVs' schedules are its profile divided by that
@@ -203,6 +230,9 @@ class AggregatorServicer(aggregator_pb2_grpc.AggregatorServiceServicer):
                 raise InvalidArgument(str(exc)) from None
             with self.lock:
                 self._tariff = (list(tariff.level), tariff.price_usd_per_mwh.tolist())
+                if self.journal is not None:  # confirmations after a restart show it too
+                    self.journal.save_state("tariff", {"level": self._tariff[0],
+                                                       "price_usd_per_mwh": self._tariff[1]})
             return aggregator_pb2.TariffAck(n_periods=self.n_periods)
 
         return idempotent(self.ledger, context, "PublishTariff", request, aggregator_pb2.TariffAck, run)

@@ -100,6 +100,8 @@ def test_after_the_book_closes_changes_are_refused_and_retries_are_replays(servi
     # retries of changes applied before the close are replays, not refusals
     assert stub.Amend(_req("a", 25.0, arrival_h=7.0), timeout=10).replay
     assert stub.Cancel(aggregator_pb2.CancelRequest(ev_id="b"), timeout=10).replay
+    retry = stub.Reserve(_req("a", 25.0, arrival_h=7.0), timeout=10)  # "closed" would say a is not booked
+    assert retry.accepted and retry.replay
     assert _book(stub) == {"a": 25.0, "case-1": 25.0}
     # the dispatch of the closed book meets each amended reservation inside its window
     env = convert.envelope_from_proto(envelope)
@@ -134,6 +136,54 @@ def test_a_restarted_service_keeps_amendments_cancellations_and_replays(tmp_path
         assert stub.Reserve(_req("b", 7.0), timeout=10).accepted
         c = stub.Cancel(aggregator_pb2.CancelRequest(ev_id="b"), timeout=10)
         assert c.cancelled and not c.replay  # booked again since: a new cancellation
+    finally:
+        channel.close()
+        served.stop(0)
+
+
+def _key(run_id: str) -> common_pb2.RunKey:
+    return common_pb2.RunKey(run_id=run_id, round=1)
+
+
+def test_a_restarted_service_keeps_the_tariff_and_the_last_rebooking(tmp_path: Path) -> None:
+    """The published tariff and the last re-booking (no-shows, late arrivals) are journaled before they are
+    answered: after a restart, confirmations still show the tariff, and the re-dispatch settles against the
+    same re-booked fleet (before, the restarted service refused it: no Redispatch yet)."""
+    level = ["valley"] * 7 + ["flat"] * 10 + ["peak"] * 4 + ["flat"] * 3
+    tariff = aggregator_pb2.TouTariff(key=_key("tariff"), level=level, peak_usd_per_mwh=90.0,
+                                      flat_usd_per_mwh=60.0, valley_usd_per_mwh=30.0)
+    served, channel, stub = _serve(tmp_path / "journal.sqlite")
+    try:
+        assert stub.PublishTariff(tariff, timeout=10).n_periods == 24
+        first = stub.Reserve(_req("a", 30.0), timeout=10)
+        assert first.accepted and list(first.tou_level) == level
+        assert stub.Reserve(_req("b", 10.0, arrival_h=13.0, departure_h=17.0), timeout=10).accepted
+        env = convert.envelope_from_proto(stub.GetEnvelope(aggregator_pb2.EnvelopeRequest(key=_key("day")),
+                                                           timeout=30))
+        p_ch, p_dis, _ = envelope_dispatch(env, 1.0, 24)
+        rebooked = stub.Redispatch(aggregator_pb2.RebookRequest(
+            key=_key("re"), t_from=6, no_show=["b"], late_arrival_h={"a": 9.0}, p_ch_mw=p_ch.tolist(),
+            p_dis_mw=p_dis.tolist()), timeout=30)
+        assert rebooked.n_evs == 2  # case-1 and a (late); b did not come
+        re_env = convert.envelope_from_proto(rebooked.envelope)
+        re_ch, re_dis, _ = envelope_dispatch(re_env, 1.0, 24)
+        settle = aggregator_pb2.DispatchRequest(key=_key("settle"), p_ch_mw=re_ch.tolist(), p_dis_mw=re_dis.tolist(),
+                                                redispatched=True)
+        before = stub.Dispatch(settle, timeout=60)
+    finally:
+        channel.close()
+        served.stop(0)
+    served, channel, stub = _serve(tmp_path / "journal.sqlite")
+    try:
+        replay = stub.Reserve(_req("a", 30.0), timeout=10)  # a retry of a confirmed booking: the same answer
+        assert replay.accepted and replay.replay and list(replay.tou_level) == level
+        assert list(replay.tou_price_usd_per_mwh) == list(first.tou_price_usd_per_mwh)
+        settle.key.CopyFrom(_key("settle-after-restart"))
+        after = stub.Dispatch(settle, timeout=60)
+        assert [(e.ev_id, e.need_kwh, e.delivered_kwh, e.unmet_kwh) for e in after.evs] == [
+            (e.ev_id, e.need_kwh, e.delivered_kwh, e.unmet_kwh) for e in before.evs]
+        assert {e.ev_id for e in after.evs} == {"case-1", "a"} and after.n_evs == before.n_evs == 2
+        assert list(after.station_p_mw) == list(before.station_p_mw)
     finally:
         channel.close()
         served.stop(0)
