@@ -109,9 +109,9 @@ class DsoServicer(SubspaceService[DsoSubspace], dso_pb2_grpc.DsoServiceServicer)
                 if link is None:
                     raise FailedPrecondition(f"DSO '{self.operator_id}' has no aggregator service to re-book with")
                 if day is None:
-                    raise FailedPrecondition("no day-ahead dispatch held (none yet, or this DSO restarted since): call "
-                                             "Dispatch with scenario 'ev_pq' first (the aggregator's book is closed, so it "
-                                             "gives the same day-ahead)")
+                    raise FailedPrecondition("no day-ahead dispatch held (none yet, or this DSO restarted since): "
+                                             "call Dispatch with scenario 'ev_pq' first (the aggregator's book is "
+                                             "closed, so it gives the same day-ahead)")
                 ev, past, ch, dis, shortfall = link.rebook(t_from, list(request.no_show),
                                                            dict(request.late_arrival_h), day.dispatch)
                 out = redispatch_feeder(sub.data, day.inputs, day.dispatch, ev, t_from, past, ch, dis,
