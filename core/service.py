@@ -47,6 +47,8 @@ class SubspaceService(Generic[Sub]):
         self.ready = threading.Event()
         self.on_ready: list[Callable[[], None]] = []
         self.layouts: set[tuple[tuple[int, int], ...]] = set()
+        #: why the model is not built yet, when it waits for something other than its build (shown to callers)
+        self.waiting_for: str | None = None
 
     def attach(self, subspace: Sub) -> None:
         """The model is built: calls are served from now on."""
@@ -57,7 +59,8 @@ class SubspaceService(Generic[Sub]):
 
     def _model(self) -> Sub:
         if not self.ready.is_set() or self.subspace is None:
-            raise NotReady(f"operator '{self.operator_id}': model is still being built")
+            why = f" ({self.waiting_for})" if self.waiting_for else ""
+            raise NotReady(f"operator '{self.operator_id}': model is still being built{why}")
         return self.subspace
 
     def _boundary(self, name: str, values: Any, limit: float = MAX_BOUNDARY_MW) -> np.ndarray:

@@ -110,3 +110,56 @@ def test_dso_service_dispatch_gives_the_embedded_numbers(tmp_path: Path) -> None
         _close(getattr(re_remote, key), getattr(re_emb, key), key)
     _close(re_remote.run.ev_unmet_kwh, re_emb.run.ev_unmet_kwh, "redispatch per-EV unmet")
     _close(re_remote.run.report.p_import_mw[:T_FROM], embedded.report.p_import_mw[:T_FROM], "executed past")
+
+
+def test_the_book_stays_open_until_the_dso_gate_closes(tmp_path: Path) -> None:
+    """``serve dso --book-open-minutes M``: the DSO publishes its tariff, owners reserve for M minutes (the
+    DSO answers UNAVAILABLE naming the closing time meanwhile), then it takes the envelopes (closing the book)
+    and builds: the reservation made in the window is in its dispatch, one made after is refused "closed"."""
+    import time
+
+    from core.rpc import wait_serving
+    from gridcoord.v1 import aggregator_pb2, aggregator_pb2_grpc
+    from orchestrator.cli.serve import ServeOptions, start_operator
+
+    case = str(_reduced_case(tmp_path))
+    agg = start_operator(ServeOptions(case=case, role="aggregator", operator_id="agg-dso1", port=0, insecure=True))
+    services = tmp_path / "services.yaml"
+    services.write_text(f"agg-dso1: 127.0.0.1:{agg.port}\n")
+    with pytest.raises(ValueError, match="--book-open-minutes is a DSO's"):
+        start_operator(ServeOptions(case=case, role="aggregator", operator_id="agg-dso1", port=0, insecure=True,
+                                    book_open_minutes=1.0))
+    with pytest.raises(ValueError, match="--book-open-minutes nan: must be a finite number >= 0"):
+        start_operator(ServeOptions(case=case, role="dso", operator_id="dso1", port=0, insecure=True,
+                                    book_open_minutes=float("nan")))
+    dso = start_operator(ServeOptions(case=case, role="dso", operator_id="dso1", port=0, insecure=True,
+                                      services_file=str(services), ac_check=False, book_open_minutes=0.1))
+    request = dict(arrival_h=10.0, departure_h=14.0, energy_need_kwh=5.0, capacity_kwh=60.0, soc_arrival_kwh=20.0,
+                   p_charge_kw=7.0, p_discharge_kw=0.0, efficiency=0.9, station="sched-s2")
+    try:
+        with (grpc.insecure_channel(f"127.0.0.1:{agg.port}") as ach,
+              grpc.insecure_channel(f"127.0.0.1:{dso.port}") as dch):
+            stub = aggregator_pb2_grpc.AggregatorServiceStub(ach)
+            end = time.monotonic() + 60.0
+            while True:  # the tariff is published before the window opens
+                first = stub.Reserve(aggregator_pb2.ReservationRequest(ev_id="in-window", **request), timeout=10)
+                assert first.accepted, first.reason
+                if first.tou_level or time.monotonic() > end:
+                    break
+                time.sleep(0.2)
+            assert len(first.tou_level) == 24
+            with pytest.raises(grpc.RpcError) as waiting:
+                dso_pb2_grpc.DsoServiceStub(dch).Forecast(
+                    dso_pb2.ForecastRequest(key=common_pb2.RunKey(run_id="early", round=1)), timeout=10)
+            assert waiting.value.code() == grpc.StatusCode.UNAVAILABLE
+            assert "reservations are open until" in str(waiting.value.details())
+            wait_serving(f"127.0.0.1:{dso.port}", deadline_s=120.0)
+            late = stub.Reserve(aggregator_pb2.ReservationRequest(ev_id="after-gate", **request), timeout=10)
+            assert not late.accepted and late.reason_code == "closed"
+            out = dso_pb2_grpc.DsoServiceStub(dch).Dispatch(
+                dso_pb2.DsoDispatchRequest(key=common_pb2.RunKey(run_id="day", round=1), scenario="ev_p"), timeout=120)
+        unmet = dict(zip(out.ev_ids, out.ev_unmet_kwh, strict=True))
+        assert len(unmet) == N_EVS + 1 and unmet["in-window"] <= 1e-6 and "after-gate" not in unmet
+    finally:
+        dso.stop(0)
+        agg.stop(0)

@@ -161,3 +161,5 @@ def test_serve_tno_refuses_the_grid_operators_flags(capsys: pytest.CaptureFixtur
     assert all(flag in err for flag in ("--state-dir", "--no-ac-check", "--solver")) and "drop them" in err
     assert main([*base, "--privacy", "dp", "--epsilon", "1"]) == 2
     assert "--privacy dp (only a DSO" in capsys.readouterr().err
+    assert main([*base, "--book-open-minutes", "5"]) == 2
+    assert "--book-open-minutes (only a DSO closes" in capsys.readouterr().err

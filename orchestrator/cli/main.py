@@ -177,7 +177,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
                                       ac_check=not args.no_ac_check, solver=args.solver, tls_dir=args.tls_dir,
                                       insecure=args.insecure, security_log=args.security_log,
                                       state_dir=args.state_dir, workers=args.workers,
-                                      privacy=_privacy(args)))
+                                      privacy=_privacy(args), book_open_minutes=args.book_open_minutes))
 
 
 #: rounds of a DP run when --max-rounds is not given (the budget is split over them)
@@ -393,6 +393,10 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--state-dir", default=None,
                        help="aggregator: keep the reservation book in DIR/ID.reservations.sqlite, so a restarted "
                             "service holds every reservation it confirmed")
+    serve.add_argument("--book-open-minutes", type=float, default=0.0,
+                       help="DSO: keep its aggregator's reservations open M minutes after the tariff is published, "
+                            "then take the envelopes (closing the book) and build (NOT_SERVING until then; "
+                            "default 0: at once)")
     _add_privacy_flags(serve)
     serve.set_defaults(func=_cmd_serve)
 

@@ -9,7 +9,9 @@ orchestrator; only this entry point wires them to the case file and to their pee
 from __future__ import annotations
 
 import logging
+import math
 import threading
+import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -70,6 +72,9 @@ class ServeOptions:
     state_dir: str | None = None
     #: DSO: send every coordination reply through the Gaussian mechanism (``--privacy dp``)
     privacy: PrivacyConfig | None = None
+    #: DSO: its aggregator's reservations stay open this long after the tariff is published; then the DSO
+    #: takes the envelopes (which closes the book) and builds its model (``--book-open-minutes``)
+    book_open_minutes: float = 0.0
 
     def transport(self) -> TlsIdentity | None:
         """This operator's TLS identity, or None for an explicit plaintext server; refuses neither/both."""
@@ -125,6 +130,12 @@ def start_operator(opts: ServeOptions) -> Served:
     T, dt = spec.periods, spec.dt_h
     ids = tuple(f.feeder_id for f in spec.feeders)
 
+    if not (math.isfinite(opts.book_open_minutes) and opts.book_open_minutes >= 0):
+        raise ValueError(f"--book-open-minutes {opts.book_open_minutes:g}: must be a finite number >= 0")
+    if opts.book_open_minutes > 0 and opts.role != "dso":
+        raise ValueError(f"serve {opts.role}: --book-open-minutes is a DSO's (it closes its aggregator's book "
+                         "when it takes the envelopes); drop it")
+
     if opts.role == "tso":
         servicer = TsoServicer(opts.operator_id, ids, T, dt)
         served = start_server([servicer.register], [TSO_SERVICE], address, reflection=opts.reflection, **secure)
@@ -164,7 +175,10 @@ def start_operator(opts: ServeOptions) -> Served:
             if prices is not None:  # before the envelopes: fetching them closes the aggregator's book
                 tariff = tou_tariff(net_load_forecast_mw(spec, opts.operator_id, data), *prices)
                 TariffPublisher(opts.operator_id, agg, tariff).start()
+            if opts.book_open_minutes > 0:
+                _hold_book_open(dso, served, opts.book_open_minutes)
             inputs = feeder_inputs(spec, opts.operator_id, data, agg.envelope())
+            dso.waiting_for = None
             dso.aggregator = agg
             dso.attach(DsoSubspace(data, inputs, np.arange(k * T, (k + 1) * T), solver=opts.solver, settle=agg,
                                    ac_check=opts.ac_check, privacy=opts.privacy))
@@ -191,6 +205,19 @@ def start_operator(opts: ServeOptions) -> Served:
     return served
 
 
+def _hold_book_open(dso: Any, served: Served, minutes: float) -> None:
+    """Wait ``minutes`` before the DSO takes its aggregator's envelopes (owners reserve, amend and cancel
+    meanwhile); callers of the DSO are told until when. Raises if the server stops first."""
+    closes = time.time() + 60.0 * minutes
+    when = time.strftime("%H:%M:%S UTC", time.gmtime(closes))
+    dso.waiting_for = f"its aggregator's reservations are open until {when}; the book closes then"
+    log.info("%s: reservations open until %s (--book-open-minutes %g); the book closes then", dso.operator_id,
+             when, minutes)
+    if served.stopped.wait(max(closes - time.time(), 0.0)):
+        raise RuntimeError("stopped while the reservations were open")
+    log.info("%s: reservations closed; taking the envelopes", dso.operator_id)
+
+
 def _require_operator(opts: ServeOptions, case: str, ops: list[tuple[str, str]]) -> None:
     if dict((oid, role) for role, oid in ops).get(opts.operator_id) != opts.role:
         listed = ", ".join(f"{r} {o}" for r, o in ops)
@@ -215,7 +242,8 @@ def start_tno(opts: ServeOptions, case: TransportCase | None = None) -> Served:
                "--state-dir": opts.state_dir is not None and "only an aggregator keeps a book",
                "--privacy dp": opts.privacy is not None and "only a DSO adds noise to its replies",
                "--no-ac-check": not opts.ac_check and "the TNO runs no power flow",
-               "--solver": opts.solver != ServeOptions.solver and "the TNO's loading and choice need no LP solver"}
+               "--solver": opts.solver != ServeOptions.solver and "the TNO's loading and choice need no LP solver",
+               "--book-open-minutes": opts.book_open_minutes != 0 and "only a DSO closes its aggregator's book"}
     given = [f"{flag} ({why})" for flag, why in foreign.items() if why]
     if given:
         raise ValueError(f"serve tno: {'; '.join(given)}; drop {'it' if len(given) == 1 else 'them'}")
