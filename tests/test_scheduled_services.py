@@ -134,8 +134,9 @@ def test_the_book_stays_open_until_the_dso_gate_closes(tmp_path: Path) -> None:
                                     book_open_minutes=float("nan")))
     dso = start_operator(ServeOptions(case=case, role="dso", operator_id="dso1", port=0, insecure=True,
                                       services_file=str(services), ac_check=False, book_open_minutes=0.1))
-    request = dict(arrival_h=10.0, departure_h=14.0, energy_need_kwh=5.0, capacity_kwh=60.0, soc_arrival_kwh=20.0,
-                   p_charge_kw=7.0, p_discharge_kw=0.0, efficiency=0.9, station="sched-s2")
+    request: dict[str, Any] = dict(arrival_h=10.0, departure_h=14.0, energy_need_kwh=5.0, capacity_kwh=60.0,
+                                   soc_arrival_kwh=20.0, p_charge_kw=7.0, p_discharge_kw=0.0, efficiency=0.9,
+                                   station="sched-s2")
     try:
         with (grpc.insecure_channel(f"127.0.0.1:{agg.port}") as ach,
               grpc.insecure_channel(f"127.0.0.1:{dso.port}") as dch):
