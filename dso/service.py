@@ -95,7 +95,10 @@ class DsoServicer(SubspaceService[DsoSubspace], dso_pb2_grpc.DsoServiceServicer)
 
     def Redispatch(self, request: dso_pb2.DsoRedispatchRequest, context: Ctx) -> dso_pb2.DsoDispatchResponse:
         """No-shows and late arrivals at ``t_from``: the aggregator re-books the fleet that came, the DSO
-        re-dispatches the rest of its last day-ahead ``ev_pq`` dispatch (``dso.redispatch``) and settles it."""
+        re-dispatches the rest of its last day-ahead ``ev_pq`` dispatch (``dso.redispatch``) and settles it.
+        Holding none (no Dispatch yet, or the DSO restarted since), it dispatches the day ahead again first: its
+        inputs are the aggregator's closed book (journaled) and the case, so that day is the one dispatched
+        before."""
         def run() -> dso_pb2.DsoDispatchResponse:
             t_from = int(request.t_from)
             if not 1 <= t_from < self.n_periods:
@@ -108,10 +111,12 @@ class DsoServicer(SubspaceService[DsoSubspace], dso_pb2_grpc.DsoServiceServicer)
                 link, day = self.aggregator, self._day_ahead
                 if link is None:
                     raise FailedPrecondition(f"DSO '{self.operator_id}' has no aggregator service to re-book with")
-                if day is None:
-                    raise FailedPrecondition("no day-ahead dispatch held (none yet, or this DSO restarted since): "
-                                             "call Dispatch with scenario 'ev_pq' first (the aggregator's book is "
-                                             "closed, so it gives the same day-ahead)")
+                if day is None:  # none yet, or this DSO restarted since: the closed book gives the same day
+                    log.info("%s: Redispatch with no day-ahead dispatch held (none yet, or restarted since): "
+                             "dispatching the day ahead ('ev_pq') again from the aggregator's closed book",
+                             self.operator_id)
+                    day = self._day_ahead = dispatch_alone(sub.data, sub.inputs, "ev_pq", sub.settle,
+                                                           ac=sub.ac_check, solver=sub.solver)
                 ev, past, ch, dis, shortfall = link.rebook(t_from, list(request.no_show),
                                                            dict(request.late_arrival_h), day.dispatch)
                 out = redispatch_feeder(sub.data, day.inputs, day.dispatch, ev, t_from, past, ch, dis,

@@ -1,7 +1,8 @@
 """The scheduled-charging study through services: ``DsoService.Dispatch`` on a ``gridcoord serve dso`` process
 (mTLS, its aggregator another process) gives the embedded dispatch of the same reduced case, and so does
-``DsoService.Redispatch`` (no-shows and late arrivals, the aggregator re-books the fleet that came); only the
-orchestrator may call them; the DSO published its time-of-use tariff when it started."""
+``DsoService.Redispatch`` (no-shows and late arrivals, the aggregator re-books the fleet that came; a DSO holding
+no day-ahead dispatch, as after a restart, dispatches it again first); only the orchestrator may call them; the DSO
+published its time-of-use tariff when it started."""
 
 from __future__ import annotations
 
@@ -62,12 +63,16 @@ def test_dso_service_dispatch_gives_the_embedded_numbers(tmp_path: Path) -> None
         booked = lambda: list_reservations("agg-dso1", dep.services["agg-dso1"], dep.client_tls)  # noqa: E731
         services = _Services(client, spec.dt_h, booked)
         try:
-            with pytest.raises(RemoteError) as early:  # nothing to re-dispatch from yet
-                client.redispatch(T_FROM, [], {})
-            assert early.value.code == grpc.StatusCode.FAILED_PRECONDITION and "call Dispatch" in str(early.value)
+            # no day-ahead held yet (as after a DSO restart): the DSO dispatches the day ahead again first
+            early = client.redispatch(T_FROM, [], {})
             remote: ScenarioRun = services.scenario("ev_pq")
             re_remote = services.redispatch(argparse.Namespace(redispatch_hour=T_FROM, no_show_share=0.25,
                                                                late_share=0.25, late_h=3.0, seed=3), remote)
+            again = client.redispatch(T_FROM, [], {})  # the same events after the Dispatch: the same answer
+            for key in ("objective", "day_ahead_objective"):
+                _close(getattr(early, key), getattr(again, key), f"redispatch without a held day-ahead: {key}")
+            _close(early.ev_unmet_kwh, again.ev_unmet_kwh, "redispatch without a held day-ahead: per-EV unmet")
+            _close(early.day_ahead_objective, re_remote.day_ahead_objective, "the day ahead dispatched again")
             with pytest.raises(RemoteError) as bad:
                 call("dso1", "Dispatch", client.stub.Dispatch,
                      dso_pb2.DsoDispatchRequest(key=common_pb2.RunKey(run_id="bad", round=1), scenario="ev_q"),
@@ -88,6 +93,7 @@ def test_dso_service_dispatch_gives_the_embedded_numbers(tmp_path: Path) -> None
     finally:
         dep.stop()
     assert "time-of-use tariff published to aggregator agg-dso1 (24 periods" in dso_log
+    assert dso_log.count("Redispatch with no day-ahead dispatch held") == 1
     m_emb, m_svc = scenario_metrics(embedded), scenario_metrics(remote)
     for key, value in m_emb.items():
         if key != "solve_s":
