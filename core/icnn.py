@@ -9,6 +9,7 @@ The weights are cvxpy Parameters, so a new surrogate is a new Parameter value, n
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import cvxpy as cp
 import numpy as np
@@ -56,19 +57,58 @@ class SurrogateWeights:
 SurrogateTerm = tuple[np.ndarray, SurrogateWeights]
 
 
-def icnn_cost(x: cp.Expression, hidden: int, name: str) -> tuple[cp.Expression, list[cp.Constraint],
-                                                                   dict[str, cp.Parameter]]:
-    """c + a.x + v.h, h >= W x + b, h >= 0 (v >= 0): an input-convex ReLU net as LP constraints."""
+def block_columns(hidden: int, n: int) -> np.ndarray | None:
+    """The input each hidden unit reads in a per-input net of ``hidden`` units over ``n`` inputs (unit r reads
+    input r // (hidden / n)), or None when ``hidden`` is not a multiple of ``n``."""
+    if n == 0 or hidden % n:
+        return None
+    return np.repeat(np.arange(n), hidden // n)
+
+
+def is_block(w: np.ndarray) -> bool:
+    """Whether W (H, n) is a per-input net's (:func:`block_columns`; zero rows fit): the restriction of the
+    period-by-period hub surrogates (``HourlyIcnn.restricted``) to one DSO's imports is one."""
+    col = block_columns(*w.shape)
+    if col is None:
+        return False
+    off = np.ones(w.shape, dtype=bool)
+    off[np.arange(w.shape[0]), col] = False
+    return not np.any(w[off])
+
+
+def icnn_cost(x: cp.Expression, hidden: int, name: str, block: bool = False) -> tuple[
+        cp.Expression, list[cp.Constraint], dict[str, Any]]:
+    """c + a.x + v.h, h >= W x + b, h >= 0 (v >= 0): an input-convex ReLU net as LP constraints.
+
+    ``block`` (W of :func:`is_block` shape): W is held as its (H,) entries, ``h >= w * x[col] + b``, instead of an
+    (H, n) Parameter: the same LP, but cvxpy compiles an (H, n) Parameter times a Variable into an H n^2 tensor
+    (at the hub's 96 x 24 per DSO, 2-3 s of the first round's Optimize), a vector one into H entries."""
     n = x.shape[0]
-    p = {"w": cp.Parameter((hidden, n), name=f"{name}.w"), "b": cp.Parameter(hidden, name=f"{name}.b"),
-         "v": cp.Parameter(hidden, nonneg=True, name=f"{name}.v"), "a": cp.Parameter(n, name=f"{name}.a"),
-         "c": cp.Parameter(name=f"{name}.c")}
+    col = block_columns(hidden, n) if block else None
+    if block and col is None:
+        raise ValueError(f"{name}: a per-input net needs hidden ({hidden}) a multiple of the inputs ({n})")
+    p: dict[str, Any] = {"w": cp.Parameter(hidden if col is not None else (hidden, n), name=f"{name}.w"),
+                         "b": cp.Parameter(hidden, name=f"{name}.b"),
+                         "v": cp.Parameter(hidden, nonneg=True, name=f"{name}.v"),
+                         "a": cp.Parameter(n, name=f"{name}.a"), "c": cp.Parameter(name=f"{name}.c")}
     h = cp.Variable(hidden, nonneg=True, name=f"{name}.h")
-    return p["c"] + p["a"] @ x + p["v"] @ h, [h >= p["w"] @ x + p["b"]], p
+    if col is not None:
+        p["columns"] = col
+        pre = cp.multiply(p["w"], x[col]) + p["b"]
+    else:
+        pre = p["w"] @ x + p["b"]
+    return p["c"] + p["a"] @ x + p["v"] @ h, [h >= pre], p
 
 
-def set_icnn(params: dict[str, cp.Parameter], weights: SurrogateWeights) -> None:
-    """Copy surrogate weights (attributes w, b, v, a, c) into the Parameters."""
-    params["w"].value, params["b"].value = np.asarray(weights.w), np.asarray(weights.b)
+def set_icnn(params: dict[str, Any], weights: SurrogateWeights) -> None:
+    """Copy surrogate weights (attributes w, b, v, a, c) into the Parameters (of a per-input embedding only
+    weights of that shape: any other W is refused, never cut to it)."""
+    w = np.asarray(weights.w)
+    if "columns" in params:
+        if not is_block(w):
+            raise ValueError(f"{params['w'].name()}: W {w.shape} is not a per-input net's; it needs the dense "
+                             "embedding")
+        w = w[np.arange(w.shape[0]), params["columns"]]
+    params["w"].value, params["b"].value = w, np.asarray(weights.b)
     params["v"].value = np.maximum(np.asarray(weights.v), 0.0)
     params["a"].value, params["c"].value = np.asarray(weights.a), float(weights.c)

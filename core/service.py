@@ -14,7 +14,7 @@ from typing import Any, Generic, TypeVar
 import numpy as np
 
 from core import convert
-from core.icnn import SurrogateTerm
+from core.icnn import SurrogateTerm, is_block
 from core.rpc import Ctx, NotReady, ResourceExhausted, RoundLedger, idempotent, scalar, vector
 from core.subspace import BoundarySubspace
 from gridcoord.v1 import common_pb2
@@ -46,7 +46,7 @@ class SubspaceService(Generic[Sub]):
         self.subspace: Sub | None = None
         self.ready = threading.Event()
         self.on_ready: list[Callable[[], None]] = []
-        self.layouts: set[tuple[tuple[int, int], ...]] = set()
+        self.layouts: set[tuple[tuple[int, int, bool], ...]] = set()
         #: why the model is not built yet, when it waits for something other than its build (shown to callers)
         self.waiting_for: str | None = None
 
@@ -68,7 +68,7 @@ class SubspaceService(Generic[Sub]):
 
     def _layout(self, others: list[SurrogateTerm]) -> None:
         """Refuse a surrogate layout beyond the first ``MAX_SURROGATE_LAYOUTS`` (call under ``self.lock``)."""
-        layout = tuple((int(idx.size), int(w.w.shape[0])) for idx, w in others)
+        layout = tuple((int(idx.size), int(w.w.shape[0]), is_block(w.w)) for idx, w in others)
         if layout not in self.layouts:
             if len(self.layouts) >= MAX_SURROGATE_LAYOUTS:
                 raise ResourceExhausted(f"others: operator '{self.operator_id}' already holds {MAX_SURROGATE_LAYOUTS} "

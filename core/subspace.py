@@ -20,7 +20,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from core.errors import SolveError
-from core.icnn import SurrogateTerm, icnn_cost, set_icnn
+from core.icnn import SurrogateTerm, icnn_cost, is_block, set_icnn
 from core.solver import scalar, solve_or_raise, value
 
 #: price of a boundary mismatch in an elastic evaluation [$/MWh]: far above any marginal cost, so that an
@@ -303,7 +303,7 @@ class BoundarySubspace(ABC):
         sensitivity from the dual of ``own boundary == x``)."""
         n = np.asarray(center).size
         whole = self.size == n and bool(np.array_equal(self.index, np.arange(n)))
-        key = f"optimize:{n}:" + ",".join(f"{i.size}x{w.w.shape[0]}" for i, w in others)
+        key = f"optimize:{n}:" + ",".join(f"{i.size}x{w.w.shape[0]}{'b' if is_block(w.w) else ''}" for i, w in others)
         p = self.prefix
         if key not in self._problems:
             c = cp.Parameter(self.size, name=f"{p}center")
@@ -327,7 +327,7 @@ class BoundarySubspace(ABC):
             cost = self.own_cost + ELASTIC_PENALTY_USD_PER_MWH * self.dt_h * cp.sum(beyond)
             icnn = []
             for j, (idx, w) in enumerate(others):
-                s_j, extra, prm = icnn_cost(x[np.asarray(idx)], w.w.shape[0], f"{p}surrogate{j}")
+                s_j, extra, prm = icnn_cost(x[np.asarray(idx)], w.w.shape[0], f"{p}surrogate{j}", is_block(w.w))
                 cost, cons = cost + s_j, cons + extra
                 icnn.append(prm)
             params["icnn"] = icnn

@@ -49,3 +49,35 @@ def test_a_dso_receives_only_the_tso_model_of_its_own_import() -> None:
         tso_view = _restricted_others(indices, weights, 0, center)
         assert len(tso_view) == n_dso
         assert all(w is weights[j + 1] for j, (_, w) in enumerate(tso_view))  # unrestricted: it moves everything
+
+
+def test_a_per_input_net_embeds_as_the_dense_one_and_other_weights_are_refused() -> None:
+    """The hub's restricted surrogates read one period each (W block-diagonal): they are embedded with W as its
+    (H,) entries, which cvxpy compiles far faster; minimising over the embedding gives the net's value, the
+    same as the dense embedding, and a W of another shape is refused, never cut to the block pattern."""
+    import cvxpy as cp
+    import pytest
+
+    from core.icnn import icnn_cost, is_block, set_icnn
+
+    n, per = 6, 3
+    hidden = n * per
+    w = np.zeros((hidden, n))
+    w[np.arange(hidden), np.repeat(np.arange(n), per)] = RNG.normal(size=hidden)
+    net = SurrogateWeights(w=w, b=RNG.normal(size=hidden), v=RNG.uniform(0, 1, hidden), a=RNG.normal(size=n),
+                           c=float(RNG.normal()))
+    assert is_block(net.w) and is_block(np.zeros((n, n))) and not is_block(_weights(n, hidden).w)
+    assert not is_block(np.zeros((hidden + 1, n)))
+    x0 = RNG.normal(size=n) * 3
+    values = []
+    for block in (False, True):
+        x = cp.Variable(n)
+        cost, cons, prm = icnn_cost(x, hidden, f"s{int(block)}", block=block)
+        set_icnn(prm, net)
+        cp.Problem(cp.Minimize(cost), [*cons, x == x0]).solve(solver="CLARABEL")
+        values.append(cost.value)
+        if block:
+            with pytest.raises(ValueError, match="not a per-input net's"):
+                set_icnn(prm, _weights(n, hidden))
+    assert values[0] == pytest.approx(float(net.value(x0)), rel=1e-7)
+    assert values[1] == pytest.approx(float(net.value(x0)), rel=1e-7)
