@@ -138,35 +138,47 @@ def test_the_book_stays_open_until_the_dso_gate_closes(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="--book-open-minutes nan: must be a finite number >= 0"):
         start_operator(ServeOptions(case=case, role="dso", operator_id="dso1", port=0, insecure=True,
                                     book_open_minutes=float("nan")))
-    dso = start_operator(ServeOptions(case=case, role="dso", operator_id="dso1", port=0, insecure=True,
-                                      services_file=str(services), ac_check=False, book_open_minutes=0.1))
     request: dict[str, Any] = dict(arrival_h=10.0, departure_h=14.0, energy_need_kwh=5.0, capacity_kwh=60.0,
                                    soc_arrival_kwh=20.0, p_charge_kw=7.0, p_discharge_kw=0.0, efficiency=0.9,
                                    station="sched-s2")
+    # a DSO stopped while the book is open never takes the envelopes: the book stays open
+    early = start_operator(ServeOptions(case=case, role="dso", operator_id="dso1", port=0, insecure=True,
+                                        services_file=str(services), ac_check=False, book_open_minutes=10.0))
+    with grpc.insecure_channel(f"127.0.0.1:{agg.port}") as ach:
+        listing = aggregator_pb2.ListReservationsRequest(key=common_pb2.RunKey(run_id="audit", round=1))
+        end = time.monotonic() + 60.0
+        while not aggregator_pb2_grpc.AggregatorServiceStub(ach).Reserve(
+                aggregator_pb2.ReservationRequest(ev_id="probe", **request), timeout=10).tou_level:
+            assert time.monotonic() < end, "no tariff published within 60 s"
+            time.sleep(0.2)
+        early.stop(0)
+        time.sleep(0.5)
+        assert not aggregator_pb2_grpc.AggregatorServiceStub(ach).ListReservations(listing, timeout=10).closed
+    dso = start_operator(ServeOptions(case=case, role="dso", operator_id="dso1", port=0, insecure=True,
+                                      services_file=str(services), ac_check=False, book_open_minutes=0.1))
     try:
         with (grpc.insecure_channel(f"127.0.0.1:{agg.port}") as ach,
               grpc.insecure_channel(f"127.0.0.1:{dso.port}") as dch):
             stub = aggregator_pb2_grpc.AggregatorServiceStub(ach)
             end = time.monotonic() + 60.0
-            while True:  # the tariff is published before the window opens
-                first = stub.Reserve(aggregator_pb2.ReservationRequest(ev_id="in-window", **request), timeout=10)
-                assert first.accepted, first.reason
-                if first.tou_level or time.monotonic() > end:
+            while True:  # the DSO names the gate once its window opens (after it published the tariff)
+                with pytest.raises(grpc.RpcError) as waiting:
+                    dso_pb2_grpc.DsoServiceStub(dch).Forecast(
+                        dso_pb2.ForecastRequest(key=common_pb2.RunKey(run_id="early", round=1)), timeout=10)
+                assert waiting.value.code() == grpc.StatusCode.UNAVAILABLE
+                if "reservations are open until" in str(waiting.value.details()):
                     break
-                time.sleep(0.2)
-            assert len(first.tou_level) == 24
-            with pytest.raises(grpc.RpcError) as waiting:
-                dso_pb2_grpc.DsoServiceStub(dch).Forecast(
-                    dso_pb2.ForecastRequest(key=common_pb2.RunKey(run_id="early", round=1)), timeout=10)
-            assert waiting.value.code() == grpc.StatusCode.UNAVAILABLE
-            assert "reservations are open until" in str(waiting.value.details())
+                assert time.monotonic() < end, waiting.value.details()
+                time.sleep(0.1)
+            first = stub.Reserve(aggregator_pb2.ReservationRequest(ev_id="in-window", **request), timeout=10)
+            assert first.accepted and len(first.tou_level) == 24, first
             wait_serving(f"127.0.0.1:{dso.port}", deadline_s=120.0)
             late = stub.Reserve(aggregator_pb2.ReservationRequest(ev_id="after-gate", **request), timeout=10)
             assert not late.accepted and late.reason_code == "closed"
             out = dso_pb2_grpc.DsoServiceStub(dch).Dispatch(
                 dso_pb2.DsoDispatchRequest(key=common_pb2.RunKey(run_id="day", round=1), scenario="ev_p"), timeout=120)
         unmet = dict(zip(out.ev_ids, out.ev_unmet_kwh, strict=True))
-        assert len(unmet) == N_EVS + 1 and unmet["in-window"] <= 1e-6 and "after-gate" not in unmet
+        assert len(unmet) == N_EVS + 2 and unmet["in-window"] <= 1e-6 and "after-gate" not in unmet
     finally:
         dso.stop(0)
         agg.stop(0)

@@ -117,10 +117,17 @@ def freeze_heap(what: str) -> None:
              gc.get_freeze_count(), 1e3 * (time.perf_counter() - t0))
 
 
+class _Stopped(Exception):
+    """The server stopped while the build waited (the book is left open: the envelopes were not taken)."""
+
+
 def _build_in_background(served: Served, build: Callable[[], None], what: str, freeze: bool = False) -> None:
     def run() -> None:
         try:
             build()
+        except _Stopped:
+            log.info("%s: stopped before its model was built", what)
+            return
         except Exception:  # noqa: BLE001 - stays NOT_SERVING; the cause is logged for the operator
             log.exception("%s: building the model failed; staying NOT_SERVING", what)
             return
@@ -229,14 +236,15 @@ def start_operator(opts: ServeOptions) -> Served:
 
 def _hold_book_open(dso: Any, served: Served, minutes: float) -> None:
     """Wait ``minutes`` before the DSO takes its aggregator's envelopes (owners reserve, amend and cancel
-    meanwhile); callers of the DSO are told until when. Raises if the server stops first."""
+    meanwhile); callers of the DSO are told until when. ``_Stopped`` if the server stops first (the envelopes
+    are then never taken, so the book stays open)."""
     closes = time.time() + 60.0 * minutes
     when = time.strftime("%H:%M:%S UTC", time.gmtime(closes))
     dso.waiting_for = f"its aggregator's reservations are open until {when}; the book closes then"
     log.info("%s: reservations open until %s (--book-open-minutes %g); the book closes then", dso.operator_id,
              when, minutes)
     if served.stopped.wait(max(closes - time.time(), 0.0)):
-        raise RuntimeError("stopped while the reservations were open")
+        raise _Stopped
     log.info("%s: reservations closed; taking the envelopes", dso.operator_id)
 
 
