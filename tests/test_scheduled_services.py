@@ -119,9 +119,11 @@ def test_dso_service_dispatch_gives_the_embedded_numbers(tmp_path: Path) -> None
 
 
 def test_the_book_stays_open_until_the_dso_gate_closes(tmp_path: Path) -> None:
-    """``serve dso --book-open-minutes M``: the DSO publishes its tariff, owners reserve for M minutes (the
-    DSO answers UNAVAILABLE naming the closing time meanwhile), then it takes the envelopes (closing the book)
-    and builds: the reservation made in the window is in its dispatch, one made after is refused "closed"."""
+    """``serve dso --book-open-minutes M`` or ``--book-closes-at T``: the DSO publishes its tariff, owners reserve
+    until the gate (the DSO answers UNAVAILABLE naming the closing time meanwhile), then it takes the envelopes
+    (closing the book) and builds: the reservation made in the window is in its dispatch, one made after is
+    refused "closed"; a DSO stopped in its window leaves the book open, one restarted after its gate does not
+    wait."""
     import time
 
     from core.rpc import wait_serving
@@ -132,9 +134,12 @@ def test_the_book_stays_open_until_the_dso_gate_closes(tmp_path: Path) -> None:
     agg = start_operator(ServeOptions(case=case, role="aggregator", operator_id="agg-dso1", port=0, insecure=True))
     services = tmp_path / "services.yaml"
     services.write_text(f"agg-dso1: 127.0.0.1:{agg.port}\n")
-    with pytest.raises(ValueError, match="--book-open-minutes is a DSO's"):
+    with pytest.raises(ValueError, match="--book-open-minutes / --book-closes-at are a DSO's"):
         start_operator(ServeOptions(case=case, role="aggregator", operator_id="agg-dso1", port=0, insecure=True,
                                     book_open_minutes=1.0))
+    with pytest.raises(ValueError, match="give one of them, not both"):
+        start_operator(ServeOptions(case=case, role="dso", operator_id="dso1", port=0, insecure=True,
+                                    book_open_minutes=1.0, book_closes_at=time.time() + 60))
     with pytest.raises(ValueError, match="--book-open-minutes nan: must be a finite number >= 0"):
         start_operator(ServeOptions(case=case, role="dso", operator_id="dso1", port=0, insecure=True,
                                     book_open_minutes=float("nan")))
@@ -155,7 +160,7 @@ def test_the_book_stays_open_until_the_dso_gate_closes(tmp_path: Path) -> None:
         time.sleep(0.5)
         assert not aggregator_pb2_grpc.AggregatorServiceStub(ach).ListReservations(listing, timeout=10).closed
     dso = start_operator(ServeOptions(case=case, role="dso", operator_id="dso1", port=0, insecure=True,
-                                      services_file=str(services), ac_check=False, book_open_minutes=0.1))
+                                      services_file=str(services), ac_check=False, book_closes_at=time.time() + 6.0))
     try:
         with (grpc.insecure_channel(f"127.0.0.1:{agg.port}") as ach,
               grpc.insecure_channel(f"127.0.0.1:{dso.port}") as dch):
@@ -179,6 +184,12 @@ def test_the_book_stays_open_until_the_dso_gate_closes(tmp_path: Path) -> None:
                 dso_pb2.DsoDispatchRequest(key=common_pb2.RunKey(run_id="day", round=1), scenario="ev_p"), timeout=120)
         unmet = dict(zip(out.ev_ids, out.ev_unmet_kwh, strict=True))
         assert len(unmet) == N_EVS + 2 and unmet["in-window"] <= 1e-6 and "after-gate" not in unmet
+        # a DSO restarted after its gate takes the (closed) book's envelopes at once
+        dso.stop(0)
+        dso = start_operator(ServeOptions(case=case, role="dso", operator_id="dso1", port=0, insecure=True,
+                                          services_file=str(services), ac_check=False,
+                                          book_closes_at=time.time() - 60.0))
+        wait_serving(f"127.0.0.1:{dso.port}", deadline_s=60.0)
     finally:
         dso.stop(0)
         agg.stop(0)

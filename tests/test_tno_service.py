@@ -163,3 +163,7 @@ def test_serve_tno_refuses_the_grid_operators_flags(capsys: pytest.CaptureFixtur
     assert "--privacy dp (only a DSO" in capsys.readouterr().err
     assert main([*base, "--book-open-minutes", "5"]) == 2
     assert "--book-open-minutes (only a DSO closes" in capsys.readouterr().err
+    assert main([*base, "--book-closes-at", "2026-12-05T14:00:00Z"]) == 2
+    assert "--book-closes-at (only a DSO closes" in capsys.readouterr().err
+    assert main([*base, "--book-closes-at", "2026-12-05T14:00:00"]) == 2  # no UTC offset: refused, naming it
+    assert "--book-closes-at '2026-12-05T14:00:00': give the UTC offset" in capsys.readouterr().err

@@ -177,7 +177,23 @@ def _cmd_serve(args: argparse.Namespace) -> int:
                                       ac_check=not args.no_ac_check, solver=args.solver, tls_dir=args.tls_dir,
                                       insecure=args.insecure, security_log=args.security_log,
                                       state_dir=args.state_dir, workers=args.workers,
-                                      privacy=_privacy(args), book_open_minutes=args.book_open_minutes))
+                                      privacy=_privacy(args), book_open_minutes=args.book_open_minutes,
+                                      book_closes_at=_instant("--book-closes-at", args.book_closes_at)))
+
+
+def _instant(flag: str, text: str | None) -> float | None:
+    """An ISO 8601 date and time with its UTC offset (``2026-12-05T14:00:00Z``) as Unix seconds."""
+    if text is None:
+        return None
+    import datetime as _dt
+
+    try:
+        when = _dt.datetime.fromisoformat(text)
+    except ValueError:
+        raise UsageError(f"{flag} {text!r}: not an ISO 8601 date and time (e.g. 2026-12-05T14:00:00Z)") from None
+    if when.tzinfo is None:
+        raise UsageError(f"{flag} {text!r}: give the UTC offset (e.g. 2026-12-05T14:00:00Z or +01:00)")
+    return when.timestamp()
 
 
 #: rounds of a DP run when --max-rounds is not given (the budget is split over them)
@@ -397,6 +413,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="DSO: keep its aggregator's reservations open M minutes after the tariff is published, "
                             "then take the envelopes (closing the book) and build (NOT_SERVING until then; "
                             "default 0: at once)")
+    serve.add_argument("--book-closes-at", default=None, metavar="ISO_TIME",
+                       help="DSO: the same, until this date and time with its UTC offset (2026-12-05T14:00:00Z); "
+                            "a DSO restarted after it takes the envelopes at once")
     _add_privacy_flags(serve)
     serve.set_defaults(func=_cmd_serve)
 

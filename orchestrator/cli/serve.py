@@ -77,6 +77,8 @@ class ServeOptions:
     #: DSO: its aggregator's reservations stay open this long after the tariff is published; then the DSO
     #: takes the envelopes (which closes the book) and builds its model (``--book-open-minutes``)
     book_open_minutes: float = 0.0
+    #: DSO: or until this instant (``--book-closes-at``, Unix seconds): a DSO restarted after it does not wait
+    book_closes_at: float | None = None
     #: once the model is built, move every object alive then out of the garbage collector's reach
     #: (``gc.freeze``; ``serve_forever`` sets it: a process of its own, not a test's)
     freeze_heap: bool = False
@@ -159,9 +161,16 @@ def start_operator(opts: ServeOptions) -> Served:
 
     if not (math.isfinite(opts.book_open_minutes) and opts.book_open_minutes >= 0):
         raise ValueError(f"--book-open-minutes {opts.book_open_minutes:g}: must be a finite number >= 0")
-    if opts.book_open_minutes > 0 and opts.role != "dso":
-        raise ValueError(f"serve {opts.role}: --book-open-minutes is a DSO's (it closes its aggregator's book "
-                         "when it takes the envelopes); drop it")
+    if opts.book_closes_at is not None and not math.isfinite(opts.book_closes_at):
+        raise ValueError(f"--book-closes-at {opts.book_closes_at}: not a time")
+    gate = opts.book_open_minutes > 0 or opts.book_closes_at is not None
+    if gate and opts.role != "dso":
+        raise ValueError(f"serve {opts.role}: --book-open-minutes / --book-closes-at are a DSO's (it closes its "
+                         "aggregator's book when it takes the envelopes); drop them")
+    if opts.book_open_minutes > 0 and opts.book_closes_at is not None:
+        raise ValueError("--book-open-minutes and --book-closes-at: give one of them, not both")
+    closes_at = (opts.book_closes_at if opts.book_closes_at is not None
+                 else time.time() + 60.0 * opts.book_open_minutes if opts.book_open_minutes > 0 else None)
 
     if opts.role == "tso":
         servicer = TsoServicer(opts.operator_id, ids, T, dt)
@@ -202,8 +211,8 @@ def start_operator(opts: ServeOptions) -> Served:
             if prices is not None:  # before the envelopes: fetching them closes the aggregator's book
                 tariff = tou_tariff(net_load_forecast_mw(spec, opts.operator_id, data), *prices)
                 TariffPublisher(opts.operator_id, agg, tariff).start()
-            if opts.book_open_minutes > 0:
-                _hold_book_open(dso, served, opts.book_open_minutes)
+            if closes_at is not None:
+                _hold_book_open(dso, served, closes_at)
             inputs = feeder_inputs(spec, opts.operator_id, data, agg.envelope())
             dso.waiting_for = None
             dso.aggregator = agg
@@ -234,16 +243,17 @@ def start_operator(opts: ServeOptions) -> Served:
     return served
 
 
-def _hold_book_open(dso: Any, served: Served, minutes: float) -> None:
-    """Wait ``minutes`` before the DSO takes its aggregator's envelopes (owners reserve, amend and cancel
-    meanwhile); callers of the DSO are told until when. ``_Stopped`` if the server stops first (the envelopes
-    are then never taken, so the book stays open)."""
-    closes = time.time() + 60.0 * minutes
-    when = time.strftime("%H:%M:%S UTC", time.gmtime(closes))
+def _hold_book_open(dso: Any, served: Served, closes_at: float) -> None:
+    """Wait until ``closes_at`` (Unix seconds) before the DSO takes its aggregator's envelopes (owners reserve,
+    amend and cancel meanwhile); callers of the DSO are told until when. A gate already past does not wait.
+    ``_Stopped`` if the server stops first (the envelopes are then never taken, so the book stays open)."""
+    when = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(closes_at))
+    if closes_at <= time.time():
+        log.info("%s: the book's gate (%s) has passed; taking the envelopes", dso.operator_id, when)
+        return
     dso.waiting_for = f"its aggregator's reservations are open until {when}; the book closes then"
-    log.info("%s: reservations open until %s (--book-open-minutes %g); the book closes then", dso.operator_id,
-             when, minutes)
-    if served.stopped.wait(max(closes - time.time(), 0.0)):
+    log.info("%s: reservations open until %s; the book closes then", dso.operator_id, when)
+    if served.stopped.wait(max(closes_at - time.time(), 0.0)):
         raise _Stopped
     log.info("%s: reservations closed; taking the envelopes", dso.operator_id)
 
@@ -273,7 +283,8 @@ def start_tno(opts: ServeOptions, case: TransportCase | None = None) -> Served:
                "--privacy dp": opts.privacy is not None and "only a DSO adds noise to its replies",
                "--no-ac-check": not opts.ac_check and "the TNO runs no power flow",
                "--solver": opts.solver != ServeOptions.solver and "the TNO's loading and choice need no LP solver",
-               "--book-open-minutes": opts.book_open_minutes != 0 and "only a DSO closes its aggregator's book"}
+               "--book-open-minutes": opts.book_open_minutes != 0 and "only a DSO closes its aggregator's book",
+               "--book-closes-at": opts.book_closes_at is not None and "only a DSO closes its aggregator's book"}
     given = [f"{flag} ({why})" for flag, why in foreign.items() if why]
     if given:
         raise ValueError(f"serve tno: {'; '.join(given)}; drop {'it' if len(given) == 1 else 'them'}")
