@@ -42,6 +42,9 @@ out = {"rounds": rounds}
 info = {}
 removal = []
 
+def alive_nodes():
+    return len([n for n in ray.nodes() if n["Alive"]])
+
 def on_round(n, executor):
     if n == 1:
         info["before"] = sorted(set(executor.inner.placement))
@@ -49,17 +52,19 @@ def on_round(n, executor):
         def remove():
             time.sleep(0.5)
             cluster.remove_node(worker, allow_graceful=False)
+            # "gone" once the GCS has marked the node dead (its missed health checks, about 3 s here): until
+            # then an actor process on it may still answer a direct call, and nothing restarts it
+            deadline = time.monotonic() + 60.0
+            while alive_nodes() > 1 and time.monotonic() < deadline:
+                time.sleep(0.2)
             info["removed_round"] = info.get("last_round")
         removal.append(threading.Thread(target=remove, daemon=True))
         removal[0].start()
     elif n == 2:
-        # a round 2 shorter than the 0.5 s delay must not end the run before the node is gone: the last
-        # round then starts after the removal and its calls on the lost node are re-sent
+        # a round 2 shorter than the removal must not end the run before the node is gone: the last round
+        # then starts after it, and its calls on the lost node's actors go to their restarts
         removal[0].join()
     info["last_round"] = n
-
-def alive_nodes():
-    return len([n for n in ray.nodes() if n["Alive"]])
 
 t0 = time.monotonic()
 res = get_strategy("csso").run(system, RunOptions(progress=False, ac_check=False, ray_address=cluster.address, extra={
