@@ -160,7 +160,7 @@ def test_the_book_stays_open_until_the_dso_gate_closes(tmp_path: Path) -> None:
         time.sleep(0.5)
         assert not aggregator_pb2_grpc.AggregatorServiceStub(ach).ListReservations(listing, timeout=10).closed
     dso = start_operator(ServeOptions(case=case, role="dso", operator_id="dso1", port=0, insecure=True,
-                                      services_file=str(services), ac_check=False, book_closes_at=time.time() + 6.0))
+                                      services_file=str(services), ac_check=False, book_open_minutes=0.1))
     try:
         with (grpc.insecure_channel(f"127.0.0.1:{agg.port}") as ach,
               grpc.insecure_channel(f"127.0.0.1:{dso.port}") as dch):
