@@ -169,8 +169,6 @@ def start_operator(opts: ServeOptions) -> Served:
                          "aggregator's book when it takes the envelopes); drop them")
     if opts.book_open_minutes > 0 and opts.book_closes_at is not None:
         raise ValueError("--book-open-minutes and --book-closes-at: give one of them, not both")
-    closes_at = (opts.book_closes_at if opts.book_closes_at is not None
-                 else time.time() + 60.0 * opts.book_open_minutes if opts.book_open_minutes > 0 else None)
 
     if opts.role == "tso":
         servicer = TsoServicer(opts.operator_id, ids, T, dt)
@@ -211,8 +209,10 @@ def start_operator(opts: ServeOptions) -> Served:
             if prices is not None:  # before the envelopes: fetching them closes the aggregator's book
                 tariff = tou_tariff(net_load_forecast_mw(spec, opts.operator_id, data), *prices)
                 TariffPublisher(opts.operator_id, agg, tariff).start()
-            if closes_at is not None:
-                _hold_book_open(dso, served, closes_at)
+            if gate:  # M minutes count from here, after the tariff went out
+                closes_at = opts.book_closes_at
+                _hold_book_open(dso, served, closes_at if closes_at is not None
+                                else time.time() + 60.0 * opts.book_open_minutes)
             inputs = feeder_inputs(spec, opts.operator_id, data, agg.envelope())
             dso.waiting_for = None
             dso.aggregator = agg
