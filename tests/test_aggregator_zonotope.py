@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from aggregator.fleet import EV, FleetError, Station, synthetic_fleet
+from aggregator.fleet import EV, FleetError, Station, fleet_arrays, synthetic_fleet
 from aggregator.flex import exact_flexibility
 from aggregator.schedule import build_price_response, solve_price_response
 from aggregator.zonotope import (
@@ -112,6 +112,42 @@ def test_v2g_zonotope_discharges_and_every_point_disaggregates(fleet: list[EV]) 
     zs = fit_zonotopes([short], STATIONS, dt_h=1 / 12, n_periods=96, shifts=(1, 2, 4, 8), method="per_ev",
                        v2g_efficiency=0.92)
     assert _lowest_mw(zs).min() * 1e3 == pytest.approx(-31.72, abs=0.01)
+
+
+def test_v2g_template_fit_disaggregates_and_keeps_the_per_ev_discharge(fleet: list[EV]) -> None:
+    """The V2G templates (interpolated unit fits) give every EV a zonotope inside its own lifted polytope, also at
+    the grid's edges (no room above the departure energy, no depth below arrival, a floor deeper than any
+    discharge) and between its points (a floor 1 kWh below arrival), and keep most of the per-EV LPs' discharge
+    scales."""
+    v2g = [ev for ev in fleet if ev.p_discharge_kw > 0]
+    dwell = fleet_arrays(v2g, STATIONS, 1.0, T).dwell
+    short = np.flatnonzero(np.isin(dwell, (9, 10)))[:24]  # two dwells: the unit fits take ~1 s per dwell
+    small = [v2g[i] for i in short]
+    base = small[0]
+    full = EV("full", arrival_h=base.arrival_h, departure_h=base.departure_h, energy_need_kwh=base.energy_need_kwh,
+              capacity_kwh=base.soc_arrival_kwh + base.energy_need_kwh, soc_arrival_kwh=base.soc_arrival_kwh,
+              soc_min_kwh=base.soc_arrival_kwh, p_charge_kw=11.0, p_discharge_kw=11.0, efficiency=0.95,
+              station="cs-b")
+    deep = EV("deep", arrival_h=base.arrival_h, departure_h=base.departure_h, energy_need_kwh=1.0,
+              capacity_kwh=200.0, soc_arrival_kwh=150.0, p_charge_kw=7.0, p_discharge_kw=7.0, efficiency=0.95,
+              station="cs-c")
+    shallow = EV("shallow", arrival_h=base.arrival_h, departure_h=base.departure_h, energy_need_kwh=10.0,
+                 capacity_kwh=60.0, soc_arrival_kwh=20.0, soc_min_kwh=19.0, p_charge_kw=7.0, p_discharge_kw=7.0,
+                 efficiency=0.95, station="cs-a")
+    small += [full, deep, shallow]
+    z = fit_zonotopes(small, STATIONS, v2g_efficiency=0.95)
+    per_ev = fit_zonotopes(small, STATIONS, method="per_ev", v2g_efficiency=0.95)
+    p_max = np.array([[ev.p_charge_kw, ev.p_discharge_kw] for ev in small])
+    rng = np.random.default_rng(11)
+    for xi in (rng.choice([-1.0, 1.0], z.beta_mw.shape), rng.uniform(-1, 1, z.beta_mw.shape), np.ones(z.beta_mw.shape)):
+        p_ch, p_dis = disaggregate_zonotope_split(z, xi)
+        check_per_ev(small, p_ch, p_dis)
+        assert np.all(p_ch / p_max[:, :1] + p_dis / p_max[:, 1:] <= 1 + 1e-9)
+    m = z.ev_beta_kw.shape[1] // 3  # the V2G pairs are the last 2m columns
+    kept, best = z.ev_beta_kw[:, m:].sum(), per_ev.ev_beta_kw[:, m:].sum()
+    assert kept <= best * (1 + 1e-6)  # the per-EV LP maximises the discharge scales first
+    assert kept >= 0.9 * best
+    assert _lowest_mw(z).min() < -0.01
 
 
 def test_10k_evs_fit_and_their_sum_is_the_fleets() -> None:
