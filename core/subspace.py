@@ -303,7 +303,14 @@ class BoundarySubspace(ABC):
         sensitivity from the dual of ``own boundary == x``)."""
         n = np.asarray(center).size
         whole = self.size == n and bool(np.array_equal(self.index, np.arange(n)))
-        key = f"optimize:{n}:" + ",".join(f"{i.size}x{w.w.shape[0]}{'b' if is_block(w.w) else ''}" for i, w in others)
+        # position of every surrogate input in this subspace's own slice (-1: another subspace's entry)
+        slot = np.full(n, -1, dtype=np.int64)
+        slot[self.index] = np.arange(self.size)
+        local = not whole and all(bool(np.all(slot[np.asarray(i)] >= 0)) for i, _ in others)
+        key = (f"optimize:{n}:{'local' if local else ''}:"
+               + ",".join(f"{i.size}x{w.w.shape[0]}{'b' if is_block(w.w) else ''}" for i, w in others))
+        if local:  # the layout is part of the compiled problem
+            key += ":" + ";".join(",".join(map(str, slot[np.asarray(i)])) for i, _ in others)
         p = self.prefix
         if key not in self._problems:
             c = cp.Parameter(self.size, name=f"{p}center")
@@ -313,7 +320,9 @@ class BoundarySubspace(ABC):
             link = self._flat() == y
             cons = [*self.constraints, link, cp.abs(y - c) <= mv + beyond]
             params: dict[str, Any] = {"center": c, "move": mv, "link": link}
-            if whole:
+            if whole or local:
+                # every surrogate reads only this subspace's own entries (hub CSSO: the TSO's surface
+                # restricted to them), so the rest of the boundary need not be in the problem at all
                 x: cp.Expression = y
             else:
                 # the others' entries as a Variable pinned to a Parameter: W @ x stays DPP (W and the pinned
@@ -327,7 +336,8 @@ class BoundarySubspace(ABC):
             cost = self.own_cost + ELASTIC_PENALTY_USD_PER_MWH * self.dt_h * cp.sum(beyond)
             icnn = []
             for j, (idx, w) in enumerate(others):
-                s_j, extra, prm = icnn_cost(x[np.asarray(idx)], w.w.shape[0], f"{p}surrogate{j}", is_block(w.w))
+                at = slot[np.asarray(idx)] if local else np.asarray(idx)
+                s_j, extra, prm = icnn_cost(x[at], w.w.shape[0], f"{p}surrogate{j}", is_block(w.w))
                 cost, cons = cost + s_j, cons + extra
                 icnn.append(prm)
             params["icnn"] = icnn
@@ -336,7 +346,7 @@ class BoundarySubspace(ABC):
         for prm, (_, w) in zip(built.params["icnn"], others, strict=True):
             set_icnn(prm, w)
         center = np.asarray(center, dtype=float)
-        if not whole:
+        if not (whole or local):
             fixed_value = center.copy()
             fixed_value[self.index] = 0.0
             built.params["fixed"].value = fixed_value

@@ -81,3 +81,29 @@ def test_a_per_input_net_embeds_as_the_dense_one_and_other_weights_are_refused()
                 set_icnn(prm, _weights(n, hidden))
     assert values[0] == pytest.approx(float(net.value(x0)), rel=1e-7)
     assert values[1] == pytest.approx(float(net.value(x0)), rel=1e-7)
+
+
+def test_a_dso_proposal_is_the_same_whether_its_surrogate_reads_other_entries_or_only_its_own() -> None:
+    """A surrogate over the DSO's own imports and another DSO's (fixed at the centre) gives the proposal of
+    the same surrogate restricted to the DSO's own imports: the compiled problem drops the rest of the boundary
+    only when no surrogate reads it."""
+    from dso.subspace import DsoSubspace
+    from orchestrator.system.embedded import build_system
+
+    system = build_system("ieee30-3x33")
+    t_n = system.spec.periods
+    feeders = system.feeders[:2]
+    own = np.arange(t_n, 2 * t_n)
+    dso = DsoSubspace(feeders[1].data, feeders[1].inputs, own, ac_check=False)
+    center = np.concatenate([DsoSubspace(f.data, f.inputs, np.arange(t_n), ac_check=False).forecast_mw()
+                             for f in feeders])
+    both = np.arange(2 * t_n)
+    w = _weights(both.size)
+    w = SurrogateWeights(w=w.w * 0.05, b=w.b, v=w.v * 10.0, a=w.a, c=w.c)
+    move = np.full(both.size, 0.5)
+    wide = dso.optimize([(both, w)], center, move)
+    narrow = dso.optimize([(own, w.restrict(np.isin(both, own), center))], center, move)
+    assert wide.ok and narrow.ok
+    assert np.allclose(wide.x, narrow.x, atol=1e-5)
+    assert np.isclose(wide.predicted_usd, narrow.predicted_usd, rtol=1e-7, atol=1e-4)
+    assert len(dso._problems) == 2  # two compiled layouts: with and without the rest of the boundary
