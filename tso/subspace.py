@@ -40,36 +40,35 @@ class TsoSubspace(BoundarySubspace):
         Every DSO enters only through import profiles it can dispatch (its proposals) and its exact cost at
         each: a DSO's cost is convex in its import, so D_k(sum theta_j y_j) <= sum theta_j D_k(y_j) and the
         optimum is an upper bound on the system cost at the merged boundary. The boundary is elastic (a point
-        the TSO cannot serve is priced, as in ``evaluate``). Built once per number of points per DSO
-        (Parameters: the points and their costs), re-solved by changing values."""
+        the TSO cannot serve is priced, as in ``evaluate``).
+
+        Built anew at every call with the points and costs as constants, unlike the other modes: as Parameters
+        (points @ theta, compiled once) the first solve took 15.6 s and each re-solve about 2.9 s at 32 DSOs x
+        10 points (8.1 / 0.6 s at 16 DSOs), against 3.3-3.7 s (0.65-0.7 s) per call built with constants, so the
+        compiled form pays only after some 20 merges and a CSSO run makes a handful (one-off timing of
+        ``TsoSubspace.merge`` on ieee118-32x33 and -16x33)."""
         k_n, t_n = self.shape
-        m = int(np.asarray(columns.points[0]).shape[0])
         if len(columns.points) != k_n or len(columns.costs) != k_n:
             raise ValueError(f"TSO merge: columns for {len(columns.points)} DSOs, the boundary has {k_n}")
-        key = f"merge:{m}"
-        if key not in self._problems:
-            ys = [cp.Parameter((t_n, m), name=f"points{k}_mw") for k in range(k_n)]
-            ds = [cp.Parameter(m, name=f"costs{k}_usd") for k in range(k_n)]
-            thetas = [cp.Variable(m, nonneg=True, name=f"theta{k}") for k in range(k_n)]
-            up = cp.Variable(self.shape, nonneg=True, name="merge_mismatch_up_mw")
-            down = cp.Variable(self.shape, nonneg=True, name="merge_mismatch_down_mw")
-            merged = cp.vstack([ys[k] @ thetas[k] for k in range(k_n)])
-            balance = self.boundary - up + down == merged
-            penalty = ELASTIC_PENALTY_USD_PER_MWH * self.dt_h * cp.sum(up + down)
-            others = cp.sum(cp.hstack([ds[k] @ thetas[k] for k in range(k_n)]))
-            cons = [*self.constraints, balance, *[cp.sum(th) == 1 for th in thetas]]
-            prob = cp.Problem(cp.Minimize(self.own_cost + penalty + others), cons)
-            self._problems[key] = CompiledProblem(prob, {"points": ys, "costs": ds, "theta": thetas, "balance": balance,
-                                                         "merged": merged})
-        built = self._problems[key]
+        m = int(np.asarray(columns.points[0]).shape[0])
+        pts, costs = [], []
         for k in range(k_n):
-            pts = np.asarray(columns.points[k], dtype=float)
-            costs = np.asarray(columns.costs[k], dtype=float)
-            if pts.shape != (m, t_n) or costs.shape != (m,) or not (np.all(np.isfinite(pts))
-                                                                   and np.all(np.isfinite(costs))):
+            y = np.asarray(columns.points[k], dtype=float)
+            d = np.asarray(columns.costs[k], dtype=float)
+            if y.shape != (m, t_n) or d.shape != (m,) or not (np.all(np.isfinite(y)) and np.all(np.isfinite(d))):
                 raise ValueError(f"TSO merge: DSO {k}: points must be ({m}, {t_n}) and costs ({m},) finite values")
-            built.params["points"][k].value = pts.T
-            built.params["costs"][k].value = costs
+            pts.append(y)
+            costs.append(d)
+        thetas = [cp.Variable(m, nonneg=True, name=f"theta{k}") for k in range(k_n)]
+        up = cp.Variable(self.shape, nonneg=True, name="merge_mismatch_up_mw")
+        down = cp.Variable(self.shape, nonneg=True, name="merge_mismatch_down_mw")
+        merged = cp.vstack([pts[k].T @ thetas[k] for k in range(k_n)])
+        balance = self.boundary - up + down == merged
+        penalty = ELASTIC_PENALTY_USD_PER_MWH * self.dt_h * cp.sum(up + down)
+        others = cp.sum(cp.hstack([costs[k] @ thetas[k] for k in range(k_n)]))
+        cons = [*self.constraints, balance, *[cp.sum(th) == 1 for th in thetas]]
+        built = CompiledProblem(cp.Problem(cp.Minimize(self.own_cost + penalty + others), cons),
+                                {"theta": thetas, "balance": balance, "merged": merged})
         self._solve(built, "merge")
         merged_mw = value(built.params["merged"])
         return Merge(x=merged_mw.reshape(-1),
