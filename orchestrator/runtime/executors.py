@@ -250,14 +250,40 @@ class RayExecutor:
         #: node id of each subspace's actor, in subspace order (which subspace ran where)
         self.placement = list(ray.get([a.node_id.remote() for a in self.actors]))
         self.nodes = sorted(set(self.placement))
+        #: node id -> its CPUs: how many of a round's calls may run there at once
+        self._cpus = {str(n["NodeID"]): max(1, int(float(n["Resources"].get("CPU", 1.0)))) for n in ray.nodes()
+                      if n.get("Alive")}
         self.traffic = Traffic()
 
     def __len__(self) -> int:
         return len(self.actors)
 
     def round(self, calls: Sequence[Sequence[Call]]) -> list[list[Any]]:
+        """Every subspace's calls, at most as many at once on a node as it has CPUs (in subspace order, so
+        the whole-boundary subspace 0 starts first): 33 solver processes sharing 2 cores took 40 % longer
+        than 2 at a time (32 DSO evaluations of ieee118-32x33: 9.3 s on 16 actors, 6.7 s on 2, 12.8 s on 1)."""
+        import ray
+
         t0 = time.perf_counter()
-        refs = [a.run.remote(c) for a, c in zip(self.actors, calls, strict=True)]
+        if len(calls) != len(self.actors):
+            raise ValueError(f"round: {len(calls)} call lists for {len(self.actors)} subspaces")
+        refs: list[Any] = [None] * len(calls)
+        busy: dict[str, int] = {}
+        waiting = list(range(len(calls)))
+        flying: dict[Any, str] = {}  # ref -> node it occupies
+        while waiting or flying:
+            for i in list(waiting):
+                node = self.placement[i]
+                if busy.get(node, 0) < self._cpus.get(node, 1):
+                    refs[i] = self._send(i, calls[i])
+                    flying[refs[i]] = node
+                    busy[node] = busy.get(node, 0) + 1
+                    waiting.remove(i)
+            if not flying:
+                break
+            done, _ = ray.wait(list(flying), num_returns=1)
+            for ref in done:
+                busy[flying.pop(ref)] -= 1
         replies = [self._get(i, ref, partial(self._send, i, calls[i])) for i, ref in enumerate(refs)]
         self.traffic.add_round(calls, replies, time.perf_counter() - t0)
         return replies
