@@ -44,9 +44,9 @@ class TsoSubspace(BoundarySubspace):
 
         Built anew at every call with the points and costs as constants, unlike the other modes: as Parameters
         (points @ theta, compiled once) the first solve took 15.6 s and each re-solve about 2.9 s at 32 DSOs x
-        10 points (8.1 / 0.6 s at 16 DSOs), against 3.3-3.7 s (0.65-0.7 s) per call built with constants, so the
-        compiled form pays only after some 20 merges and a CSSO run makes a handful (one-off timing of
-        ``TsoSubspace.merge`` on ieee118-32x33 and -16x33)."""
+        10 points, against 2.7-2.8 s for every call built here; at 16 DSOs 8.1 s then 0.6 s against 0.65-0.7 s
+        (a first trial of this form), so the compiled form would pay only after some 20 merges, and a CSSO run
+        makes a handful (one-off timing of ``TsoSubspace.merge`` on ieee118-32x33 and -16x33)."""
         k_n, t_n = self.shape
         if len(columns.points) != k_n or len(columns.costs) != k_n:
             raise ValueError(f"TSO merge: columns for {len(columns.points)} DSOs, the boundary has {k_n}")

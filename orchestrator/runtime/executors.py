@@ -211,7 +211,8 @@ def pinned_resources(names: Sequence[str], cluster_resources: dict[str, float]) 
 
 
 class RayExecutor:
-    """One Ray actor per subspace, created once; each round fans out and gathers (one ``ray.get`` each).
+    """One Ray actor per subspace, created once; each round fans out (at most a node's CPUs of calls at once
+    on it, see :meth:`round`) and gathers (one ``ray.get`` each).
 
     ``shared`` objects are ``ray.put`` once and passed to the factories by reference; a factory arg
     ``Shared(i)`` stands for ``shared[i]``.
