@@ -364,10 +364,29 @@ def _grid_weights(x: np.ndarray, grid: np.ndarray) -> tuple[np.ndarray, np.ndarr
     return j, (x - grid[j]) / (grid[j + 1] - grid[j])
 
 
+def _to_calendar(local: np.ndarray, start: np.ndarray, n_periods: int) -> np.ndarray:
+    """Per-EV rows fitted for a window starting at period 0 (columns: periods, or generators in blocks of T
+    indexed l T + t) rolled to each EV's ``start``: calendar column l T + t takes local column l T + (t - start)."""
+    width = local.shape[1]
+    cols = (np.arange(width) // n_periods) * n_periods + ((np.arange(width) % n_periods)[None, :]
+                                                          - start[:, None]) % n_periods
+    return np.take_along_axis(local, cols, axis=1)
+
+
+def _v2g_groups(fa: FleetArrays, idx: np.ndarray) -> dict[tuple[float, int], np.ndarray]:
+    """The V2G EVs ``idx`` by template set: (p_discharge / p_charge to 12 digits, dwell) -> positions in idx."""
+    rho = np.round(fa.p_dis_kw[idx] / fa.p_ch_kw[idx], 12)
+    dw = fa.dwell[idx]
+    keys = sorted(set(zip(rho.tolist(), dw.tolist(), strict=True)))
+    return {(float(r), int(d)): np.flatnonzero((rho == r) & (dw == d)) for r, d in keys}
+
+
 def _v2g_template_fit(fa: FleetArrays, idx: np.ndarray, dt_h: float, n_periods: int, shifts: tuple[int, ...],
-                      eta: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(c+ (k, T), c- (k, T), beta (k, m)) in kW of the V2G EVs ``idx`` from :func:`v2g_unit_templates`: each EV
-    is p_ch times the trilinear combination of the 8 grid fits around its (f, r, a), rolled to its start."""
+                      eta: float, groups: dict[tuple[float, int], np.ndarray]
+                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(c+ (k, T), c- (k, T), beta (k, m)) in kW of the V2G EVs ``idx`` (``groups``: :func:`_v2g_groups`) from
+    :func:`v2g_unit_templates`: each EV is p_ch times the trilinear combination of the 8 grid fits around its
+    (f, r, a), rolled to its start."""
     T = n_periods
     pc, dw = fa.p_ch_kw[idx], fa.dwell[idx]
     rho = fa.p_dis_kw[idx] / pc
@@ -380,26 +399,20 @@ def _v2g_template_fit(fa: FleetArrays, idx: np.ndarray, dt_h: float, n_periods: 
     k = idx.size
     m = 3 * T * len(shifts)
     c_plus, c_minus, beta = np.zeros((k, T)), np.zeros((k, T)), np.zeros((k, m))
-    rho_key = np.round(rho, 12)
-    for rho_g in np.unique(rho_key):
-        for d in np.unique(dw[rho_key == rho_g]):
-            sel = np.flatnonzero((rho_key == rho_g) & (dw == d))
-            cp_u, cm_u, b_u = v2g_unit_templates(T, shifts, eta, float(rho_g), int(d))
-            for df in (0, 1):
-                for dr in (0, 1):
-                    for da in (0, 1):
-                        w = ((wf[sel] if df else 1 - wf[sel]) * (wr[sel] if dr else 1 - wr[sel])
-                             * (wa[sel] if da else 1 - wa[sel]))[:, None]
-                        at = (jf[sel] + df, jr[sel] + dr, ja[sel] + da)
-                        c_plus[sel] += w * cp_u[at]
-                        c_minus[sel] += w * cm_u[at]
-                        beta[sel] += w * b_u[at]
-    start = fa.start[idx]
-    tt = (np.arange(T)[None, :] - start[:, None]) % T  # calendar t -> local index
-    cols = (np.arange(m) // T) * T + ((np.arange(m) % T)[None, :] - start[:, None]) % T
-    scale = pc[:, None]
-    return (scale * np.take_along_axis(c_plus, tt, axis=1), scale * np.take_along_axis(c_minus, tt, axis=1),
-            scale * np.take_along_axis(beta, cols, axis=1))
+    for (rho_g, d), sel in groups.items():
+        cp_u, cm_u, b_u = v2g_unit_templates(T, shifts, eta, rho_g, d)
+        for df in (0, 1):
+            for dr in (0, 1):
+                for da in (0, 1):
+                    w = ((wf[sel] if df else 1 - wf[sel]) * (wr[sel] if dr else 1 - wr[sel])
+                         * (wa[sel] if da else 1 - wa[sel]))[:, None]
+                    at = (jf[sel] + df, jr[sel] + dr, ja[sel] + da)
+                    c_plus[sel] += w * cp_u[at]
+                    c_minus[sel] += w * cm_u[at]
+                    beta[sel] += w * b_u[at]
+    start, scale = fa.start[idx], pc[:, None]
+    return (scale * _to_calendar(c_plus, start, T), scale * _to_calendar(c_minus, start, T),
+            scale * _to_calendar(beta, start, T))
 
 
 def fit_zonotopes(
@@ -455,10 +468,10 @@ def fit_zonotopes(
         if n_fill < 2:
             raise FleetError(f"n_fill={n_fill!r} must be >= 2")
         fill_grid, c_u, beta_u = unit_templates(T, shifts, n_fill)
-        if v2g.any():
-            rho = np.round(fa.p_dis_kw[v2g] / fa.p_ch_kw[v2g], 12)
-            for key in set(zip(rho.tolist(), fa.dwell[v2g].tolist(), strict=True)):
-                v2g_unit_templates(T, shifts, float(v2g_efficiency), key[0], int(key[1]))  # type: ignore[arg-type]
+        groups = _v2g_groups(fa, np.flatnonzero(v2g))
+        if v2g_efficiency is not None:
+            for rho_g, dwell in groups:
+                v2g_unit_templates(T, shifts, float(v2g_efficiency), rho_g, dwell)
         t0 = time.perf_counter()  # the templates are fleet-independent and cached: not counted
         fill = np.clip(fa.need_kwh / (fa.efficiency * fa.p_ch_kw * fa.dwell * dt_h), 0.0, 1.0)
         j = np.minimum((fill * (n_fill - 1)).astype(np.int64), n_fill - 2)
@@ -467,10 +480,8 @@ def fit_zonotopes(
         c_loc = lam[:, None] * c_u[d, j] + (1 - lam)[:, None] * c_u[d, j + 1]
         b_loc = lam[:, None] * beta_u[d, j] + (1 - lam)[:, None] * beta_u[d, j + 1]
         scale = fa.p_ch_kw[:, None]
-        tt = (np.arange(T)[None, :] - fa.start[:, None]) % T  # calendar t -> local index
-        ev_c = scale * np.take_along_axis(c_loc, tt, axis=1)
-        cols = (np.arange(m) // T) * T + ((np.arange(m) % T)[None, :] - fa.start[:, None]) % T
-        ev_beta = scale * np.take_along_axis(b_loc, cols, axis=1)
+        ev_c = scale * _to_calendar(c_loc, fa.start, T)
+        ev_beta = scale * _to_calendar(b_loc, fa.start, T)
     else:
         raise FleetError(f"method={method!r} is unknown (known: template, per_ev)")
     ev_c_ch, ev_c_dis = ev_c, np.zeros_like(ev_c)
@@ -484,7 +495,7 @@ def fit_zonotopes(
         if idx.size:
             ev_c_ch = ev_c.copy()
             if method == "template":
-                fit = _v2g_template_fit(fa, idx, dt_h, T, shifts, float(v2g_efficiency))
+                fit = _v2g_template_fit(fa, idx, dt_h, T, shifts, float(v2g_efficiency), groups)
             else:
                 fit = _v2g_lp(fa.start[idx], fa.dwell[idx], fa.p_ch_kw[idx], fa.p_dis_kw[idx], fa.efficiency[idx],
                               (fa.soc_min_kwh - fa.soc_arrival_kwh)[idx], (fa.capacity_kwh - fa.soc_arrival_kwh)[idx],
