@@ -82,3 +82,63 @@ def test_large_constructor_data_reaches_the_actors_without_an_error_level_line(
         ex.close()
     err = capfd.readouterr().err
     assert "constructor arguments in the object store" not in err, err[-2000:]
+
+
+def test_actor_groups_deal_free_subspaces_and_keep_pinned_ones_alone() -> None:
+    from orchestrator.runtime.executors import actor_groups
+
+    assert actor_groups(5, {}, 2) == [[0, 2, 4], [1, 3]]
+    assert actor_groups(3, {}, 8) == [[0], [1], [2]]  # never more actors than subspaces
+    assert actor_groups(4, {2: "gridcoord:dso2"}, 2) == [[0, 3], [1], [2]]
+    assert actor_groups(2, {0: "gridcoord:tso", 1: "gridcoord:dso1"}, 4) == [[0], [1]]
+    with pytest.raises(ValueError, match="actors: 0"):
+        actor_groups(3, {}, 0)
+
+
+class _Counter:
+    """A subspace with state: how often it was called, and which process it lives in."""
+
+    def __init__(self, k: int) -> None:
+        self.k, self.calls = k, 0
+
+    def tick(self) -> tuple[int, int, int]:
+        import os
+
+        self.calls += 1
+        return self.k, self.calls, os.getpid()
+
+
+def test_subspaces_sharing_an_actor_keep_their_own_state(ray_session: None) -> None:
+    """Five subspaces on two actors: each call reaches its own subspace (its own count), two processes serve
+    them, and a round still sends one message per subspace."""
+    ex = RayExecutor([(_Counter, (k,)) for k in range(5)], actors=2)
+    try:
+        assert len(ex) == 5 and len(ex.hosts) == 2 and ex.groups == [[0, 2, 4], [1, 3]]
+        first = ex.round([[_Counter.tick]] * 5)
+        second = ex.round([[_Counter.tick, _Counter.tick]] * 5)
+    finally:
+        ex.close()
+    assert [r[0][:2] for r in first] == [(k, 1) for k in range(5)]
+    assert [[c[:2] for c in r] for r in second] == [[(k, 2), (k, 3)] for k in range(5)]
+    pids = [r[0][2] for r in first]
+    assert pids[0] == pids[2] == pids[4] != pids[1] == pids[3]
+    assert ex.traffic.messages == 2 * 2 * 5
+
+
+def test_a_killed_group_actor_comes_back_with_all_its_subspaces(ray_session: None) -> None:
+    """Three subspaces on one actor; its process is killed: the next round is answered by its restart, which
+    rebuilt every subspace of the group from the cluster store (fresh state: the count starts again)."""
+    import os
+    import signal
+
+    ex = RayExecutor([(_Counter, (k,)) for k in range(3)], actors=1)
+    try:
+        before = ex.round([[_Counter.tick]] * 3)
+        os.kill(before[0][0][2], signal.SIGKILL)
+        after = ex.round([[_Counter.tick]] * 3)
+        placement = ex.current_placement()
+    finally:
+        ex.close()
+    assert [r[0][:2] for r in before] == [r[0][:2] for r in after] == [(k, 1) for k in range(3)]
+    assert len({r[0][2] for r in after}) == 1 and after[0][0][2] != before[0][0][2]  # one new process
+    assert len(placement) == 3 and len(set(placement)) == 1

@@ -93,6 +93,10 @@ def _cmd_run(args: argparse.Namespace) -> int:
     options = RunOptions(solver=args.solver, ray_address=args.ray_address, services_file=args.services,
                          ac_check=not args.no_ac_check,
                          extra={"executor": args.executor, "csso_surrogate": args.surrogate})
+    if args.ray_actors is not None:
+        if args.ray_actors < 1 or args.executor != "ray":
+            raise UsageError(f"--ray-actors {args.ray_actors}: a number >= 1, with --executor ray only")
+        options.extra["ray_actors"] = args.ray_actors
     if args.max_rounds is not None:
         if strategy.private_data or args.max_rounds < 1:
             raise UsageError(f"--max-rounds {args.max_rounds}: a number >= 1, for {', '.join(DISTRIBUTED)} only")
@@ -371,6 +375,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--solver", default="CLARABEL")
     run.add_argument("--executor", default="ray", choices=("ray", "serial"),
                      help="where the subspaces of csso/admm/gradient/dual run: Ray actors (default) or in this process")
+    run.add_argument("--ray-actors", type=int, default=None, metavar="N",
+                     help="Ray actors hosting the subspaces that are not pinned to a node (default: two per CPU of "
+                          "the cluster, at most one per subspace)")
     run.add_argument("--no-ac-check", action="store_true", help="skip the pandapower AC validation")
     run.add_argument("--tls-dir", default=None,
                      help="with --services: mTLS as 'orchestrator' (DIR/ca.pem, DIR/orchestrator.pem|.key)")

@@ -1,4 +1,5 @@
-"""Where subspaces run: one Ray actor per subspace (``RayExecutor``) or in-process (``SerialExecutor``).
+"""Where subspaces run: on Ray actors, each hosting one or several subspaces (``RayExecutor``), or
+in-process (``SerialExecutor``).
 
 Both implement ``Executor``. A *round* is ``executor.round(calls)``: one message to every subspace
 carrying a batch of calls (``core.subspace`` call objects: each applies itself to the subspace), then one
@@ -99,25 +100,37 @@ def _kv() -> Any:
     return internal_kv
 
 
-class PortableSubspaceHost(SubspaceHost):
-    """The body of a Ray actor: failures come back as ``SubspaceCallError`` naming the call."""
+def _load(key: str) -> Any:
+    """An object the executor stored in the cluster key-value store."""
+    from ray import cloudpickle
 
-    def __init__(self, stored: _Stored | Callable[..., Any], *direct: Any) -> None:
+    blob = _kv()._internal_kv_get(key, namespace=KV_NAMESPACE)
+    if blob is None:
+        raise RuntimeError(f"subspace data {key!r} is gone from the cluster store (executor closed?)")
+    return cloudpickle.loads(blob)
+
+
+class PortableSubspaceHost(SubspaceHost):
+    """One subspace on a Ray actor: failures come back as ``SubspaceCallError`` naming the call.
+
+    ``shared``: shared objects already loaded in this process, by key (the subspaces of one actor load each
+    shared object once and share it, as the serial executor's subspaces do)."""
+
+    def __init__(self, stored: _Stored | Callable[..., Any], *direct: Any,
+                 shared: dict[str, Any] | None = None) -> None:
         if not isinstance(stored, _Stored):  # built in this process (no cluster store): factory(*args)
             super().__init__(stored, *direct)
             return
-        from ray import cloudpickle
+        loaded = {} if shared is None else shared
 
-        def load(key: str) -> Any:
-            blob = _kv()._internal_kv_get(key, namespace=KV_NAMESPACE)
-            if blob is None:
-                raise RuntimeError(f"subspace data {key!r} is gone from the cluster store (executor closed?)")
-            return cloudpickle.loads(blob)
+        def load(index: int) -> Any:
+            key = stored.shared[index]
+            if key not in loaded:
+                loaded[key] = _load(key)
+            return loaded[key]
 
-        factory, args = load(stored.key)
-        shared = {i: load(k) for i, k in enumerate(stored.shared) if any(isinstance(a, Shared) and a.index == i
-                                                                          for a in args)}
-        super().__init__(factory, *(shared[a.index] if isinstance(a, Shared) else a for a in args))
+        factory, args = _load(stored.key)
+        super().__init__(factory, *(load(a.index) if isinstance(a, Shared) else a for a in args))
 
     def run(self, calls: Sequence[Call]) -> list[Any]:
         out = []
@@ -129,6 +142,22 @@ class PortableSubspaceHost(SubspaceHost):
                 raise SubspaceCallError(f"subspace {name!r} {type(call).__name__}: {type(exc).__name__}: {exc}") \
                     from None
         return out
+
+
+class SubspaceGroupHost:
+    """The body of a Ray actor: the subspaces of one group, each built from the cluster store, in one worker
+    process; calls run one at a time, in the order they arrive. A restarted actor rebuilds the whole group."""
+
+    def __init__(self, members: tuple[tuple[int, _Stored], ...]) -> None:
+        shared: dict[str, Any] = {}
+        self.hosts = {i: PortableSubspaceHost(stored, shared=shared) for i, stored in members}
+
+    def run(self, i: int, calls: Sequence[Call]) -> list[Any]:
+        """Subspace i's calls (i: its index in the executor)."""
+        return self.hosts[i].run(calls)
+
+    def node_id(self) -> str:
+        return next(iter(self.hosts.values())).node_id()
 
 
 class SerialExecutor:
@@ -169,7 +198,7 @@ def _remote_host() -> Any:
     if _REMOTE_HOST is None:
         import ray
 
-        _REMOTE_HOST = ray.remote(PortableSubspaceHost)
+        _REMOTE_HOST = ray.remote(SubspaceGroupHost)
     return _REMOTE_HOST
 
 
@@ -210,16 +239,36 @@ def pinned_resources(names: Sequence[str], cluster_resources: dict[str, float]) 
     return {i: PIN_PREFIX + n for i, n in enumerate(names) if cluster_resources.get(PIN_PREFIX + n, 0.0) > 0}
 
 
-class RayExecutor:
-    """One Ray actor per subspace, created once; each round fans out (at most a node's CPUs of calls at once
-    on it, see :meth:`round`) and gathers (one ``ray.get`` each).
+def actor_groups(n_subspaces: int, pins: dict[int, str], n_actors: int) -> list[list[int]]:
+    """Which subspaces share an actor: every pinned subspace alone on its own (it must run where its resource
+    is), the others dealt in turn over ``n_actors`` actors (at most one per subspace), so each actor's share
+    of a round is about the same. Subspace 0 (the whole-boundary one) is the first of the first group."""
+    if n_actors < 1:
+        raise ValueError(f"actors: {n_actors} must be at least 1")
+    free = [i for i in range(n_subspaces) if i not in pins]
+    k = min(n_actors, len(free))
+    return [*([free[j::k] for j in range(k)] if k else []), *([i] for i in sorted(pins))]
 
-    ``shared`` objects are ``ray.put`` once and passed to the factories by reference; a factory arg
-    ``Shared(i)`` stands for ``shared[i]``.
+
+class RayExecutor:
+    """Ray actors created once, each hosting a group of subspaces (:func:`actor_groups`); each round fans
+    out (at most a node's CPUs of actors busy at once on it, see :meth:`round`) and gathers (one ``ray.get``
+    per subspace).
+
+    ``actors``: how many actors host the subspaces that are not pinned; default two per CPU of the cluster
+    (and at most one per subspace). Every actor is a worker process that imports the solver stack (about
+    1.5 s of CPU each), so one actor per subspace is slow to start; two per CPU let a node's window
+    (:meth:`round`) balance the groups, whose work differs (the TSO's merge costs about seven DSO solves).
+    CSSO on ieee118-32x33, 2 cores (``gridcoord run ... --ray-actors N``, one run each): 33 actors 47-48 s
+    start-up, 46-49 s coordination; 2 actors 4.6 s and 46.1 s; 4 actors 6.7 s and 38.8 s; 8 actors 11.5 s
+    and 40.1 s.
+
+    ``shared`` objects are stored once and handed to the factories; a factory arg ``Shared(i)`` stands for
+    ``shared[i]``.
     """
 
     def __init__(self, factories: Sequence[Factory], shared: Sequence[Any] = (), address: str | None = None,
-                 names: Sequence[str] | None = None) -> None:
+                 names: Sequence[str] | None = None, actors: int | None = None) -> None:
         import ray
         from ray import cloudpickle
 
@@ -240,16 +289,25 @@ class RayExecutor:
         # __init__; max_task_retries: its pending calls are re-sent, which is safe as they are pure.
         per_node = [float(n["Resources"].get("CPU", 0.0)) for n in ray.nodes() if n.get("Alive")]
         smallest = min([c for c in per_node if c > 0] or [1.0])
-        opts = {"num_cpus": min(1.0, smallest / max(1, len(factories))), "scheduling_strategy": "SPREAD",
-                "max_restarts": ACTOR_MAX_RESTARTS, "max_task_retries": ACTOR_MAX_TASK_RETRIES}
         #: subspace index -> the node resource that pins it (operators that must run on a given node)
         self.pins = pinned_resources(names or [], ray.cluster_resources())
+        #: the subspaces of each actor (indices into factories)
+        self.groups = actor_groups(len(factories), self.pins, actors or max(1, int(2 * sum(per_node))))
+        opts = {"num_cpus": min(1.0, smallest / max(1, len(self.groups))), "scheduling_strategy": "SPREAD",
+                "max_restarts": ACTOR_MAX_RESTARTS, "max_task_retries": ACTOR_MAX_TASK_RETRIES}
 
         host = _remote_host()
-        self.actors = [host.options(**opts, **({"resources": {self.pins[i]: PIN_SHARE}} if i in self.pins else {}))
-                       .remote(_Stored(own_keys[i], shared_keys)) for i in range(len(factories))]
+        self.hosts = [host.options(**opts, **({"resources": {self.pins[g[0]]: PIN_SHARE}} if g[0] in self.pins
+                                              else {}))
+                      .remote(tuple((i, _Stored(own_keys[i], shared_keys)) for i in g)) for g in self.groups]
+        #: the actor of each subspace, in subspace order (an actor appears once per subspace it hosts)
+        self.actors: list[Any] = [None] * len(factories)
+        self._host_of = [0] * len(factories)
+        for h, g in enumerate(self.groups):
+            for i in g:
+                self.actors[i], self._host_of[i] = self.hosts[h], h
         #: node id of each subspace's actor, in subspace order (which subspace ran where)
-        self.placement = list(ray.get([a.node_id.remote() for a in self.actors]))
+        self.placement = self._host_nodes(ray.get([a.node_id.remote() for a in self.hosts]))
         self.nodes = sorted(set(self.placement))
         #: node id -> its CPUs: how many of a round's calls may run there at once
         self._cpus = {str(n["NodeID"]): max(1, int(float(n["Resources"].get("CPU", 1.0)))) for n in ray.nodes()
@@ -259,38 +317,49 @@ class RayExecutor:
     def __len__(self) -> int:
         return len(self.actors)
 
+    def _host_nodes(self, host_nodes: Sequence[Any]) -> list[str]:
+        """Each subspace's node, from each actor's."""
+        return [str(host_nodes[h]) for h in self._host_of]
+
     def round(self, calls: Sequence[Sequence[Call]]) -> list[list[Any]]:
-        """Every subspace's calls, at most as many at once on a node as it has CPUs (in subspace order, so
-        the whole-boundary subspace 0 starts first): 33 solver processes sharing 2 cores took 40 % longer
-        than 2 at a time (32 DSO evaluations of ieee118-32x33: 9.3 s on 16 actors, 6.7 s on 2, 12.8 s on 1)."""
+        """Every subspace's calls, in subspace order (the whole-boundary subspace 0 starts first), with at
+        most as many actors busy at once on a node as it has CPUs; an actor runs its subspaces' calls one
+        after another. 33 solver processes sharing 2 cores took 40 % longer than 2 at a time (32 DSO
+        evaluations of ieee118-32x33: 9.3 s on 16 actors, 6.7 s on 2, 12.8 s on 1)."""
         import ray
 
         t0 = time.perf_counter()
         if len(calls) != len(self.actors):
             raise ValueError(f"round: {len(calls)} call lists for {len(self.actors)} subspaces")
         refs: list[Any] = [None] * len(calls)
-        busy: dict[str, int] = {}
+        busy: dict[str, int] = {}  # node -> its actors with calls in flight
+        queued: dict[int, int] = {}  # actor -> its calls in flight
         waiting = list(range(len(calls)))
-        flying: dict[Any, str] = {}  # ref -> node it occupies
+        flying: dict[Any, int] = {}  # ref -> the actor that runs it
         while waiting or flying:
             for i in list(waiting):
-                node = self.placement[i]
-                if busy.get(node, 0) < self._cpus.get(node, 1):
+                h, node = self._host_of[i], self.placement[i]
+                if queued.get(h, 0) or busy.get(node, 0) < self._cpus.get(node, 1):
                     refs[i] = self._send(i, calls[i])
-                    flying[refs[i]] = node
-                    busy[node] = busy.get(node, 0) + 1
+                    flying[refs[i]] = h
+                    if not queued.get(h, 0):
+                        busy[node] = busy.get(node, 0) + 1
+                    queued[h] = queued.get(h, 0) + 1
                     waiting.remove(i)
             if not flying:
                 break
             done, _ = ray.wait(list(flying), num_returns=1)
             for ref in done:
-                busy[flying.pop(ref)] -= 1
+                h = flying.pop(ref)
+                queued[h] -= 1
+                if not queued[h]:
+                    busy[self.placement[self.groups[h][0]]] -= 1
         replies = [self._get(i, ref, partial(self._send, i, calls[i])) for i, ref in enumerate(refs)]
         self.traffic.add_round(calls, replies, time.perf_counter() - t0)
         return replies
 
     def _send(self, i: int, calls: Sequence[Call]) -> Any:
-        return self.actors[i].run.remote(calls)
+        return self.actors[i].run.remote(i, calls)
 
     def _get(self, i: int, ref: Any, resend: Callable[[], Any]) -> Any:
         """Subspace i's reply. An actor that is temporarily unreachable (its node just went away, it is
@@ -317,19 +386,19 @@ class RayExecutor:
     def current_placement(self) -> list[str]:
         """Node id of each subspace's actor now; updates ``placement`` and adds to ``nodes`` (after a
         restart an actor may live on another node)."""
-        refs = [a.node_id.remote() for a in self.actors]
+        refs = [a.node_id.remote() for a in self.hosts]
         # an actor may be restarting right now (a node just went away): ride it out as a round does
-        self.placement = [str(self._get(i, ref, a.node_id.remote)) for i, (a, ref) in enumerate(zip(self.actors, refs,
-                                                                                                  strict=True))]
+        self.placement = self._host_nodes([self._get(g[0], ref, a.node_id.remote)
+                                           for g, a, ref in zip(self.groups, self.hosts, refs, strict=True)])
         self.nodes = sorted(set(self.nodes) | set(self.placement))
         return self.placement
 
     def close(self) -> None:
         import ray
 
-        for a in self.actors:
+        for a in self.hosts:
             ray.kill(a)
-        self.actors = []
+        self.actors, self.hosts = [], []
         if ray.is_initialized():
             for key in self._keys:
                 _kv()._internal_kv_del(key, namespace=KV_NAMESPACE)
@@ -381,11 +450,13 @@ class Shared:
 
 
 def make_executor(kind: str, factories: Sequence[Factory], shared: Sequence[Any] = (),
-                  address: str | None = None, names: Sequence[str] | None = None) -> Executor:
+                  address: str | None = None, names: Sequence[str] | None = None,
+                  actors: int | None = None) -> Executor:
     """``kind`` = "ray" or "serial"; serial resolves ``Shared`` placeholders in-process. ``names``: the
-    subspaces' operator ids (Ray pins a subspace to a node that offers the ``gridcoord:<id>`` resource)."""
+    subspaces' operator ids (Ray pins a subspace to a node that offers the ``gridcoord:<id>`` resource);
+    ``actors``: Ray actors for the subspaces that are not pinned (default: two per CPU of the cluster)."""
     if kind == "ray":
-        return RayExecutor(factories, shared, address, names)
+        return RayExecutor(factories, shared, address, names, actors)
     if kind == "serial":
         resolved = [(f, tuple(shared[a.index] if isinstance(a, Shared) else a for a in args))
                     for f, args in factories]

@@ -37,7 +37,8 @@ class Layout:
 
 
 def executor_for(system: CoordinatedSystem, options: RunOptions) -> tuple[Executor, Layout]:
-    """The system's subspaces on ``options.extra['executor']`` = "ray" (default) or "serial".
+    """The system's subspaces on ``options.extra['executor']`` = "ray" (default) or "serial"; with Ray,
+    ``options.extra['ray_actors']`` actors host the subspaces (default: two per CPU of the cluster).
 
     ``options.extra['checkpoint']`` (an ``orchestrator.runtime.checkpoint.Checkpoint``) records every round
     and replays the rounds it already holds (``gridcoord run --resume``); ``options.extra['on_round']`` is
@@ -46,7 +47,9 @@ def executor_for(system: CoordinatedSystem, options: RunOptions) -> tuple[Execut
     subspaces = system.subspaces(options.solver, options.ac_check)
     layout = Layout(len(system.spec.feeders), system.spec.periods)
     kind = str(options.extra.get("executor", "ray"))
-    executor = make_executor(kind, subspaces.factories, subspaces.shared, options.ray_address, names=subspaces.names)
+    actors = options.extra.get("ray_actors")
+    executor = make_executor(kind, subspaces.factories, subspaces.shared, options.ray_address, names=subspaces.names,
+                             actors=None if actors is None else int(actors))
     checkpoint, on_round = options.extra.get("checkpoint"), options.extra.get("on_round")
     if checkpoint is not None or on_round is not None:
         from orchestrator.runtime.checkpoint import CheckpointedExecutor
