@@ -6,7 +6,9 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Sequence
+from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import grpc
 import numpy as np
@@ -37,6 +39,24 @@ SERVICE_NAME = aggregator_pb2.DESCRIPTOR.services_by_name["AggregatorService"].f
 MAX_ID_CHARS = 128
 #: largest dispatch entry accepted [MW] (a station is a few MW; this only keeps the arithmetic finite)
 MAX_DISPATCH_MW = 1e4
+
+
+@dataclass(frozen=True)
+class RebookArgs:
+    """A ``Redispatch`` request as the aggregator re-books it, and as its journal keeps it (``asdict``)."""
+
+    t_from: int
+    no_show: list[str]
+    late_arrival_h: dict[str, float]
+    p_ch_mw: list[float]
+    p_dis_mw: list[float]
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any]) -> RebookArgs:
+        """The request a previous process journaled."""
+        return cls(t_from=int(state["t_from"]), no_show=[str(e) for e in state["no_show"]],
+                   late_arrival_h={str(k): float(v) for k, v in dict(state["late_arrival_h"]).items()},
+                   p_ch_mw=[float(v) for v in state["p_ch_mw"]], p_dis_mw=[float(v) for v in state["p_dis_mw"]])
 
 
 class AggregatorServicer(aggregator_pb2_grpc.AggregatorServiceServicer):
@@ -73,8 +93,7 @@ class AggregatorServicer(aggregator_pb2_grpc.AggregatorServiceServicer):
         req = journal.load_state("rebook")
         if req is not None:
             with self.lock:
-                self._rebooked = self._rebook(int(req["t_from"]), list(req["no_show"]), dict(req["late_arrival_h"]),
-                                              req["p_ch_mw"], req["p_dis_mw"])
+                self._rebooked = self._rebook(RebookArgs.from_state(req))
 
     def _envelopes(self) -> tuple[tuple[EV, ...], FleetFlexibility]:
         """Freeze the fleet on first use: the envelopes a DSO dispatches must be those it disaggregates
@@ -148,14 +167,13 @@ class AggregatorServicer(aggregator_pb2_grpc.AggregatorServiceServicer):
                 _check_id(f"no_show[{i}]", ev_id)
             for ev_id in request.late_arrival_h:
                 _check_id("late_arrival_h", ev_id)
+            args = RebookArgs(t_from=int(request.t_from), no_show=list(request.no_show),
+                              late_arrival_h=dict(request.late_arrival_h), p_ch_mw=list(request.p_ch_mw),
+                              p_dis_mw=list(request.p_dis_mw))
             with self.lock:
-                rb = self._rebook(int(request.t_from), list(request.no_show), dict(request.late_arrival_h),
-                                  request.p_ch_mw, request.p_dis_mw)
+                rb = self._rebook(args)
                 if self.journal is not None:  # before the answer: a restart settles against this re-booking
-                    self.journal.save_state("rebook", {
-                        "t_from": int(request.t_from), "no_show": list(request.no_show),
-                        "late_arrival_h": dict(request.late_arrival_h), "p_ch_mw": list(request.p_ch_mw),
-                        "p_dis_mw": list(request.p_dis_mw)})
+                    self.journal.save_state("rebook", asdict(args))
                 self._rebooked = rb
             return aggregator_pb2.Rebooking(
                 envelope=convert.envelope_to_proto(rb.flex, self.n_periods, self.dt_h, self.stations),
@@ -165,17 +183,16 @@ class AggregatorServicer(aggregator_pb2_grpc.AggregatorServiceServicer):
 
         return idempotent(self.ledger, context, "Redispatch", request, aggregator_pb2.Rebooking, run)
 
-    def _rebook(self, t_from: int, no_show: list[str], late_arrival_h: dict[str, float], p_ch_mw: Sequence[float],
-                p_dis_mw: Sequence[float]) -> Rebooking:
+    def _rebook(self, a: RebookArgs) -> Rebooking:
         """The fleet that came, re-booked against the day-ahead dispatch (call with ``self.lock`` held)."""
         fleet, flex = self._envelopes()
         w = int(np.sum(flex.dwell))
-        p_ch = np.asarray(vector("p_ch_mw", p_ch_mw, w, nonneg=True, limit=MAX_DISPATCH_MW))
-        p_dis = np.asarray(vector("p_dis_mw", p_dis_mw, w, nonneg=True, limit=MAX_DISPATCH_MW))
+        p_ch = np.asarray(vector("p_ch_mw", a.p_ch_mw, w, nonneg=True, limit=MAX_DISPATCH_MW))
+        p_dis = np.asarray(vector("p_dis_mw", a.p_dis_mw, w, nonneg=True, limit=MAX_DISPATCH_MW))
         if not fleet:
             raise FailedPrecondition("no EVs booked: nothing to re-dispatch")
         self._check_group_energy(flex, p_ch, p_dis)
-        return rebook(fleet, flex, p_ch, p_dis, self.stations, t_from, no_show, late_arrival_h, self.dt_h,
+        return rebook(fleet, flex, p_ch, p_dis, self.stations, a.t_from, a.no_show, a.late_arrival_h, self.dt_h,
                       self.n_periods)
 
     def _check_group_energy(self, flex: FleetFlexibility, p_ch: np.ndarray, p_dis: np.ndarray) -> None:

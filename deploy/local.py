@@ -22,7 +22,7 @@ import sys
 from pathlib import Path
 
 from orchestrator.cli.launch import LocalDeployment
-from orchestrator.cli.main import DP_DEFAULT_ROUNDS
+from orchestrator.cli.main import DP_DEFAULT_ROUNDS, add_privacy_flags
 from orchestrator.cli.main import main as gridcoord
 
 
@@ -35,10 +35,7 @@ def main() -> int:
     p.add_argument("--insecure", action="store_true", help="plaintext gRPC instead of mTLS (local development)")
     p.add_argument("--max-rounds", type=int, default=None, help="coordination rounds (default: the strategy's own; "
                    f"with --privacy dp: {DP_DEFAULT_ROUNDS}, the rounds the DSOs' budget is planned for)")
-    p.add_argument("--privacy", default="none", choices=("none", "dp"),
-                   help="dp: every DSO sends its coordination replies through the Gaussian mechanism")
-    p.add_argument("--epsilon", type=float, default=None, help="with --privacy dp: total epsilon of the run")
-    p.add_argument("--delta", type=float, default=1e-5, help="with --privacy dp: delta (default 1e-5)")
+    add_privacy_flags(p, dp_rounds=False)
     args = p.parse_args()
     out = Path(args.out)
     rounds: list[str] = [] if args.max_rounds is None else ["--max-rounds", str(args.max_rounds)]
@@ -46,9 +43,10 @@ def main() -> int:
     if args.privacy == "dp":
         if args.epsilon is None:
             p.error("--privacy dp: give --epsilon E (the run's total, > 0)")
-        dp = ["--privacy", "dp", "--epsilon", repr(args.epsilon), "--delta", repr(args.delta)]
-    elif args.epsilon is not None:
-        p.error("--epsilon needs --privacy dp")
+        dp = ["--privacy", "dp", "--epsilon", repr(args.epsilon), "--delta", repr(args.delta), "--dp-seed",
+              str(args.dp_seed)] + ([] if args.dp_alpha_mw is None else ["--dp-alpha-mw", repr(args.dp_alpha_mw)])
+    elif args.epsilon is not None or args.dp_alpha_mw is not None:
+        p.error("--epsilon and --dp-alpha-mw need --privacy dp")
     # the DSOs plan their budget for the run's rounds (the run stops there under DP)
     dso_args = (*dp, "--dp-rounds", str(args.max_rounds or DP_DEFAULT_ROUNDS)) if dp else ()
     with LocalDeployment(args.case, out / "operators", ac_check=not args.no_ac_check, insecure=args.insecure,

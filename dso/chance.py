@@ -59,7 +59,7 @@ import scipy.sparse as sp
 
 from core import windows
 from core.case import CHANCE_METHODS
-from core.solver import value
+from core.solver import solve_problem, value
 from dso.model import S_BASE_MVA, FeederModel
 from dso.network import FeederData
 
@@ -332,7 +332,8 @@ def smallest_budget(model: FeederModel, solver: str = "CLARABEL") -> dict[str, A
     Solves min max_t z_t over the model's constraints with ``chance.budget`` replaced by sum_i u_i^-2 <= z_t
     (and u_i >= 1 instead of u_i >= eps^-1/2; cost ignored). Returns z (max over hours), and for the hour that
     needs it most the risk each group uses, its rows, how many of them need a share above 1e-4, the median
-    margin u [std] of its rows and the largest shares (row label, eps_i, u_i)."""
+    margin u [std] of its rows and the largest shares (row label, eps_i, u_i). When it cannot be solved, only
+    ``status`` (cvxpy's, or "solver_error" with the solver's ``message``)."""
     layer = model.chance
     if layer is None or layer.u is None:
         raise ChanceError(f"feeder '{model.data.name}': smallest_budget needs an oba chance layer")
@@ -344,9 +345,12 @@ def smallest_budget(model: FeederModel, solver: str = "CLARABEL") -> dict[str, A
     cons = [c for name, c in model.constraints.items() if name not in ("chance.budget", "chance.margin_min")]
     cons += [hour_sum @ cp.power(layer.u, -2) <= z, layer.u >= 1.0]
     prob = cp.Problem(cp.Minimize(cp.max(z)), cons)
-    prob.solve(solver=solver)
-    if prob.status not in ("optimal", "optimal_inaccurate"):
-        return {"status": str(prob.status)}
+    try:  # the operators' solve (core.solver): a stalled solve is retried, optimal_inaccurate is not accepted
+        status = solve_problem(prob, solver)
+    except cp.error.SolverError as exc:  # a numerical failure is a result to report, not a crash
+        return {"status": "solver_error", "message": str(exc)}
+    if status != cp.OPTIMAL:
+        return {"status": status}
     u = value(layer.u)
     e = u**-2.0
     zt = value(z)

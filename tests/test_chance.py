@@ -217,7 +217,7 @@ def test_csso_with_chance_constrained_dsos_reaches_centralized(tmp_path: Path) -
         assert c["joint_reliability_mc"] >= 1 - EPS and c["joint_reliability_heldout"] >= 1 - EPS
 
 
-def test_smallest_budget_is_where_oba_turns_feasible(tmp_path: Path) -> None:
+def test_smallest_budget_is_where_oba_turns_feasible(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """dso.chance.smallest_budget (the study's diagnosis of an infeasible oba): oba is feasible a hair above the
     budget it reports and infeasible below it."""
     from dataclasses import replace
@@ -242,3 +242,14 @@ def test_smallest_budget_is_where_oba_turns_feasible(tmp_path: Path) -> None:
         else:
             with pytest.raises(SolveError):
                 p.solve(price_usd_per_mwh=price)
+    # a numerical failure of that solve is reported as its status, with the solver's message, not raised
+    import cvxpy as cp
+
+    import dso.chance
+
+    def failing(problem: object, solver: str) -> str:
+        raise cp.error.SolverError("Solver 'CLARABEL' failed: NumericalError")
+
+    monkeypatch.setattr(dso.chance, "solve_problem", failing)
+    assert smallest_budget(prob.model) == {"status": "solver_error",
+                                           "message": "Solver 'CLARABEL' failed: NumericalError"}

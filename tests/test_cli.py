@@ -109,6 +109,13 @@ def test_unknown_strategy(capsys: pytest.CaptureFixture[str]) -> None:
     assert "unknown strategy 'magic'" in capsys.readouterr().err
 
 
+def test_ray_actors_must_be_positive_and_on_ray(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["run", "--strategy", "csso", "--ray-actors", "0"]) == 2
+    assert "--ray-actors 0: a number >= 1, with --executor ray only" in capsys.readouterr().err
+    assert main(["run", "--strategy", "csso", "--ray-actors", "2", "--executor", "serial"]) == 2
+    assert "--ray-actors 2: a number >= 1, with --executor ray only" in capsys.readouterr().err
+
+
 def test_cases_lists_reference(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["cases"]) == 0
     assert "ieee30-3x33" in capsys.readouterr().out

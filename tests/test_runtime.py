@@ -93,6 +93,8 @@ def test_actor_groups_deal_free_subspaces_and_keep_pinned_ones_alone() -> None:
     assert actor_groups(2, {0: "gridcoord:tso", 1: "gridcoord:dso1"}, 4) == [[0], [1]]
     with pytest.raises(ValueError, match="actors: 0"):
         actor_groups(3, {}, 0)
+    with pytest.raises(ValueError, match="actors: 0"):  # before Ray is started or anything is stored
+        RayExecutor([(_Counter, (0,))], actors=0)
 
 
 class _Counter:

@@ -224,7 +224,9 @@ def _privacy(args: argparse.Namespace, rounds: int | None = None) -> Any:
         raise UsageError(f"--privacy dp: {exc}") from None
 
 
-def _add_privacy_flags(p: argparse.ArgumentParser) -> None:
+def add_privacy_flags(p: argparse.ArgumentParser, dp_rounds: bool = True) -> None:
+    """The DP flags of ``run`` and ``serve`` (and ``deploy/local.py``, which passes them to both; there the
+    budget's rounds come from ``--max-rounds``, so without ``dp_rounds``)."""
     p.add_argument("--privacy", default="none", choices=("none", "dp"),
                    help="dp: every DSO sends its coordination replies through the Gaussian mechanism")
     p.add_argument("--epsilon", type=float, default=None, help="with --privacy dp: total epsilon of the run")
@@ -233,8 +235,10 @@ def _add_privacy_flags(p: argparse.ArgumentParser) -> None:
                    help="with --privacy dp: adjacency, MW of one period's net load (default: the peak of the "
                         "feeder's smallest loaded node)")
     p.add_argument("--dp-seed", type=int, default=0, help="with --privacy dp: seed of the DSOs' noise")
-    p.add_argument("--dp-rounds", type=int, default=None,
-                   help=f"serve dso: rounds the budget is planned for (run: --max-rounds; default {DP_DEFAULT_ROUNDS})")
+    if dp_rounds:
+        p.add_argument("--dp-rounds", type=int, default=None,
+                       help=f"serve dso: rounds the budget is planned for (run: --max-rounds; default "
+                            f"{DP_DEFAULT_ROUNDS})")
 
 
 def _cmd_certs(args: argparse.Namespace) -> int:
@@ -392,7 +396,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--operator-timeout", type=float, default=120.0, metavar="S",
                      help="with --services: how long [s] to wait for an operator that died to come back "
                           "before the run stops (exit 4, checkpoint kept); default 120")
-    _add_privacy_flags(run)
+    add_privacy_flags(run)
     run.set_defaults(func=_cmd_run)
 
     serve = sub.add_parser("serve", help="run one operator as its own gRPC service")
@@ -423,7 +427,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--book-closes-at", default=None, metavar="ISO_TIME",
                        help="DSO: the same, until this date and time with its UTC offset (2026-12-05T14:00:00Z); "
                             "a DSO restarted after it takes the envelopes at once")
-    _add_privacy_flags(serve)
+    add_privacy_flags(serve)
     serve.set_defaults(func=_cmd_serve)
 
     certs = sub.add_parser("certs", help="create a trial CA and a key + certificate per operator and orchestrator")

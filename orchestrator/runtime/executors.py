@@ -272,6 +272,8 @@ class RayExecutor:
         import ray
         from ray import cloudpickle
 
+        if actors is not None and actors < 1:  # before Ray is started or anything is stored
+            raise ValueError(f"actors: {actors} must be at least 1")
         self.started = ensure_ray(address)
         # every actor's factory and arguments, and the data they share, are stored once in the cluster's
         # key-value store for the executor's lifetime: a restarted actor is rebuilt from them
@@ -292,7 +294,8 @@ class RayExecutor:
         #: subspace index -> the node resource that pins it (operators that must run on a given node)
         self.pins = pinned_resources(names or [], ray.cluster_resources())
         #: the subspaces of each actor (indices into factories)
-        self.groups = actor_groups(len(factories), self.pins, actors or max(1, int(2 * sum(per_node))))
+        self.groups = actor_groups(len(factories), self.pins,
+                                   max(1, int(2 * sum(per_node))) if actors is None else actors)
         opts = {"num_cpus": min(1.0, smallest / max(1, len(self.groups))), "scheduling_strategy": "SPREAD",
                 "max_restarts": ACTOR_MAX_RESTARTS, "max_task_retries": ACTOR_MAX_TASK_RETRIES}
 

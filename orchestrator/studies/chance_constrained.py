@@ -327,6 +327,9 @@ def run(args: argparse.Namespace) -> StudyResult:
                          f"margin {v['median_margin_std'] or 0:.1f} std)" for g, v in why["groups"].items()
                          if v["rows"])
                      + f"; ro's box is +-{ch.ro_n_std:g} std of each component")
+    elif why:
+        notes.append(f"oba infeasible at eps {eps}; the smallest risk budget (dso.chance.smallest_budget) could not "
+                     f"be computed: status {why['status']}" + (f" ({why['message']})" if why.get("message") else ""))
     if sweep:
         notes.append("error-scale sweep (--error-scales; the four methods re-solved with the errors scaled, "
                      "cost $ / MC joint reliability): " + " | ".join(
