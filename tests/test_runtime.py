@@ -144,3 +144,33 @@ def test_a_killed_group_actor_comes_back_with_all_its_subspaces(ray_session: Non
     assert [r[0][:2] for r in before] == [r[0][:2] for r in after] == [(k, 1) for k in range(3)]
     assert len({r[0][2] for r in after}) == 1 and after[0][0][2] != before[0][0][2]  # one new process
     assert len(placement) == 3 and len(set(placement)) == 1
+
+
+class _Waiting:
+    """A subspace whose call waits (as a stub waits on its service) and says when it ran."""
+
+    def __init__(self, k: int) -> None:
+        self.k = k
+
+    def wait(self) -> tuple[float, float]:
+        import time
+
+        t0 = time.time()
+        time.sleep(0.5)
+        return t0, time.time()
+
+
+def test_remote_subspaces_get_their_own_actors_and_all_calls_at_once(ray_session: None) -> None:
+    """Stubs of services (remote=True) each get an actor, and a round does not hold their calls back to the
+    node's 2 CPUs: all three calls are running at the same moment. Local subspaces on the same 2 CPUs: the third
+    starts only after one of the first two has ended."""
+    spans = {}
+    for remote in (True, False):
+        ex = RayExecutor([(_Waiting, (k,)) for k in range(3)], remote=remote, actors=None if remote else 3)
+        try:
+            assert len(ex.hosts) == 3
+            spans[remote] = [r[0] for r in ex.round([[_Waiting.wait]] * 3)]
+        finally:
+            ex.close()
+    assert max(s for s, _ in spans[True]) < min(e for _, e in spans[True])
+    assert max(s for s, _ in spans[False]) >= min(e for _, e in spans[False])

@@ -263,12 +263,15 @@ class RayExecutor:
     start-up, 46-49 s coordination; 2 actors 4.6 s and 46.1 s; 4 actors 6.7 s and 38.8 s; 8 actors 11.5 s
     and 40.1 s.
 
+    ``remote``: the subspaces are stubs of services that do the work elsewhere (``ServicesSystem``): by default
+    each gets its own actor, and a round sends every call at once (the node's CPUs only wait on the network).
+
     ``shared`` objects are stored once and handed to the factories; a factory arg ``Shared(i)`` stands for
     ``shared[i]``.
     """
 
     def __init__(self, factories: Sequence[Factory], shared: Sequence[Any] = (), address: str | None = None,
-                 names: Sequence[str] | None = None, actors: int | None = None) -> None:
+                 names: Sequence[str] | None = None, actors: int | None = None, remote: bool = False) -> None:
         import ray
         from ray import cloudpickle
 
@@ -294,8 +297,9 @@ class RayExecutor:
         #: subspace index -> the node resource that pins it (operators that must run on a given node)
         self.pins = pinned_resources(names or [], ray.cluster_resources())
         #: the subspaces of each actor (indices into factories)
-        self.groups = actor_groups(len(factories), self.pins,
-                                   max(1, int(2 * sum(per_node))) if actors is None else actors)
+        default = len(factories) if remote else max(1, int(2 * sum(per_node)))
+        self.groups = actor_groups(len(factories), self.pins, default if actors is None else actors)
+        self.remote = remote
         opts = {"num_cpus": min(1.0, smallest / max(1, len(self.groups))), "scheduling_strategy": "SPREAD",
                 "max_restarts": ACTOR_MAX_RESTARTS, "max_task_retries": ACTOR_MAX_TASK_RETRIES}
 
@@ -326,9 +330,9 @@ class RayExecutor:
 
     def round(self, calls: Sequence[Sequence[Call]]) -> list[list[Any]]:
         """Every subspace's calls, in subspace order (the whole-boundary subspace 0 starts first), with at
-        most as many actors busy at once on a node as it has CPUs; an actor runs its subspaces' calls one
-        after another. 33 solver processes sharing 2 cores took 40 % longer than 2 at a time (32 DSO
-        evaluations of ieee118-32x33: 9.3 s on 16 actors, 6.7 s on 2, 12.8 s on 1)."""
+        most as many actors busy at once on a node as it has CPUs (all at once for ``remote`` subspaces); an
+        actor runs its subspaces' calls one after another. 33 solver processes sharing 2 cores took 40 % longer
+        than 2 at a time (32 DSO evaluations of ieee118-32x33: 9.3 s on 16 actors, 6.7 s on 2, 12.8 s on 1)."""
         import ray
 
         t0 = time.perf_counter()
@@ -342,7 +346,7 @@ class RayExecutor:
         while waiting or flying:
             for i in list(waiting):
                 h, node = self._host_of[i], self.placement[i]
-                if queued.get(h, 0) or busy.get(node, 0) < self._cpus.get(node, 1):
+                if self.remote or queued.get(h, 0) or busy.get(node, 0) < self._cpus.get(node, 1):
                     refs[i] = self._send(i, calls[i])
                     flying[refs[i]] = h
                     if not queued.get(h, 0):
@@ -454,12 +458,13 @@ class Shared:
 
 def make_executor(kind: str, factories: Sequence[Factory], shared: Sequence[Any] = (),
                   address: str | None = None, names: Sequence[str] | None = None,
-                  actors: int | None = None) -> Executor:
+                  actors: int | None = None, remote: bool = False) -> Executor:
     """``kind`` = "ray" or "serial"; serial resolves ``Shared`` placeholders in-process. ``names``: the
     subspaces' operator ids (Ray pins a subspace to a node that offers the ``gridcoord:<id>`` resource);
-    ``actors``: Ray actors for the subspaces that are not pinned (default: two per CPU of the cluster)."""
+    ``actors``: Ray actors for the subspaces that are not pinned (default: two per CPU of the cluster, or one
+    per subspace when they are ``remote``: stubs of services that do the work elsewhere)."""
     if kind == "ray":
-        return RayExecutor(factories, shared, address, names, actors)
+        return RayExecutor(factories, shared, address, names, actors, remote)
     if kind == "serial":
         resolved = [(f, tuple(shared[a.index] if isinstance(a, Shared) else a for a in args))
                     for f, args in factories]

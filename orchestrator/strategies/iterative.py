@@ -38,7 +38,8 @@ class Layout:
 
 def executor_for(system: CoordinatedSystem, options: RunOptions) -> tuple[Executor, Layout]:
     """The system's subspaces on ``options.extra['executor']`` = "ray" (default) or "serial"; with Ray,
-    ``options.extra['ray_actors']`` actors host the subspaces (default: two per CPU of the cluster).
+    ``options.extra['ray_actors']`` actors host the subspaces (default: two per CPU of the cluster; one per
+    subspace for operators that run as services).
 
     ``options.extra['checkpoint']`` (an ``orchestrator.runtime.checkpoint.Checkpoint``) records every round
     and replays the rounds it already holds (``gridcoord run --resume``); ``options.extra['on_round']`` is
@@ -49,7 +50,7 @@ def executor_for(system: CoordinatedSystem, options: RunOptions) -> tuple[Execut
     kind = str(options.extra.get("executor", "ray"))
     actors = options.extra.get("ray_actors")
     executor = make_executor(kind, subspaces.factories, subspaces.shared, options.ray_address, names=subspaces.names,
-                             actors=None if actors is None else int(actors))
+                             actors=None if actors is None else int(actors), remote=subspaces.remote)
     checkpoint, on_round = options.extra.get("checkpoint"), options.extra.get("on_round")
     if checkpoint is not None or on_round is not None:
         from orchestrator.runtime.checkpoint import CheckpointedExecutor

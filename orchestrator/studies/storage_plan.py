@@ -92,7 +92,9 @@ class PlanRunner:
         self.groups = [list(range(k, len(days), n_w)) for k in range(n_w)]
         factories = [(ScenarioBatch, (case, [days[i] for i in g], ev)) for g in self.groups]
         self.n_days = len(days)
-        self.executor = make_executor(kind, factories, address=address, names=[f"plan-{k}" for k in range(n_w)])
+        # one actor per worker: --workers says how many processes solve the scenarios
+        self.executor = make_executor(kind, factories, address=address, names=[f"plan-{k}" for k in range(n_w)],
+                                      actors=n_w)
 
     def evaluate(self, points: Sequence[tuple[np.ndarray, np.ndarray]]) -> list[list[Any]]:
         """Every scenario at every point, one round (each actor solves its days at all points)."""

@@ -26,6 +26,9 @@ class SubspaceSet:
     factories: list[Factory]
     names: list[str]
     shared: list[object] = field(default_factory=list)
+    #: the subspaces only call services that do the work elsewhere (gRPC stubs): the Ray executor gives each
+    #: its own actor and does not hold calls back to the node's CPUs
+    remote: bool = False
 
 
 class CoordinatedSystem(Protocol):

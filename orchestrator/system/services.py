@@ -249,7 +249,7 @@ class ServicesSystem:
         facs: list[tuple[Any, tuple[Any, ...]]] = [(RemoteTso, ("tso", self.services["tso"], run_id, k, t, w,
                                                                 self.tls, known))]
         facs += [(RemoteDso, (fid, self.services[fid], run_id, t, w, self.tls, known)) for fid in self.feeder_ids]
-        return SubspaceSet(factories=facs, names=["tso", *self.feeder_ids])
+        return SubspaceSet(factories=facs, names=["tso", *self.feeder_ids], remote=True)
 
     def check_reachable(self, within_s: float = REACH_S) -> None:
         """Every operator answers grpc.health within ``within_s`` (NOT_SERVING, still building its model,
