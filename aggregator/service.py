@@ -53,10 +53,10 @@ class RebookArgs:
 
     @classmethod
     def from_state(cls, state: dict[str, Any]) -> RebookArgs:
-        """The request a previous process journaled."""
-        return cls(t_from=int(state["t_from"]), no_show=[str(e) for e in state["no_show"]],
-                   late_arrival_h={str(k): float(v) for k, v in dict(state["late_arrival_h"]).items()},
-                   p_ch_mw=[float(v) for v in state["p_ch_mw"]], p_dis_mw=[float(v) for v in state["p_dis_mw"]])
+        """The request a previous process journaled (the profiles are checked by ``_rebook``, as a request's)."""
+        return cls(t_from=int(state["t_from"]), no_show=list(state["no_show"]),
+                   late_arrival_h=dict(state["late_arrival_h"]), p_ch_mw=list(state["p_ch_mw"]),
+                   p_dis_mw=list(state["p_dis_mw"]))
 
 
 class AggregatorServicer(aggregator_pb2_grpc.AggregatorServiceServicer):

@@ -381,7 +381,7 @@ def build_parser() -> argparse.ArgumentParser:
                      help="where the subspaces of csso/admm/gradient/dual run: Ray actors (default) or in this process")
     run.add_argument("--ray-actors", type=int, default=None, metavar="N",
                      help="Ray actors hosting the subspaces that are not pinned to a node (default: two per CPU of "
-                          "the cluster, at most one per subspace)")
+                          "the cluster, at most one per subspace; with --services one per operator)")
     run.add_argument("--no-ac-check", action="store_true", help="skip the pandapower AC validation")
     run.add_argument("--tls-dir", default=None,
                      help="with --services: mTLS as 'orchestrator' (DIR/ca.pem, DIR/orchestrator.pem|.key)")
