@@ -307,12 +307,11 @@ class RayExecutor:
         self.hosts = [host.options(**opts, **({"resources": {self.pins[g[0]]: PIN_SHARE}} if g[0] in self.pins
                                               else {}))
                       .remote(tuple((i, _Stored(own_keys[i], shared_keys)) for i in g)) for g in self.groups]
-        #: the actor of each subspace, in subspace order (an actor appears once per subspace it hosts)
-        self.actors: list[Any] = [None] * len(factories)
+        #: the actor (index into hosts) of each subspace
         self._host_of = [0] * len(factories)
         for h, g in enumerate(self.groups):
             for i in g:
-                self.actors[i], self._host_of[i] = self.hosts[h], h
+                self._host_of[i] = h
         #: node id of each subspace's actor, in subspace order (which subspace ran where)
         self.placement = self._host_nodes(ray.get([a.node_id.remote() for a in self.hosts]))
         self.nodes = sorted(set(self.placement))
@@ -321,8 +320,13 @@ class RayExecutor:
                       if n.get("Alive")}
         self.traffic = Traffic()
 
+    @property
+    def actors(self) -> list[Any]:
+        """The actor of each subspace, in subspace order (an actor appears once per subspace it hosts)."""
+        return [self.hosts[h] for h in self._host_of]
+
     def __len__(self) -> int:
-        return len(self.actors)
+        return len(self._host_of)
 
     def _host_nodes(self, host_nodes: Sequence[Any]) -> list[str]:
         """Each subspace's node, from each actor's."""
@@ -336,8 +340,8 @@ class RayExecutor:
         import ray
 
         t0 = time.perf_counter()
-        if len(calls) != len(self.actors):
-            raise ValueError(f"round: {len(calls)} call lists for {len(self.actors)} subspaces")
+        if len(calls) != len(self):
+            raise ValueError(f"round: {len(calls)} call lists for {len(self)} subspaces")
         refs: list[Any] = [None] * len(calls)
         busy: dict[str, int] = {}  # node -> its actors with calls in flight
         queued: dict[int, int] = {}  # actor -> its calls in flight
@@ -366,7 +370,7 @@ class RayExecutor:
         return replies
 
     def _send(self, i: int, calls: Sequence[Call]) -> Any:
-        return self.actors[i].run.remote(i, calls)
+        return self.hosts[self._host_of[i]].run.remote(i, calls)
 
     def _get(self, i: int, ref: Any, resend: Callable[[], Any]) -> Any:
         """Subspace i's reply. An actor that is temporarily unreachable (its node just went away, it is
@@ -405,7 +409,7 @@ class RayExecutor:
 
         for a in self.hosts:
             ray.kill(a)
-        self.actors, self.hosts = [], []
+        self.hosts, self._host_of = [], []
         if ray.is_initialized():
             for key in self._keys:
                 _kv()._internal_kv_del(key, namespace=KV_NAMESPACE)
