@@ -352,24 +352,27 @@ def test_aggregator_restarted_keeps_its_book(deployment: LocalDeployment) -> Non
 # Ray: a subspace actor killed mid-run is restarted and rebuilt
 
 
-def test_ray_actor_killed_mid_run(ray_session: None, system, j_ref: float) -> None:
+def test_ray_actor_killed_mid_run(ray_session: None, system, j_ref: float, monkeypatch: pytest.MonkeyPatch) -> None:
+    """dso1's actor is killed right after round 2's call was sent to it (the call is queued or running there):
+    the actor restarts, the call is re-sent, the run ends with the undisturbed objective. Killed from the send
+    itself, not after a delay: the tiny case's later rounds can all end within half a second."""
     import ray
 
     killed: list[str] = []
+    done = {"rounds": 0}
+    send = RayExecutor._send
+
+    def send_then_kill(self: RayExecutor, i: int, calls: Any) -> Any:
+        ref = send(self, i, calls)
+        if done["rounds"] == 1 and i == 1 and not killed:
+            ray.kill(self.actors[1], no_restart=False)
+            killed.append("dso1")
+        return ref
 
     def on_round(n: int, executor: CheckpointedExecutor) -> None:
-        if n == 1:  # kill dso1's actor while round 2 runs
-            inner = executor.inner
-            assert isinstance(inner, RayExecutor)
-            actor = inner.actors[1]
+        done["rounds"] = n
 
-            def kill() -> None:
-                time.sleep(0.5)
-                ray.kill(actor, no_restart=False)
-                killed.append("dso1")
-
-            threading.Thread(target=kill, daemon=True).start()
-
+    monkeypatch.setattr(RayExecutor, "_send", send_then_kill)
     res = get_strategy("csso").run(system, _options("ray", on_round=on_round))
     assert killed == ["dso1"]
     assert res.traffic.rounds == ROUNDS + 1
