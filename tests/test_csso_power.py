@@ -181,6 +181,7 @@ def test_csso_converges_by_its_own_rule_within_0_1_percent(csso_run: Any, j_star
     assert summary["ac_check"]["converged"] and summary["ac_check"]["max_voltage_error_pu"] < 1e-3
     rows = result.convergence
     assert [r["round"] for r in rows] == list(range(1, len(rows) + 1))
+    assert all(r["known_round"] == r["round"] for r in rows)  # each merge returns its bound in its own round
     objectives = [r["objective_usd"] for r in rows]
     assert all(b <= a + 1e-9 * abs(a) for a, b in zip(objectives, objectives[1:], strict=False))  # descent
     assert rows[-1]["objective_usd"] >= summary["objective_usd"] - 1e-6 * abs(j_star)  # the bound is >= J
@@ -227,6 +228,9 @@ def test_admm_and_gradient_run_in_the_same_harness(tiny: EmbeddedSystem, tiny_j_
     assert rows[0]["round"] == 1 and np.isfinite(rows[0]["objective_usd"])  # the common start
     assert all(np.isfinite(r["primal_residual_mw"]) for r in rows)
     assert admm.traffic.rounds == len(rows) + 2  # the round that evaluates J, and the final report
+    # J at the DSOs' iterate of round r is known after the TSO's evaluation in round r + 1, and counted there
+    assert rows[0]["known_round"] == 1 and all(r["known_round"] == r["round"] + 1 for r in rows[1:])
+    assert rows[-1]["known_round"] == admm.traffic.rounds - 1
     grad = get_strategy("gradient").run(system, RunOptions(progress=False, ac_check=False, extra={
         "executor": "serial", "best_known_usd": j_star, "gradient_max_rounds": 3}))
     assert grad.traffic.rounds == 3 + 1  # start, 2 price rounds, final report

@@ -18,20 +18,9 @@ from typing import Any
 
 import numpy as np
 
-#: a round counts as within a gap only at a boundary every operator dispatches (views within 0.1 MW)
-CONSISTENT_MW = 0.1
 ROWS: tuple[tuple[str, dict[str, str]], ...] = (
     ("centralized", {}), ("isolated", {}), ("csso", {"csso_surrogate": "relu"}), ("csso", {"csso_surrogate": "linear"}),
     ("admm", {}), ("gradient", {}), ("dual", {}))
-
-
-def first_within(rows: list[dict[str, Any]], gap: float) -> tuple[float, float]:
-    """(round, wall_s) of the first row within ``gap`` of J* at a consistent boundary; (nan, nan) if none."""
-    for r in rows:
-        g = r.get("gap_to_best_known", np.nan)
-        if np.isfinite(g) and g <= gap and r.get("boundary_mismatch_mw", np.inf) <= CONSISTENT_MW:
-            return float(r["round"]), float(r["wall_s"])
-    return np.nan, np.nan
 
 
 def bench_strategies(case: str, solver: str = "CLARABEL", executor: str = "ray",
@@ -40,6 +29,7 @@ def bench_strategies(case: str, solver: str = "CLARABEL", executor: str = "ray",
     from orchestrator.results.run import summarize
     from orchestrator.runtime.executors import ensure_ray
     from orchestrator.strategies import RunOptions, get_strategy
+    from orchestrator.strategies.iterative import CONSISTENT_MW, first_within
     from orchestrator.system.embedded import build_system
 
     system = build_system(case)
@@ -106,8 +96,10 @@ def bench_strategies(case: str, solver: str = "CLARABEL", executor: str = "ray",
         if "centralized" in by:
             lines.append(f"csso-relu wall / centralized wall: {c['wall'] / by['centralized']['wall']:.2f} "
                          f"({c['wall']:.1f} s vs {by['centralized']['wall']:.1f} s)")
-    lines.append("rounds: every exchange incl. the common start and the final report; r@/s@: first round (seconds "
-                 "since coordination started) within the gap of J* at a boundary every operator dispatches "
+    lines.append("rounds: every exchange incl. the common start and the final report; r@/s@: the exchange that first "
+                 "showed (seconds since coordination started) an objective within the gap of J* at a boundary every "
+                 "operator dispatches (ADMM and the price methods learn J at their DSOs' iterate from the TSO's "
+                 "evaluation one round later, so their r@ counts that round) "
                  f"(<= {CONSISTENT_MW} MW mismatch); start s: subspaces started and models built before coordination "
                  "(not in wall s; centralized builds its one model inside wall s)")
     return "\n".join(lines)

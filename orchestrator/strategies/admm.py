@@ -79,7 +79,7 @@ class Admm(Strategy[CoordinatedSystem]):
                     j = ev.cost_usd + d_prev
                     if j < best_j:
                         best_x, best_j = p_prev.copy(), j
-                    row = trace.add(rnd - 1, j, pending["r"], ev.mismatch_mw, rho=pending["rho"],
+                    row = trace.add(rnd - 1, j, pending["r"], ev.mismatch_mw, known_round=rnd, rho=pending["rho"],
                                     dual_change_mw=pending["dz"])
                     if converged or (stop_gap is not None and row["gap_to_best_known"] <= float(stop_gap)):
                         converged = True

@@ -86,7 +86,8 @@ class Gradient(Strategy[CoordinatedSystem]):
                     j = ev.cost_usd + d_prev
                     if j < best_j:
                         best_x, best_j = p_prev.copy(), j
-                    row = trace.add(rnd - 1, j, residual_prev, ev.mismatch_mw, dual_bound_usd=q_prev, step=step_prev)
+                    row = trace.add(rnd - 1, j, residual_prev, ev.mismatch_mw, known_round=rnd, dual_bound_usd=q_prev,
+                                    step=step_prev)
                     if converged or (stop_gap is not None and row["gap_to_best_known"] <= float(stop_gap)):
                         converged = True
                         break

@@ -184,7 +184,10 @@ def privacy_accounting(privacy: Any, transcript: Any, system: CoordinatedSystem)
 
 class Trace:
     """The convergence rows of an iterative strategy, the same columns for all (``convergence.csv``):
-    round, objective_usd (J at the round's boundary; CSSO: the merge's bound, >= J), gap_to_best_known
+    round, known_round (the exchange after which the row's objective was known: ADMM and the price methods
+    learn J at their DSOs' iterate of round r from the TSO's evaluation in round r + 1; CSSO's merge returns
+    its bound in the round that computes it), objective_usd (J at the round's boundary; CSSO: the merge's
+    bound, >= J), gap_to_best_known
     (NaN without a known optimum), primal_residual_mw (the strategy's own disagreement: ADMM's consensus
     residual, the price method's market mismatch |p - P_t|, CSSO's merge mismatch), boundary_mismatch_mw (the
     largest elastic mismatch of the evaluations behind objective_usd: <= 0.1 MW means every operator dispatches
@@ -200,10 +203,17 @@ class Trace:
         self.rows: list[dict[str, Any]] = []
 
     def add(self, rnd: int, objective_usd: float, residual_mw: float, mismatch_mw: float,
-            **extra: Any) -> dict[str, Any]:
+            known_round: int | None = None, **extra: Any) -> dict[str, Any]:
+        """One row for round ``rnd``'s boundary, whose objective became known in round ``known_round``
+        (default ``rnd``)."""
         gap = np.nan if self.j_star is None else (objective_usd - self.j_star) / abs(self.j_star)
         tr = self.executor.traffic
-        row: dict[str, Any] = {"round": rnd, "objective_usd": float(objective_usd), "gap_to_best_known": gap,
+        known = rnd if known_round is None else int(known_round)
+        if known < rnd:
+            raise ValueError(f"{self.strategy}: round {rnd}'s objective cannot be known before round {rnd} "
+                             f"(known_round {known})")
+        row: dict[str, Any] = {"round": rnd, "known_round": known, "objective_usd": float(objective_usd),
+                               "gap_to_best_known": gap,
                                "primal_residual_mw": float(residual_mw), "boundary_mismatch_mw": float(mismatch_mw),
                                "wall_s": time.perf_counter() - self.t0, "solves": tr.subspace_solves,
                                "bytes": tr.bytes, **extra}
@@ -219,6 +229,24 @@ class Trace:
                   + (f"  {more}" if more else ""),
                   file=sys.stderr, flush=True)
         return row
+
+
+#: a round counts as within a gap only at a boundary every operator dispatches (views within 0.1 MW): ADMM's
+#: early iterates have a good objective at a boundary the operators disagree on, which no one could dispatch
+CONSISTENT_MW = 0.1
+
+
+def first_within(rows: list[dict[str, Any]], gap: float) -> tuple[float, float]:
+    """(known_round, wall_s) of the first convergence row within ``gap`` of the best known optimum at a
+    consistent boundary (elastic mismatch <= CONSISTENT_MW); (nan, nan) if none.
+
+    Counted in the exchange that made the row's objective known (``known_round``), so every strategy pays
+    for the round in which its point is verified; ``wall_s`` is taken at the same moment."""
+    for r in rows:
+        g = float(r.get("gap_to_best_known", np.nan))
+        if np.isfinite(g) and g <= gap and float(r.get("boundary_mismatch_mw", np.inf)) <= CONSISTENT_MW:
+            return float(r.get("known_round", r["round"])), float(r.get("wall_s", np.nan))
+    return np.nan, np.nan
 
 
 def dp_average(iterates: list[np.ndarray]) -> np.ndarray:

@@ -40,8 +40,6 @@ PAPER = (
 METRICS = ("cost_usd_per_day", "cost_saving_vs_isolated_usd_per_day", "gap_to_centralized", "distribution_loss_rate",
            "pv_consumption", "transmission_loss_mwh", "ev_revenue_usd_per_day", "mean_clearing_price_usd_per_mwh",
            "rounds", "rounds_to_0_1pct", "wall_to_0_1pct_s", "wall_s", "subspace_solves", "bytes")
-#: a round counts as within the gap only at a boundary every operator can dispatch (views within 0.1 MW)
-CONSISTENT_MW = 0.1
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -50,15 +48,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--surrogate", default="relu", choices=("relu", "linear"), help="csso response surfaces")
     p.add_argument("--max-rounds", type=int, default=None, help="cap on csso/gradient rounds (tests)")
     p.add_argument("--no-ac-check", action="store_true", help="skip the pandapower AC check of every feeder")
-
-
-def first_within(rows: list[dict[str, Any]], gap: float) -> tuple[float, float]:
-    """(round, wall_s) of the first convergence row within ``gap`` of J* at a consistent boundary."""
-    for r in rows:
-        g = r.get("gap_to_best_known", np.nan)
-        if np.isfinite(g) and g <= gap and r.get("boundary_mismatch_mw", np.inf) <= CONSISTENT_MW:
-            return float(r["round"]), float(r["wall_s"])
-    return float("nan"), float("nan")
 
 
 def ev_revenue_usd_per_day(result: Any, dt_h: float) -> float:
@@ -76,6 +65,7 @@ def run(args: argparse.Namespace) -> StudyResult:
     from orchestrator.results.run import summarize, write_run
     from orchestrator.runtime.executors import ensure_ray
     from orchestrator.strategies import RunOptions, get_strategy
+    from orchestrator.strategies.iterative import CONSISTENT_MW, first_within
     from orchestrator.system.embedded import build_system
 
     out = Path(args.out)
