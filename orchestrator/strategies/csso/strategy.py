@@ -5,7 +5,7 @@ imports, costs, sensitivities and the response-surface weights. Options (``RunOp
 ``executor`` ("ray" | "serial"), ``best_known_usd`` (J* for the gap column), ``csso_max_rounds`` (30),
 ``csso_surrogate`` ("relu": the TSO's period-by-period ICNN response surfaces; "linear": first-order
 only), ``csso_hidden`` (hidden units per period, 4), ``csso_radius_mw`` (initial trust radius per DSO
-import, 1 MW), ``csso_points`` (points kept per DSO for the merge, 10), ``csso_tol`` (relative stopping
+import, 4 MW), ``csso_points`` (points kept per DSO for the merge, 10), ``csso_tol`` (relative stopping
 tolerance, 1e-5), ``csso_stop_gap`` (also stop once the bound is within this gap of ``best_known_usd``).
 """
 
@@ -36,7 +36,7 @@ class Csso(Strategy[CoordinatedSystem]):
         stop_gap = ex.get("csso_stop_gap")
         opts = HubOptions(
             max_rounds=int(ex.get("csso_max_rounds", 30)), surrogate=surrogate, hidden=int(ex.get("csso_hidden", 4)),
-            radius0_mw=float(ex.get("csso_radius_mw", 1.0)), points=int(ex.get("csso_points", 10)),
+            radius0_mw=float(ex.get("csso_radius_mw", HubOptions.radius0_mw)), points=int(ex.get("csso_points", 10)),
             tol_f=float(ex.get("csso_tol", 1e-5)), seed=int(ex.get("seed", 0)),
             target=None if (stop_gap is None or j_star is None) else j_star + float(stop_gap) * abs(j_star))
         executor, layout = executor_for(system, options)
