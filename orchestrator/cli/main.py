@@ -457,7 +457,8 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--repeat", type=int, default=5)
     bench.add_argument("--solver", default="CLARABEL")
     bench.add_argument("--strategies", action="store_true",
-                       help="centralized, isolated, csso, admm, dual in one run: one comparison table")
+                       help="centralized, isolated, csso-relu, csso-linear, admm, gradient, dual from the same start "
+                            "in one run: one comparison table")
     bench.add_argument("--services", action="store_true",
                        help="a strategy embedded vs against operator services on loopback (wall time, objective)")
     bench.add_argument("--strategy", default="csso", help="with --services: csso | admm | gradient | dual")

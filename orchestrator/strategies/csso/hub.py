@@ -182,14 +182,9 @@ def run_hub_csso(executor: Executor, n_dso: int, n_periods: int, x0: np.ndarray,
             points[k].add(prop.x, prop.cost_usd, rnd, opt.points)
             newest[k] = len(points[k].x) - 1
             fresh = True
-        t_fit = time.perf_counter()
-        if opt.surrogate == "relu":
-            xs, fs, gs = (np.array(a) for a in zip(*samples, strict=True))
-            spread = np.maximum(np.abs(xs - center.reshape(k_n, t_n)).max(axis=0),
-                                np.repeat(radius, t_n).reshape(k_n, t_n))
-            net.fit(xs, fs, gs, shift=center.reshape(k_n, t_n), scale=spread)
-        result.fit_s += time.perf_counter() - t_fit
         calm = calm + 1 if step.startswith("merge") and gained < opt.tol_f else (calm if step == "probe" else 0)
+        # the round's row (and its wall clock) before the fit: the merged objective is known from the replies,
+        # and the fit only prepares the next round's surfaces (a last round needs none)
         row = {"round": float(rnd), "objective": ub, "mismatch": float(center_tso.mismatch_mw), "accepted": step,
                "predicted": predicted, "gain": gained, "radius": float(np.median(radius)),
                "wall_s": time.perf_counter() - t0}
@@ -202,6 +197,13 @@ def run_hub_csso(executor: Executor, n_dso: int, n_periods: int, x0: np.ndarray,
         if calm >= 1 and predicted <= opt.tol_f * max(1.0, abs(ub)):
             result.converged, result.stop = True, "stationary"
             break
+        t_fit = time.perf_counter()
+        if opt.surrogate == "relu" and rnd < opt.max_rounds:
+            xs, fs, gs = (np.array(a) for a in zip(*samples, strict=True))
+            spread = np.maximum(np.abs(xs - center.reshape(k_n, t_n)).max(axis=0),
+                                np.repeat(radius, t_n).reshape(k_n, t_n))
+            net.fit(xs, fs, gs, shift=center.reshape(k_n, t_n), scale=spread)
+        result.fit_s += time.perf_counter() - t_fit
     result.x, result.objective = center, ub
     return result
 
