@@ -174,3 +174,18 @@ def test_remote_subspaces_get_their_own_actors_and_all_calls_at_once(ray_session
             ex.close()
     assert max(s for s, _ in spans[True]) < min(e for _, e in spans[True])
     assert max(s for s, _ in spans[False]) >= min(e for _, e in spans[False])
+
+
+def test_remote_subspaces_grouped_on_one_actor_still_run_at_once(ray_session: None) -> None:
+    """Three stubs on ONE actor (``--ray-actors 1`` against services): the actor runs their calls side by
+    side, so one operator's wait does not queue the others' (all three calls are running at the same moment),
+    and each stub keeps its own calls in order across rounds."""
+    ex = RayExecutor([(_Waiting, (k,)) for k in range(3)], remote=True, actors=1)
+    try:
+        assert len(ex.hosts) == 1
+        spans = [r[0] for r in ex.round([[_Waiting.wait]] * 3)]
+        again = ex.round([[_Waiting.wait, _Waiting.wait]] * 3)
+    finally:
+        ex.close()
+    assert max(s for s, _ in spans) < min(e for _, e in spans)
+    assert all(first[1] <= second[0] for first, second in again)  # a stub's own calls: one after another

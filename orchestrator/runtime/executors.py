@@ -146,7 +146,8 @@ class PortableSubspaceHost(SubspaceHost):
 
 class SubspaceGroupHost:
     """The body of a Ray actor: the subspaces of one group, each built from the cluster store, in one worker
-    process; calls run one at a time, in the order they arrive. A restarted actor rebuilds the whole group."""
+    process; calls run one at a time, in the order they arrive (for stubs of services, one thread per member:
+    each member's calls still come one round at a time). A restarted actor rebuilds the whole group."""
 
     def __init__(self, members: tuple[tuple[int, _Stored], ...]) -> None:
         shared: dict[str, Any] = {}
@@ -264,7 +265,8 @@ class RayExecutor:
     and 40.1 s.
 
     ``remote``: the subspaces are stubs of services that do the work elsewhere (``ServicesSystem``): by default
-    each gets its own actor, and a round sends every call at once (the node's CPUs only wait on the network).
+    each gets its own actor, and a round sends every call at once (the node's CPUs only wait on the network);
+    with fewer actors than stubs, an actor runs its stubs' calls concurrently (one thread per stub).
 
     ``shared`` objects are stored once and handed to the factories; a factory arg ``Shared(i)`` stands for
     ``shared[i]``.
@@ -304,8 +306,10 @@ class RayExecutor:
                 "max_restarts": ACTOR_MAX_RESTARTS, "max_task_retries": ACTOR_MAX_TASK_RETRIES}
 
         host = _remote_host()
+        # an actor of stubs only waits on its services: it runs every one of its subspaces' calls at once
+        # (threads), so grouping stubs on fewer actors (``actors``) does not queue one operator behind another
         self.hosts = [host.options(**opts, **({"resources": {self.pins[g[0]]: PIN_SHARE}} if g[0] in self.pins
-                                              else {}))
+                                              else {}), **({"max_concurrency": len(g)} if remote else {}))
                       .remote(tuple((i, _Stored(own_keys[i], shared_keys)) for i in g)) for g in self.groups]
         #: the actor (index into hosts) of each subspace
         self._host_of = [0] * len(factories)
