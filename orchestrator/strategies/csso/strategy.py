@@ -38,6 +38,7 @@ class Csso(Strategy[CoordinatedSystem]):
             max_rounds=int(ex.get("csso_max_rounds", 30)), surrogate=surrogate, hidden=int(ex.get("csso_hidden", 4)),
             radius0_mw=float(ex.get("csso_radius_mw", HubOptions.radius0_mw)), points=int(ex.get("csso_points", 10)),
             tol_f=float(ex.get("csso_tol", 1e-5)), seed=int(ex.get("seed", 0)),
+            repropose=bool(ex.get("csso_repropose", False)),
             target=None if (stop_gap is None or j_star is None) else j_star + float(stop_gap) * abs(j_star))
         executor, layout = executor_for(system, options)
         t0 = time.perf_counter()  # coordination starts: every subspace is up and has built its model
