@@ -109,6 +109,11 @@ def test_unknown_strategy(capsys: pytest.CaptureFixture[str]) -> None:
     assert "unknown strategy 'magic'" in capsys.readouterr().err
 
 
+def test_repropose_is_a_csso_option(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["run", "--strategy", "admm", "--repropose"]) == 2
+    assert "--repropose: a csso option, not for --strategy admm" in capsys.readouterr().err
+
+
 def test_ray_actors_must_be_positive_and_on_ray(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["run", "--strategy", "csso", "--ray-actors", "0"]) == 2
     assert "--ray-actors 0: a number >= 1, with --executor ray only" in capsys.readouterr().err

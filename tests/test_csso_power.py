@@ -244,3 +244,24 @@ def test_admm_and_gradient_run_in_the_same_harness(tiny: EmbeddedSystem, tiny_j_
     assert grad.traffic.rounds == 3 + 1  # start, 2 price rounds, final report
     assert np.isfinite(grad.convergence[-1]["objective_usd"]) and np.isfinite(grad.convergence[-1]["dual_bound_usd"])
     assert grad.convergence[-1]["dual_bound_usd"] <= j_star * (1 + 1e-6)  # weak duality: a lower bound
+
+
+def test_merge_rounds_do_not_ask_the_dsos_again(tiny: EmbeddedSystem, tiny_j_star: float) -> None:
+    """The loop against the earlier one that asked the DSOs in every round (``csso_repropose``): both reach
+    J* by their own rule, but a merge round now costs the TSO's solve only, so the run needs fewer solves."""
+    runs = {}
+    for again in (False, True):
+        res = get_strategy("csso").run(tiny, RunOptions(progress=False, ac_check=False, extra={
+            "executor": "serial", "best_known_usd": tiny_j_star, "csso_repropose": again}))
+        assert res.converged, res.notes
+        runs[again] = res
+    for res in runs.values():
+        gap = (summarize(tiny.spec, res)["objective_usd"] - tiny_j_star) / abs(tiny_j_star)
+        assert -1e-4 < gap < 1e-3, gap
+    n_sub = 1 + len(tiny.spec.feeders)
+    for again, res in runs.items():
+        rows = res.convergence
+        steps, solves = [r["accepted"] for r in rows[1:]], np.diff([r["solves"] for r in rows])
+        merge_cost = {int(d) for a, d in zip(steps, solves, strict=True) if a.startswith("merge")}
+        assert merge_cost == ({n_sub} if again else {1}), (again, steps, solves)
+    assert runs[False].traffic.subspace_solves < runs[True].traffic.subspace_solves

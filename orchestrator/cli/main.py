@@ -93,6 +93,10 @@ def _cmd_run(args: argparse.Namespace) -> int:
     options = RunOptions(solver=args.solver, ray_address=args.ray_address, services_file=args.services,
                          ac_check=not args.no_ac_check,
                          extra={"executor": args.executor, "csso_surrogate": args.surrogate})
+    if args.repropose:
+        if strategy.name != "csso":
+            raise UsageError(f"--repropose: a csso option, not for --strategy {strategy.name}")
+        options.extra["csso_repropose"] = True
     if args.ray_actors is not None:
         if args.ray_actors < 1 or args.executor != "ray":
             raise UsageError(f"--ray-actors {args.ray_actors}: a number >= 1, with --executor ray only")
@@ -373,6 +377,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="isolated | centralized | csso | admm | gradient | dual")
     run.add_argument("--surrogate", default="relu", choices=("relu", "linear"),
                      help="csso: the TSO's response surfaces as ReLU networks (default) or first-order only")
+    run.add_argument("--repropose", action="store_true",
+                     help="csso: ask the DSOs for proposals in every round, also in merge rounds (the earlier loop; "
+                          "for comparison)")
     run.add_argument("--out", default=None, help="output directory (default runs/CASE-STRATEGY)")
     run.add_argument("--services", default=None, help="YAML mapping operator id -> host:port")
     run.add_argument("--ray-address", default=None, help="existing Ray cluster address")
