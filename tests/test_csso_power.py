@@ -261,7 +261,7 @@ def test_merge_rounds_do_not_ask_the_dsos_again(tiny: EmbeddedSystem, tiny_j_sta
     n_sub = 1 + len(tiny.spec.feeders)
     for again, res in runs.items():
         rows = res.convergence
-        steps, solves = [r["accepted"] for r in rows[1:]], np.diff([r["solves"] for r in rows])
+        steps, solves = [str(r["accepted"]) for r in rows[1:]], np.diff([r["solves"] for r in rows])
         merge_cost = {int(d) for a, d in zip(steps, solves, strict=True) if a.startswith("merge")}
         assert merge_cost == ({n_sub} if again else {1}), (again, steps, solves)
     assert runs[False].traffic.subspace_solves < runs[True].traffic.subspace_solves
