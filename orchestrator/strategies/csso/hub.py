@@ -64,7 +64,7 @@ class HubOptions:
     radius_max_mw: float = 8.0
     #: relative bound decrease (and predicted decrease) below which the loop has converged
     tol_f: float = 1e-5
-    probe_mw: float = 0.5  # largest shift of the round-2 probe [MW]
+    probe_mw: float = 0.5  # largest shift of a probe round's probe [MW]
     #: the DSOs propose in every round, also around a centre whose points still wait for the merge (the
     #: earlier loop; ieee30-6x33-der serial: 77 instead of 54 solves, 58.3 instead of 35.4 s, the same rounds to
     #: 0.1 % and 0.01 %)
@@ -139,11 +139,11 @@ def run_hub_csso(executor: Executor, n_dso: int, n_periods: int, x0: np.ndarray,
     fresh = False  # points added since the last merge
     newest = [-1] * k_n  # index (in points[k]) of each DSO's newest point, for the radius rule
     calm = 0  # merges in a row that gained less than tol_f
-    proposed_at: np.ndarray | None = None  # the centre of the DSOs' latest proposals
-    predicted = 0.0  # what those proposals predicted together
+    predicted = 0.0  # what the DSOs' latest proposals predicted together
     for rnd in range(2, opt.max_rounds + 1):
-        # DSOs whose points around this very centre still wait for the merge would only propose them again
-        ask = opt.repropose or not (fresh and proposed_at is not None and np.array_equal(center, proposed_at))
+        # points waiting for the merge were proposed around this very centre (it moves only with a merge):
+        # asked again, the DSOs would only propose them again
+        ask = opt.repropose or not fresh
         # the TSO's surface at the centre, restricted to each DSO's imports
         f_c = np.asarray(center_tso.hourly_cost_usd, float)
         surf = [net.restricted(k, center.reshape(k_n, t_n), f_c, samples_grad(center_tso, k_n, t_n, dt_h))
@@ -185,7 +185,7 @@ def run_hub_csso(executor: Executor, n_dso: int, n_periods: int, x0: np.ndarray,
             assert probe is not None
             add_sample(probe, replies[0][0][0])
         if ask:
-            predicted, proposed_at = 0.0, sent_center
+            predicted = 0.0
         for k in range(k_n if ask else 0):
             prop = replies[1 + k][0]
             assert isinstance(prop, Proposal), type(prop)
