@@ -186,16 +186,17 @@ def test_csso_converges_by_its_own_rule_within_0_1_percent(csso_run: Any, j_star
     assert all(b <= a + 1e-9 * abs(a) for a, b in zip(objectives, objectives[1:], strict=False))  # descent
     assert rows[-1]["objective_usd"] >= summary["objective_usd"] - 1e-6 * abs(j_star)  # the bound is >= J
     c = result.traffic
-    assert c.rounds == len(rows) + 1 and c.messages == 2 * 4 * c.rounds and c.bytes > 0
-    # at most one solve per subspace per round: the start and the report ask everybody; a probe round the TSO
-    # (its probe) and every DSO (a proposal); a merge round the TSO only, when the DSOs' points around that
-    # very centre are what it merges (they would only propose them again)
+    # the report rode on the last merge round: no round of its own
+    assert c.rounds == len(rows) and c.messages == 2 * 4 * c.rounds and c.bytes > 0
+    # at most one solve per subspace per round: the start asks everybody; a probe round the TSO (its probe) and
+    # every DSO (a proposal); a merge round the TSO only, when the DSOs' points around that very centre are what
+    # it merges (they would only propose them again), and the last one also everybody's report
     solves = [r["solves"] for r in rows]
     steps = [r["accepted"] for r in rows[1:]]
-    assert solves[0] == 4 and "probe" in steps and "merge" in steps, steps
-    assert all(d == (1 if a.startswith("merge") else 4) for a, d in zip(steps, np.diff(solves), strict=True)), \
-        (steps, solves)
-    assert c.subspace_solves == solves[-1] + 4  # and the report
+    assert solves[0] == 4 and "probe" in steps and "merge" in steps and steps[-1] == "merge (reported)", steps
+    cost = {"probe": 4, "merge": 1, "merge (no gain)": 1, "merge (reported)": 1 + 4}
+    assert all(d == cost[a] for a, d in zip(steps, np.diff(solves), strict=True)), (steps, solves)
+    assert c.subspace_solves == solves[-1]
     for key in ("round", "objective_usd", "gap_to_best_known", "primal_residual_mw", "wall_s", "solves", "bytes",
                 "accepted"):
         assert key in rows[0]
@@ -262,6 +263,8 @@ def test_merge_rounds_do_not_ask_the_dsos_again(tiny: EmbeddedSystem, tiny_j_sta
     for again, res in runs.items():
         rows = res.convergence
         steps, solves = [str(r["accepted"]) for r in rows[1:]], np.diff([r["solves"] for r in rows])
-        merge_cost = {int(d) for a, d in zip(steps, solves, strict=True) if a.startswith("merge")}
+        merge_cost = {int(d) for a, d in zip(steps, solves, strict=True) if a in ("merge", "merge (no gain)")}
         assert merge_cost == ({n_sub} if again else {1}), (again, steps, solves)
+        # without the DSOs' proposals in it, the last merge round carries everybody's report
+        assert (steps[-1] == "merge (reported)" and solves[-1] == 1 + n_sub) != again, (again, steps, solves)
     assert runs[False].traffic.subspace_solves < runs[True].traffic.subspace_solves

@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from core.subspace import Evaluate, Evaluation, Report
+from core.subspace import Evaluate, Evaluation, Report, SubspaceCall
 from dso.report import FeederReport
 from orchestrator.runtime.executors import Executor, make_executor
 from orchestrator.strategies.base import RunOptions, RunResult
@@ -113,13 +113,22 @@ def best_known(options: RunOptions) -> float | None:
     return None if v is None else float(v)
 
 
+def report_calls(layout: Layout, x: np.ndarray) -> list[list[SubspaceCall]]:
+    """The calls of a report round at the boundary x: the TSO reports at P, each DSO at P_k."""
+    calls: list[list[SubspaceCall]] = [[Report(x)]]
+    return calls + [[Report(x[layout.dso_index(k)])] for k in range(layout.n_dso)]
+
+
 def finish(strategy: str, system: CoordinatedSystem, executor: Executor, layout: Layout, x: np.ndarray,
            converged: bool, t0: float, rows: list[dict[str, Any]], notes: list[str],
-           options: RunOptions | None = None, startup_s: float = 0.0) -> RunResult:
+           options: RunOptions | None = None, startup_s: float = 0.0,
+           reports: list[list[Any]] | None = None) -> RunResult:
     """The reporting round at the final boundary x: the TSO reports at P, each DSO at P_k.
 
     Counted as a round like any other but not part of the coordination: ``wall_s`` stops before it, its
-    time (exact solves and each DSO's AC check) is ``report_s``.
+    time (exact solves and each DSO's AC check) is ``report_s``. ``reports``: the replies of
+    ``report_calls(layout, x)`` when the coordination's last round already asked for them (CSSO's last merge
+    round, ``orchestrator.strategies.csso.hub``): no report round then, and its work is in ``wall_s``.
 
     In DP mode (``options.extra['privacy']``) x is built from noisy messages and need not be a point every
     DSO can take: the DSOs report first, each dispatching the import nearest x that its own constraints
@@ -130,7 +139,7 @@ def finish(strategy: str, system: CoordinatedSystem, executor: Executor, layout:
     privacy = None if options is None else options.extra.get("privacy")
     feeders: dict[str, FeederReport] = {}
     if privacy is None:
-        replies = executor.round([[Report(x)]] + [[Report(x[layout.dso_index(k)])] for k in range(layout.n_dso)])
+        replies = executor.round(report_calls(layout, x)) if reports is None else reports
         dso_replies = replies[1:]
     else:
         first = executor.round([[]] + [[Report(x[layout.dso_index(k)])] for k in range(layout.n_dso)])[1:]

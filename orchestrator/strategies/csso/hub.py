@@ -31,6 +31,12 @@ it, one the merge ignores (weight < 0.2) halves it. It stops when the last merge
 surface at its proposal against the merge's bound on its cost + surface at the centre): no subspace sees a
 better point near the centre, which for convex subspaces is the optimum.
 
+The report rides on the last merge round (``report``): once the DSOs' latest proposals predict less than
+``tol_f``, the coming merge ends the run unless it gains ``tol_f`` or more, so that merge round, in which the
+DSOs would otherwise sit idle, also asks everybody for their report at the centre. If the merge gains less,
+the run stops at that centre (whose bound is within ``tol_f`` of the merge's) with the reports in hand and no
+separate report round; if it gains more, the reports are dropped and the loop goes on.
+
 ``surrogate="linear"``: the same loop with first-order surfaces only (the TSO's prices at the centre):
 the DSOs' proposals are then trust-region-limited price responses, and the ReLU curvature's value is
 what the difference in rounds measures.
@@ -48,6 +54,9 @@ import numpy as np
 from core.subspace import Columns, Evaluate, Evaluation, Merge, MergeColumns, Optimize, Proposal, SubspaceCall
 from orchestrator.runtime.executors import Executor
 from orchestrator.strategies.csso.surrogate import HourlyIcnn
+
+#: the calls that make every subspace report at a boundary x (subspace order: the TSO, then the DSOs)
+ReportCalls = Callable[[np.ndarray], list[list[SubspaceCall]]]
 
 
 @dataclass(frozen=True)
@@ -85,6 +94,8 @@ class HubResult:
     stop: str
     history: list[dict[str, Any]] = field(default_factory=list)
     fit_s: float = 0.0
+    #: every subspace's report reply at x (subspace order), when the last round asked for them (``report``)
+    reports: list[list[Any]] | None = None
 
 
 @dataclass
@@ -112,8 +123,12 @@ class _Points:
 
 def run_hub_csso(executor: Executor, n_dso: int, n_periods: int, x0: np.ndarray, start_tso: Evaluation,
                  start_dsos: list[Evaluation], options: HubOptions = HubOptions(),
-                 on_round: Callable[[dict[str, Any]], None] | None = None, t0: float | None = None) -> HubResult:
-    """Minimise J = T + sum_k D_k from the start point x0 (whose evaluations, round 1, are given)."""
+                 on_round: Callable[[dict[str, Any]], None] | None = None, t0: float | None = None,
+                 report: ReportCalls | None = None) -> HubResult:
+    """Minimise J = T + sum_k D_k from the start point x0 (whose evaluations, round 1, are given).
+
+    ``report``: the calls of a report round at a boundary; given, the merge round that can end the run also
+    asks for them at its centre (module docstring) and a run that stops there returns them (``reports``)."""
     opt = options
     k_n, t_n = n_dso, n_periods
     t0 = time.perf_counter() if t0 is None else t0
@@ -159,6 +174,13 @@ def run_hub_csso(executor: Executor, n_dso: int, n_periods: int, x0: np.ndarray,
             tso_call = Evaluate(probe)
         calls: list[list[SubspaceCall]] = [[tso_call]]
         calls += [[Optimize(((idx[k], surf[k]),), center, move)] if ask else [] for k in range(k_n)]
+        # a merge after proposals that predict less than tol_f ends the run unless it gains tol_f: the DSOs,
+        # idle in a merge round, report at the centre meanwhile
+        folded = (report is not None and probe is None and not ask
+                  and predicted <= opt.tol_f * max(1.0, abs(ub)))
+        if folded:
+            assert report is not None
+            calls = [c + r for c, r in zip(calls, report(center), strict=True)]
         replies = executor.round(calls)
         result.rounds = rnd
         step = "probe"
@@ -172,7 +194,10 @@ def run_hub_csso(executor: Executor, n_dso: int, n_periods: int, x0: np.ndarray,
                     points[k].used[j] = rnd
                 _update_radius(radius, k, th, newest[k], points[k], sent_center[idx[k]], opt)
             gained = (ub - merge.bound_usd) / max(1.0, abs(ub))
-            if merge.bound_usd < ub:
+            if folded and gained < opt.tol_f:  # the run ends at the centre everybody just reported at
+                result.reports = [replies[0][1:], *replies[1:]]
+                step = "merge (reported)"
+            elif merge.bound_usd < ub:
                 center, center_tso, ub = merge.x.copy(), merge.evaluation, float(merge.bound_usd)
                 hull = np.array([float(np.asarray(merge.theta[k])[: opt.points] @ points[k].padded(opt.points)[1])
                                  for k in range(k_n)])

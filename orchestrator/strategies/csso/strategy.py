@@ -12,11 +12,20 @@ tolerance, 1e-5), ``csso_stop_gap`` (also stop once the bound is within this gap
 from __future__ import annotations
 
 import time
+from functools import partial
 from typing import Any
 
 from orchestrator.strategies.base import RunOptions, RunResult, Strategy
 from orchestrator.strategies.csso.hub import HubOptions, run_hub_csso
-from orchestrator.strategies.iterative import Trace, best_known, executor_for, finish, start_point, start_round
+from orchestrator.strategies.iterative import (
+    Trace,
+    best_known,
+    executor_for,
+    finish,
+    report_calls,
+    start_point,
+    start_round,
+)
 from orchestrator.system import CoordinatedSystem
 
 SURROGATES = ("relu", "linear")
@@ -51,12 +60,14 @@ class Csso(Strategy[CoordinatedSystem]):
                 trace.add(int(row["round"]), float(row["objective"]), float(row["mismatch"]), float(row["mismatch"]),
                           accepted=row["accepted"], predicted_usd=row["predicted"], radius_mw=row["radius"])
 
+            # in DP mode the report is two rounds of its own (``finish``): it cannot ride on the last merge round
+            fold = None if ex.get("privacy") is not None else partial(report_calls, layout)
             res = run_hub_csso(executor, layout.n_dso, layout.n_periods, start.x0, start.tso, start.dsos, opts,
-                               on_round=on_round, t0=t0)
+                               on_round=on_round, t0=t0, report=fold)
             kind = type(getattr(executor, "inner", executor)).__name__  # under the checkpoint wrapper
             notes = [f"CSSO ({surrogate} surfaces): {res.rounds} rounds, stopped: {res.stop}; surface fits "
                      f"{res.fit_s:.2f} s; executor {kind}"]
             return finish(self.name, system, executor, layout, res.x, res.converged, t0, trace.rows, notes, options,
-                          startup_s=t0 - t_launch)
+                          startup_s=t0 - t_launch, reports=res.reports)
         finally:
             executor.close()
