@@ -223,8 +223,11 @@ def deployment(tiny_deployment: LocalDeployment) -> LocalDeployment:
 
 
 def _remote(dep: LocalDeployment, run_id: str, timeout_s: float) -> ServicesSystem:
-    return ServicesSystem(load_case(CASE), load_services(dep.services_file), run_id, operator_timeout_s=timeout_s,
-                        tls=dep.client_tls)
+    """The system ``gridcoord run --services`` coordinates: every operator has answered its health check."""
+    system = ServicesSystem(load_case(CASE), load_services(dep.services_file), run_id, operator_timeout_s=timeout_s,
+                            tls=dep.client_tls)
+    system.check_reachable()
+    return system
 
 
 def test_dso_killed_after_round_1_and_restarted(deployment: LocalDeployment, j_ref: float) -> None:

@@ -12,7 +12,8 @@ Two copies of every boundary entry, the TSO's P_t (K, T) and the DSOs' p (K, T),
 
 Settings and why: a = 1.6 is the value Boyd et al. report as usually faster (Eckstein & Bertsekas' range
 1.5-1.8); the balancing factors 10 and 2 are theirs. The start is the common start of every iterative
-strategy (``iterative.start_round``): z = x0 and the duals at the TSO's clearing prices there
+strategy (``iterative.start_round``, the TSO alone: the first DSO solves need only the duals): z = x0 and
+the duals at the TSO's clearing prices there
 (u_t = -lambda0 dt / rho, u_d = +lambda0 dt / rho: the multipliers of P_t = z and p = z at a consensus
 priced at lambda0), so ADMM starts with the same price information as CSSO and the price iteration.
 rho0 = ``admm_rho`` ($/MW^2): 2 by default; rho is comparing a price ($/MW) with a boundary move (MW), so
@@ -55,7 +56,7 @@ class Admm(Strategy[CoordinatedSystem]):
             max_rounds = int(ex.get("admm_max_rounds", 150))
             alpha = float(ex.get("admm_alpha", OVER_RELAXATION))
             stop_gap = ex.get("admm_stop_gap")
-            start = start_round(executor, layout, start_point(system))
+            start = start_round(executor, layout, start_point(system), dsos=False)  # the TSO alone
             trace = Trace(self.name, executor, t0, options)
             trace.add(1, start.objective_usd, start.mismatch_mw, start.mismatch_mw, rho=rho)
             dt = float(start.tso.dt_h)
@@ -67,7 +68,7 @@ class Admm(Strategy[CoordinatedSystem]):
             d_prev = 0.0
             converged = False
             pending: dict[str, float] = {}
-            best_x, best_j = start.x0.copy(), start.objective_usd
+            best_x, best_j = start.x0.copy(), np.inf  # J(x0) is not known (the DSOs did not evaluate x0)
             iterates: list[np.ndarray] = []
             for rnd in range(2, max_rounds + 1):
                 calls: list[list[SubspaceCall]] = [[Prox(z - u_t, rho),

@@ -221,6 +221,10 @@ class ServicesSystem:
         #: a resumed run: every operator answered this run before, so the window applies from the first call
         #: (services restarted together with the orchestrator may still be starting)
         self.resumed = resumed
+        #: every operator answered grpc.health before the run (``check_reachable``): each is known to exist,
+        #: so the window applies from the first call (CSSO and ADMM first call a DSO in round 2, after the
+        #: TSO alone has evaluated the start: one that dies in between is waited for, not taken for a typo)
+        self.reachable = False
         self.privacy = privacy
         require(services, "tso")
         for fid in spec.feeder_ids:
@@ -245,7 +249,7 @@ class ServicesSystem:
         Each call starts a new coordination (a fresh run id), whose exchanges are numbered from 1."""
         k, t = len(self.feeder_ids), self.n_periods
         run_id = f"{self.run_id}-{uuid.uuid4().hex[:8]}"
-        w, known = self.operator_timeout_s, self.resumed
+        w, known = self.operator_timeout_s, self.resumed or self.reachable
         facs: list[tuple[Any, tuple[Any, ...]]] = [(RemoteTso, ("tso", self.services["tso"], run_id, k, t, w,
                                                                 self.tls, known))]
         facs += [(RemoteDso, (fid, self.services[fid], run_id, t, w, self.tls, known)) for fid in self.feeder_ids]
@@ -256,7 +260,8 @@ class ServicesSystem:
         counts: the recovery window covers it), else ``OperatorUnavailable`` naming every one that did not.
 
         A new run calls this before it starts Ray or writes anything, so a wrong address or an operator not
-        started is one error in seconds. A resumed run skips it: its operators may be restarting."""
+        started is one error in seconds; after it every operator is known (``reachable``). A resumed run
+        skips it: its operators may be restarting."""
         if self.resumed:
             return
         ids = ["tso", *self.feeder_ids]
@@ -286,6 +291,7 @@ class ServicesSystem:
             raise OperatorUnavailable(missing[0], "grpc.health Check",
                                       f"{len(missing)} of {len(ids)} operators did not answer within {within_s:g} s "
                                       f"({how}): {names} (not started, wrong address, or TLS handshake refused)")
+        self.reachable = True
 
     def forecast_mw(self) -> np.ndarray:
         """The DSOs' naive import forecasts (K*T,), asked for directly (the start of every iterative strategy)."""

@@ -13,8 +13,13 @@ System cost J(x) = T(x) + sum_k D_k(x_k) over the boundary imports x (K, T); T (
   points each DSO can dispatch, so TSO and DSOs agree on it. It also returns the TSO's exact cost per period
   and sensitivities there: T samples of the response surface per solve.
 
-The first round of every iterative strategy (``iterative.start_round``) evaluates everybody at the
-start point x0; the TSO's prices there are what the DSOs first optimise against. Then the rounds alternate:
+The first round (``iterative.start_round``) has the TSO alone evaluate the start point x0: its prices
+there are what the DSOs first optimise against, and the DSOs' values at x0 would serve only as a first merge
+column that the merge does not take (dropping it after round 2 left every round's objective the same to the
+cent on ieee30-3x33 and ieee30-6x33-der, serial runs 2026-12-07), at 32 solves on ieee118-32x33. J is then
+unknown until the first merge, which need not improve on J(x0); every later merge has the centre among its
+feasible points and is a descent step. Given ``start_dsos`` (their evaluations at x0), x0 is every DSO's
+first point and J(x0) the first bound. Then the rounds alternate:
 in a *probe* round the DSOs propose around the centre while the TSO, with nothing new to merge, evaluates a
 probe (the centre shifted from dear towards cheap periods, where the DSOs will move) for the surface's
 curvature; in the next, *merge* round the TSO merges those points and the DSOs are not asked, since the
@@ -122,10 +127,11 @@ class _Points:
 
 
 def run_hub_csso(executor: Executor, n_dso: int, n_periods: int, x0: np.ndarray, start_tso: Evaluation,
-                 start_dsos: list[Evaluation], options: HubOptions = HubOptions(),
+                 start_dsos: list[Evaluation] | None, options: HubOptions = HubOptions(),
                  on_round: Callable[[dict[str, Any]], None] | None = None, t0: float | None = None,
                  report: ReportCalls | None = None) -> HubResult:
-    """Minimise J = T + sum_k D_k from the start point x0 (whose evaluations, round 1, are given).
+    """Minimise J = T + sum_k D_k from the start point x0 (whose evaluations, round 1, are given; without
+    ``start_dsos`` the DSOs' first proposals are their first points and J is unknown until the first merge).
 
     ``report``: the calls of a report round at a boundary; given, the merge round that can end the run also
     asks for them at its centre (module docstring) and a run that stops there returns them (``reports``)."""
@@ -134,7 +140,8 @@ def run_hub_csso(executor: Executor, n_dso: int, n_periods: int, x0: np.ndarray,
     t0 = time.perf_counter() if t0 is None else t0
     idx = [np.arange(k * t_n, (k + 1) * t_n) for k in range(k_n)]
     dt_h = float(start_tso.dt_h)
-    points = [_Points([x0[i].copy()], [float(d.cost_usd)], [1]) for i, d in zip(idx, start_dsos, strict=True)]
+    points = ([_Points([x0[i].copy()], [float(d.cost_usd)], [1]) for i, d in zip(idx, start_dsos, strict=True)]
+              if start_dsos is not None else [_Points([], [], []) for _ in idx])
     samples: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
 
     def add_sample(x: np.ndarray, ev: Evaluation) -> None:
@@ -145,8 +152,9 @@ def run_hub_csso(executor: Executor, n_dso: int, n_periods: int, x0: np.ndarray,
 
     add_sample(x0, start_tso)
     center, center_tso = x0.copy(), start_tso
-    ub = float(start_tso.cost_usd + sum(d.cost_usd for d in start_dsos))
-    hull = np.array([d.cost_usd for d in start_dsos], dtype=float)  # bound on D_k at the centre
+    # the bound on J at the centre and on each D_k there (unknown, inf / NaN, until the DSOs' first points)
+    ub = float(start_tso.cost_usd + sum(d.cost_usd for d in start_dsos)) if start_dsos is not None else np.inf
+    hull = np.array([d.cost_usd for d in start_dsos] if start_dsos is not None else [np.nan] * k_n, dtype=float)
     radius = np.full(k_n, opt.radius0_mw)
     net = HourlyIcnn(k_n, t_n, hidden=opt.hidden if opt.surrogate == "relu" else 0, seed=opt.seed,
                      epochs=opt.epochs, refit_epochs=opt.refit_epochs)
@@ -177,7 +185,7 @@ def run_hub_csso(executor: Executor, n_dso: int, n_periods: int, x0: np.ndarray,
         # a merge after proposals that predict less than tol_f ends the run unless it gains tol_f: the DSOs,
         # idle in a merge round, report at the centre meanwhile
         folded = (report is not None and probe is None and not ask
-                  and predicted <= opt.tol_f * max(1.0, abs(ub)))
+                  and np.isfinite(ub) and predicted <= opt.tol_f * max(1.0, abs(ub)))
         if folded:
             assert report is not None
             calls = [c + r for c, r in zip(calls, report(center), strict=True)]
@@ -193,7 +201,7 @@ def run_hub_csso(executor: Executor, n_dso: int, n_periods: int, x0: np.ndarray,
                 for j in np.flatnonzero(th[: len(points[k].x)] > 1e-6):
                     points[k].used[j] = rnd
                 _update_radius(radius, k, th, newest[k], points[k], sent_center[idx[k]], opt)
-            gained = (ub - merge.bound_usd) / max(1.0, abs(ub))
+            gained = (ub - merge.bound_usd) / max(1.0, abs(ub)) if np.isfinite(ub) else np.inf
             if folded and gained < opt.tol_f:  # the run ends at the centre everybody just reported at
                 result.reports = [replies[0][1:], *replies[1:]]
                 step = "merge (reported)"
@@ -216,24 +224,28 @@ def run_hub_csso(executor: Executor, n_dso: int, n_periods: int, x0: np.ndarray,
             assert isinstance(prop, Proposal), type(prop)
             if not prop.ok or not np.isfinite(prop.cost_usd):
                 continue
-            predicted += max(0.0, sent_hull[k] + float(surf[k].value(sent_center[idx[k]]))
-                             - prop.cost_usd - float(surf[k].value(prop.x)))
+            # what the proposal predicts against the centre (unknown while D_k there is)
+            predicted += (max(0.0, sent_hull[k] + float(surf[k].value(sent_center[idx[k]]))
+                              - prop.cost_usd - float(surf[k].value(prop.x)))
+                          if np.isfinite(sent_hull[k]) else np.inf)
             points[k].add(prop.x, prop.cost_usd, rnd, opt.points)
             newest[k] = len(points[k].x) - 1
             fresh = True
+        fresh = fresh and all(p.x for p in points)  # a merge needs a point of every DSO
         calm = calm + 1 if step.startswith("merge") and gained < opt.tol_f else (calm if step == "probe" else 0)
         # the round's row (and its wall clock) before the fit: the merged objective is known from the replies,
         # and the fit only prepares the next round's surfaces (a last round needs none)
-        row = {"round": float(rnd), "objective": ub, "mismatch": float(center_tso.mismatch_mw), "accepted": step,
-               "predicted": predicted, "gain": gained, "radius": float(np.median(radius)),
-               "wall_s": time.perf_counter() - t0}
+        row = {"round": float(rnd), "objective": ub if np.isfinite(ub) else np.nan,
+               "mismatch": float(center_tso.mismatch_mw), "accepted": step,
+               "predicted": predicted if np.isfinite(predicted) else np.nan, "gain": gained,
+               "radius": float(np.median(radius)), "wall_s": time.perf_counter() - t0}
         result.history.append(row)
         if on_round is not None:
             on_round(row)
         if opt.target is not None and ub <= opt.target:
             result.converged, result.stop = True, "target"
             break
-        if calm >= 1 and predicted <= opt.tol_f * max(1.0, abs(ub)):
+        if calm >= 1 and np.isfinite(ub) and predicted <= opt.tol_f * max(1.0, abs(ub)):
             result.converged, result.stop = True, "stationary"
             break
         t_fit = time.perf_counter()
@@ -268,7 +280,8 @@ def _update_radius(radius: np.ndarray, k: int, theta: np.ndarray, newest: int, p
     edge; shrink it when the merge did not want the point."""
     if newest < 0 or newest >= theta.size:
         return
-    w = float(theta[newest])
+    # the unused slots of the merge repeat the first point (``_Points.padded``): their weight is the first's too
+    w = float(theta[newest] + (theta[len(pts.x):].sum() if newest == 0 else 0.0))
     at_edge = float(np.max(np.abs(pts.x[newest] - center_k))) >= 0.99 * radius[k]
     if w > 0.8 and at_edge:
         radius[k] = min(2.0 * radius[k], opt.radius_max_mw)

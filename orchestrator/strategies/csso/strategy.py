@@ -52,7 +52,7 @@ class Csso(Strategy[CoordinatedSystem]):
         executor, layout = executor_for(system, options)
         t0 = time.perf_counter()  # coordination starts: every subspace is up and has built its model
         try:
-            start = start_round(executor, layout, start_point(system))
+            start = start_round(executor, layout, start_point(system), dsos=False)  # the TSO alone
             trace = Trace(self.name, executor, t0, options)
             trace.add(1, start.objective_usd, start.mismatch_mw, start.mismatch_mw, accepted="start")
 
