@@ -200,6 +200,8 @@ def run_hub_csso(executor: Executor, n_dso: int, n_periods: int, x0: np.ndarray,
                 th = np.asarray(merge.theta[k])
                 for j in np.flatnonzero(th[: len(points[k].x)] > 1e-6):
                     points[k].used[j] = rnd
+                if points[k].x and th[len(points[k].x):].sum() > 1e-6:  # the padded slots repeat the first point
+                    points[k].used[0] = rnd
                 _update_radius(radius, k, th, newest[k], points[k], sent_center[idx[k]], opt)
             gained = (ub - merge.bound_usd) / max(1.0, abs(ub)) if np.isfinite(ub) else np.inf
             if folded and gained < opt.tol_f:  # the run ends at the centre everybody just reported at
