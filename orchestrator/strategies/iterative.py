@@ -158,7 +158,7 @@ def finish(strategy: str, system: CoordinatedSystem, executor: Executor, layout:
         first = executor.round([[]] + [[Report(x[layout.dso_index(k)])] for k in range(layout.n_dso)])[1:]
         x = np.concatenate([np.asarray(r[0].p_import_mw, float) for r in first])
         # everybody reports at the imports the DSOs can take (for a DSO: its own dispatch again, exactly)
-        replies = executor.round([[Report(x)]] + [[Report(x[layout.dso_index(k)])] for k in range(layout.n_dso)])
+        replies = executor.round(report_calls(layout, x))
         dso_replies = replies[1:]
     tso = replies[0][0]
     assert isinstance(tso, TsoReport), type(tso)

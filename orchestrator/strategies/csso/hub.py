@@ -119,6 +119,14 @@ class _Points:
         self.cost.append(float(cost))
         self.used.append(rnd)
 
+    def weights(self, theta: np.ndarray) -> np.ndarray:
+        """Each point's weight in a merge over ``padded`` slots (the unused slots repeat the first point)."""
+        th = np.asarray(theta, float)
+        w = th[: len(self.x)].copy()
+        if self.x:
+            w[0] += th[len(self.x):].sum()
+        return w
+
     def padded(self, m: int) -> tuple[np.ndarray, np.ndarray]:
         """(m, T) points and (m,) costs, repeating the first point in unused slots (a repeat changes nothing)."""
         pts = self.x + [self.x[0]] * (m - len(self.x))
@@ -198,10 +206,8 @@ def run_hub_csso(executor: Executor, n_dso: int, n_periods: int, x0: np.ndarray,
             assert isinstance(merge, Merge), type(merge)
             for k in range(k_n):
                 th = np.asarray(merge.theta[k])
-                for j in np.flatnonzero(th[: len(points[k].x)] > 1e-6):
+                for j in np.flatnonzero(points[k].weights(th) > 1e-6):
                     points[k].used[j] = rnd
-                if points[k].x and th[len(points[k].x):].sum() > 1e-6:  # the padded slots repeat the first point
-                    points[k].used[0] = rnd
                 _update_radius(radius, k, th, newest[k], points[k], sent_center[idx[k]], opt)
             gained = (ub - merge.bound_usd) / max(1.0, abs(ub)) if np.isfinite(ub) else np.inf
             if folded and gained < opt.tol_f:  # the run ends at the centre everybody just reported at
@@ -280,10 +286,9 @@ def _update_radius(radius: np.ndarray, k: int, theta: np.ndarray, newest: int, p
                    opt: HubOptions) -> None:
     """Grow DSO k's region when the merge took its newest point whole and the point was at the region's
     edge; shrink it when the merge did not want the point."""
-    if newest < 0 or newest >= theta.size:
+    if newest < 0 or newest >= len(pts.x):
         return
-    # the unused slots of the merge repeat the first point (``_Points.padded``): their weight is the first's too
-    w = float(theta[newest] + (theta[len(pts.x):].sum() if newest == 0 else 0.0))
+    w = float(pts.weights(theta)[newest])
     at_edge = float(np.max(np.abs(pts.x[newest] - center_k))) >= 0.99 * radius[k]
     if w > 0.8 and at_edge:
         radius[k] = min(2.0 * radius[k], opt.radius_max_mw)
