@@ -171,6 +171,12 @@ def run_hub_csso(executor: Executor, n_dso: int, n_periods: int, x0: np.ndarray,
     newest = [-1] * k_n  # index (in points[k]) of each DSO's newest point, for the radius rule
     calm = 0  # merges in a row that gained less than tol_f
     predicted = 0.0  # what the DSOs' latest proposals predicted together
+
+    def predicts_little() -> bool:
+        """The DSOs' latest proposals predict less than tol_f of the bound at the centre (never while it is
+        unknown): the stopping test, and the sign that the coming merge can end the run."""
+        return bool(np.isfinite(ub) and predicted <= opt.tol_f * max(1.0, abs(ub)))
+
     for rnd in range(2, opt.max_rounds + 1):
         # points waiting for the merge were proposed around this very centre (it moves only with a merge):
         # asked again, the DSOs would only propose them again
@@ -192,8 +198,7 @@ def run_hub_csso(executor: Executor, n_dso: int, n_periods: int, x0: np.ndarray,
         calls += [[Optimize(((idx[k], surf[k]),), center, move)] if ask else [] for k in range(k_n)]
         # a merge after proposals that predict less than tol_f ends the run unless it gains tol_f: the DSOs,
         # idle in a merge round, report at the centre meanwhile
-        folded = (report is not None and probe is None and not ask
-                  and np.isfinite(ub) and predicted <= opt.tol_f * max(1.0, abs(ub)))
+        folded = report is not None and probe is None and not ask and predicts_little()
         if folded:
             assert report is not None
             calls = [c + r for c, r in zip(calls, report(center), strict=True)]
@@ -253,7 +258,7 @@ def run_hub_csso(executor: Executor, n_dso: int, n_periods: int, x0: np.ndarray,
         if opt.target is not None and ub <= opt.target:
             result.converged, result.stop = True, "target"
             break
-        if calm >= 1 and np.isfinite(ub) and predicted <= opt.tol_f * max(1.0, abs(ub)):
+        if calm >= 1 and predicts_little():
             result.converged, result.stop = True, "stationary"
             break
         t_fit = time.perf_counter()
